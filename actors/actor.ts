@@ -1,0 +1,94 @@
+// The contract between pure actor behaviour and the hosts that run it (the threaded nact runtime in
+// runtime/, and the deterministic simulator used by tests). Everything here is plain data or a pure
+// function: an actor never performs I/O, reads a clock or draws randomness itself.
+
+/** Where an actor lives. Actors with the same `key` share a shard thread (default key: `kind/id`). */
+export interface Address {
+  readonly kind: string;
+  readonly id: string;
+  /** Colocation key: e.g. a function's name, so its router, autoscaler and sandboxes share a thread. */
+  readonly key?: string;
+}
+
+/** Opaque token identifying a pending ask; an actor answers it with a `reply` effect. */
+export interface ReplyTo {
+  /** Endpoint that asked (shard index, or a client endpoint number). */
+  readonly origin: number;
+  /** Correlation id, unique per origin. */
+  readonly id: number;
+}
+
+export interface ActorError {
+  /** Stable machine-readable code, e.g. `ASK_TIMEOUT`, `NO_SUCH_ACTOR`, `ACTOR_CRASHED`. */
+  readonly code: string;
+  readonly message: string;
+}
+
+export type AskResult<T = unknown> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: ActorError };
+
+/** What a step asks its host to do, in order, after the state is committed. */
+export type Effect<M> =
+  /** Fire-and-forget message. Order is kept per sender-receiver pair. */
+  | { readonly type: 'send'; readonly to: Address; readonly message: unknown }
+  /** Request/response; the outcome comes back to this actor as the message `then(result)`. */
+  | { readonly type: 'ask'; readonly to: Address; readonly message: unknown; readonly timeoutMs: number; readonly then: (result: AskResult) => M }
+  /** Answer a pending ask (from `StepContext.replyTo`). */
+  | { readonly type: 'reply'; readonly to: ReplyTo; readonly value: unknown }
+  /** Answer a pending ask with an error. */
+  | { readonly type: 'fail'; readonly to: ReplyTo; readonly error: ActorError }
+  /** I/O through a named port of the host (sandbox runtime, store, ...); the outcome returns as `then(result)`. */
+  | { readonly type: 'call'; readonly service: string; readonly input: unknown; readonly then: (result: AskResult) => M }
+  /** Deliver `message` to self after `afterMs` ms. A named timer replaces an earlier one of the same name. */
+  | { readonly type: 'schedule'; readonly afterMs: number; readonly message: M; readonly timer?: string }
+  | { readonly type: 'cancel'; readonly timer: string }
+  /** Create an actor (no-op if it already exists); `init` is passed to its kind's `init`. */
+  | { readonly type: 'spawn'; readonly address: Address; readonly init?: unknown }
+  /** Stop this actor once the current step's effects are done. */
+  | { readonly type: 'stop' }
+  | { readonly type: 'log'; readonly level: 'debug' | 'info' | 'warn' | 'error'; readonly text: string };
+
+export interface StepContext {
+  /** Milliseconds, from the host's injected clock. */
+  readonly now: number;
+  readonly self: Address;
+  /** Present when the message arrived through an ask. */
+  readonly replyTo?: ReplyTo;
+  /** Address of the sending actor, when the sender is an actor. */
+  readonly sender?: Address;
+  /** Seeded random source in [0, 1). */
+  readonly random: () => number;
+}
+
+export interface Step<S, M> {
+  readonly state: S;
+  readonly effects?: readonly Effect<M>[];
+}
+
+export type CrashPolicy = 'restart' | 'stop';
+
+export interface ActorKind<S = any, M = any> {
+  readonly kind: string;
+  /** Spawn on first message (virtual-actor style). Otherwise messages to a missing actor are dead letters. */
+  readonly virtual?: boolean;
+  /** Stop the actor after this many ms without a message (it respawns on demand if `virtual`). */
+  readonly passivateAfterMs?: number;
+  /** What to do when `step` throws. Default `restart` (state from `init` again). */
+  readonly onCrash?: CrashPolicy;
+  init(address: Address, arg: unknown, now: number): S;
+  step(state: S, message: M, ctx: StepContext): Step<S, M>;
+  /** Small JSON-able summary of the state, for inspection. Default: the state itself. */
+  summary?(state: S): unknown;
+}
+
+export function assertNever(value: never, what = 'value'): never {
+  throw new Error(`unexpected ${what}: ${JSON.stringify(value)}`);
+}
+
+export function defaultKey(address: Address): string {
+  return address.key ?? `${address.kind}/${address.id}`;
+}
+
+/** One short line for logs, transcripts and the console. */
+export function printAddress(address: Address): string {
+  return address.key && address.key !== address.id ? `${address.kind}:${address.id}@${address.key}` : `${address.kind}:${address.id}`;
+}

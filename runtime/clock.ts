@@ -1,0 +1,116 @@
+// The clock port. This is the only file that reads the real clock: everything else takes a Clock,
+// so tests can run on a ManualClock and scripted time.
+import { performance } from 'node:perf_hooks';
+
+export interface TimerHandle {
+  readonly id: number;
+}
+
+export interface Clock {
+  /** Milliseconds since an arbitrary epoch (wall time for RealClock, 0-based for ManualClock). */
+  now(): number;
+  /** Run `fn` once after `ms` milliseconds. */
+  setTimer(ms: number, fn: () => void): TimerHandle;
+  clearTimer(handle: TimerHandle): void;
+}
+
+/** Monotonic microseconds, for measuring processing time in stats (never for behaviour). */
+export function monotonicUs(): number {
+  return performance.now() * 1000;
+}
+
+export class RealClock implements Clock {
+  private readonly timers = new Map<number, NodeJS.Timeout>();
+  private nextId = 1;
+
+  now(): number {
+    return Date.now();
+  }
+
+  setTimer(ms: number, fn: () => void): TimerHandle {
+    const id = this.nextId++;
+    const timeout = setTimeout(() => {
+      this.timers.delete(id);
+      fn();
+    }, Math.max(0, ms));
+    this.timers.set(id, timeout);
+    return { id };
+  }
+
+  clearTimer(handle: TimerHandle): void {
+    const timeout = this.timers.get(handle.id);
+    if (timeout !== undefined) {
+      clearTimeout(timeout);
+      this.timers.delete(handle.id);
+    }
+  }
+
+  /** Cancel every pending timer (used at shutdown so no handle keeps the thread alive). */
+  clearAll(): void {
+    for (const timeout of this.timers.values()) clearTimeout(timeout);
+    this.timers.clear();
+  }
+}
+
+interface ManualTimer {
+  readonly id: number;
+  readonly due: number;
+  readonly fn: () => void;
+}
+
+/** Time moves only when `advance` is called; due timers fire in due-time order, ties in creation order. */
+export class ManualClock implements Clock {
+  private current: number;
+  private readonly timers = new Map<number, ManualTimer>();
+  private nextId = 1;
+
+  constructor(start = 0) {
+    this.current = start;
+  }
+
+  now(): number {
+    return this.current;
+  }
+
+  setTimer(ms: number, fn: () => void): TimerHandle {
+    const timer = { id: this.nextId++, due: this.current + Math.max(0, ms), fn };
+    this.timers.set(timer.id, timer);
+    return { id: timer.id };
+  }
+
+  clearTimer(handle: TimerHandle): void {
+    this.timers.delete(handle.id);
+  }
+
+  clearAll(): void {
+    this.timers.clear();
+  }
+
+  /** Move time forward by `ms`, firing every timer that falls due on the way (including ones set by timers). */
+  advance(ms: number): void {
+    const target = this.current + ms;
+    for (;;) {
+      let next: ManualTimer | undefined;
+      for (const t of this.timers.values()) {
+        if (t.due <= target && (next === undefined || t.due < next.due || (t.due === next.due && t.id < next.id))) next = t;
+      }
+      if (next === undefined) break;
+      const fired = next;
+      this.timers.delete(fired.id);
+      this.current = Math.max(this.current, fired.due);
+      fired.fn();
+    }
+    this.current = target;
+  }
+
+  /** Due time of the earliest pending timer, ms; undefined when none. */
+  nextDue(): number | undefined {
+    let due: number | undefined;
+    for (const t of this.timers.values()) if (due === undefined || t.due < due) due = t.due;
+    return due;
+  }
+
+  pendingTimers(): number {
+    return this.timers.size;
+  }
+}

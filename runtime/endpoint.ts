@@ -1,0 +1,101 @@
+// An endpoint is one thread's place in the actor mesh: a shard (0..shards-1) or the client side of
+// the process that started the runtime (index = shards). It routes envelopes and keeps the pending
+// asks it sent, with its own correlation ids (never nact's query, which loses replies under load).
+import type { ActorError, Address, AskResult } from '../actors/actor.js';
+import type { Clock, TimerHandle } from './clock.js';
+import { ASK, REPLY, SHARD_KIND, TELL, type Envelope } from './envelope.js';
+import { actorError } from './errors.js';
+import { shardOf } from './hash.js';
+import type { OutboundLink } from './link.js';
+
+interface PendingAsk {
+  readonly settle: (result: AskResult) => void;
+  readonly timer: TimerHandle;
+}
+
+export abstract class Endpoint {
+  protected readonly pending = new Map<number, PendingAsk>();
+  private nextAskId = 1;
+  protected stopped = false;
+
+  constructor(
+    readonly index: number,
+    readonly shards: number,
+    readonly clock: Clock,
+    /** Outbound link per endpoint index; undefined for this endpoint itself. */
+    protected readonly links: (OutboundLink | undefined)[],
+  ) {}
+
+  /** Deliver an envelope addressed to an actor on this endpoint (shards only). */
+  protected abstract deliverLocal(envelope: Envelope): void;
+
+  route(envelope: Envelope): void {
+    // Replies go back to the asking endpoint; shard control asks name their shard; the rest hash.
+    const target = envelope.t === REPLY ? envelope.o : envelope.to.kind === SHARD_KIND ? Number(envelope.to.id) : shardOf(envelope.to, this.shards);
+    if (target === this.index) {
+      if (envelope.t === REPLY) this.settleReply(envelope.i, envelope.ok ? { ok: true, value: envelope.v } : { ok: false, error: envelope.v as ActorError });
+      else this.deliverLocal(envelope);
+      return;
+    }
+    const link = this.links[target];
+    if (link === undefined) throw new Error(`endpoint ${this.index} has no link to endpoint ${target}`);
+    link.send(envelope);
+  }
+
+  tell(to: Address, message: unknown, from?: Address): void {
+    this.route({ t: TELL, to, m: message, from });
+  }
+
+  /** Send an ask; `settle` runs exactly once, with the reply or a timeout/stop error. */
+  askWith(to: Address, message: unknown, timeoutMs: number, settle: (result: AskResult) => void, from?: Address): void {
+    if (this.stopped) {
+      settle({ ok: false, error: actorError('RUNTIME_STOPPED', 'the actor runtime is stopped') });
+      return;
+    }
+    const id = this.nextAskId++;
+    const timer = this.clock.setTimer(timeoutMs, () => {
+      if (this.pending.delete(id)) settle({ ok: false, error: actorError('ASK_TIMEOUT', `no reply from ${to.kind}:${to.id} within ${timeoutMs} ms`) });
+    });
+    this.pending.set(id, { settle, timer });
+    this.route({ t: ASK, to, m: message, from, o: this.index, i: id });
+  }
+
+  reply(origin: number, id: number, result: AskResult): void {
+    this.route(result.ok ? { t: REPLY, o: origin, i: id, ok: true, v: result.value } : { t: REPLY, o: origin, i: id, ok: false, v: result.error });
+  }
+
+  protected handleEnvelope(envelope: Envelope): void {
+    if (envelope.t === REPLY && envelope.o === this.index) {
+      this.settleReply(envelope.i, envelope.ok ? { ok: true, value: envelope.v } : { ok: false, error: envelope.v as ActorError });
+    } else {
+      this.route(envelope);
+    }
+  }
+
+  /** A late reply (after its timeout) finds no pending entry and is dropped. */
+  private settleReply(id: number, result: AskResult): void {
+    const pending = this.pending.get(id);
+    if (pending === undefined) return;
+    this.pending.delete(id);
+    this.clock.clearTimer(pending.timer);
+    pending.settle(result);
+  }
+
+  /** Fail every outstanding ask (at shutdown). */
+  protected failPending(error: ActorError): void {
+    const all = [...this.pending.values()];
+    this.pending.clear();
+    for (const pending of all) {
+      this.clock.clearTimer(pending.timer);
+      pending.settle({ ok: false, error });
+    }
+  }
+
+  pendingAsks(): number {
+    return this.pending.size;
+  }
+
+  closeLinks(): void {
+    for (const link of this.links) link?.close();
+  }
+}

@@ -1,0 +1,28 @@
+// What crosses a thread (and later a process) boundary: plain data only, so it survives
+// structured clone and msgpack alike.
+import type { Address } from '../actors/actor.js';
+
+export const TELL = 0;
+export const ASK = 1;
+export const REPLY = 2;
+export const SPAWN = 3;
+
+export type Envelope =
+  | { readonly t: typeof TELL; readonly to: Address; readonly m: unknown; readonly from?: Address | undefined }
+  /** `o` = endpoint that asked, `i` = its correlation id. */
+  | { readonly t: typeof ASK; readonly to: Address; readonly m: unknown; readonly from?: Address | undefined; readonly o: number; readonly i: number }
+  /** Routed to endpoint `o`; `v` is the value when ok, else an ActorError. */
+  | { readonly t: typeof REPLY; readonly o: number; readonly i: number; readonly ok: boolean; readonly v: unknown }
+  | { readonly t: typeof SPAWN; readonly to: Address; readonly init: unknown };
+
+/** Shard control actor: asks to `{kind: SHARD_KIND, id: String(shard)}` reach the shard host itself. */
+export const SHARD_KIND = '$shard';
+
+export type ShardControl =
+  | { readonly op: 'stats' }
+  | { readonly op: 'count'; readonly kind?: string | undefined }
+  | { readonly op: 'list'; readonly kind?: string | undefined; readonly offset: number; readonly limit: number }
+  | { readonly op: 'inspect'; readonly address: Address }
+  | { readonly op: 'advance'; readonly ms: number }
+  | { readonly op: 'stop-actor'; readonly address: Address }
+  | { readonly op: 'shutdown' };

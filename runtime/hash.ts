@@ -1,0 +1,21 @@
+// Stable shard placement: the same colocation key maps to the same shard in every process and run.
+import { defaultKey, type Address } from '../actors/actor.js';
+
+/** 32-bit FNV-1a over UTF-16 code units; stable across processes and Node versions. */
+export function fnv1a(text: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    hash ^= text.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return hash >>> 0;
+}
+
+export function shardOf(address: Address, shards: number): number {
+  return fnv1a(defaultKey(address)) % shards;
+}
+
+/** Unique string form of an address, used as the actor's name inside its shard. */
+export function addressKey(address: Address): string {
+  return address.key === undefined ? `${address.kind}/${address.id}` : `${address.kind}/${address.id}@${address.key}`;
+}

@@ -1,0 +1,359 @@
+// Knative's KPA on concurrency, as pure functions of (state, config, input, now): the autoscaler actor feeds
+// in the data planes' in-flight sums and a tick, and gets back the sandbox count to converge to. Nothing here
+// reads a clock, sleeps or draws randomness; `now` is in ms from the host's injected clock.
+//
+// Dirigent's defects fixed here:
+// - scale from zero asks for ceil(backlog / target) sandboxes at once, not 1 first and the rest a tick later;
+// - a backlog gets a decision at once (`onBacklog`), without waiting for the next tick;
+// - the windows are whole ticks of the configured tick (`windowTicks`), not a fixed bucket count;
+// - scale to zero also waits for `keepAliveMs` without any in-flight request, not only for an all-zero window.
+//
+// Bucketing: every tick closes one bucket holding the MAX of the in-flight sum over that tick. The sum is a
+// gauge: a reported value stands until the next report, so a bucket starts at the value carried in from the
+// previous one. Max (not the average of reports) because data planes report on change and then every 2 s, so an
+// average of reports would weight bursts by how chatty the reporter was; max over the tick never under-counts a
+// burst, at the price of over-counting one that was shorter than a tick.
+// After a scale to zero the window is emptied and restarts with the first non-zero bucket (as Knative's buckets
+// do when no pod reports), and averages run over the buckets present. Otherwise a minute of recorded zeros
+// would dilute the first burst after an idle period and undo the backlog-sized scale-from-zero a tick later.
+
+import { assertNever } from './actor.js';
+import { MAX_SCALE_LIMIT, defaultAutoscalerConfig, type AutoscalerConfig } from './autoscaler-config.js';
+
+export type ScalerMode =
+  | { readonly kind: 'stable' }
+  /**
+   * `peak`: the highest count decided since panic began (sandboxes), which the count never drops below while
+   * panicking. `calmTicks`: consecutive ticks without the panic condition; panic ends at one stable window.
+   */
+  | { readonly kind: 'panic'; readonly peak: number; readonly calmTicks: number };
+
+export interface ScalerState {
+  /** Closed buckets, oldest first, at most one stable window: max in-flight requests during each tick. */
+  readonly buckets: readonly number[];
+  /** Max in-flight requests seen so far in the open bucket. */
+  readonly bucketMax: number;
+  /** Latest in-flight sum reported (requests); stands until the next report. */
+  readonly inFlight: number;
+  /** When the in-flight sum last fell to 0 (ms); null while requests are in flight. */
+  readonly idleSince: number | null;
+  readonly mode: ScalerMode;
+  /** Latest decided sandbox count (0 before the first decision). */
+  readonly desired: number;
+  /** The count may not decrease before this time (ms); see `holdScaleDown`. */
+  readonly holdUntil: number;
+}
+
+/** What decided the count, for logs and transcripts. */
+export type ScaleReason =
+  /** Stable-window demand. */
+  | 'stable'
+  /** Panic-window demand. */
+  | 'panic'
+  /** Panic mode keeps its peak: the count never decreases while panicking. */
+  | 'panic-no-decrease'
+  /** Requests waiting with no sandbox: sized by the backlog (`onBacklog`, or a tick with no ready sandbox). */
+  | 'backlog'
+  /** Capped at ready * maxScaleUpRate. */
+  | 'scale-up-limit'
+  /** Floored at floor(ready / maxScaleDownRate). */
+  | 'scale-down-limit'
+  /** Would scale to zero, but requests were in flight less than keepAliveMs ago. */
+  | 'keep-alive'
+  /** No decrease before `holdUntil` (leader reconstruction, or a recent backlog decision). */
+  | 'hold'
+  | 'min-scale'
+  | 'max-scale';
+
+export interface Decision {
+  readonly state: ScalerState;
+  /** Sandboxes the function should have (ready plus being created). */
+  readonly desired: number;
+  readonly panic: boolean;
+  readonly reason: ScaleReason;
+}
+
+export interface TickDecision extends Decision {
+  /** Mean of the stable window's buckets (in-flight requests). */
+  readonly stableAverage: number;
+  /** Mean of the panic window's buckets (in-flight requests). */
+  readonly panicAverage: number;
+}
+
+export interface TickInput {
+  /** Sandboxes ready to take requests. */
+  readonly ready: number;
+  /** Requests one sandbox runs at once (>= 1). */
+  readonly containerConcurrency: number;
+}
+
+export interface BacklogInput {
+  /** Requests queued with no sandbox to take them (a part of `inFlight`). */
+  readonly backlog: number;
+  /** All in-flight requests of the function, queued ones included: the sum `recordObservation` receives. */
+  readonly inFlight: number;
+  /** Sandboxes ready to take requests. */
+  readonly ready: number;
+  /** Requests one sandbox runs at once (>= 1). */
+  readonly containerConcurrency: number;
+}
+
+export type ConfigValidation =
+  | { readonly ok: true; readonly config: AutoscalerConfig }
+  | { readonly ok: false; readonly errors: readonly string[] };
+
+/** Longest stable window accepted, ms (Knative's limit: one hour). */
+export const MAX_STABLE_WINDOW_MS = 3_600_000;
+
+/** Shortest tick accepted, ms: below this the timer and message overhead dominate the decision. */
+export const MIN_TICK_MS = 100;
+
+export function initialScalerState(now: number): ScalerState {
+  // Idle since creation: a function is not scaled to zero sooner than keepAliveMs after the scaler starts.
+  return { buckets: [], bucketMax: 0, inFlight: 0, idleSince: now, mode: { kind: 'stable' }, desired: 0, holdUntil: now };
+}
+
+/** The windows in whole ticks: ceil(window / tick), at least 1. */
+export function windowTicks(config: AutoscalerConfig): { readonly stable: number; readonly panic: number } {
+  return {
+    stable: Math.max(1, Math.ceil(config.stableWindowMs / config.tickMs)),
+    panic: Math.max(1, Math.ceil(config.panicWindowMs / config.tickMs)),
+  };
+}
+
+/**
+ * A data-plane report of the function's in-flight sum (requests, summed over data planes by the caller).
+ * Takes `config` only so that every entry point has the same (state, config, input, now) shape.
+ */
+export function recordObservation(state: ScalerState, config: AutoscalerConfig, inFlight: number, now: number): ScalerState {
+  requireCount('inFlight', inFlight);
+  const idleSince = inFlight > 0 ? null : (state.idleSince ?? now);
+  return { ...state, inFlight, bucketMax: Math.max(state.bucketMax, inFlight), idleSince };
+}
+
+/** One decision period: close the open bucket, average the windows, decide the sandbox count. */
+export function tick(state: ScalerState, config: AutoscalerConfig, input: TickInput, now: number): TickDecision {
+  requireCount('ready', input.ready);
+  const sandboxesFor = sizer(config, input.containerConcurrency);
+  const ticks = windowTicks(config);
+  const windowStarted = state.buckets.length > 0 || state.bucketMax > 0;
+  const buckets = windowStarted ? [...state.buckets, state.bucketMax].slice(-ticks.stable) : state.buckets;
+  const stableAverage = mean(buckets);
+  const panicAverage = mean(buckets.slice(-ticks.panic));
+
+  // With no ready sandbox every in-flight request is backlog; the windows may not show it yet.
+  const backlogWant = input.ready === 0 ? sandboxesFor(state.inFlight) : 0;
+  const stableWant = sandboxesFor(stableAverage);
+  const panicWant = sandboxesFor(panicAverage);
+  const overThreshold = input.ready > 0 && panicWant >= (config.panicThresholdPercent / 100) * input.ready;
+
+  const mode = nextMode(state.mode, overThreshold, Math.max(input.ready, state.desired), ticks.stable);
+  let pick: Pick;
+  switch (mode.kind) {
+    case 'stable':
+      pick = rateLimited(
+        backlogWant > stableWant ? { count: backlogWant, reason: 'backlog' } : { count: stableWant, reason: 'stable' },
+        input.ready,
+        config,
+      );
+      break;
+    case 'panic': {
+      const wanted = rateLimited(
+        backlogWant > panicWant ? { count: backlogWant, reason: 'backlog' } : { count: panicWant, reason: 'panic' },
+        input.ready,
+        config,
+      );
+      pick = wanted.count >= mode.peak ? wanted : { count: mode.peak, reason: 'panic-no-decrease' };
+      break;
+    }
+    default:
+      assertNever(mode, 'scaler mode');
+  }
+
+  if (pick.count === 0 && (input.ready > 0 || state.desired > 0) && !idleFor(state, config.keepAliveMs, now)) {
+    pick = { count: 1, reason: 'keep-alive' };
+  }
+  pick = held(pick, state, input.ready, now);
+  pick = withinBounds(pick, config);
+
+  const next: ScalerState = {
+    ...state,
+    buckets: pick.count === 0 ? [] : buckets,
+    bucketMax: state.inFlight,
+    mode: raisePeak(mode, pick.count),
+    desired: pick.count,
+  };
+  return { state: next, desired: pick.count, panic: mode.kind === 'panic', reason: pick.reason, stableAverage, panicAverage };
+}
+
+/**
+ * Requests are queued with no sandbox to take them: decide at once instead of at the next tick.
+ * Asks for enough sandboxes for all in-flight requests, and at least `ready` plus enough for the backlog (ready
+ * sandboxes may be busy below target); never decreases the count. The decision is then held for one panic
+ * window, because the tick's averages take that long to take the burst in and would otherwise cancel the
+ * sandboxes just asked for.
+ */
+export function onBacklog(state: ScalerState, config: AutoscalerConfig, input: BacklogInput, now: number): Decision {
+  requireCount('backlog', input.backlog);
+  requireCount('ready', input.ready);
+  if (input.backlog > input.inFlight) {
+    throw new RangeError(`backlog (${input.backlog} requests) exceeds inFlight (${input.inFlight} requests)`);
+  }
+  const sandboxesFor = sizer(config, input.containerConcurrency);
+  const observed = recordObservation(state, config, input.inFlight, now);
+  const want = Math.max(sandboxesFor(input.inFlight), input.ready + sandboxesFor(input.backlog));
+  let pick = rateLimited({ count: want, reason: 'backlog' }, input.ready, config);
+  const floor = Math.max(input.ready, state.desired);
+  if (pick.count < floor) pick = { count: floor, reason: 'hold' };
+  pick = withinBounds(pick, config);
+
+  const mode = raisePeak(observed.mode, pick.count);
+  const holdUntil = Math.max(state.holdUntil, now + windowTicks(config).panic * config.tickMs);
+  const next: ScalerState = { ...observed, mode, desired: pick.count, holdUntil };
+  return { state: next, desired: pick.count, panic: mode.kind === 'panic', reason: pick.reason };
+}
+
+/**
+ * No decrease below the ready count or the last decision before `untilMs` (ms). A new leader calls this with
+ * now + one stable window: its windows are empty, and they would otherwise read as no demand.
+ */
+export function holdScaleDown(state: ScalerState, untilMs: number): ScalerState {
+  return { ...state, holdUntil: Math.max(state.holdUntil, untilMs) };
+}
+
+/**
+ * Merges `partial` onto Dirigent's defaults and checks every field. Fields set to `undefined` keep their
+ * default. Each error names the field, the rule with its unit, and the value given.
+ */
+export function validateAutoscalerConfig(partial: unknown): ConfigValidation {
+  if (typeof partial !== 'object' || partial === null || Array.isArray(partial)) {
+    return { ok: false, errors: [`autoscaler config must be an object, got ${show(partial)}`] };
+  }
+  const errors: string[] = [];
+  const given = partial as Record<string, unknown>;
+  const merged: Record<string, unknown> = { ...defaultAutoscalerConfig };
+  for (const [key, value] of Object.entries(given)) {
+    if (!Object.hasOwn(defaultAutoscalerConfig, key)) {
+      errors.push(`unknown field ${JSON.stringify(key)}; known fields: ${Object.keys(defaultAutoscalerConfig).join(', ')}`);
+    } else if (value !== undefined) {
+      merged[key] = value;
+    }
+  }
+
+  const valid = new Set<string>();
+  const check = (field: keyof AutoscalerConfig, ok: (value: number) => boolean, rule: string): void => {
+    const value = merged[field];
+    if (typeof value === 'number' && Number.isFinite(value) && ok(value)) valid.add(field);
+    else errors.push(`${field} must be ${rule}, got ${show(value)}`);
+  };
+  check('tickMs', (v) => Number.isInteger(v) && v >= MIN_TICK_MS, `an integer >= ${MIN_TICK_MS} ms`);
+  check('stableWindowMs', (v) => Number.isInteger(v) && v >= 1 && v <= MAX_STABLE_WINDOW_MS, `an integer between 1 and ${MAX_STABLE_WINDOW_MS} ms`);
+  check('panicWindowMs', (v) => Number.isInteger(v) && v >= 1, 'an integer >= 1 ms');
+  check('panicThresholdPercent', (v) => v > 100, 'a number > 100 %');
+  check('maxScaleUpRate', (v) => v >= 1, 'a number >= 1 (factor of the ready count per tick)');
+  check('maxScaleDownRate', (v) => v > 1, 'a number > 1 (divisor of the ready count per tick)');
+  check('targetUtilizationPercent', (v) => v > 0 && v <= 100, 'a number > 0 and <= 100 %');
+  check('minScale', (v) => Number.isInteger(v) && v >= 0, 'an integer >= 0 sandboxes');
+  check('maxScale', (v) => Number.isInteger(v) && v >= 1 && v <= MAX_SCALE_LIMIT, `an integer between 1 and ${MAX_SCALE_LIMIT} sandboxes`);
+  check('keepAliveMs', (v) => Number.isInteger(v) && v >= 0, 'an integer >= 0 ms');
+
+  // Cross-field rules, only between fields that passed on their own.
+  const num = (field: keyof AutoscalerConfig): number => merged[field] as number;
+  const both = (a: keyof AutoscalerConfig, b: keyof AutoscalerConfig): boolean => valid.has(a) && valid.has(b);
+  if (both('stableWindowMs', 'tickMs') && num('stableWindowMs') < num('tickMs')) {
+    errors.push(`stableWindowMs must be >= tickMs (${num('tickMs')} ms), got ${num('stableWindowMs')}`);
+  }
+  if (both('panicWindowMs', 'tickMs') && num('panicWindowMs') < num('tickMs')) {
+    errors.push(`panicWindowMs must be >= tickMs (${num('tickMs')} ms), got ${num('panicWindowMs')}`);
+  }
+  if (both('panicWindowMs', 'stableWindowMs') && num('panicWindowMs') > num('stableWindowMs')) {
+    errors.push(`panicWindowMs must be <= stableWindowMs (${num('stableWindowMs')} ms), got ${num('panicWindowMs')}`);
+  }
+  if (both('minScale', 'maxScale') && num('minScale') > num('maxScale')) {
+    errors.push(`minScale must be <= maxScale (${num('maxScale')} sandboxes), got ${num('minScale')}`);
+  }
+  return errors.length > 0 ? { ok: false, errors } : { ok: true, config: Object.freeze(merged as unknown as AutoscalerConfig) };
+}
+
+interface Pick {
+  readonly count: number;
+  readonly reason: ScaleReason;
+}
+
+function nextMode(mode: ScalerMode, overThreshold: boolean, panicFloor: number, stableTicks: number): ScalerMode {
+  switch (mode.kind) {
+    case 'stable':
+      return overThreshold ? { kind: 'panic', peak: panicFloor, calmTicks: 0 } : mode;
+    case 'panic': {
+      if (overThreshold) return { ...mode, calmTicks: 0 };
+      const calmTicks = mode.calmTicks + 1;
+      return calmTicks >= stableTicks ? { kind: 'stable' } : { ...mode, calmTicks };
+    }
+    default:
+      return assertNever(mode, 'scaler mode');
+  }
+}
+
+/**
+ * In panic the peak follows every final decision (a hold or onBacklog may exceed the panic demand); otherwise
+ * a later tick in the same panic could fall back below it.
+ */
+function raisePeak(mode: ScalerMode, count: number): ScalerMode {
+  return mode.kind === 'panic' && count > mode.peak ? { ...mode, peak: count } : mode;
+}
+
+/** Rate limits relative to the ready count; with none ready there is nothing to be relative to. */
+function rateLimited(pick: Pick, ready: number, config: AutoscalerConfig): Pick {
+  if (ready === 0) return pick;
+  const up = Math.ceil(ready * config.maxScaleUpRate);
+  const down = Math.floor(ready / config.maxScaleDownRate);
+  if (pick.count > up) return { count: up, reason: 'scale-up-limit' };
+  if (pick.count < down) return { count: down, reason: 'scale-down-limit' };
+  return pick;
+}
+
+function held(pick: Pick, state: ScalerState, ready: number, now: number): Pick {
+  const floor = Math.max(ready, state.desired);
+  return now < state.holdUntil && pick.count < floor ? { count: floor, reason: 'hold' } : pick;
+}
+
+function withinBounds(pick: Pick, config: AutoscalerConfig): Pick {
+  if (pick.count < config.minScale) return { count: config.minScale, reason: 'min-scale' };
+  if (pick.count > config.maxScale) return { count: config.maxScale, reason: 'max-scale' };
+  return pick;
+}
+
+function idleFor(state: ScalerState, keepAliveMs: number, now: number): boolean {
+  return state.idleSince !== null && now - state.idleSince >= keepAliveMs;
+}
+
+/**
+ * Sandboxes needed for a number of in-flight requests at the target of containerConcurrency *
+ * targetUtilizationPercent / 100 requests per sandbox. Computed as requests * 100 / (concurrency * percent) so
+ * that exact multiples stay exact: 21 requests at a target of 0.7 is 21 / 0.7 = 30.000000000000004 in floating
+ * point, and ceil would ask for 31 sandboxes.
+ */
+function sizer(config: AutoscalerConfig, containerConcurrency: number): (requests: number) => number {
+  if (!Number.isInteger(containerConcurrency) || containerConcurrency < 1) {
+    throw new RangeError(`containerConcurrency must be an integer >= 1 requests, got ${containerConcurrency}`);
+  }
+  const percentPerSandbox = containerConcurrency * config.targetUtilizationPercent;
+  return (requests) => Math.ceil((requests * 100) / percentPerSandbox);
+}
+
+function mean(values: readonly number[]): number {
+  return values.length === 0 ? 0 : values.reduce((sum, v) => sum + v, 0) / values.length;
+}
+
+function requireCount(name: string, value: number): void {
+  if (!Number.isInteger(value) || value < 0) throw new RangeError(`${name} must be an integer >= 0, got ${value}`);
+}
+
+function show(value: unknown): string {
+  if (typeof value === 'number' || typeof value === 'bigint' || value === undefined) return String(value);
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}

@@ -245,15 +245,15 @@ const sandbox = (id: string, inFlight: number, createdAt: number, state: Sandbox
   createdAt,
 });
 
-test('eviction prefers idle, then fewest in flight, then newest; never draining or gone', (t) => {
+test('eviction prefers idle, then fewest in flight, then newest; never draining, gone or failed', (t) => {
   const cases: { name: string; sandboxes: SandboxView[]; count: number; want: string[] }[] = [
     { name: 'idle first', sandboxes: [sandbox('busy', 2, 300), sandbox('idle-old', 0, 100), sandbox('idle-new', 0, 200)], count: 2, want: ['idle-new', 'idle-old'] },
     { name: 'then fewest in flight', sandboxes: [sandbox('x', 3, 100), sandbox('y', 1, 100), sandbox('z', 2, 100)], count: 2, want: ['y', 'z'] },
     { name: 'then newest', sandboxes: [sandbox('old', 1, 100), sandbox('new', 1, 500), sandbox('mid', 1, 300)], count: 2, want: ['new', 'mid'] },
     { name: 'then by id', sandboxes: [sandbox('s2', 0, 100), sandbox('s1', 0, 100)], count: 1, want: ['s1'] },
     {
-      name: 'never draining or gone',
-      sandboxes: [sandbox('draining', 0, 900, 'draining'), sandbox('gone', 0, 800, 'gone'), sandbox('ready', 4, 100)],
+      name: 'never draining, gone or failed',
+      sandboxes: [sandbox('draining', 0, 900, 'draining'), sandbox('gone', 0, 800, 'gone'), sandbox('failed', 0, 700, 'failed'), sandbox('ready', 4, 100)],
       count: 2,
       want: ['ready'],
     },

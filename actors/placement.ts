@@ -82,8 +82,8 @@ export interface PlaceManyResult {
   readonly unplaced?: { readonly count: number; readonly reason: Unplaceable };
 }
 
-/** Lifecycle phases of a sandbox, as the sandbox actor names them. */
-export type SandboxPhase = 'creating' | 'ready' | 'draining' | 'gone';
+/** Lifecycle phases of a sandbox, the same union as the sandbox messages use. */
+export type SandboxPhase = 'creating' | 'ready' | 'draining' | 'gone' | 'failed';
 
 export interface SandboxView {
   readonly id: string;
@@ -195,7 +195,7 @@ export function placeMany(
 /**
  * Which sandboxes to remove on scale-down: idle ones first (no request is cut short or waits for a drain),
  * then the fewest in flight, then the newest (the older ones have warm caches), then by id. Sandboxes
- * draining or gone are on their way out already and never picked; sandboxes still creating are, being idle and
+ * draining, gone or failed are on their way out already and never picked; sandboxes still creating are, being idle and
  * newest, the first picked. Returns up to `count` sandbox ids.
  */
 export function chooseEvictions(sandboxes: readonly SandboxView[], count: number): readonly string[] {
@@ -214,6 +214,7 @@ function evictable(phase: SandboxPhase): boolean {
       return true;
     case 'draining':
     case 'gone':
+    case 'failed':
       return false;
     default:
       return assertNever(phase, 'sandbox phase');

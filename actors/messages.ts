@@ -1,0 +1,201 @@
+// The protocols between the cluster's actors: addresses and plain-data messages. Everything here
+// crosses threads and processes, so it is plain data (no classes, functions, Maps or Dates).
+import type { Address } from './actor.js';
+import type { AutoscalerConfig } from './autoscaler-config.js';
+import type { FunctionSpec } from './function-spec.js';
+
+// ---- Addresses --------------------------------------------------------------------------------
+// A function's actors share the colocation key `fn:<name>`, so its hot path stays on one thread.
+
+export const functionKey = (name: string): string => `fn:${name}`;
+
+/** Control plane: owns a function's spec, its sandbox set and its endpoint set. */
+export const functionAddress = (name: string): Address => ({ kind: 'function', id: name, key: functionKey(name) });
+/** Control plane: the function's KPA autoscaler. */
+export const autoscalerAddress = (name: string): Address => ({ kind: 'autoscaler', id: name, key: functionKey(name) });
+/** Control plane: node table, placement and allocation accounting (one per cluster). */
+export const schedulerAddress: Address = { kind: 'scheduler', id: 'cluster' };
+/** Worker: the node agent that creates and deletes sandboxes on one node. */
+export const nodeAddress = (nodeId: string): Address => ({ kind: 'node', id: nodeId });
+/** Data plane: the function's router (endpoint set, cold-start queue). Sent from the control plane to every data plane. */
+export const routerAddress = (name: string): Address => ({ kind: 'router', id: name, key: functionKey(name) });
+
+// ---- Shared shapes ------------------------------------------------------------------------------
+
+export interface Resources {
+  readonly cpuMilli: number;
+  readonly memoryMiB: number;
+}
+
+export interface NodeCapacity extends Resources {
+  /** Most sandboxes the node will run at once. */
+  readonly slots: number;
+}
+
+/** Where a data plane reaches a ready sandbox. */
+export interface Endpoint {
+  readonly sandboxId: string;
+  readonly nodeId: string;
+  /** `host:port` of the worker's sandbox invocation server. */
+  readonly address: string;
+  /** Max in-flight requests this sandbox accepts (the function's container concurrency). */
+  readonly concurrency: number;
+}
+
+export type SandboxPhase = 'creating' | 'ready' | 'draining' | 'gone' | 'failed';
+
+/** What a worker reports about one sandbox it runs (used for reconstruction after failover). */
+export interface SandboxReport {
+  readonly sandboxId: string;
+  readonly functionName: string;
+  readonly nodeId: string;
+  readonly endpoint: Endpoint;
+  readonly resources: Resources;
+  /** ms on the worker's clock. */
+  readonly createdAt: number;
+}
+
+/** The parts of a function spec a worker needs to create its sandboxes. */
+export type SandboxTemplate = Pick<FunctionSpec, 'name' | 'runtime' | 'source' | 'cpuMilli' | 'memoryMiB' | 'concurrency' | 'timeoutMs' | 'env'>;
+
+/** The parts of a function spec a data plane needs to route it. */
+export interface RoutingConfig {
+  readonly concurrency: number;
+  readonly queueDepth: number;
+  readonly queueTimeoutMs: number;
+  readonly maxBodyBytes: number;
+  readonly timeoutMs: number;
+  readonly maxScale: number;
+}
+
+// ---- Function actor (control plane) -------------------------------------------------------------
+
+export type FunctionMessage =
+  /** Create or update (from the admin API; asked, replies with the function status). */
+  | { readonly type: 'fn.configure'; readonly spec: FunctionSpec }
+  /** Deregister: drain and delete every sandbox, then stop (asked, replies when deletion has started). */
+  | { readonly type: 'fn.delete' }
+  /** From the autoscaler: the wanted sandbox count. */
+  | { readonly type: 'fn.scale'; readonly desired: number; readonly reason: string }
+  /** From a worker's node actor. */
+  | { readonly type: 'fn.sandboxReady'; readonly sandboxId: string; readonly endpoint: Endpoint }
+  | { readonly type: 'fn.sandboxFailed'; readonly sandboxId: string; readonly nodeId: string; readonly reason: string }
+  | { readonly type: 'fn.sandboxDeleted'; readonly sandboxId: string; readonly nodeId: string }
+  /** From a data plane: no request is in flight on this draining sandbox any more. */
+  | { readonly type: 'fn.drained'; readonly sandboxId: string; readonly dataplaneId: string }
+  /** From the scheduler: the node died; its sandboxes are gone. */
+  | { readonly type: 'fn.nodeLost'; readonly nodeId: string }
+  /** Asked by a data plane that saw a version gap or (re)connected: replies with `EndpointSnapshot`. */
+  | { readonly type: 'fn.getEndpoints' }
+  /** Asked by the admin API / console: replies with `FunctionStatus`. */
+  | { readonly type: 'fn.status' }
+  /** Reconstruction: sandboxes found on the workers for this function. */
+  | { readonly type: 'fn.adopt'; readonly sandboxes: readonly SandboxReport[] }
+  /** Internal results and timers (delivered by the host as the outcome of effects). */
+  | { readonly type: 'fn.placed'; readonly requestId: number; readonly result: PlaceReply | null; readonly error?: string }
+  | { readonly type: 'fn.drainTimeout'; readonly sandboxId: string }
+  | { readonly type: 'fn.retryScale' };
+
+export interface EndpointSnapshot {
+  readonly functionName: string;
+  readonly version: number;
+  readonly endpoints: readonly Endpoint[];
+  readonly routing: RoutingConfig;
+}
+
+export interface FunctionStatus {
+  readonly name: string;
+  readonly specVersion: number;
+  readonly desired: number;
+  readonly creating: number;
+  readonly ready: number;
+  readonly draining: number;
+  readonly endpointVersion: number;
+  readonly deleting: boolean;
+  readonly sandboxes: readonly { readonly sandboxId: string; readonly nodeId: string; readonly phase: SandboxPhase; readonly since: number }[];
+}
+
+// ---- Autoscaler actor (control plane) -----------------------------------------------------------
+
+export type AutoscalerMessage =
+  | { readonly type: 'as.configure'; readonly config: AutoscalerConfig; readonly containerConcurrency: number }
+  /** From a data plane every tick while its in-flight or queued count is non-zero (and once when it returns to 0). */
+  | { readonly type: 'as.metric'; readonly dataplaneId: string; readonly inFlight: number; readonly queued: number }
+  /** From a data plane at once when a request finds no free slot: decide now, not at the next tick. */
+  | { readonly type: 'as.backlog'; readonly dataplaneId: string; readonly inFlight: number; readonly queued: number }
+  /** From the function actor whenever its ready count changes. */
+  | { readonly type: 'as.ready'; readonly ready: number }
+  /** After reconstruction: no scale-down before `untilMs` (one stable window). */
+  | { readonly type: 'as.hold'; readonly untilMs: number }
+  | { readonly type: 'as.status' }
+  | { readonly type: 'as.stop' }
+  | { readonly type: 'as.tick' };
+
+export interface AutoscalerStatus {
+  readonly desired: number;
+  readonly ready: number;
+  readonly panic: boolean;
+  readonly observedInFlight: number;
+  readonly lastDecision: string;
+}
+
+// ---- Scheduler actor (control plane) ------------------------------------------------------------
+
+export type SchedulerMessage =
+  /** From a worker on start (asked; replies `{ term }`). Re-registration after a restart is fine. */
+  | { readonly type: 'sch.register'; readonly nodeId: string; readonly capacity: NodeCapacity; readonly address: string }
+  | { readonly type: 'sch.heartbeat'; readonly nodeId: string; readonly sandboxes: number }
+  /** Asked by a function actor: place one sandbox per id. Replies `PlaceReply`. */
+  | { readonly type: 'sch.place'; readonly functionName: string; readonly request: Resources; readonly sandboxIds: readonly string[] }
+  | { readonly type: 'sch.release'; readonly functionName: string; readonly sandboxId: string; readonly nodeId: string }
+  | { readonly type: 'sch.setSchedulable'; readonly nodeId: string; readonly schedulable: boolean }
+  | { readonly type: 'sch.deregister'; readonly nodeId: string }
+  /** Reconstruction: allocations found on the workers. */
+  | { readonly type: 'sch.adopt'; readonly sandboxes: readonly SandboxReport[] }
+  /** Asked: replies `NodeView[]`. */
+  | { readonly type: 'sch.nodes' }
+  | { readonly type: 'sch.checkHeartbeats' };
+
+export interface PlaceReply {
+  readonly placements: readonly { readonly sandboxId: string; readonly nodeId: string }[];
+  /** Why fewer than asked were placed, if so. */
+  readonly shortfall?: string;
+}
+
+export interface NodeView {
+  readonly nodeId: string;
+  readonly address: string;
+  readonly capacity: NodeCapacity;
+  readonly allocated: NodeCapacity;
+  readonly sandboxes: number;
+  readonly schedulable: boolean;
+  readonly alive: boolean;
+  /** ms since the last heartbeat. */
+  readonly heartbeatAgeMs: number;
+}
+
+// ---- Node actor (worker) ------------------------------------------------------------------------
+
+export type NodeMessage =
+  /** Every control-plane command carries the leader's term; older terms are refused. */
+  | { readonly type: 'node.create'; readonly term: number; readonly sandboxId: string; readonly template: SandboxTemplate }
+  | { readonly type: 'node.delete'; readonly term: number; readonly sandboxId: string }
+  /** Asked on reconstruction: replies `SandboxReport[]`. */
+  | { readonly type: 'node.list' }
+  /** From the sandbox runtime: a sandbox died on its own. */
+  | { readonly type: 'node.sandboxFailed'; readonly sandboxId: string; readonly reason: string }
+  | { readonly type: 'node.heartbeat' }
+  /** Outcomes of the runtime calls. */
+  | { readonly type: 'node.created'; readonly sandboxId: string; readonly ok: boolean; readonly error?: string }
+  | { readonly type: 'node.deleted'; readonly sandboxId: string }
+  | { readonly type: 'node.registered'; readonly term: number | null; readonly error?: string };
+
+// ---- Router actor (data plane) ------------------------------------------------------------------
+
+export type RouterUpdate =
+  /** A full endpoint set (on registration, reconnection, failover or a version gap). */
+  | { readonly type: 'rt.snapshot'; readonly term: number; readonly snapshot: EndpointSnapshot }
+  /** A change keyed by sandbox id; applies only on top of `version - 1`. Removed sandboxes drain first. */
+  | { readonly type: 'rt.delta'; readonly term: number; readonly functionName: string; readonly version: number; readonly add: readonly Endpoint[]; readonly remove: readonly string[] }
+  /** The function was deleted: fail queued requests with 404 and forget it. */
+  | { readonly type: 'rt.deleted'; readonly term: number; readonly functionName: string };

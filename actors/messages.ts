@@ -91,6 +91,8 @@ export type FunctionMessage =
   | { readonly type: 'fn.status' }
   /** Reconstruction: sandboxes found on the workers for this function. */
   | { readonly type: 'fn.adopt'; readonly sandboxes: readonly SandboxReport[] }
+  /** The data planes currently connected: a draining sandbox waits for `fn.drained` from each of them. */
+  | { readonly type: 'fn.dataplanes'; readonly ids: readonly string[] }
   /** Internal results and timers (delivered by the host as the outcome of effects). */
   | { readonly type: 'fn.placed'; readonly requestId: number; readonly result: PlaceReply | null; readonly error?: string }
   | { readonly type: 'fn.drainTimeout'; readonly sandboxId: string }
@@ -177,6 +179,8 @@ export interface NodeView {
 // ---- Node actor (worker) ------------------------------------------------------------------------
 
 export type NodeMessage =
+  /** From the worker daemon once its transport is up: register with the scheduler, then heartbeat. */
+  | { readonly type: 'node.start' }
   /** Every control-plane command carries the leader's term; older terms are refused. */
   | { readonly type: 'node.create'; readonly term: number; readonly sandboxId: string; readonly template: SandboxTemplate }
   | { readonly type: 'node.delete'; readonly term: number; readonly sandboxId: string }

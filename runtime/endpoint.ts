@@ -24,6 +24,8 @@ export abstract class Endpoint {
     readonly clock: Clock,
     /** Outbound link per endpoint index; undefined for this endpoint itself. */
     protected readonly links: (OutboundLink | undefined)[],
+    /** Kinds hosted by other processes: their envelopes go to the client endpoint, which owns the cluster transport. */
+    private readonly remoteKinds: ReadonlySet<string> = new Set(),
   ) {}
 
   /** Deliver an envelope addressed to an actor on this endpoint (shards only). */
@@ -31,7 +33,8 @@ export abstract class Endpoint {
 
   route(envelope: Envelope): void {
     // Replies go back to the asking endpoint; shard control asks name their shard; the rest hash.
-    const target = envelope.t === REPLY ? envelope.o : envelope.to.kind === SHARD_KIND ? Number(envelope.to.id) : shardOf(envelope.to, this.shards);
+    const target =
+      envelope.t === REPLY ? envelope.o : envelope.to.kind === SHARD_KIND ? Number(envelope.to.id) : this.remoteKinds.has(envelope.to.kind) ? this.shards : shardOf(envelope.to, this.shards);
     if (target === this.index) {
       if (envelope.t === REPLY) this.settleReply(envelope.i, envelope.ok ? { ok: true, value: envelope.v } : { ok: false, error: envelope.v as ActorError });
       else this.deliverLocal(envelope);
@@ -57,7 +60,7 @@ export abstract class Endpoint {
       if (this.pending.delete(id)) settle({ ok: false, error: actorError('ASK_TIMEOUT', `no reply from ${to.kind}:${to.id} within ${timeoutMs} ms`) });
     });
     this.pending.set(id, { settle, timer });
-    this.route({ t: ASK, to, m: message, from, o: this.index, i: id });
+    this.route({ t: ASK, to, m: message, from, o: this.index, i: id, ms: timeoutMs });
   }
 
   reply(origin: number, id: number, result: AskResult): void {

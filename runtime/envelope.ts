@@ -9,8 +9,8 @@ export const SPAWN = 3;
 
 export type Envelope =
   | { readonly t: typeof TELL; readonly to: Address; readonly m: unknown; readonly from?: Address | undefined }
-  /** `o` = endpoint that asked, `i` = its correlation id. */
-  | { readonly t: typeof ASK; readonly to: Address; readonly m: unknown; readonly from?: Address | undefined; readonly o: number; readonly i: number }
+  /** `o` = endpoint that asked, `i` = its correlation id, `ms` = the asker's timeout (lets a remote proxy expire it). */
+  | { readonly t: typeof ASK; readonly to: Address; readonly m: unknown; readonly from?: Address | undefined; readonly o: number; readonly i: number; readonly ms: number }
   /** Routed to endpoint `o`; `v` is the value when ok, else an ActorError. */
   | { readonly t: typeof REPLY; readonly o: number; readonly i: number; readonly ok: boolean; readonly v: unknown }
   | { readonly t: typeof SPAWN; readonly to: Address; readonly init: unknown };

@@ -217,8 +217,8 @@ export function connectFrames(options: { host: string; port: number; hello: Hell
         connection.onFrame(undefined);
         resolve({ connection, welcome: reply.welcome });
       } else {
-        connection.destroy();
         reject(Object.assign(new Error(`refused by ${options.host}:${options.port}: ${'refused' in reply ? reply.refused : 'bad handshake'}`), { code: 'CONNECT_REFUSED' }));
+        connection.destroy();
       }
     });
     socket.once('connect', () => connection.send({ hello: options.hello }));

@@ -87,6 +87,7 @@ export interface ShardHostOptions {
   readonly log: (level: LogLevel, text: string) => void;
   /** How often idle actors are looked for, ms. */
   readonly passivationSweepMs: number;
+  readonly remoteKinds: readonly string[];
 }
 
 export class ShardHost extends Endpoint {
@@ -108,7 +109,7 @@ export class ShardHost extends Endpoint {
   private sweepTimer: TimerHandle | undefined;
 
   constructor(private readonly options: ShardHostOptions) {
-    super(options.index, options.shards, options.clock, options.links);
+    super(options.index, options.shards, options.clock, options.links, new Set(options.remoteKinds));
     this.random = options.random;
     this.log = options.log;
     // nact reads the name only from an object argument, which its typings do not declare.

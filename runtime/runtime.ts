@@ -2,7 +2,7 @@
 // a full mesh of MessagePorts between them, and a client endpoint here for tell/ask/inspection.
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
-import type { Address } from '../actors/actor.js';
+import type { Address, AskResult } from '../actors/actor.js';
 import { ManualClock, RealClock } from './clock.js';
 import { Endpoint } from './endpoint.js';
 import { SHARD_KIND, SPAWN, type Envelope, type ShardControl } from './envelope.js';
@@ -33,6 +33,8 @@ export interface RuntimeOptions {
   readonly askTimeoutMs?: number;
   /** Period of the idle-actor sweep, ms. */
   readonly passivationSweepMs?: number;
+  /** Kinds hosted by other processes; their envelopes go to the handler set with `onRemote`. */
+  readonly remoteKinds?: readonly string[];
   /** Receives every log line from the shards; default prints warn and error to stderr. */
   readonly onLog?: (level: LogLevel, text: string) => void;
 }
@@ -46,6 +48,7 @@ export interface ShardWorkerData {
   readonly seed: number;
   readonly manualClock: number | undefined;
   readonly passivationSweepMs: number;
+  readonly remoteKinds: readonly string[];
 }
 
 export interface ActorPage {
@@ -61,8 +64,13 @@ export interface ActorInspection {
 }
 
 class ClientEndpoint extends Endpoint {
+  /** Where envelopes for remote kinds go (the cluster transport); dropped until one is set. */
+  remote: ((envelope: Envelope) => void) | undefined;
+  droppedRemote = 0;
+
   protected deliverLocal(envelope: Envelope): void {
-    throw new Error(`the client endpoint hosts no actors (envelope type ${envelope.t})`);
+    if (this.remote) this.remote(envelope);
+    else this.droppedRemote += 1;
   }
 
   receive(envelope: Envelope): void {
@@ -113,6 +121,7 @@ export class ActorRuntime {
       shards,
       clock,
       clientPorts.map((port) => (port ? new OutboundLink(port, codec, flusher) : undefined)),
+      new Set(options.remoteKinds ?? []),
     );
     for (const port of clientPorts) if (port) listen(port, codec, (envelope) => client.receive(envelope));
 
@@ -129,6 +138,7 @@ export class ActorRuntime {
         seed: options.seed ?? 1,
         manualClock: options.manualClock,
         passivationSweepMs: options.passivationSweepMs ?? 1000,
+        remoteKinds: options.remoteKinds ?? [],
       };
       const worker = new Worker(new URL('./shard-worker.js', import.meta.url), {
         workerData: data,
@@ -168,6 +178,21 @@ export class ActorRuntime {
     return new Promise<T>((resolve, reject) =>
       this.client.askWith(to, message, timeoutMs, (result) => (result.ok ? resolve(result.value as T) : reject(ActorRuntimeError.from(result.error)))),
     );
+  }
+
+  /** Hand envelopes for remote kinds (from any thread of this process) to the cluster transport. */
+  onRemote(handler: (envelope: Envelope) => void): void {
+    this.client.remote = handler;
+  }
+
+  /** Route an envelope that arrived from another process (a tell, ask-reply or spawn). */
+  routeFromRemote(envelope: Envelope): void {
+    this.client.route(envelope);
+  }
+
+  /** Ask on behalf of a remote asker; `settle` runs exactly once. */
+  askFor(to: Address, message: unknown, timeoutMs: number, from: Address | undefined, settle: (result: AskResult) => void): void {
+    this.client.askWith(to, message, timeoutMs, settle, from);
   }
 
   /** Create an actor (no-op if it exists). */

@@ -27,6 +27,7 @@ const host = new ShardHost({
   links,
   log,
   passivationSweepMs: data.passivationSweepMs,
+  remoteKinds: data.remoteKinds,
 });
 for (const port of ports) if (port) listen(port, codec, (envelope) => host.receive(envelope));
 

@@ -1,0 +1,89 @@
+import test from 'ava';
+import type { AskResult } from '../actors/actor.js';
+import { connectFrames, listenFrames, type FrameConnection } from './frames.js';
+import { ActorRuntime } from './runtime.js';
+import { ClusterTransport } from './transport.js';
+
+const kinds = { url: new URL('./fixtures/test-kinds.js', import.meta.url).href };
+const TOKEN = 'test-token';
+
+/** Two processes' worth of runtime in one test: `server` hosts counter/echo/silent, `client` hosts relay. */
+async function pair(t: { teardown(fn: () => Promise<void> | void): void }) {
+  const serverKinds = ['counter', 'echo', 'silent'];
+  const server = await ActorRuntime.start({ shards: 2, modules: [kinds], remoteKinds: ['relay'], onLog: () => undefined });
+  const client = await ActorRuntime.start({ shards: 1, modules: [kinds], remoteKinds: serverKinds, onLog: () => undefined });
+  const serverPeers: FrameConnection[] = [];
+  const serverTransport = new ClusterTransport(server, () => serverPeers, new Set(['relay']));
+  const listener = await listenFrames({
+    host: '127.0.0.1',
+    port: 0,
+    token: TOKEN,
+    role: 'server',
+    id: 's1',
+    accept: (connection) => {
+      serverPeers.push(connection);
+      serverTransport.attach(connection);
+      return undefined;
+    },
+  });
+  const { connection } = await connectFrames({ host: '127.0.0.1', port: listener.port, hello: { token: TOKEN, role: 'client', id: 'c1' } });
+  const clientPeers = [connection];
+  const clientTransport = new ClusterTransport(client, () => clientPeers.filter((c) => !c.isClosed), new Set(serverKinds));
+  clientTransport.attach(connection);
+  t.teardown(async () => {
+    connection.destroy();
+    clientTransport.close();
+    serverTransport.close();
+    await listener.close();
+    await Promise.all([server.stop(), client.stop()]);
+  });
+  return { server, client, connection, listener, clientTransport };
+}
+
+test.serial('tells and asks cross processes, from the client side and between actors', async (t) => {
+  const { server, client } = await pair(t);
+  const counter = { kind: 'counter', id: 'remote' };
+  client.tell(counter, { type: 'inc', by: 3 });
+  t.is(await client.ask<number>(counter, { type: 'get' }), 3);
+  t.is(await server.ask<number>(counter, { type: 'get' }), 3);
+  const relay = { kind: 'relay', id: 'r' };
+  client.tell(relay, { type: 'askOther', to: { kind: 'echo', id: 'e' }, message: 'over the wire', timeoutMs: 2000 });
+  client.tell(relay, { type: 'burst', to: { kind: 'counter', id: 'ordered' }, from: 'relay', n: 2000 });
+  let results: AskResult[] = [];
+  for (let i = 0; i < 200 && results.length === 0; i++) {
+    results = (await client.ask<{ results: AskResult[] }>(relay, { type: 'results' })).results;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  t.deepEqual(results, [{ ok: true, value: 'over the wire' }]);
+  let seen: Record<string, number[]> = {};
+  for (let i = 0; i < 200 && (seen.relay?.length ?? 0) < 2000; i++) {
+    seen = await client.ask<Record<string, number[]>>({ kind: 'counter', id: 'ordered' }, { type: 'log' });
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  t.deepEqual(seen.relay, Array.from({ length: 2000 }, (_, i) => i), 'order kept across processes');
+  // The server side reaches the client's relay too.
+  t.deepEqual((await server.ask<{ results: AskResult[] }>(relay, { type: 'results' })).results, results);
+});
+
+test.serial('10 000 concurrent remote asks all come back', async (t) => {
+  const { client } = await pair(t);
+  const replies = await Promise.all(Array.from({ length: 10_000 }, (_, i) => client.ask<number>({ kind: 'echo', id: `e${i % 50}` }, i, 20_000)));
+  t.true(replies.every((value, i) => value === i));
+});
+
+test.serial('remote asks fail fast when the peer disconnects or no peer is connected', async (t) => {
+  const { client, connection, clientTransport } = await pair(t);
+  const pending = client.ask({ kind: 'silent', id: 's' }, 'hold', 30_000);
+  await client.ask({ kind: 'echo', id: 'e' }, 'sync');
+  t.is(clientTransport.pendingProxiedAsks(), 1);
+  connection.destroy();
+  t.is(((await t.throwsAsync(pending)) as { code?: string }).code, 'PEER_GONE');
+  t.is(((await t.throwsAsync(client.ask({ kind: 'echo', id: 'e' }, 'x'))) as { code?: string }).code, 'PEER_UNAVAILABLE');
+});
+
+test.serial('a peer with the wrong cluster token is refused', async (t) => {
+  const { listener } = await pair(t);
+  const error = await t.throwsAsync(connectFrames({ host: '127.0.0.1', port: listener.port, hello: { token: 'wrong', role: 'client', id: 'x' } }));
+  t.is((error as { code?: string }).code, 'CONNECT_REFUSED');
+  t.regex(error!.message, /wrong cluster token/);
+});

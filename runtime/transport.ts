@@ -1,0 +1,138 @@
+// The cluster transport: actor envelopes between processes over framed TCP connections.
+// Envelopes for kinds hosted elsewhere reach this process's client endpoint (see Endpoint.route)
+// and leave here; frames from peers enter the local runtime as if sent locally.
+//
+// Asks cross processes through a proxy: the outbound side keeps (origin endpoint, correlation id)
+// under a wire id and the inbound side asks locally, so correlation ids never leave their process.
+import type { Address, AskResult } from '../actors/actor.js';
+import { ASK, REPLY, SPAWN, TELL, type Envelope } from './envelope.js';
+import { actorError } from './errors.js';
+import type { FrameConnection } from './frames.js';
+import type { ActorRuntime } from './runtime.js';
+
+type WireFrame =
+  | { readonly t: typeof TELL; readonly to: Address; readonly m: unknown; readonly from?: Address | undefined }
+  | { readonly t: typeof ASK; readonly to: Address; readonly m: unknown; readonly from?: Address | undefined; readonly w: number; readonly ms: number }
+  | { readonly t: typeof REPLY; readonly w: number; readonly ok: boolean; readonly v: unknown }
+  | { readonly t: typeof SPAWN; readonly to: Address; readonly init: unknown };
+
+interface ProxiedAsk {
+  readonly origin: number;
+  readonly id: number;
+  readonly connection: FrameConnection;
+  /** ms on Date.now(); after it the asker has given up, so the entry is dropped. */
+  readonly expiresAt: number;
+}
+
+/** Which connections an envelope for this address goes to: one (unicast), several (broadcast tells) or none. */
+export type PeerResolver = (address: Address) => readonly FrameConnection[];
+
+const SWEEP_MS = 1000;
+
+export class ClusterTransport {
+  private readonly proxied = new Map<number, ProxiedAsk>();
+  private nextWireId = 1;
+  private readonly sweeper: NodeJS.Timeout;
+  /** Envelopes with no connection to go to. */
+  undeliverable = 0;
+
+  constructor(
+    private readonly runtime: ActorRuntime,
+    private readonly resolve: PeerResolver,
+    private readonly remoteKinds: ReadonlySet<string>,
+    private readonly now: () => number = Date.now,
+  ) {
+    runtime.onRemote((envelope) => this.outbound(envelope));
+    this.sweeper = setInterval(() => this.sweep(), SWEEP_MS);
+    this.sweeper.unref();
+  }
+
+  /** Start serving frames from a greeted peer. */
+  attach(connection: FrameConnection): void {
+    connection.onFrame((frame) => this.inbound(connection, frame as WireFrame));
+    connection.onClose(() => this.failProxied(connection));
+  }
+
+  close(): void {
+    clearInterval(this.sweeper);
+    for (const [wire, ask] of this.proxied) {
+      this.proxied.delete(wire);
+      this.replyTo(ask, { ok: false, error: actorError('PEER_GONE', 'the cluster transport closed') });
+    }
+  }
+
+  private outbound(envelope: Envelope): void {
+    if (envelope.t === REPLY) return; // replies to remote askers go back through their proxy, never here
+    const peers = this.resolve(envelope.to);
+    if (peers.length === 0) {
+      this.undeliverable += 1;
+      if (envelope.t === ASK) this.runtime.routeFromRemote({ t: REPLY, o: envelope.o, i: envelope.i, ok: false, v: actorError('PEER_UNAVAILABLE', `no connected process hosts ${envelope.to.kind}:${envelope.to.id}`) });
+      return;
+    }
+    switch (envelope.t) {
+      case TELL:
+        for (const peer of peers) peer.send({ t: TELL, to: envelope.to, m: envelope.m, from: envelope.from } satisfies WireFrame);
+        return;
+      case SPAWN:
+        for (const peer of peers) peer.send({ t: SPAWN, to: envelope.to, init: envelope.init } satisfies WireFrame);
+        return;
+      case ASK: {
+        // An ask has one answer: it goes to the first peer only.
+        const connection = peers[0]!;
+        const wire = this.nextWireId++;
+        this.proxied.set(wire, { origin: envelope.o, id: envelope.i, connection, expiresAt: this.now() + envelope.ms });
+        connection.send({ t: ASK, to: envelope.to, m: envelope.m, from: envelope.from, w: wire, ms: envelope.ms } satisfies WireFrame);
+        return;
+      }
+    }
+  }
+
+  private inbound(connection: FrameConnection, frame: WireFrame): void {
+    switch (frame.t) {
+      case TELL:
+        if (!this.remoteKinds.has(frame.to.kind)) this.runtime.routeFromRemote({ t: TELL, to: frame.to, m: frame.m, from: frame.from });
+        return;
+      case SPAWN:
+        if (!this.remoteKinds.has(frame.to.kind)) this.runtime.routeFromRemote({ t: SPAWN, to: frame.to, init: frame.init });
+        return;
+      case ASK: {
+        const answer = (result: AskResult) =>
+          connection.send({ t: REPLY, w: frame.w, ok: result.ok, v: result.ok ? result.value : result.error } satisfies WireFrame);
+        if (this.remoteKinds.has(frame.to.kind)) answer({ ok: false, error: actorError('NO_SUCH_ACTOR', `${frame.to.kind} actors are not hosted by this process`) });
+        else this.runtime.askFor(frame.to, frame.m, frame.ms, frame.from, answer);
+        return;
+      }
+      case REPLY: {
+        const ask = this.proxied.get(frame.w);
+        if (ask === undefined) return; // the asker already timed out
+        this.proxied.delete(frame.w);
+        this.replyTo(ask, frame.ok ? { ok: true, value: frame.v } : { ok: false, error: frame.v as { code: string; message: string } });
+        return;
+      }
+    }
+  }
+
+  private replyTo(ask: ProxiedAsk, result: AskResult): void {
+    this.runtime.routeFromRemote(
+      result.ok ? { t: REPLY, o: ask.origin, i: ask.id, ok: true, v: result.value } : { t: REPLY, o: ask.origin, i: ask.id, ok: false, v: result.error },
+    );
+  }
+
+  /** A peer went away: its outstanding asks fail now rather than at their timeout. */
+  private failProxied(connection: FrameConnection): void {
+    for (const [wire, ask] of this.proxied) {
+      if (ask.connection !== connection) continue;
+      this.proxied.delete(wire);
+      this.replyTo(ask, { ok: false, error: actorError('PEER_GONE', 'the process hosting the actor disconnected') });
+    }
+  }
+
+  private sweep(): void {
+    const now = this.now();
+    for (const [wire, ask] of this.proxied) if (ask.expiresAt < now) this.proxied.delete(wire);
+  }
+
+  pendingProxiedAsks(): number {
+    return this.proxied.size;
+  }
+}

@@ -1,0 +1,119 @@
+import test from 'ava';
+import { ProcessRuntime } from './process.js';
+import type { RuntimeSource, SandboxEvent } from './runtime.js';
+import { SandboxError } from './runtime.js';
+import { eventually, fixture, processGone, request, spec, text } from './testing.js';
+
+const server: RuntimeSource = { kind: 'process', command: process.execPath, args: [fixture('server.mjs')] };
+
+function runtime(t: { teardown(fn: () => Promise<void>): void }, options: ConstructorParameters<typeof ProcessRuntime>[0] = {}) {
+  const rt = new ProcessRuntime(options);
+  const events: SandboxEvent[] = [];
+  rt.onEvent((e) => events.push(e));
+  t.teardown(() => rt.close());
+  return { rt, events };
+}
+
+test.serial('probes the command ready, forwards invocations and captures its output', async (t) => {
+  const { rt } = runtime(t);
+  const sandbox = await rt.create(spec('p1', server, { env: { GREETING: 'hi' } }));
+  t.deepEqual(rt.list(), [{ sandboxId: 'p1', functionName: 'fn' }]);
+  const answer = await sandbox.invoke(request('/echo?x=1', 'abc', { 'content-type': 'text/plain' }));
+  t.is(answer.status, 200);
+  t.is(text(answer.body), 'pong abc');
+  t.is(answer.headers['x-env'], 'hi');
+  t.is(answer.headers['content-type'], 'text/plain');
+  t.is(answer.headers['connection'], undefined);
+  // Kept-alive connection: a second call reuses it.
+  t.is(text((await sandbox.invoke(request('/again', 'def'))).body), 'pong def');
+  t.true(await eventually(() => sandbox.logs().includes('POST /again def')));
+  t.regex(sandbox.logs()[0] ?? '', /^listening on \d+$/);
+  t.true(sandbox.logs().includes('POST /echo?x=1 abc'));
+});
+
+test.serial('destroy kills the whole process group', async (t) => {
+  const { rt, events } = runtime(t);
+  const sandbox = await rt.create(spec('p2', server));
+  const leader = Number(text((await sandbox.invoke(request('/pid'))).body));
+  const helper = Number(text((await sandbox.invoke(request('/helper'))).body));
+  t.false(processGone(leader));
+  t.false(processGone(helper));
+  await rt.destroy('p2');
+  t.throws(() => process.kill(leader, 0), { code: 'ESRCH' });
+  // The helper is orphaned when the group dies; its new parent reaps it, so it may linger as a zombie.
+  t.true(await eventually(() => processGone(helper)));
+  t.deepEqual(rt.list(), []);
+  t.deepEqual(events, []);
+  await rt.destroy('p2');
+  const gone = await t.throwsAsync(sandbox.invoke(request('/')), { instanceOf: SandboxError });
+  t.is(gone?.code, 'SANDBOX_GONE');
+});
+
+test.serial('a command that ignores SIGTERM is killed after the grace period', async (t) => {
+  const { rt } = runtime(t, { killGraceMs: 200 });
+  const stubborn = `process.on('SIGTERM', () => console.log('ignoring SIGTERM'));
+    require('node:http').createServer((q, s) => s.end(String(process.pid))).listen(Number(process.env.PORT), '127.0.0.1');`;
+  const sandbox = await rt.create(spec('p3', { kind: 'process', command: process.execPath, args: ['-e', stubborn] }));
+  const pid = Number(text((await sandbox.invoke(request('/'))).body));
+  const started = performance.now();
+  await rt.destroy('p3');
+  t.true(performance.now() - started >= 190, 'waited for the grace period before SIGKILL');
+  t.throws(() => process.kill(pid, 0), { code: 'ESRCH' });
+  t.true(sandbox.logs().includes('ignoring SIGTERM'));
+});
+
+test.serial('a crash emits an exited event and the sandbox is gone', async (t) => {
+  const { rt, events } = runtime(t);
+  const sandbox = await rt.create(spec('p4', server));
+  const error = await t.throwsAsync(sandbox.invoke(request('/crash')), { instanceOf: SandboxError });
+  t.is(error?.code, 'SANDBOX_CRASHED');
+  t.true(await eventually(() => events.length === 1));
+  t.deepEqual(events, [{ type: 'exited', sandboxId: 'p4', code: 3 }]);
+  t.true(sandbox.logs().includes('crashing on request'));
+  t.deepEqual(rt.list(), []);
+  const gone = await t.throwsAsync(sandbox.invoke(request('/')), { instanceOf: SandboxError });
+  t.is(gone?.code, 'SANDBOX_GONE');
+});
+
+test.serial('a slow invocation times out and the process keeps serving', async (t) => {
+  const { rt, events } = runtime(t);
+  const sandbox = await rt.create(spec('p5', server, { timeoutMs: 200 }));
+  const error = await t.throwsAsync(sandbox.invoke(request('/slow')), { instanceOf: SandboxError });
+  t.is(error?.code, 'SANDBOX_TIMEOUT');
+  t.is(text((await sandbox.invoke(request('/'))).body), 'pong ');
+  t.deepEqual(events, []);
+});
+
+test.serial('create fails clearly when the command never serves', async (t) => {
+  const { rt } = runtime(t, { createTimeoutMs: 300 });
+  const exits = await t.throwsAsync(rt.create(spec('p6', { kind: 'process', command: process.execPath, args: ['-e', 'console.error("no config"); process.exit(7)'] })), {
+    instanceOf: SandboxError,
+  });
+  t.is(exits?.code, 'SANDBOX_CREATE_FAILED');
+  t.regex(exits?.message ?? '', /exited with code 7.*no config/);
+
+  const missing = await t.throwsAsync(rt.create(spec('p7', { kind: 'process', command: '/nonexistent/command' })), { instanceOf: SandboxError });
+  t.is(missing?.code, 'SANDBOX_CREATE_FAILED');
+  t.regex(missing?.message ?? '', /ENOENT/);
+
+  const silent = await t.throwsAsync(rt.create(spec('p8', { kind: 'process', command: process.execPath, args: ['-e', 'setInterval(() => {}, 1000)'] })), {
+    instanceOf: SandboxError,
+  });
+  t.is(silent?.code, 'SANDBOX_CREATE_FAILED');
+  t.regex(silent?.message ?? '', /within 300 ms/);
+  t.deepEqual(rt.list(), []);
+
+  const threadSource = await t.throwsAsync(rt.create(spec('p9', { kind: 'thread', module: fixture('handler.mjs') })), { instanceOf: SandboxError });
+  t.is(threadSource?.code, 'UNSUPPORTED_SOURCE');
+});
+
+test.serial('runs builtin workloads through the builtin server', async (t) => {
+  const { rt } = runtime(t);
+  const sandbox = await rt.create(spec('p10', { kind: 'builtin', workload: 'trace' }));
+  const answer = await sandbox.invoke(request('/', '', { requested_cpu: '25', requested_memory: '8', function: 'trace-fn' }));
+  t.is(answer.status, 200);
+  const body = JSON.parse(text(answer.body)) as Record<string, unknown>;
+  t.deepEqual(Object.keys(body), ['Status', 'Function', 'MachineName', 'ExecutionTime']);
+  t.like(body, { Status: 'OK', Function: 'trace-fn', MachineName: 'p10' });
+  t.true((body['ExecutionTime'] as number) >= 25_000);
+});

@@ -1,0 +1,206 @@
+// The sandbox-runtime port: what a worker node asks of whatever runs function code. Everything that
+// crosses it is plain data (it may cross threads), except the `Sandbox` handle, which stays on the node.
+import { isAbsolute } from 'node:path';
+
+/** What to run and with which limits. Units are in the field names or comments. */
+export interface SandboxSpec {
+  /** Unique per runtime; the node chooses it. */
+  sandboxId: string;
+  functionName: string;
+  runtime: RuntimeSource;
+  /** Memory limit, MiB. Thread: the worker's old-generation heap; process (builtin): `--max-old-space-size`. */
+  memoryMiB: number;
+  /** CPU request, millicores. Recorded for placement; no runtime here enforces it (no cgroups). */
+  cpuMilli: number;
+  /** Invocations the caller may run at once. The caller enforces it; runtimes size for it. */
+  concurrency: number;
+  /** Per-invocation deadline, ms. */
+  timeoutMs: number;
+  /** Extra environment for the sandbox. A thread sandbox sees only this; a process also gets PATH and PORT. */
+  env?: Record<string, string>;
+}
+
+export type BuiltinWorkload = 'empty' | 'echo' | 'trace';
+
+export type RuntimeSource =
+  /** An ES module exporting `handler` (or a default function); `module` is an absolute path or a file URL. */
+  | { kind: 'thread'; module: string }
+  /** Any command serving HTTP on `$PORT`. */
+  | { kind: 'process'; command: string; args?: string[]; cwd?: string }
+  /** A workload shipped with dirigent; every runtime can run it. */
+  | { kind: 'builtin'; workload: BuiltinWorkload };
+
+export interface InvokeRequest {
+  method: string;
+  /** Path and query, e.g. `/x?y=1`. */
+  path: string;
+  /** Header names lower-case. */
+  headers: Record<string, string>;
+  body: Uint8Array;
+}
+
+export interface InvokeResponse {
+  status: number;
+  /** Header names lower-case. */
+  headers: Record<string, string>;
+  body: Uint8Array;
+}
+
+/**
+ * `failed`: the runtime gave up on a live sandbox (thread killed on timeout, out of memory, crashed) and has
+ * already torn it down. `exited`: a process sandbox's command exited on its own. Either way the sandbox is
+ * gone and the node should replace it; `destroy` on it is a no-op.
+ */
+export type SandboxEvent =
+  | { type: 'failed'; sandboxId: string; reason: string }
+  | { type: 'exited'; sandboxId: string; code: number | null };
+
+export interface Sandbox {
+  readonly id: string;
+  /** Rejects with a `SandboxError` (`SANDBOX_TIMEOUT`, `SANDBOX_GONE`, `SANDBOX_CRASHED`, `SANDBOX_ABORTED`). */
+  invoke(req: InvokeRequest, signal?: AbortSignal): Promise<InvokeResponse>;
+  /** Recent output lines, oldest first (process: stdout and stderr; thread: console output). */
+  logs(): string[];
+}
+
+export interface SandboxRuntime {
+  readonly name: 'thread' | 'process' | 'simulated';
+  /** Resolves once the sandbox can serve. */
+  create(spec: SandboxSpec): Promise<Sandbox>;
+  /** Idempotent; resolves when nothing of the sandbox is left running. */
+  destroy(sandboxId: string): Promise<void>;
+  /** Sandboxes that are ready to serve (not those still starting). */
+  list(): { sandboxId: string; functionName: string }[];
+  onEvent(listener: (e: SandboxEvent) => void): void;
+  /** Destroys everything; later `create` calls reject with `RUNTIME_CLOSED`. */
+  close(): Promise<void>;
+}
+
+export type SandboxErrorCode =
+  /** A spec field is out of range; the message names the field, value and unit. */
+  | 'INVALID_SPEC'
+  /** This runtime cannot run that kind of source. */
+  | 'UNSUPPORTED_SOURCE'
+  /** A sandbox with this id exists or is starting. */
+  | 'SANDBOX_EXISTS'
+  /** The sandbox could not start (import failed, command exited, not ready in time, destroyed while starting). */
+  | 'SANDBOX_CREATE_FAILED'
+  /** The invocation ran past `timeoutMs`. */
+  | 'SANDBOX_TIMEOUT'
+  /** The thread or process died under the invocation. */
+  | 'SANDBOX_CRASHED'
+  /** The sandbox was destroyed or has failed. */
+  | 'SANDBOX_GONE'
+  /** The caller's AbortSignal fired. */
+  | 'SANDBOX_ABORTED'
+  | 'RUNTIME_CLOSED';
+
+export class SandboxError extends Error {
+  override readonly name = 'SandboxError';
+  constructor(
+    readonly code: SandboxErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export function assertNever(value: never): never {
+  throw new Error(`unexpected value: ${JSON.stringify(value)}`);
+}
+
+/** Throws `INVALID_SPEC` naming the first bad field. */
+export function validateSpec(spec: SandboxSpec): void {
+  const bad = (field: string, value: unknown, want: string): never => {
+    throw new SandboxError('INVALID_SPEC', `sandbox ${spec.sandboxId}: ${field}=${JSON.stringify(value)} must be ${want}`);
+  };
+  if (typeof spec.sandboxId !== 'string' || spec.sandboxId === '') bad('sandboxId', spec.sandboxId, 'a non-empty string');
+  if (typeof spec.functionName !== 'string' || spec.functionName === '') bad('functionName', spec.functionName, 'a non-empty string');
+  if (!Number.isInteger(spec.memoryMiB) || spec.memoryMiB < 1) bad('memoryMiB', spec.memoryMiB, 'an integer >= 1 (MiB)');
+  if (!Number.isFinite(spec.cpuMilli) || spec.cpuMilli <= 0) bad('cpuMilli', spec.cpuMilli, '> 0 (millicores)');
+  if (!Number.isInteger(spec.concurrency) || spec.concurrency < 1) bad('concurrency', spec.concurrency, 'an integer >= 1');
+  if (!Number.isFinite(spec.timeoutMs) || spec.timeoutMs <= 0) bad('timeoutMs', spec.timeoutMs, '> 0 (ms)');
+  for (const [key, value] of Object.entries(spec.env ?? {})) {
+    if (typeof value !== 'string') bad(`env.${key}`, value, 'a string');
+  }
+  const source = spec.runtime;
+  switch (source.kind) {
+    case 'thread':
+      if (typeof source.module !== 'string' || !(isAbsolute(source.module) || source.module.startsWith('file:'))) bad('runtime.module', source.module, 'an absolute path or file URL');
+      break;
+    case 'process':
+      if (typeof source.command !== 'string' || source.command === '') bad('runtime.command', source.command, 'a non-empty string');
+      break;
+    case 'builtin':
+      if (!['empty', 'echo', 'trace'].includes(source.workload)) bad('runtime.workload', source.workload, "one of 'empty', 'echo', 'trace'");
+      break;
+    default:
+      assertNever(source);
+  }
+}
+
+export function unsupportedSource(runtime: string, spec: SandboxSpec, accepted: string): SandboxError {
+  return new SandboxError(
+    'UNSUPPORTED_SOURCE',
+    `sandbox ${spec.sandboxId}: the ${runtime} runtime cannot run a '${spec.runtime.kind}' source (it runs ${accepted})`,
+  );
+}
+
+export class SandboxEvents {
+  readonly #listeners: ((e: SandboxEvent) => void)[] = [];
+
+  on(listener: (e: SandboxEvent) => void): void {
+    this.#listeners.push(listener);
+  }
+
+  emit(event: SandboxEvent): void {
+    for (const listener of this.#listeners) listener(event);
+  }
+}
+
+/** Keeps the last `capacity` lines; longer lines are cut at `maxLineChars` so one line cannot hold memory. */
+export class LogRing {
+  readonly #lines: string[] = [];
+
+  constructor(
+    readonly capacity: number,
+    readonly maxLineChars = 4096,
+  ) {}
+
+  push(line: string): void {
+    this.#lines.push(line.length > this.maxLineChars ? `${line.slice(0, this.maxLineChars)}...` : line);
+    if (this.#lines.length > this.capacity) this.#lines.shift();
+  }
+
+  lines(): string[] {
+    return [...this.#lines];
+  }
+}
+
+/** Splits a text stream into lines across chunks; one per stream, since stdout and stderr interleave. */
+export function lineSplitter(onLine: (line: string) => void): { write(chunk: string): void; end(): void } {
+  let partial = '';
+  return {
+    write(chunk) {
+      const parts = (partial + chunk).split('\n');
+      partial = parts.pop() ?? '';
+      for (const part of parts) onLine(part.endsWith('\r') ? part.slice(0, -1) : part);
+    },
+    end() {
+      if (partial !== '') onLine(partial);
+      partial = '';
+    },
+  };
+}
+
+/** Combines the caller's signal with a deadline. `timedOut()` tells which one fired. */
+export function deadline(timeoutMs: number, caller?: AbortSignal): { signal: AbortSignal; timedOut(): boolean; clear(): void } {
+  const timeout = new AbortController();
+  // Timer, not AbortSignal.timeout: the latter is unref'd and cannot be cleared early.
+  const timer = setTimeout(() => timeout.abort(new SandboxError('SANDBOX_TIMEOUT', `invocation exceeded ${timeoutMs} ms`)), timeoutMs);
+  return {
+    signal: caller ? AbortSignal.any([caller, timeout.signal]) : timeout.signal,
+    timedOut: () => timeout.signal.aborted,
+    clear: () => clearTimeout(timer),
+  };
+}

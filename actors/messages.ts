@@ -1,6 +1,6 @@
 // The protocols between the cluster's actors: addresses and plain-data messages. Everything here
 // crosses threads and processes, so it is plain data (no classes, functions, Maps or Dates).
-import type { Address } from './actor.js';
+import type { Address, AskResult, ReplyTo } from './actor.js';
 import type { AutoscalerConfig } from './autoscaler-config.js';
 import type { FunctionSpec } from './function-spec.js';
 
@@ -203,3 +203,78 @@ export type RouterUpdate =
   | { readonly type: 'rt.delta'; readonly term: number; readonly functionName: string; readonly version: number; readonly add: readonly Endpoint[]; readonly remove: readonly string[] }
   /** The function was deleted: fail queued requests with 404 and forget it. */
   | { readonly type: 'rt.deleted'; readonly term: number; readonly functionName: string };
+
+// ---- Data plane: invocations --------------------------------------------------------------------
+
+/** One invocation as it travels from the edge to a sandbox (plain data; the body is bytes). */
+export interface Invocation {
+  readonly method: string;
+  readonly path: string;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: Uint8Array;
+}
+
+export type InvocationOutcome =
+  | {
+      readonly ok: true;
+      readonly status: number;
+      readonly headers: Readonly<Record<string, string>>;
+      readonly body: Uint8Array;
+      readonly sandboxId: string;
+      /** The request waited for a sandbox to be created. */
+      readonly coldStart: boolean;
+      /** Time spent queued in the data plane before a slot was free, ms. */
+      readonly queuedMs: number;
+    }
+  | {
+      readonly ok: false;
+      /** 404 unknown function, 413 body too large, 429 queue full, 503 at max scale with no slot before the deadline,
+       *  504 deadline passed, 502 sandbox failed. */
+      readonly status: 404 | 413 | 429 | 502 | 503 | 504;
+      readonly code: 'UNKNOWN_FUNCTION' | 'BODY_TOO_LARGE' | 'QUEUE_FULL' | 'NO_CAPACITY' | 'DEADLINE_PASSED' | 'SANDBOX_FAILED';
+      readonly message: string;
+      readonly queuedMs: number;
+      readonly sandboxId?: string;
+    };
+
+export type LoadBalancingPolicy = 'least-in-flight' | 'random' | 'round-robin' | 'power-of-two';
+
+/** Data-plane router of one function (kind `router`): endpoint set, FIFO cold-start queue, slots per sandbox. */
+export type RouterMessage =
+  | RouterUpdate
+  /** Asked by the edge; the reply is an InvocationOutcome (sent by the sandbox actor that served it, or by the router). */
+  | { readonly type: 'rt.invoke'; readonly invocation: Invocation }
+  /** From a data-plane sandbox actor: one request finished (`failed`: the sandbox is broken and must not get more). */
+  | { readonly type: 'rt.released'; readonly sandboxId: string; readonly failed: boolean }
+  /** Result of asking the function actor for its endpoints (on first use or a version gap). */
+  | { readonly type: 'rt.resynced'; readonly snapshot: EndpointSnapshot | null; readonly error?: string }
+  /** Timers: metrics to the autoscaler every tick while busy; queue deadline checks. */
+  | { readonly type: 'rt.tick' }
+  | { readonly type: 'rt.expire' }
+  /** Asked by the console/admin: replies RouterStatus. */
+  | { readonly type: 'rt.status' };
+
+export interface RouterStatus {
+  readonly functionName: string;
+  readonly known: boolean;
+  readonly version: number;
+  readonly endpoints: number;
+  readonly inFlight: number;
+  readonly queued: number;
+  readonly draining: number;
+}
+
+/** Data-plane actor of one sandbox (kind `dpsandbox`, colocated with its router): its slots and its connection. */
+export type DataPlaneSandboxMessage =
+  | {
+      readonly type: 'sb.invoke';
+      readonly invocation: Invocation;
+      /** The edge's pending ask, answered directly by this actor. */
+      readonly replyTo: ReplyTo;
+      readonly coldStart: boolean;
+      readonly queuedMs: number;
+    }
+  | { readonly type: 'sb.done'; readonly replyTo: ReplyTo; readonly coldStart: boolean; readonly queuedMs: number; readonly result: AskResult }
+  | { readonly type: 'sb.close' };
+
+export const dataPlaneSandboxAddress = (functionName: string, sandboxId: string): Address => ({ kind: 'dpsandbox', id: sandboxId, key: functionKey(functionName) });

@@ -46,7 +46,8 @@ export interface ShardContext {
 
 /** A module loaded into every shard: actor kinds, the services (I/O ports) their `call` effects use, and hooks. */
 export interface ShardModule {
-  readonly kinds?: readonly ActorKind[];
+  /** Actor kinds; a function builds them from the module's options (kinds stay pure, config is closed over). */
+  readonly kinds?: readonly ActorKind[] | ((ctx: ShardContext) => readonly ActorKind[]);
   services?(ctx: ShardContext): Record<string, Service>;
   start?(ctx: ShardContext): void | Promise<void>;
   stop?(): void | Promise<void>;
@@ -119,7 +120,8 @@ export class ShardHost extends Endpoint {
   /** Register a module: its kinds and services become available; `start` runs once. */
   async addModule(module: ShardModule, moduleOptions: unknown): Promise<void> {
     const ctx = this.context(moduleOptions);
-    for (const kind of module.kinds ?? []) {
+    const kinds = typeof module.kinds === 'function' ? module.kinds(ctx) : (module.kinds ?? []);
+    for (const kind of kinds) {
       if (this.kinds.has(kind.kind)) throw new Error(`actor kind ${kind.kind} registered twice`);
       this.kinds.set(kind.kind, kind);
     }

@@ -150,6 +150,8 @@ export type SchedulerMessage =
   /** Asked by a function actor: place one sandbox per id. Replies `PlaceReply`. */
   | { readonly type: 'sch.place'; readonly functionName: string; readonly request: Resources; readonly sandboxIds: readonly string[] }
   | { readonly type: 'sch.release'; readonly functionName: string; readonly sandboxId: string; readonly nodeId: string }
+  /** A `sch.place` ask the function gave up on (timed out): drop whatever was allocated for these ids. */
+  | { readonly type: 'sch.abandon'; readonly functionName: string; readonly sandboxIds: readonly string[] }
   | { readonly type: 'sch.setSchedulable'; readonly nodeId: string; readonly schedulable: boolean }
   | { readonly type: 'sch.deregister'; readonly nodeId: string }
   /** Reconstruction: allocations found on the workers. */

@@ -1,0 +1,202 @@
+// The autoscaler actor (control plane): one per function, wrapping the pure KPA in autoscaler.ts. It keeps
+// the latest report of every data plane, feeds their sum to the scaler, ticks on a named timer, and tells the
+// function actor the sandbox count to converge to whenever that count changes.
+//
+// The observed concurrency is the sum over data planes of (inFlight + queued): autoscaler.ts sizes by all
+// requests in the function, queued ones included, and takes the queued part as the backlog.
+//
+// Stale reports: a data plane repeats a non-zero report every METRIC_REPORT_INTERVAL_MS and sends one last 0
+// when it goes idle. A data plane that dies or disconnects sends nothing more, and its last report would pin the
+// count forever. So at each tick a report older than two report periods is dropped; the period is the slower of
+// the tick and METRIC_REPORT_INTERVAL_MS, so that a short tick does not drop reports that are merely not due yet.
+
+import { assertNever, type ActorKind, type Effect, type Step, type StepContext } from './actor.js';
+import type { AutoscalerConfig } from './autoscaler-config.js';
+import { holdScaleDown, initialScalerState, onBacklog, recordObservation, tick, type Decision, type ScalerState } from './autoscaler.js';
+import { functionAddress, type AutoscalerMessage, type AutoscalerStatus, type FunctionMessage } from './messages.js';
+
+/** How often a data plane repeats a non-zero in-flight report, ms (Dirigent: 2 s). */
+export const METRIC_REPORT_INTERVAL_MS = 2000;
+/** Reports missed before a data plane's last report is dropped. */
+export const STALE_AFTER_REPORTS = 2;
+
+export interface AutoscalerInit {
+  readonly config: AutoscalerConfig;
+  /** Requests one sandbox runs at once (>= 1). */
+  readonly containerConcurrency: number;
+}
+
+export interface DataplaneReport {
+  /** Requests running on this data plane's sandboxes. */
+  readonly inFlight: number;
+  /** Requests waiting in its cold-start queue. */
+  readonly queued: number;
+  /** When it arrived, ms. */
+  readonly at: number;
+}
+
+export interface AutoscalerActorState {
+  /** The function's name (the actor's id). */
+  readonly name: string;
+  readonly config: AutoscalerConfig;
+  readonly containerConcurrency: number;
+  readonly scaler: ScalerState;
+  /** Latest report per data plane id. */
+  readonly reports: ReadonlyMap<string, DataplaneReport>;
+  /** Ready sandboxes, as the function actor last said. */
+  readonly ready: number;
+  /** Desired count last sent to the function; null before the first `fn.scale`. */
+  readonly sent: number | null;
+  readonly panic: boolean;
+  /** e.g. `backlog -> 3 at 12000 ms`. */
+  readonly lastDecision: string;
+  /** Whether the tick timer runs (from the first `as.configure` on). */
+  readonly ticking: boolean;
+}
+
+const TICK_TIMER = 'tick';
+
+/** Age beyond which a data plane's report no longer counts, ms. */
+export function staleAfterMs(config: AutoscalerConfig): number {
+  return STALE_AFTER_REPORTS * Math.max(config.tickMs, METRIC_REPORT_INTERVAL_MS);
+}
+
+export function initialAutoscalerState(name: string, init: AutoscalerInit, now: number): AutoscalerActorState {
+  return {
+    name,
+    config: init.config,
+    containerConcurrency: init.containerConcurrency,
+    scaler: initialScalerState(now),
+    reports: new Map(),
+    ready: 0,
+    sent: null,
+    panic: false,
+    lastDecision: 'none yet',
+    ticking: false,
+  };
+}
+
+export const autoscalerKind: ActorKind<AutoscalerActorState, AutoscalerMessage> = {
+  kind: 'autoscaler',
+  virtual: false,
+  init(address, arg, now) {
+    const init = arg as AutoscalerInit | undefined;
+    if (init?.config === undefined || !isCount(init.containerConcurrency) || init.containerConcurrency < 1) {
+      throw new TypeError(`autoscaler ${address.id}: init needs { config, containerConcurrency >= 1 }`);
+    }
+    return initialAutoscalerState(address.id, init, now);
+  },
+  step,
+  summary(state) {
+    return {
+      name: state.name,
+      desired: state.scaler.desired,
+      sent: state.sent,
+      ready: state.ready,
+      panic: state.panic,
+      observed: totals(state.reports).inFlight,
+      dataplanes: state.reports.size,
+      lastDecision: state.lastDecision,
+    };
+  },
+};
+
+function step(state: AutoscalerActorState, message: AutoscalerMessage, ctx: StepContext): Step<AutoscalerActorState, AutoscalerMessage> {
+  switch (message.type) {
+    case 'as.configure': {
+      if (!isCount(message.containerConcurrency) || message.containerConcurrency < 1) {
+        return logOnly(state, `as.configure ignored: containerConcurrency must be an integer >= 1 requests, got ${message.containerConcurrency}`);
+      }
+      const next = { ...state, config: message.config, containerConcurrency: message.containerConcurrency, ticking: true };
+      // Re-arm only when needed: re-arming on every update would postpone the tick each time.
+      const arm = !state.ticking || state.config.tickMs !== message.config.tickMs;
+      return { state: next, effects: arm ? [scheduleTick(next.config)] : [] };
+    }
+    case 'as.metric':
+    case 'as.backlog': {
+      if (!isCount(message.inFlight) || !isCount(message.queued)) {
+        return logOnly(state, `${message.type} from ${message.dataplaneId} ignored: inFlight and queued must be integers >= 0, got ${message.inFlight}, ${message.queued}`);
+      }
+      const reports = new Map(state.reports).set(message.dataplaneId, { inFlight: message.inFlight, queued: message.queued, at: ctx.now });
+      const sum = totals(reports);
+      if (message.type === 'as.metric') {
+        return { state: { ...state, reports, scaler: recordObservation(state.scaler, state.config, sum.inFlight, ctx.now) } };
+      }
+      const decision = onBacklog(
+        state.scaler,
+        state.config,
+        { backlog: sum.queued, inFlight: sum.inFlight, ready: state.ready, containerConcurrency: state.containerConcurrency },
+        ctx.now,
+      );
+      return decided({ ...state, reports }, decision, ctx.now);
+    }
+    case 'as.tick': {
+      const fresh = new Map([...state.reports].filter(([, report]) => ctx.now - report.at <= staleAfterMs(state.config)));
+      const effects: Effect<AutoscalerMessage>[] = [];
+      let scaler = state.scaler;
+      if (fresh.size !== state.reports.size) {
+        const dropped = [...state.reports.keys()].filter((id) => !fresh.has(id));
+        effects.push({ type: 'log', level: 'warn', text: `dropped stale in-flight report(s) of ${dropped.join(', ')} (older than ${staleAfterMs(state.config)} ms)` });
+        scaler = recordObservation(scaler, state.config, totals(fresh).inFlight, ctx.now);
+      }
+      const decision = tick(scaler, state.config, { ready: state.ready, containerConcurrency: state.containerConcurrency }, ctx.now);
+      const result = decided({ ...state, reports: fresh }, decision, ctx.now);
+      return { state: result.state, effects: [...effects, ...(result.effects ?? []), scheduleTick(state.config)] };
+    }
+    case 'as.ready':
+      if (!isCount(message.ready)) return logOnly(state, `as.ready ignored: ready must be an integer >= 0, got ${message.ready}`);
+      return { state: { ...state, ready: message.ready } };
+    case 'as.hold':
+      return { state: { ...state, scaler: holdScaleDown(state.scaler, message.untilMs) } };
+    case 'as.status': {
+      const status: AutoscalerStatus = {
+        desired: state.scaler.desired,
+        ready: state.ready,
+        panic: state.panic,
+        observedInFlight: totals(state.reports).inFlight,
+        lastDecision: state.lastDecision,
+      };
+      return { state, effects: ctx.replyTo ? [{ type: 'reply', to: ctx.replyTo, value: status }] : [] };
+    }
+    case 'as.stop':
+      return { state: { ...state, ticking: false }, effects: [{ type: 'cancel', timer: TICK_TIMER }, { type: 'stop' }] };
+    default:
+      return assertNever(message, 'autoscaler message');
+  }
+}
+
+/** Records a decision and tells the function when the count differs from what it was last told. */
+function decided(state: AutoscalerActorState, decision: Decision, now: number): Step<AutoscalerActorState, AutoscalerMessage> {
+  const next: AutoscalerActorState = {
+    ...state,
+    scaler: decision.state,
+    panic: decision.panic,
+    lastDecision: `${decision.reason} -> ${decision.desired} at ${now} ms`,
+  };
+  if (decision.desired === state.sent) return { state: next };
+  const scale: FunctionMessage = { type: 'fn.scale', desired: decision.desired, reason: decision.reason };
+  return { state: { ...next, sent: decision.desired }, effects: [{ type: 'send', to: functionAddress(state.name), message: scale }] };
+}
+
+function scheduleTick(config: AutoscalerConfig): Effect<AutoscalerMessage> {
+  return { type: 'schedule', afterMs: config.tickMs, message: { type: 'as.tick' }, timer: TICK_TIMER };
+}
+
+/** Sums over data planes: `inFlight` counts queued requests too (what the scaler sizes by). */
+function totals(reports: ReadonlyMap<string, DataplaneReport>): { readonly inFlight: number; readonly queued: number } {
+  let inFlight = 0;
+  let queued = 0;
+  for (const report of reports.values()) {
+    inFlight += report.inFlight + report.queued;
+    queued += report.queued;
+  }
+  return { inFlight, queued };
+}
+
+function isCount(value: number): boolean {
+  return Number.isInteger(value) && value >= 0;
+}
+
+function logOnly(state: AutoscalerActorState, text: string): Step<AutoscalerActorState, AutoscalerMessage> {
+  return { state, effects: [{ type: 'log', level: 'warn', text }] };
+}

@@ -1,0 +1,667 @@
+// The function actor (control plane): owns one function's spec, its desired scale, its sandbox set and
+// therefore its endpoint set. Because one actor holds all three, the counts the autoscaler and the console
+// see (desired, creating, ready, draining) are read from the same sandbox map that the endpoint updates are
+// derived from, and cannot drift apart (Dirigent records desired scale before acting and appends endpoints).
+//
+// Endpoint updates are derived, not hand-written: after every step the ready set is compared with the ready
+// set before it, and any difference goes to the data planes as ONE `rt.delta` (version + 1). So no endpoint is
+// ever announced twice, and a sandbox that leaves `ready` for any reason is always removed.
+//
+// Sandbox lifecycle (one record per sandbox id, a union by phase):
+//   creating --sandboxReady--> ready --scale down--> draining --drained by every data plane / timeout--> gone
+//   creating --scale down / delete--> gone          (deleted on the worker before it ever served)
+//   gone --sandboxDeleted--> (record removed, allocation released)
+// A failed sandbox (`fn.sandboxFailed`) is removed at once: the worker has already cleaned it up, so there
+// is nothing to wait for and a `failed` record would only sit in the map.
+
+import { assertNever, type ActorKind, type Address, type Effect, type Step, type StepContext } from './actor.js';
+import type { FunctionSpec } from './function-spec.js';
+import {
+  autoscalerAddress,
+  nodeAddress,
+  routerAddress,
+  schedulerAddress,
+  type AutoscalerMessage,
+  type Endpoint,
+  type EndpointSnapshot,
+  type FunctionMessage,
+  type FunctionStatus,
+  type NodeMessage,
+  type PlaceReply,
+  type RouterUpdate,
+  type RoutingConfig,
+  type SandboxReport,
+  type SandboxTemplate,
+  type SchedulerMessage,
+} from './messages.js';
+import { chooseEvictions, type SandboxView } from './placement.js';
+
+/** How long a function waits for the scheduler to answer a placement, ms. */
+export const PLACE_TIMEOUT_MS = 5000;
+/** Delay before trying again after a placement fell short or failed, ms. */
+export const RETRY_SCALE_MS = 1000;
+/** A draining sandbox is deleted at the latest this long after the function's request timeout, ms. */
+export const DRAIN_GRACE_MS = 1000;
+
+export interface FunctionInit {
+  readonly spec: FunctionSpec;
+  /** The leader's term; carried by every command to workers and data planes. */
+  readonly term: number;
+  /** Data planes connected when the actor starts (see `fn.dataplanes`). */
+  readonly dataplanes?: readonly string[];
+}
+
+interface SandboxBase {
+  readonly sandboxId: string;
+  readonly nodeId: string;
+  /** When the function asked for it, ms (for adopted sandboxes: the worker's creation time). */
+  readonly createdAt: number;
+  /** When it entered its current phase, ms. */
+  readonly since: number;
+}
+
+export type SandboxRecord =
+  | (SandboxBase & { readonly phase: 'creating' })
+  | (SandboxBase & { readonly phase: 'ready'; readonly endpoint: Endpoint })
+  /** Removed from every data plane; waits for `fn.drained` from each of `waitingFor` (data plane ids). */
+  | (SandboxBase & { readonly phase: 'draining'; readonly endpoint: Endpoint; readonly waitingFor: readonly string[] })
+  /** `node.delete` sent; the worker's `fn.sandboxDeleted` releases its allocation and removes the record. */
+  | (SandboxBase & { readonly phase: 'gone' });
+
+export interface FunctionState {
+  readonly name: string;
+  readonly term: number;
+  readonly spec: FunctionSpec;
+  /** True once the first `fn.configure` spawned the autoscaler. */
+  readonly autoscalerStarted: boolean;
+  /** Sandboxes wanted (creating + ready), as last asked by the autoscaler. */
+  readonly desired: number;
+  readonly deleting: boolean;
+  /** Next sandbox sequence number; ids are `${name}-${term}-${seq}`, unique across leader terms. */
+  readonly nextSeq: number;
+  readonly nextRequestId: number;
+  readonly sandboxes: ReadonlyMap<string, SandboxRecord>;
+  /** Outstanding `sch.place` asks: request id -> the sandbox ids asked for. */
+  readonly placing: ReadonlyMap<number, readonly string[]>;
+  /** Version of the endpoint set the data planes were last sent (snapshot or delta). */
+  readonly endpointVersion: number;
+  /** Ready count the autoscaler was last told. */
+  readonly reportedReady: number;
+  /** Connected data planes, sorted: a draining sandbox waits for each of them. */
+  readonly dataplanes: readonly string[];
+}
+
+export class SandboxTransitionError extends Error {
+  readonly code = 'IMPOSSIBLE_TRANSITION';
+  constructor(record: SandboxRecord, to: string) {
+    super(`sandbox ${record.sandboxId} cannot go from ${record.phase} to ${to}`);
+    this.name = 'SandboxTransitionError';
+  }
+}
+
+export function routingConfigOf(spec: FunctionSpec): RoutingConfig {
+  return {
+    concurrency: spec.concurrency,
+    queueDepth: spec.queueDepth,
+    queueTimeoutMs: spec.queueTimeoutMs,
+    maxBodyBytes: spec.maxBodyBytes,
+    timeoutMs: spec.timeoutMs,
+    maxScale: spec.scaling.maxScale,
+  };
+}
+
+export function sandboxTemplateOf(spec: FunctionSpec): SandboxTemplate {
+  const { name, runtime, source, cpuMilli, memoryMiB, concurrency, timeoutMs, env } = spec;
+  return { name, runtime, source, cpuMilli, memoryMiB, concurrency, timeoutMs, env };
+}
+
+export function initialFunctionState(init: FunctionInit): FunctionState {
+  return {
+    name: init.spec.name,
+    term: init.term,
+    spec: init.spec,
+    autoscalerStarted: false,
+    desired: 0,
+    deleting: false,
+    nextSeq: 0,
+    nextRequestId: 0,
+    sandboxes: new Map(),
+    placing: new Map(),
+    endpointVersion: 0,
+    reportedReady: 0,
+    dataplanes: sortedUnique(init.dataplanes ?? []),
+  };
+}
+
+export const functionKind: ActorKind<FunctionState, FunctionMessage> = {
+  kind: 'function',
+  init(address, arg) {
+    const init = arg as FunctionInit | undefined;
+    if (init?.spec === undefined || typeof init.term !== 'number') throw new TypeError(`function ${address.id}: init needs { spec, term }`);
+    if (init.spec.name !== address.id) throw new TypeError(`function ${address.id}: spec is for ${init.spec.name}`);
+    return initialFunctionState(init);
+  },
+  step(state, message, ctx) {
+    const w = new Work(state, ctx);
+    handle(w, message);
+    return w.commit();
+  },
+  summary(state) {
+    const counts = countPhases(state.sandboxes);
+    return {
+      name: state.name,
+      term: state.term,
+      specVersion: state.spec.version,
+      desired: state.desired,
+      ...counts,
+      placing: outstanding(state.placing),
+      endpointVersion: state.endpointVersion,
+      dataplanes: state.dataplanes.length,
+      deleting: state.deleting,
+    };
+  },
+};
+
+/** One step's mutable working copy of the state, and the effects it produces. */
+class Work {
+  desired: number;
+  deleting: boolean;
+  spec: FunctionSpec;
+  autoscalerStarted: boolean;
+  nextSeq: number;
+  nextRequestId: number;
+  endpointVersion: number;
+  reportedReady: number;
+  dataplanes: readonly string[];
+  readonly placing: Map<number, readonly string[]>;
+  /** Ids whose record this step changed: the endpoint delta looks only at these. */
+  readonly touched = new Set<string>();
+  /** Copied on the first write, so that a step that changes no sandbox costs no copy. */
+  private current: ReadonlyMap<string, SandboxRecord>;
+  private copied = false;
+  readonly effects: Effect<FunctionMessage>[] = [];
+  /** Set when this step pushed a full snapshot, which makes a delta redundant. */
+  snapshotSent = false;
+
+  constructor(
+    readonly base: FunctionState,
+    readonly ctx: StepContext,
+  ) {
+    this.desired = base.desired;
+    this.deleting = base.deleting;
+    this.spec = base.spec;
+    this.autoscalerStarted = base.autoscalerStarted;
+    this.nextSeq = base.nextSeq;
+    this.nextRequestId = base.nextRequestId;
+    this.endpointVersion = base.endpointVersion;
+    this.reportedReady = base.reportedReady;
+    this.dataplanes = base.dataplanes;
+    this.current = base.sandboxes;
+    this.placing = new Map(base.placing);
+  }
+
+  get sandboxes(): ReadonlyMap<string, SandboxRecord> {
+    return this.current;
+  }
+
+  put(record: SandboxRecord): void {
+    this.writable().set(record.sandboxId, record);
+    this.touched.add(record.sandboxId);
+  }
+
+  drop(sandboxId: string): void {
+    this.writable().delete(sandboxId);
+    this.touched.add(sandboxId);
+  }
+
+  private writable(): Map<string, SandboxRecord> {
+    if (!this.copied) {
+      this.current = new Map(this.current);
+      this.copied = true;
+    }
+    return this.current as Map<string, SandboxRecord>;
+  }
+
+  get name(): string {
+    return this.base.name;
+  }
+
+  send(to: Address, message: AutoscalerMessage | SchedulerMessage | NodeMessage | RouterUpdate): void {
+    this.effects.push({ type: 'send', to, message });
+  }
+
+  reply(value: unknown): void {
+    if (this.ctx.replyTo) this.effects.push({ type: 'reply', to: this.ctx.replyTo, value });
+  }
+
+  warn(text: string): void {
+    this.effects.push({ type: 'log', level: 'warn', text });
+  }
+
+  /**
+   * Turns the working copy into the next state. Effects go out as: the endpoint delta first (so data planes
+   * stop routing to a sandbox before anything deletes it), then the step's own, then the ready count for the
+   * autoscaler (after a spawn, which the autoscaler needs first), then `stop` once a deleted function is empty.
+   */
+  commit(): Step<FunctionState, FunctionMessage> {
+    const before = this.base;
+    const first: Effect<FunctionMessage>[] = [];
+    if (!this.snapshotSent) {
+      const delta = endpointDelta(before.sandboxes, this.sandboxes, this.touched);
+      if (delta.add.length > 0 || delta.remove.length > 0) {
+        this.endpointVersion += 1;
+        const update: RouterUpdate = { type: 'rt.delta', term: before.term, functionName: this.name, version: this.endpointVersion, ...delta };
+        first.push({ type: 'send', to: routerAddress(this.name), message: update });
+      }
+    }
+    const last: Effect<FunctionMessage>[] = [];
+    const ready = countPhases(this.sandboxes).ready;
+    if (this.autoscalerStarted && !this.deleting && ready !== this.reportedReady) {
+      const update: AutoscalerMessage = { type: 'as.ready', ready };
+      last.push({ type: 'send', to: autoscalerAddress(this.name), message: update });
+      this.reportedReady = ready;
+    }
+    if (this.deleting && this.sandboxes.size === 0 && this.placing.size === 0) {
+      last.push({ type: 'log', level: 'info', text: `function ${this.name} deleted: no sandbox left` }, { type: 'stop' });
+    }
+    const state: FunctionState = {
+      name: before.name,
+      term: before.term,
+      spec: this.spec,
+      autoscalerStarted: this.autoscalerStarted,
+      desired: this.desired,
+      deleting: this.deleting,
+      nextSeq: this.nextSeq,
+      nextRequestId: this.nextRequestId,
+      sandboxes: this.sandboxes,
+      placing: this.placing,
+      endpointVersion: this.endpointVersion,
+      reportedReady: this.reportedReady,
+      dataplanes: this.dataplanes,
+    };
+    return { state, effects: [...first, ...this.effects, ...last] };
+  }
+}
+
+function handle(w: Work, message: FunctionMessage): void {
+  switch (message.type) {
+    case 'fn.configure':
+      return configure(w, message.spec);
+    case 'fn.delete':
+      return deleteFunction(w);
+    case 'fn.scale':
+      if (w.deleting) return;
+      if (!Number.isInteger(message.desired) || message.desired < 0) {
+        return w.warn(`fn.scale ignored: desired must be an integer >= 0 sandboxes, got ${message.desired}`);
+      }
+      w.desired = message.desired;
+      return reconcile(w);
+    case 'fn.sandboxReady':
+      return sandboxReady(w, message.sandboxId, message.endpoint);
+    case 'fn.sandboxFailed': {
+      // Whatever the function knew, the worker no longer runs it: forget it and free its allocation.
+      const record = w.sandboxes.get(message.sandboxId);
+      if (record !== undefined) forget(w, record);
+      w.send(schedulerAddress, { type: 'sch.release', functionName: w.name, sandboxId: message.sandboxId, nodeId: message.nodeId });
+      w.warn(`sandbox ${message.sandboxId} on ${message.nodeId} failed${record ? ` while ${record.phase}` : ''}: ${message.reason}`);
+      // A sandbox that served and then died is replaced at once. One that could not even start (a refused
+      // create, a module that fails to load) would most likely fail again: replace it after the retry delay,
+      // so that such a function does not spin through placement and creation as fast as messages go.
+      if (record?.phase === 'creating') return scheduleRetry(w);
+      return reconcile(w);
+    }
+    case 'fn.sandboxDeleted': {
+      // Usually a `gone` sandbox; any other phase means the worker removed it on its own (replaced below).
+      const record = w.sandboxes.get(message.sandboxId);
+      if (record !== undefined) forget(w, record);
+      w.send(schedulerAddress, { type: 'sch.release', functionName: w.name, sandboxId: message.sandboxId, nodeId: message.nodeId });
+      if (record !== undefined && record.phase !== 'gone') w.warn(`sandbox ${message.sandboxId} was deleted by its worker while ${record.phase}`);
+      return reconcile(w);
+    }
+    case 'fn.drained': {
+      const record = w.sandboxes.get(message.sandboxId);
+      if (record?.phase !== 'draining') return;
+      const waitingFor = record.waitingFor.filter((id) => id !== message.dataplaneId);
+      if (waitingFor.length === 0) deleteOnNode(w, record);
+      else w.put({ ...record, waitingFor });
+      return;
+    }
+    case 'fn.nodeLost': {
+      // The scheduler has already dropped the node's allocations: no release here.
+      const lost = [...w.sandboxes.values()].filter((record) => record.nodeId === message.nodeId);
+      for (const record of lost) forget(w, record);
+      if (lost.length > 0) w.warn(`node ${message.nodeId} lost with ${lost.length} sandbox(es) of ${w.name}`);
+      return reconcile(w);
+    }
+    case 'fn.getEndpoints':
+      return w.reply(snapshotOf(w));
+    case 'fn.status':
+      return w.reply(statusOf(w));
+    case 'fn.adopt':
+      return adopt(w, message.sandboxes);
+    case 'fn.dataplanes':
+      return setDataplanes(w, message.ids);
+    case 'fn.placed':
+      return placed(w, message.requestId, message.result, message.error);
+    case 'fn.drainTimeout': {
+      const record = w.sandboxes.get(message.sandboxId);
+      if (record?.phase !== 'draining') return;
+      w.warn(`sandbox ${record.sandboxId} not drained by ${record.waitingFor.join(', ')} within ${drainTimeoutMs(w.spec)} ms: deleting it`);
+      return deleteOnNode(w, record);
+    }
+    case 'fn.retryScale':
+      return reconcile(w);
+    default:
+      return assertNever(message, 'function message');
+  }
+}
+
+function configure(w: Work, spec: FunctionSpec): void {
+  if (w.deleting || spec.name !== w.name) {
+    const error = w.deleting
+      ? { code: 'FUNCTION_DELETING', message: `function ${w.name} is being deleted` }
+      : { code: 'NAME_MISMATCH', message: `function ${w.name} cannot take the spec of ${spec.name}` };
+    if (w.ctx.replyTo) w.effects.push({ type: 'fail', to: w.ctx.replyTo, error });
+    else w.warn(`fn.configure ignored: ${error.message}`);
+    return;
+  }
+  // An older version can only be a late duplicate; the stored spec stays.
+  if (spec.version < w.spec.version) {
+    w.warn(`fn.configure ignored: spec version ${spec.version} is older than ${w.spec.version}`);
+    return w.reply(statusOf(w));
+  }
+  w.spec = spec;
+  const configureScaler: AutoscalerMessage = { type: 'as.configure', config: spec.scaling, containerConcurrency: spec.concurrency };
+  if (!w.autoscalerStarted) {
+    // The autoscaler starts knowing 0 ready sandboxes; `commit` tells it more if there are.
+    w.effects.push({ type: 'spawn', address: autoscalerAddress(w.name), init: { config: spec.scaling, containerConcurrency: spec.concurrency } });
+    w.autoscalerStarted = true;
+    w.reportedReady = 0;
+  }
+  w.send(autoscalerAddress(w.name), configureScaler);
+  pushSnapshot(w);
+  w.reply(statusOf(w));
+}
+
+function deleteFunction(w: Work): void {
+  if (!w.deleting) {
+    w.deleting = true;
+    w.desired = 0;
+    if (w.autoscalerStarted) w.send(autoscalerAddress(w.name), { type: 'as.stop' });
+    w.effects.push({ type: 'cancel', timer: RETRY_TIMER });
+    // Ready sandboxes start draining (their removal goes out as a delta before this) and routers fail
+    // queued requests with 404 at once instead of letting them wait for a sandbox that will not come.
+    reconcile(w);
+    w.send(routerAddress(w.name), { type: 'rt.deleted', term: w.base.term, functionName: w.name });
+  }
+  w.reply({ deleting: true });
+}
+
+function sandboxReady(w: Work, sandboxId: string, endpoint: Endpoint): void {
+  const record = w.sandboxes.get(sandboxId);
+  if (record === undefined || record.phase === 'gone') {
+    // Not wanted: unknown, or deleted while it was being created (`fn.delete` turns every creating sandbox
+    // gone, so this covers a function being deleted too). Delete the orphan rather than leave it running.
+    w.send(nodeAddress(endpoint.nodeId), { type: 'node.delete', term: w.base.term, sandboxId });
+    if (record === undefined) w.warn(`sandbox ${sandboxId} on ${endpoint.nodeId} is not ${w.name}'s: deleting it`);
+    return;
+  }
+  switch (record.phase) {
+    case 'creating':
+      w.put(toReady(record, endpoint, w.ctx.now));
+      return;
+    // A repeated report: the sandbox is already routed (ready) or leaving (draining deletes it when drained).
+    case 'ready':
+    case 'draining':
+      return;
+    default:
+      return assertNever(record, 'sandbox record');
+  }
+}
+
+function adopt(w: Work, reports: readonly SandboxReport[]): void {
+  for (const report of reports) {
+    if (report.functionName !== w.name) continue;
+    const known = w.sandboxes.get(report.sandboxId);
+    if (w.deleting) {
+      if (known === undefined) {
+        w.put({ phase: 'gone', sandboxId: report.sandboxId, nodeId: report.nodeId, createdAt: report.createdAt, since: w.ctx.now });
+        w.send(nodeAddress(report.nodeId), { type: 'node.delete', term: w.base.term, sandboxId: report.sandboxId });
+      }
+      continue;
+    }
+    if (known === undefined) {
+      w.put({
+        phase: 'ready',
+        sandboxId: report.sandboxId,
+        nodeId: report.nodeId,
+        createdAt: report.createdAt,
+        since: w.ctx.now,
+        endpoint: report.endpoint,
+      });
+    } else if (known.phase === 'creating') {
+      w.put(toReady(known, report.endpoint, w.ctx.now));
+    }
+  }
+  if (w.deleting) return;
+  // The adopted sandboxes are wanted until the autoscaler says otherwise; a desired count below them would
+  // evict them at the next reconcile, before the autoscaler has seen a single metric.
+  const counts = countPhases(w.sandboxes);
+  w.desired = Math.max(w.desired, counts.creating + counts.ready);
+  pushSnapshot(w);
+}
+
+function setDataplanes(w: Work, ids: readonly string[]): void {
+  w.dataplanes = sortedUnique(ids);
+  // A data plane that went away will never report a drain; one that joined got a snapshot without the
+  // draining sandboxes, so it has nothing to drain.
+  for (const record of [...w.sandboxes.values()]) {
+    if (record.phase !== 'draining') continue;
+    const waitingFor = record.waitingFor.filter((id) => w.dataplanes.includes(id));
+    if (waitingFor.length === 0) deleteOnNode(w, record);
+    else if (waitingFor.length !== record.waitingFor.length) w.put({ ...record, waitingFor });
+  }
+}
+
+/** Moves creating + ready (plus outstanding placements) towards the desired count. */
+function reconcile(w: Work): void {
+  const target = w.deleting ? 0 : w.desired;
+  const counts = countPhases(w.sandboxes);
+  const live = counts.creating + counts.ready;
+  const asked = outstanding(w.placing);
+  if (target > live + asked) return requestPlacement(w, target - live - asked);
+  // Outstanding placements are not evicted here: `placed` keeps only as many as are still wanted.
+  if (target < live) return evict(w, live - target);
+}
+
+function requestPlacement(w: Work, count: number): void {
+  const sandboxIds: string[] = [];
+  for (let i = 0; i < count; i++) sandboxIds.push(`${w.name}-${w.base.term}-${w.nextSeq++}`);
+  const requestId = w.nextRequestId++;
+  w.placing.set(requestId, sandboxIds);
+  const request: SchedulerMessage = {
+    type: 'sch.place',
+    functionName: w.name,
+    request: { cpuMilli: w.spec.cpuMilli, memoryMiB: w.spec.memoryMiB },
+    sandboxIds,
+  };
+  w.effects.push({
+    type: 'ask',
+    to: schedulerAddress,
+    message: request,
+    timeoutMs: PLACE_TIMEOUT_MS,
+    then: (result) =>
+      result.ok
+        ? { type: 'fn.placed', requestId, result: result.value as PlaceReply }
+        : { type: 'fn.placed', requestId, result: null, error: `${result.error.code}: ${result.error.message}` },
+  });
+}
+
+function placed(w: Work, requestId: number, result: PlaceReply | null, error: string | undefined): void {
+  const asked = w.placing.get(requestId);
+  if (asked === undefined) return;
+  w.placing.delete(requestId);
+  if (result === null) {
+    // The scheduler may have allocated before the ask timed out; nothing will ever use those allocations.
+    w.send(schedulerAddress, { type: 'sch.abandon', functionName: w.name, sandboxIds: asked });
+    w.warn(`placement of ${asked.length} sandbox(es) failed: ${error ?? 'unknown error'}; retrying in ${RETRY_SCALE_MS} ms`);
+    return scheduleRetry(w);
+  }
+  // Demand may have fallen while the ask was out: create only what is still wanted, release the rest.
+  const counts = countPhases(w.sandboxes);
+  let need = (w.deleting ? 0 : w.desired) - counts.creating - counts.ready - outstanding(w.placing);
+  const template = sandboxTemplateOf(w.spec);
+  for (const { sandboxId, nodeId } of result.placements) {
+    if (!asked.includes(sandboxId) || w.sandboxes.has(sandboxId)) continue;
+    if (need > 0) {
+      w.put({ phase: 'creating', sandboxId, nodeId, createdAt: w.ctx.now, since: w.ctx.now });
+      w.send(nodeAddress(nodeId), { type: 'node.create', term: w.base.term, sandboxId, template });
+      need -= 1;
+    } else {
+      w.send(schedulerAddress, { type: 'sch.release', functionName: w.name, sandboxId, nodeId });
+    }
+  }
+  if (need > 0) {
+    w.warn(`placed ${result.placements.length}/${asked.length} sandbox(es): ${result.shortfall ?? 'no reason given'}; retrying in ${RETRY_SCALE_MS} ms`);
+    scheduleRetry(w);
+  }
+}
+
+function evict(w: Work, count: number): void {
+  const views: SandboxView[] = [];
+  for (const record of w.sandboxes.values()) {
+    // The function does not see per-sandbox load, so every candidate counts as idle: newest go first.
+    if (record.phase === 'creating' || record.phase === 'ready') {
+      views.push({ id: record.sandboxId, nodeId: record.nodeId, inFlight: 0, state: record.phase, createdAt: record.createdAt });
+    }
+  }
+  for (const id of chooseEvictions(views, count)) {
+    const record = w.sandboxes.get(id);
+    if (record === undefined) continue;
+    if (record.phase === 'ready' && w.dataplanes.length > 0) {
+      w.put(toDraining(record, w.dataplanes, w.ctx.now));
+      w.effects.push({ type: 'schedule', afterMs: drainTimeoutMs(w.spec), message: { type: 'fn.drainTimeout', sandboxId: id }, timer: drainTimer(id) });
+    } else {
+      deleteOnNode(w, record);
+    }
+  }
+}
+
+/** Asks the worker to delete the sandbox; the record stays `gone` until the worker confirms. */
+function deleteOnNode(w: Work, record: SandboxRecord): void {
+  if (record.phase === 'draining') w.effects.push({ type: 'cancel', timer: drainTimer(record.sandboxId) });
+  w.put(toGone(record, w.ctx.now));
+  w.send(nodeAddress(record.nodeId), { type: 'node.delete', term: w.base.term, sandboxId: record.sandboxId });
+}
+
+/** Drops a sandbox the worker no longer runs. */
+function forget(w: Work, record: SandboxRecord): void {
+  if (record.phase === 'draining') w.effects.push({ type: 'cancel', timer: drainTimer(record.sandboxId) });
+  w.drop(record.sandboxId);
+}
+
+function pushSnapshot(w: Work): void {
+  w.endpointVersion += 1;
+  w.send(routerAddress(w.name), { type: 'rt.snapshot', term: w.base.term, snapshot: snapshotOf(w) });
+  w.snapshotSent = true;
+}
+
+function scheduleRetry(w: Work): void {
+  w.effects.push({ type: 'schedule', afterMs: RETRY_SCALE_MS, message: { type: 'fn.retryScale' }, timer: RETRY_TIMER });
+}
+
+const RETRY_TIMER = 'retryScale';
+const drainTimer = (sandboxId: string): string => `drain:${sandboxId}`;
+const drainTimeoutMs = (spec: FunctionSpec): number => spec.timeoutMs + DRAIN_GRACE_MS;
+
+// ---- Phase transitions: the only places a record changes phase (exported for their tests) ------------
+
+export function toReady(record: SandboxRecord, endpoint: Endpoint, now: number): SandboxRecord {
+  if (record.phase !== 'creating') throw new SandboxTransitionError(record, 'ready');
+  const { sandboxId, nodeId, createdAt } = record;
+  return { phase: 'ready', sandboxId, nodeId, createdAt, since: now, endpoint };
+}
+
+export function toDraining(record: SandboxRecord, waitingFor: readonly string[], now: number): SandboxRecord {
+  if (record.phase !== 'ready') throw new SandboxTransitionError(record, 'draining');
+  return { ...record, phase: 'draining', since: now, waitingFor };
+}
+
+export function toGone(record: SandboxRecord, now: number): SandboxRecord {
+  if (record.phase === 'gone') throw new SandboxTransitionError(record, 'gone');
+  const { sandboxId, nodeId, createdAt } = record;
+  return { phase: 'gone', sandboxId, nodeId, createdAt, since: now };
+}
+
+// ---- Views ------------------------------------------------------------------------------------------
+
+interface PhaseCounts {
+  readonly creating: number;
+  readonly ready: number;
+  readonly draining: number;
+  readonly gone: number;
+}
+
+function countPhases(sandboxes: ReadonlyMap<string, SandboxRecord>): PhaseCounts {
+  const counts = { creating: 0, ready: 0, draining: 0, gone: 0 };
+  for (const record of sandboxes.values()) counts[record.phase] += 1;
+  return counts;
+}
+
+function outstanding(placing: ReadonlyMap<number, readonly string[]>): number {
+  let total = 0;
+  for (const ids of placing.values()) total += ids.length;
+  return total;
+}
+
+function readyEndpoints(sandboxes: ReadonlyMap<string, SandboxRecord>): Endpoint[] {
+  const endpoints: Endpoint[] = [];
+  for (const record of sandboxes.values()) if (record.phase === 'ready') endpoints.push(record.endpoint);
+  return endpoints.sort((a, b) => compareIds(a.sandboxId, b.sandboxId));
+}
+
+/** What the data planes must change to go from the ready set `before` to `after`, given the ids that changed. */
+function endpointDelta(
+  before: ReadonlyMap<string, SandboxRecord>,
+  after: ReadonlyMap<string, SandboxRecord>,
+  touched: ReadonlySet<string>,
+): { readonly add: readonly Endpoint[]; readonly remove: readonly string[] } {
+  const add: Endpoint[] = [];
+  const remove: string[] = [];
+  for (const id of [...touched].sort(compareIds)) {
+    const was = before.get(id);
+    const is = after.get(id);
+    if (is?.phase === 'ready' && was?.phase !== 'ready') add.push(is.endpoint);
+    else if (was?.phase === 'ready' && is?.phase !== 'ready') remove.push(id);
+  }
+  return { add, remove };
+}
+
+function snapshotOf(w: Work): EndpointSnapshot {
+  return { functionName: w.name, version: w.endpointVersion, endpoints: readyEndpoints(w.sandboxes), routing: routingConfigOf(w.spec) };
+}
+
+function statusOf(w: Work): FunctionStatus {
+  const counts = countPhases(w.sandboxes);
+  return {
+    name: w.name,
+    specVersion: w.spec.version,
+    desired: w.desired,
+    creating: counts.creating,
+    ready: counts.ready,
+    draining: counts.draining,
+    endpointVersion: w.endpointVersion,
+    deleting: w.deleting,
+    sandboxes: [...w.sandboxes.values()]
+      .sort((a, b) => compareIds(a.sandboxId, b.sandboxId))
+      .map((record) => ({ sandboxId: record.sandboxId, nodeId: record.nodeId, phase: record.phase, since: record.since })),
+  };
+}
+
+function sortedUnique(ids: readonly string[]): readonly string[] {
+  return [...new Set(ids)].sort(compareIds);
+}
+
+function compareIds(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

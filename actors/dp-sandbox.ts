@@ -1,0 +1,191 @@
+// The data plane's actor for one sandbox (kind `dpsandbox`, colocated with its function's router): it holds
+// the sandbox's concurrency slots, calls the sandbox through the data plane's invoke service, and answers the
+// edge's pending ask itself, so a response takes no extra hop back through the router. It then tells the router
+// the slot is free, and whether the sandbox looked broken.
+//
+// Pure: the connection to the sandbox is the host's `call` service (default `sandbox.invoke`). The router spawns
+// one per endpoint and closes it when the endpoint drains or breaks; this actor never decides routing.
+
+import { assertNever, type ActorError, type ActorKind, type Effect, type ReplyTo, type Step } from './actor.js';
+import {
+  routerAddress,
+  type DataPlaneSandboxMessage,
+  type Endpoint,
+  type Invocation,
+  type InvocationOutcome,
+  type RouterMessage,
+} from './messages.js';
+
+export const DEFAULT_INVOKE_SERVICE = 'sandbox.invoke';
+
+export interface DataPlaneSandboxConfig {
+  /** Name of the host service that performs one invocation (input `SandboxInvokeInput`, value `SandboxInvokeOutput`). */
+  readonly invokeService?: string;
+}
+
+/** The `spawn` init argument the router gives each data-plane sandbox actor. */
+export interface DataPlaneSandboxInit {
+  readonly functionName: string;
+  readonly endpoint: Endpoint;
+  /** Longest one invocation may run, ms (the function's `timeoutMs` when the endpoint was added). */
+  readonly timeoutMs: number;
+}
+
+export interface SandboxInvokeInput {
+  /** `host:port` of the worker's invocation server. */
+  readonly address: string;
+  readonly sandboxId: string;
+  readonly invocation: Invocation;
+  /** ms. */
+  readonly timeoutMs: number;
+}
+
+export interface SandboxInvokeOutput {
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: Uint8Array;
+}
+
+/**
+ * Service error codes after which the sandbox must get no more requests: it is gone or timed out (the thread
+ * runtime kills a sandbox on timeout), its thread or process died, or its worker cannot be reached (Node's
+ * socket errors and undici's). Any other failure (say, a bad response) fails only that one request.
+ */
+export const BROKEN_SANDBOX_CODES: ReadonlySet<string> = new Set([
+  'SANDBOX_GONE',
+  'SANDBOX_TIMEOUT',
+  'SANDBOX_CRASHED',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_CLOSED',
+]);
+
+export interface DataPlaneSandboxState {
+  readonly functionName: string;
+  readonly endpoint: Endpoint;
+  /** ms. */
+  readonly timeoutMs: number;
+  /** `closing`: `sb.close` arrived; the actor stops once `inFlight` is 0 and takes no new request. */
+  readonly phase: 'open' | 'closing';
+  /** Requests handed to the invoke service and not yet answered. */
+  readonly inFlight: number;
+  /** Requests answered with the sandbox's own response. */
+  readonly served: number;
+  /** Requests answered 502 because the invoke service failed. */
+  readonly failed: number;
+  /** Requests answered 502 without calling the sandbox (no free slot, or closing). Non-zero means a router bug. */
+  readonly refused: number;
+}
+
+type Effects = Effect<DataPlaneSandboxMessage>[];
+
+export function dataPlaneSandboxKind(config: DataPlaneSandboxConfig = {}): ActorKind<DataPlaneSandboxState, DataPlaneSandboxMessage> {
+  const invokeService = config.invokeService ?? DEFAULT_INVOKE_SERVICE;
+  if (invokeService === '') throw new RangeError('dpsandbox: invokeService must be a non-empty service name, got ""');
+  return {
+    kind: 'dpsandbox',
+    init(address, arg) {
+      const init = arg as Partial<DataPlaneSandboxInit> | undefined;
+      if (typeof init?.functionName !== 'string' || init.endpoint === undefined || typeof init.timeoutMs !== 'number' || !(init.timeoutMs > 0)) {
+        throw new TypeError(`dpsandbox ${address.id}: init needs { functionName, endpoint, timeoutMs > 0 ms }, got ${JSON.stringify(arg)}`);
+      }
+      return { functionName: init.functionName, endpoint: init.endpoint, timeoutMs: init.timeoutMs, phase: 'open', inFlight: 0, served: 0, failed: 0, refused: 0 };
+    },
+    step: (state, message) => step(state, message, invokeService),
+    summary: (state) => ({
+      sandboxId: state.endpoint.sandboxId,
+      address: state.endpoint.address,
+      phase: state.phase,
+      inFlight: state.inFlight,
+      slots: state.endpoint.concurrency,
+      served: state.served,
+      failed: state.failed,
+      refused: state.refused,
+    }),
+  };
+}
+
+function step(state: DataPlaneSandboxState, message: DataPlaneSandboxMessage, invokeService: string): Step<DataPlaneSandboxState, DataPlaneSandboxMessage> {
+  switch (message.type) {
+    case 'sb.invoke': {
+      const { sandboxId, concurrency } = state.endpoint;
+      if (state.phase === 'closing' || state.inFlight >= concurrency) {
+        const why = state.phase === 'closing' ? 'is closing' : `has no free slot (${state.inFlight} of ${concurrency} requests in flight)`;
+        const effects: Effects = [
+          { type: 'log', level: 'warn', text: `refused a request: sandbox ${sandboxId} ${why}` },
+          reply(message.replyTo, failure(state, `sandbox ${sandboxId} ${why}`, message.queuedMs)),
+          released(state, false),
+        ];
+        return { state: { ...state, refused: state.refused + 1 }, effects };
+      }
+      const input: SandboxInvokeInput = { address: state.endpoint.address, sandboxId, invocation: message.invocation, timeoutMs: state.timeoutMs };
+      const { replyTo, coldStart, queuedMs } = message;
+      return {
+        state: { ...state, inFlight: state.inFlight + 1 },
+        effects: [{ type: 'call', service: invokeService, input, then: (result) => ({ type: 'sb.done', replyTo, coldStart, queuedMs, result }) }],
+      };
+    }
+    case 'sb.done': {
+      const inFlight = Math.max(0, state.inFlight - 1);
+      const effects: Effects = [];
+      let next: DataPlaneSandboxState;
+      let broken = false;
+      const output = message.result.ok ? asOutput(message.result.value) : undefined;
+      if (output !== undefined) {
+        const outcome: InvocationOutcome = {
+          ok: true,
+          status: output.status,
+          headers: output.headers,
+          body: output.body,
+          sandboxId: state.endpoint.sandboxId,
+          coldStart: message.coldStart,
+          queuedMs: message.queuedMs,
+        };
+        effects.push(reply(message.replyTo, outcome));
+        next = { ...state, inFlight, served: state.served + 1 };
+      } else {
+        const error: ActorError = message.result.ok
+          ? { code: 'BAD_RESPONSE', message: 'the invoke service returned no { status, headers, body }' }
+          : message.result.error;
+        broken = BROKEN_SANDBOX_CODES.has(error.code);
+        effects.push(reply(message.replyTo, failure(state, `sandbox ${state.endpoint.sandboxId} failed: ${error.code}: ${error.message}`, message.queuedMs)));
+        next = { ...state, inFlight, failed: state.failed + 1 };
+      }
+      effects.push(released(state, broken));
+      if (next.phase === 'closing' && inFlight === 0) effects.push({ type: 'stop' });
+      return { state: next, effects };
+    }
+    case 'sb.close':
+      return { state: { ...state, phase: 'closing' }, effects: state.inFlight === 0 ? [{ type: 'stop' }] : [] };
+    default:
+      return assertNever(message, 'dpsandbox message');
+  }
+}
+
+function reply(to: ReplyTo, outcome: InvocationOutcome): Effect<DataPlaneSandboxMessage> {
+  return { type: 'reply', to, value: outcome };
+}
+
+function failure(state: DataPlaneSandboxState, message: string, queuedMs: number): InvocationOutcome {
+  return { ok: false, status: 502, code: 'SANDBOX_FAILED', message, queuedMs, sandboxId: state.endpoint.sandboxId };
+}
+
+function released(state: DataPlaneSandboxState, failed: boolean): Effect<DataPlaneSandboxMessage> {
+  const message: RouterMessage = { type: 'rt.released', sandboxId: state.endpoint.sandboxId, failed };
+  return { type: 'send', to: routerAddress(state.functionName), message };
+}
+
+function asOutput(value: unknown): SandboxInvokeOutput | undefined {
+  if (value === null || typeof value !== 'object') return undefined;
+  const { status, headers, body } = value as Partial<SandboxInvokeOutput>;
+  if (typeof status !== 'number' || headers === null || typeof headers !== 'object' || !(body instanceof Uint8Array)) return undefined;
+  return { status, headers, body };
+}

@@ -1,0 +1,519 @@
+import test from 'ava';
+import type { Address, AskResult, Effect, ReplyTo } from './actor.js';
+import type { DataPlaneSandboxInit } from './dp-sandbox.js';
+import {
+  autoscalerAddress,
+  dataPlaneSandboxAddress,
+  functionAddress,
+  routerAddress,
+  type Endpoint,
+  type InvocationOutcome,
+  type LoadBalancingPolicy,
+  type RouterMessage,
+  type RouterStatus,
+  type RoutingConfig,
+} from './messages.js';
+import { EXPIRE_TIMER, TICK_TIMER, routerKind, type RouterConfig, type RouterState } from './router.js';
+
+const NAME = 'f';
+const SELF = routerAddress(NAME);
+const ROUTING: RoutingConfig = { concurrency: 1, queueDepth: 3, queueTimeoutMs: 1000, maxBodyBytes: 100, timeoutMs: 5000, maxScale: 4 };
+
+const ep = (sandboxId: string, concurrency = 1): Endpoint => ({ sandboxId, nodeId: 'n1', address: `10.0.0.1:${sandboxId}`, concurrency });
+
+const snapshot = (version: number, endpoints: Endpoint[], term = 1, routing: Partial<RoutingConfig> = {}): RouterMessage => ({
+  type: 'rt.snapshot',
+  term,
+  snapshot: { functionName: NAME, version, endpoints, routing: { ...ROUTING, ...routing } },
+});
+
+const delta = (version: number, add: Endpoint[], remove: string[] = [], term = 1): RouterMessage => ({
+  type: 'rt.delta',
+  term,
+  functionName: NAME,
+  version,
+  add,
+  remove,
+});
+
+const released = (sandboxId: string, failed = false): RouterMessage => ({ type: 'rt.released', sandboxId, failed });
+
+/** Drives one router's pure step with a manual clock, scripted random draws and numbered asks. */
+class Script {
+  state: RouterState;
+  now = 0;
+  /** Values `ctx.random` returns, in order; 0 once they run out. */
+  randoms: number[] = [];
+  private nextAsk = 1;
+  private readonly kind;
+
+  constructor(config: Partial<RouterConfig> = {}) {
+    this.kind = routerKind({ dataplaneId: 'dp1', policy: 'least-in-flight', ...config });
+    this.state = this.kind.init(SELF, undefined, 0);
+  }
+
+  step(message: RouterMessage, replyTo?: ReplyTo): Effect<RouterMessage>[] {
+    const result = this.kind.step(this.state, message, { now: this.now, self: SELF, replyTo, random: () => this.randoms.shift() ?? 0 });
+    this.state = result.state;
+    return [...(result.effects ?? [])];
+  }
+
+  /** An `rt.invoke` asked by the edge: its reply token and the step's effects. */
+  invoke(bodyBytes = 0): { replyTo: ReplyTo; fx: Effect<RouterMessage>[] } {
+    const replyTo = { origin: 9, id: this.nextAsk++ };
+    const fx = this.step({ type: 'rt.invoke', invocation: { method: 'POST', path: '/', headers: {}, body: new Uint8Array(bodyBytes) } }, replyTo);
+    return { replyTo, fx };
+  }
+
+  ids(): string[] {
+    return this.state.sandboxes.map((s) => `${s.endpoint.sandboxId}:${s.phase.kind}:${s.inFlight}`);
+  }
+}
+
+type Sent = { to: Address; message: { type: string; [key: string]: unknown } };
+
+function sends(fx: Effect<RouterMessage>[], kind?: string): Sent[] {
+  return fx.flatMap((e) => (e.type === 'send' && (kind === undefined || e.to.kind === kind) ? [{ to: e.to, message: e.message as Sent['message'] }] : []));
+}
+
+/** `sb.invoke`s as `sandboxId#askId cold|warm queuedMs`. */
+function invokes(fx: Effect<RouterMessage>[]): string[] {
+  return sends(fx, 'dpsandbox')
+    .filter((s) => s.message.type === 'sb.invoke')
+    .map((s) => `${s.to.id}#${(s.message.replyTo as ReplyTo).id} ${s.message.coldStart ? 'cold' : 'warm'} ${s.message.queuedMs}`);
+}
+
+function closes(fx: Effect<RouterMessage>[]): string[] {
+  return sends(fx, 'dpsandbox')
+    .filter((s) => s.message.type === 'sb.close')
+    .map((s) => s.to.id);
+}
+
+function drainedIds(fx: Effect<RouterMessage>[]): string[] {
+  return sends(fx, 'function')
+    .filter((s) => s.message.type === 'fn.drained')
+    .map((s) => `${s.message.sandboxId as string}@${s.message.dataplaneId as string}`);
+}
+
+function spawned(fx: Effect<RouterMessage>[]): string[] {
+  return fx.flatMap((e) => (e.type === 'spawn' ? [e.address.id] : []));
+}
+
+/** Replies as `askId status code`. */
+function replies(fx: Effect<RouterMessage>[]): string[] {
+  return fx.flatMap((e) => {
+    if (e.type !== 'reply') return [];
+    const outcome = e.value as InvocationOutcome;
+    return [`#${e.to.id} ${outcome.ok ? outcome.status : `${outcome.status} ${outcome.code} ${outcome.queuedMs}`}`];
+  });
+}
+
+function toAutoscaler(fx: Effect<RouterMessage>[]): string[] {
+  return sends(fx, 'autoscaler').map(
+    ({ message: m }) => `${m.type} ${m.dataplaneId as string} inFlight=${m.inFlight as number} queued=${m.queued as number}`,
+  );
+}
+
+function asks(fx: Effect<RouterMessage>[]): Extract<Effect<RouterMessage>, { type: 'ask' }>[] {
+  return fx.flatMap((e) => (e.type === 'ask' ? [e] : []));
+}
+
+function timers(fx: Effect<RouterMessage>[]): string[] {
+  return fx.flatMap((e) => (e.type === 'schedule' ? [`${e.timer} +${e.afterMs}`] : e.type === 'cancel' ? [`${e.timer} cancel`] : []));
+}
+
+const stops = (fx: Effect<RouterMessage>[]): boolean => fx.some((e) => e.type === 'stop');
+
+// ---- Endpoint set --------------------------------------------------------------------------------------
+
+test('a snapshot spawns one sandbox actor per endpoint and a warm request goes straight to one', (t) => {
+  const s = new Script();
+  const fx = s.step(snapshot(1, [ep('b'), ep('a')]));
+  const spawns = fx.flatMap((e) => (e.type === 'spawn' ? [e] : []));
+  t.deepEqual(
+    spawns.map((e) => e.address),
+    [dataPlaneSandboxAddress(NAME, 'b'), dataPlaneSandboxAddress(NAME, 'a')],
+  );
+  const init: DataPlaneSandboxInit = { functionName: NAME, endpoint: ep('b'), timeoutMs: 5000 };
+  t.deepEqual(spawns[0]?.init, init);
+  t.deepEqual(s.ids(), ['a:serving:0', 'b:serving:0'], 'kept in id order');
+
+  const { replyTo, fx: invoked } = s.invoke();
+  t.deepEqual(invokes(invoked), [`a#${replyTo.id} warm 0`]);
+  t.deepEqual(replies(invoked), [], 'the sandbox actor answers, not the router');
+  t.deepEqual(timers(invoked), [`${TICK_TIMER} +2000`]);
+  t.deepEqual(s.ids(), ['a:serving:1', 'b:serving:0']);
+});
+
+test('a delta applies only on top of version - 1; older ones are ignored; a gap asks for a snapshot', (t) => {
+  const s = new Script();
+  s.step(snapshot(1, [ep('a')]));
+  t.deepEqual(spawned(s.step(delta(2, [ep('b')]))), ['b']);
+  t.deepEqual(s.step(delta(2, [ep('c')])), [], 'a repeated version changes nothing');
+  t.deepEqual(s.step(delta(1, [], ['a'])), [], 'an older version changes nothing');
+
+  const gap = s.step(delta(4, [ep('d')]));
+  t.deepEqual(spawned(gap), [], 'a delta past a gap is not applied');
+  const [ask] = asks(gap);
+  t.deepEqual(ask?.to, functionAddress(NAME));
+  t.deepEqual(ask?.message, { type: 'fn.getEndpoints' });
+  t.is(ask?.timeoutMs, 5000);
+  t.deepEqual(asks(s.step(delta(5, []))), [], 'one ask at a time');
+
+  const resynced = ask!.then({ ok: true, value: { functionName: NAME, version: 5, endpoints: [ep('a'), ep('b'), ep('d')], routing: ROUTING } });
+  const applied = s.step(resynced);
+  t.deepEqual(spawned(applied), ['d']);
+  t.is(asks(applied).length, 1, 'a gap seen while asking asks once more');
+  t.deepEqual(s.state.phase, { kind: 'known', term: 1, version: 5, routing: ROUTING });
+  t.deepEqual(s.ids(), ['a:serving:0', 'b:serving:0', 'd:serving:0']);
+  t.deepEqual(spawned(s.step(delta(6, [ep('e')]))), ['e'], 'deltas apply again after the resync');
+});
+
+test('updates of an older term are ignored; a newer term replaces the set even with a lower version', (t) => {
+  const s = new Script();
+  s.step(snapshot(10, [ep('a')], 2));
+  for (const old of [snapshot(11, [ep('b')], 1), delta(11, [ep('b')], [], 1), { type: 'rt.deleted', term: 1, functionName: NAME } as RouterMessage]) {
+    const fx = s.step(old);
+    t.deepEqual(
+      fx.map((e) => e.type),
+      ['log'],
+      `${old.type} of term 1 only logs`,
+    );
+  }
+  t.deepEqual(s.step(snapshot(9, [ep('b')], 2)).map((e) => e.type), ['log'], 'a snapshot older than the set held is ignored');
+  t.deepEqual(s.ids(), ['a:serving:0']);
+
+  const fx = s.step(snapshot(1, [ep('b')], 3));
+  t.deepEqual(spawned(fx), ['b']);
+  t.deepEqual(drainedIds(fx), ['a@dp1'], 'an idle sandbox missing from a snapshot drains at once');
+  t.deepEqual(closes(fx), ['a']);
+  t.deepEqual(s.state.phase, { kind: 'known', term: 3, version: 1, routing: ROUTING });
+});
+
+test('a delta of a new term is not applied on top of the old numbering: it resyncs', (t) => {
+  const s = new Script();
+  s.step(snapshot(7, [ep('a')], 1));
+  const fx = s.step(delta(8, [ep('b')], [], 2));
+  t.deepEqual(spawned(fx), []);
+  const [ask] = asks(fx);
+  t.truthy(ask);
+  t.is(s.state.highestTerm, 2);
+  // The new leader numbers from 1: the reply counts as of term 2, so it replaces version 7 of term 1.
+  s.step(ask!.then({ ok: true, value: { functionName: NAME, version: 2, endpoints: [ep('a'), ep('b')], routing: ROUTING } }));
+  t.deepEqual(s.state.phase, { kind: 'known', term: 2, version: 2, routing: ROUTING });
+  t.deepEqual(s.ids(), ['a:serving:0', 'b:serving:0']);
+});
+
+test('a set looked up before any update takes the term of the first delta that continues it', (t) => {
+  const s = new Script();
+  const [ask] = asks(s.invoke().fx);
+  s.step(ask!.then({ ok: true, value: { functionName: NAME, version: 4, endpoints: [], routing: ROUTING } }));
+  t.is(s.state.phase.kind === 'known' ? s.state.phase.term : -1, 0);
+  const fx = s.step(delta(5, [ep('a')], [], 3));
+  t.deepEqual(asks(fx), [], 'no second lookup on the cold-start path');
+  t.deepEqual(spawned(fx), ['a']);
+  t.is(invokes(fx).length, 1);
+  t.deepEqual(s.state.phase, { kind: 'known', term: 3, version: 5, routing: ROUTING });
+});
+
+test('repeated adds never duplicate an endpoint', (t) => {
+  const s = new Script();
+  t.deepEqual(spawned(s.step(snapshot(1, [ep('a'), ep('a')]))), ['a']);
+  t.deepEqual(spawned(s.step(delta(2, [ep('a'), ep('b'), ep('b')]))), ['b']);
+  t.deepEqual(spawned(s.step(snapshot(3, [ep('b'), ep('a')]))), []);
+  t.deepEqual(s.ids(), ['a:serving:0', 'b:serving:0']);
+});
+
+// ---- Policies --------------------------------------------------------------------------------------------
+
+/** Runs `steps` (invocations `+`, or releases `-id`) and returns the sandbox chosen for each invocation. */
+function choices(policy: LoadBalancingPolicy, endpoints: Endpoint[], steps: string[], randoms: number[] = []): string[] {
+  const s = new Script({ policy });
+  s.randoms = [...randoms];
+  s.step(snapshot(1, endpoints));
+  const chosen: string[] = [];
+  for (const item of steps) {
+    if (item === '+') chosen.push(sends(s.invoke().fx, 'dpsandbox')[0]?.to.id ?? 'queued');
+    else s.step(released(item.slice(1)));
+  }
+  return chosen;
+}
+
+test('least-in-flight takes the sandbox with fewest requests, ties in id order', (t) => {
+  const three = [ep('c', 2), ep('a', 2), ep('b', 2)];
+  t.deepEqual(choices('least-in-flight', three, ['+', '+', '+', '+', '-b', '+', '+', '+', '+']), ['a', 'b', 'c', 'a', 'b', 'b', 'c', 'queued']);
+});
+
+test('random draws from the free sandboxes with ctx.random', (t) => {
+  const three = [ep('a'), ep('b'), ep('c')];
+  t.deepEqual(choices('random', three, ['+', '+', '+', '+'], [0.7, 0.99, 0.2]), ['c', 'b', 'a', 'queued']);
+});
+
+test('round-robin walks the id order, skipping full sandboxes and wrapping', (t) => {
+  const three = [ep('c'), ep('a'), ep('b')];
+  t.deepEqual(choices('round-robin', three, ['+', '+', '-a', '+', '-b', '-c', '+', '+']), ['a', 'b', 'c', 'a', 'b']);
+  const roomy = [ep('a', 3), ep('b', 3)];
+  t.deepEqual(choices('round-robin', roomy, ['+', '+', '+', '+']), ['a', 'b', 'a', 'b'], 'it rotates even when the last one has room');
+});
+
+test('power-of-two draws two distinct free sandboxes and takes the less loaded', (t) => {
+  const three = [ep('a', 3), ep('b', 3), ep('c', 3)];
+  // Draws (first, second): (a, c) tie -> a, the first drawn; (a, b) -> b; (c, a) -> c.
+  t.deepEqual(choices('power-of-two', three, ['+', '+', '+'], [0, 0.9, 0, 0, 0.9, 0]), ['a', 'b', 'c']);
+  // (a, b) tie -> a; (a, b) -> b; (b, a) tie -> b; (a, b) -> a, as b is full; then both are full.
+  t.deepEqual(choices('power-of-two', [ep('a', 2), ep('b', 2)], ['+', '+', '+', '+', '+'], [0, 0, 0, 0, 0.5, 0]), ['a', 'b', 'b', 'a', 'queued']);
+});
+
+// ---- The queue ---------------------------------------------------------------------------------------------
+
+test('waiting requests drain in FIFO order onto a new endpoint as cold starts, with their queue time', (t) => {
+  const s = new Script();
+  s.step(snapshot(1, []));
+  const first = s.invoke();
+  t.deepEqual(timers(first.fx), [`${TICK_TIMER} +2000`, `${EXPIRE_TIMER} +1000`]);
+  s.now = 100;
+  const second = s.invoke();
+  s.now = 250;
+  const fx = s.step(delta(2, [ep('a', 2)]));
+  t.deepEqual(invokes(fx), [`a#${first.replyTo.id} cold 250`, `a#${second.replyTo.id} cold 150`]);
+  t.deepEqual(timers(fx), [`${EXPIRE_TIMER} cancel`]);
+  t.is(s.state.queue.length, 0);
+});
+
+test('a request that gets a slot freed on a warm sandbox is no cold start, but reports its queue time', (t) => {
+  const s = new Script();
+  s.step(snapshot(1, [ep('a')]));
+  s.invoke();
+  const waiting = s.invoke();
+  t.deepEqual(invokes(waiting.fx), []);
+  s.now = 40;
+  t.deepEqual(invokes(s.step(released('a'))), [`a#${waiting.replyTo.id} warm 40`]);
+});
+
+test('a full queue answers 429 QUEUE_FULL and a large body 413 at once', (t) => {
+  const s = new Script();
+  s.step(snapshot(1, []));
+  for (let i = 0; i < 3; i += 1) t.deepEqual(replies(s.invoke().fx), []);
+  const full = s.invoke();
+  t.deepEqual(replies(full.fx), [`#${full.replyTo.id} 429 QUEUE_FULL 0`]);
+  const large = s.invoke(101);
+  t.deepEqual(replies(large.fx), [`#${large.replyTo.id} 413 BODY_TOO_LARGE 0`]);
+  t.is(s.state.queue.length, 3);
+  t.deepEqual(replies(s.invoke(100).fx), [`#${large.replyTo.id + 1} 429 QUEUE_FULL 0`], 'a body of exactly the limit is fine');
+});
+
+test('past its deadline a waiting request gets 504, or 503 when the function is at max scale', (t) => {
+  for (const [maxScale, expected] of [
+    [4, '504 DEADLINE_PASSED'],
+    [1, '503 NO_CAPACITY'],
+  ] as const) {
+    const s = new Script();
+    s.step(snapshot(1, [ep('a')], 1, { maxScale }));
+    s.invoke();
+    const late = s.invoke();
+    t.deepEqual(timers(late.fx), [`${EXPIRE_TIMER} +1000`]);
+    s.now = 600;
+    const later = s.invoke();
+    s.now = 1000;
+    const fx = s.step({ type: 'rt.expire' });
+    t.deepEqual(replies(fx), [`#${late.replyTo.id} ${expected} 1000`], `maxScale ${maxScale}`);
+    t.deepEqual(timers(fx), [`${EXPIRE_TIMER} +600`], 'the next deadline is armed');
+    s.now = 1600;
+    t.deepEqual(replies(s.step({ type: 'rt.expire' })), [`#${later.replyTo.id} ${expected} 1000`]);
+    t.is(s.state.queue.length, 0);
+  }
+});
+
+test('the autoscaler hears of a backlog at once, then each time the queue doubles', (t) => {
+  const s = new Script();
+  s.step(snapshot(1, [ep('a')], 1, { queueDepth: 20 }));
+  t.deepEqual(toAutoscaler(s.invoke().fx), [], 'a request with a free slot is no backlog');
+  const told: string[] = [];
+  for (let i = 1; i <= 9; i += 1) told.push(...toAutoscaler(s.invoke().fx).map((line) => `#${i} ${line}`));
+  t.deepEqual(told, [
+    '#1 as.backlog dp1 inFlight=1 queued=1',
+    '#2 as.backlog dp1 inFlight=1 queued=2',
+    '#4 as.backlog dp1 inFlight=1 queued=4',
+    '#8 as.backlog dp1 inFlight=1 queued=8',
+  ]);
+  const drained = s.step(delta(2, [ep('b', 9)]));
+  t.deepEqual(toAutoscaler(drained), [], 'draining the queue tells nothing');
+  t.is(s.state.queue.length, 0);
+  t.deepEqual(toAutoscaler(s.invoke().fx), ['as.backlog dp1 inFlight=10 queued=1'], 'a new backlog after an empty queue is told again');
+});
+
+test('metrics go out every tick while busy, then one final zero, then the ticks stop', (t) => {
+  const s = new Script();
+  s.step(snapshot(1, [ep('a')]));
+  t.deepEqual(timers(s.invoke().fx), [`${TICK_TIMER} +2000`]);
+  t.deepEqual(timers(s.invoke().fx), [`${EXPIRE_TIMER} +1000`], 'one tick timer at a time');
+  s.now = 500;
+  s.step(released('a'));
+  s.now = 2000;
+  let fx = s.step({ type: 'rt.tick' });
+  t.deepEqual(toAutoscaler(fx), ['as.metric dp1 inFlight=1 queued=0']);
+  t.deepEqual(timers(fx), [`${TICK_TIMER} +2000`]);
+  s.now = 3000;
+  s.step(released('a'));
+  s.now = 4000;
+  fx = s.step({ type: 'rt.tick' });
+  t.deepEqual(toAutoscaler(fx), ['as.metric dp1 inFlight=0 queued=0'], 'the final report');
+  t.deepEqual(timers(fx), [], 'no more ticks while idle');
+  t.deepEqual(timers(s.invoke().fx), [`${TICK_TIMER} +2000`], 'busy again: ticking again');
+});
+
+// ---- Draining and failures ---------------------------------------------------------------------------------
+
+test('a removed sandbox gets no new request, and drains: fn.drained and sb.close once its in-flight is 0', (t) => {
+  const s = new Script();
+  s.step(snapshot(1, [ep('a', 2), ep('b', 2)]));
+  s.invoke();
+  s.invoke();
+  const removed = s.step(delta(2, [], ['a']));
+  t.deepEqual([...drainedIds(removed), ...closes(removed)], [], 'a request is still in flight on a');
+  t.deepEqual(s.ids(), ['a:draining:1', 'b:serving:1']);
+  t.deepEqual(invokes(s.invoke().fx).map((line) => line.split('#')[0]), ['b'], 'a tie, but a is draining');
+  const fx = s.step(released('a'));
+  t.deepEqual(drainedIds(fx), ['a@dp1']);
+  t.deepEqual(sends(fx, 'function')[0]?.to, functionAddress(NAME));
+  t.deepEqual(closes(fx), ['a']);
+  t.deepEqual(s.ids(), ['b:serving:2'], 'forgotten once drained');
+  const unknown = s.step(delta(3, [], ['zz']));
+  t.deepEqual(drainedIds(unknown), ['zz@dp1'], 'nothing in flight on a sandbox this router never knew');
+  t.deepEqual(s.step(released('a')), [], 'a late release of a forgotten sandbox is ignored');
+});
+
+test('a re-listed draining sandbox serves again, without a second actor', (t) => {
+  const s = new Script();
+  s.step(snapshot(1, [ep('a', 2)]));
+  s.invoke();
+  s.step(delta(2, [], ['a']));
+  const fx = s.step(delta(3, [ep('a', 2)]));
+  t.deepEqual(spawned(fx), []);
+  t.deepEqual(s.ids(), ['a:serving:1']);
+});
+
+test('a failed release drops the sandbox from routing and closes its actor; it stays out until removed', (t) => {
+  const s = new Script();
+  s.step(snapshot(1, [ep('a'), ep('b')]));
+  const first = s.invoke();
+  t.deepEqual(invokes(first.fx), [`a#${first.replyTo.id} warm 0`]);
+  const fx = s.step(released('a', true));
+  t.deepEqual(closes(fx), ['a']);
+  t.deepEqual(s.ids(), ['a:broken:0', 'b:serving:0']);
+  t.deepEqual(invokes(s.invoke().fx).map((line) => line.split('#')[0]), ['b']);
+  t.deepEqual(invokes(s.invoke().fx), [], 'a is not used again: the request waits');
+  t.deepEqual(spawned(s.step(snapshot(2, [ep('a'), ep('b')]))), [], 'still listed: still out, no new actor');
+  t.deepEqual(s.ids(), ['a:broken:0', 'b:serving:1']);
+  const removed = s.step(delta(3, [], ['a']));
+  t.deepEqual(drainedIds(removed), ['a@dp1']);
+  t.deepEqual(closes(removed), [], 'closed once only');
+  t.deepEqual(s.ids(), ['b:serving:1']);
+});
+
+test('rt.deleted answers waiting requests 404, closes every sandbox actor and stops', (t) => {
+  const s = new Script();
+  s.step(snapshot(1, [ep('a'), ep('b')]));
+  s.invoke();
+  s.invoke();
+  s.step(released('b', true));
+  const waiting = s.invoke();
+  s.now = 30;
+  const fx = s.step({ type: 'rt.deleted', term: 1, functionName: NAME });
+  t.deepEqual(replies(fx), [`#${waiting.replyTo.id} 404 UNKNOWN_FUNCTION 30`]);
+  t.deepEqual(closes(fx), ['a'], 'b was closed when it broke');
+  t.true(stops(fx));
+});
+
+// ---- Functions the router has not heard of -----------------------------------------------------------------
+
+function lookup(result: AskResult): { s: Script; fx: Effect<RouterMessage>[]; asked: ReplyTo[] } {
+  const s = new Script();
+  const first = s.invoke();
+  const [ask] = asks(first.fx);
+  must(ask !== undefined, 'the first request asks the function actor');
+  const second = s.invoke();
+  must(asks(second.fx).length === 0, 'one ask for all waiting requests');
+  s.now = 20;
+  return { s, fx: s.step(ask.then(result)), asked: [first.replyTo, second.replyTo] };
+}
+
+function must(condition: boolean, what: string): asserts condition {
+  if (!condition) throw new Error(what);
+}
+
+test('a function that does not exist answers every waiting request 404, and the router stops', (t) => {
+  for (const result of [{ ok: false, error: { code: 'NO_SUCH_ACTOR', message: 'no actor function:f' } }, { ok: true, value: null }] as AskResult[]) {
+    const { fx, asked } = lookup(result);
+    t.deepEqual(replies(fx), asked.map((r) => `#${r.id} 404 UNKNOWN_FUNCTION 20`));
+    t.true(stops(fx));
+  }
+});
+
+test('a failed lookup answers 503 and the router stops', (t) => {
+  const { fx, asked } = lookup({ ok: false, error: { code: 'ASK_TIMEOUT', message: 'no reply' } });
+  t.deepEqual(replies(fx), asked.map((r) => `#${r.id} 503 NO_CAPACITY 20`));
+  t.true(stops(fx));
+});
+
+test('requests that waited for the lookup get the function limits, then the warm sandboxes', (t) => {
+  const s = new Script();
+  const asked = [s.invoke(), s.invoke(500), s.invoke(), s.invoke(), s.invoke(), s.invoke()].map((r) => ({ id: r.replyTo.id, ask: asks(r.fx)[0] }));
+  t.deepEqual(s.state.sandboxes, []);
+  s.now = 20;
+  const fx = s.step(asked[0]!.ask!.then({ ok: true, value: { functionName: NAME, version: 1, endpoints: [ep('a')], routing: ROUTING } }));
+  t.deepEqual(replies(fx), [`#${asked[1]!.id} 413 BODY_TOO_LARGE 20`, `#${asked[5]!.id} 429 QUEUE_FULL 20`]);
+  t.deepEqual(invokes(fx), [`a#${asked[0]!.id} warm 20`], 'the sandbox was there before: no cold start');
+  t.is(s.state.queue.length, 3);
+  t.deepEqual(toAutoscaler(fx), ['as.backlog dp1 inFlight=1 queued=3']);
+  t.deepEqual(timers(fx), [`${TICK_TIMER} +2000`, `${EXPIRE_TIMER} +980`], 'deadlines count from arrival');
+});
+
+test('an update for a function never heard of asks for the full set; a router with nothing to do stops', (t) => {
+  const s = new Script();
+  const fx = s.step(delta(3, [ep('a')]));
+  t.deepEqual(spawned(fx), []);
+  const [ask] = asks(fx);
+  t.false(stops(fx));
+  s.step(ask!.then({ ok: true, value: { functionName: NAME, version: 3, endpoints: [ep('a')], routing: ROUTING } }));
+  t.deepEqual(s.ids(), ['a:serving:0']);
+  t.true(stops(new Script().step(released('x'))), 'e.g. a late release after rt.deleted');
+});
+
+test('a known function keeps its set when a resync fails, and the next request asks again', (t) => {
+  const s = new Script();
+  s.step(snapshot(1, [ep('a')]));
+  const [ask] = asks(s.step(delta(3, [])));
+  const fx = s.step(ask!.then({ ok: false, error: { code: 'ASK_TIMEOUT', message: 'no reply' } }));
+  t.deepEqual(fx.map((e) => e.type), ['log']);
+  t.false(stops(fx));
+  t.is(s.state.sync.kind, 'stale');
+  const next = s.invoke();
+  t.is(asks(next.fx).length, 1);
+  t.deepEqual(invokes(next.fx), [`a#${next.replyTo.id} warm 0`], 'served with the set held meanwhile');
+});
+
+test('rt.status describes the router', (t) => {
+  const s = new Script();
+  s.step(snapshot(4, [ep('a'), ep('b', 2)]));
+  s.invoke();
+  s.invoke();
+  s.step(delta(5, [], ['a']));
+  s.invoke();
+  s.invoke();
+  const fx = s.step({ type: 'rt.status' }, { origin: 1, id: 99 });
+  const status: RouterStatus = { functionName: NAME, known: true, version: 5, endpoints: 1, inFlight: 3, queued: 1, draining: 1 };
+  t.deepEqual(fx.find((e) => e.type === 'reply'), { type: 'reply', to: { origin: 1, id: 99 }, value: status });
+});
+
+test('a bad config names the value and its unit', (t) => {
+  t.throws(() => routerKind({ dataplaneId: 'dp1', policy: 'least-in-flight', tickMs: 0 }), { message: /tickMs .* ms, got 0/ });
+  t.throws(() => routerKind({ dataplaneId: 'dp1', policy: 'fastest' as LoadBalancingPolicy }), { message: /policy must be one of .* got "fastest"/ });
+});
+
+test('the router is virtual and colocated through its address', (t) => {
+  const kind = routerKind({ dataplaneId: 'dp1', policy: 'random' });
+  t.is(kind.kind, 'router');
+  t.true(kind.virtual);
+  t.is(SELF.key, autoscalerAddress(NAME).key);
+});

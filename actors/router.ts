@@ -1,0 +1,667 @@
+// The data plane's router of one function (kind `router`, virtual, id = the function's name): it holds the
+// endpoint set the control plane pushes, one `dpsandbox` actor per endpoint with its concurrency slots, and
+// the bounded FIFO cold-start queue. A request with a free slot goes straight to a sandbox actor, which answers
+// the edge; otherwise it waits, and the autoscaler hears of the backlog at once.
+//
+// Endpoint set. Updates carry the leader's term and a version. An update of an older term than the highest
+// seen is ignored. A snapshot replaces the set unless it is older than the set held (same term, lower
+// version); a snapshot of a newer term always replaces (a new leader may number versions afresh). A delta
+// applies only on top of `version - 1` of the same term; any other gap asks the function actor for a snapshot
+// (`fn.getEndpoints`). That reply carries no term, so it counts as of the highest term seen when asking, and
+// if another gap shows up while asking, the router asks again once the reply is in. Leader terms start at 1:
+// a set looked up before any update was seen has term 0 (unknown) and takes the term of the first delta that
+// continues its numbering (every leader starts with a snapshot, so a delta never crosses a change of leader).
+// Removing a sandbox (by delta, or by its absence from a snapshot) stops new requests to it at once; when
+// its in-flight count is 0 the router tells the function `fn.drained` and closes the sandbox actor. A
+// removal of a sandbox the router does not know is acknowledged with `fn.drained` at once, so the control
+// plane never waits on a data plane that had nothing in flight. A sandbox released with `failed` (broken) is
+// closed and gets no more requests; it is forgotten once the control plane removes it, and a set that still
+// lists it meanwhile does not bring it back.
+//
+// Requests. Over `maxBodyBytes`: 413 at once. A free slot (by the policy, over serving sandboxes in id order):
+// sent to its sandbox actor. Otherwise queued, FIFO, up to `queueDepth` (then 429). Waiting requests take slots
+// as they free up or arrive; `coldStart` is true when the slot is on a sandbox added after the request was
+// queued. At `enqueuedAt + queueTimeoutMs` a request still waiting gets 503 if the function is at its max scale
+// with every slot busy (more waiting would not help), else 504.
+//
+// Unknown functions. The first request for a function the router has never heard of waits while the router
+// asks the function actor. No such actor (or a null reply) answers every waiting request 404; a failed ask
+// answers them 503. Either way the router then stops, so that names that do not exist leave no actor behind
+// (a later request asks again). For a function it knows, a failed resync keeps the set it has and marks it
+// stale: the next request asks again (no timer; an idle function needs no fresh set).
+//
+// Backlog rule (`as.backlog`): told at once when the queue becomes non-empty, and again each time
+// the queue reaches twice the length last told, until it empties. A burst of n queued requests thus costs
+// about log2(n) + 1 messages, and the autoscaler never sees less than half the real backlog between ticks;
+// `as.metric` carries the exact counts every tick. Counts are disjoint: `inFlight` is requests at sandboxes,
+// `queued` is requests waiting here.
+//
+// Metrics (`as.metric`): every `tickMs` while anything is in flight or queued, and at the first tick that finds
+// both at 0 a final report of zeros, after which ticking stops until the next request.
+
+import { assertNever, type ActorKind, type AskResult, type Effect, type ReplyTo, type Step, type StepContext } from './actor.js';
+import type { DataPlaneSandboxInit } from './dp-sandbox.js';
+import { defaultFunctionSpec } from './function-spec.js';
+import {
+  autoscalerAddress,
+  dataPlaneSandboxAddress,
+  functionAddress,
+  type AutoscalerMessage,
+  type DataPlaneSandboxMessage,
+  type Endpoint,
+  type EndpointSnapshot,
+  type FunctionMessage,
+  type Invocation,
+  type InvocationOutcome,
+  type LoadBalancingPolicy,
+  type RouterMessage,
+  type RouterStatus,
+  type RoutingConfig,
+} from './messages.js';
+
+/** Period of `as.metric` while busy, ms (Dirigent's and Knative's 2 s). */
+export const DEFAULT_TICK_MS = 2000;
+/** How long the router waits for `fn.getEndpoints`, ms. */
+export const DEFAULT_RESYNC_TIMEOUT_MS = 5000;
+/**
+ * Most requests that wait for the first answer about a function never heard of (requests). The function's own
+ * `queueDepth` is not known yet; once it is, requests beyond it are answered 429.
+ */
+export const UNHEARD_QUEUE_DEPTH = defaultFunctionSpec.queueDepth;
+
+/** The term of a set looked up before any update was seen (leader terms start at 1). */
+export const UNKNOWN_TERM = 0;
+
+export const EXPIRE_TIMER = 'rt.expire';
+export const TICK_TIMER = 'rt.tick';
+
+export interface RouterConfig {
+  /** This data plane's id, as the control plane knows it (in `as.metric`, `as.backlog` and `fn.drained`). */
+  readonly dataplaneId: string;
+  readonly policy: LoadBalancingPolicy;
+  /** Period of `as.metric` while busy, ms. Default `DEFAULT_TICK_MS`. */
+  readonly tickMs?: number;
+  /** Timeout of `fn.getEndpoints`, ms. Default `DEFAULT_RESYNC_TIMEOUT_MS`. */
+  readonly resyncTimeoutMs?: number;
+}
+
+interface Settings {
+  readonly dataplaneId: string;
+  readonly policy: LoadBalancingPolicy;
+  readonly tickMs: number;
+  readonly resyncTimeoutMs: number;
+}
+
+export type RouterPhase =
+  /** No update and no snapshot yet: requests wait for the function actor's answer. */
+  | { readonly kind: 'unheard' }
+  /** Routing with the endpoint set of `version`, as numbered by the leader of `term` (`UNKNOWN_TERM`: not known). */
+  | { readonly kind: 'known'; readonly term: number; readonly version: number; readonly routing: RoutingConfig };
+
+export type SyncState =
+  | { readonly kind: 'idle' }
+  /**
+   * `fn.getEndpoints` is outstanding; its reply counts as of `term`. `again`: another gap appeared meanwhile,
+   * so ask once more after the reply.
+   */
+  | { readonly kind: 'asking'; readonly term: number; readonly again: boolean }
+  /** A gap was seen and the ask failed: the next request asks again. */
+  | { readonly kind: 'stale' };
+
+export type SlotPhase =
+  /** Listed by the control plane and healthy: gets requests. */
+  | { readonly kind: 'serving' }
+  /**
+   * Removed by the control plane: no new requests; `fn.drained` once in-flight is 0. `closed`: it broke earlier
+   * and its sandbox actor was already told `sb.close`.
+   */
+  | { readonly kind: 'draining'; readonly closed: boolean }
+  /** Failed under a request and told `sb.close`: no new requests; forgotten once the control plane removes it. */
+  | { readonly kind: 'broken' };
+
+export interface SandboxSlot {
+  readonly endpoint: Endpoint;
+  /** Requests sent to its sandbox actor and not yet released. */
+  readonly inFlight: number;
+  readonly phase: SlotPhase;
+  /** `RouterState.adds` when it was added: later than a waiting request's `addsSeen` means a cold start. */
+  readonly addSeq: number;
+}
+
+export interface Waiting {
+  readonly invocation: Invocation;
+  readonly replyTo: ReplyTo;
+  /** ms. Its deadline is `enqueuedAt + routing.queueTimeoutMs` of the routing in force. */
+  readonly enqueuedAt: number;
+  /** `RouterState.adds` when it was queued. */
+  readonly addsSeen: number;
+}
+
+export interface RouterState {
+  readonly name: string;
+  readonly phase: RouterPhase;
+  /** Highest leader term seen in an update (`UNKNOWN_TERM`: none yet). */
+  readonly highestTerm: number;
+  readonly sync: SyncState;
+  /** Sorted by sandbox id: the stable order round-robin walks; one slot per sandbox id. */
+  readonly sandboxes: readonly SandboxSlot[];
+  /** FIFO, oldest first. */
+  readonly queue: readonly Waiting[];
+  /** Endpoints added so far (a sequence number for `addSeq`). */
+  readonly adds: number;
+  /** Sandbox id of the last choice, for round-robin. */
+  readonly cursor: string | null;
+  /** Whether an `rt.tick` is scheduled. */
+  readonly ticking: boolean;
+  /** When the scheduled `rt.expire` is due, ms; null when none is. */
+  readonly expireAt: number | null;
+  /** Queue length at the last `as.backlog` since the queue was last empty (0: not told). */
+  readonly backlogTold: number;
+  /** Requests sent to sandbox actors. */
+  readonly dispatched: number;
+  /** Requests the router answered itself (404, 413, 429, 503, 504). */
+  readonly rejected: number;
+}
+
+type Effects = Effect<RouterMessage>[];
+type FailureCode = Extract<InvocationOutcome, { ok: false }>['code'];
+type Failure = Extract<InvocationOutcome, { ok: false }>;
+
+const STATUS: Readonly<Record<FailureCode, Failure['status']>> = {
+  UNKNOWN_FUNCTION: 404,
+  BODY_TOO_LARGE: 413,
+  QUEUE_FULL: 429,
+  SANDBOX_FAILED: 502,
+  NO_CAPACITY: 503,
+  DEADLINE_PASSED: 504,
+};
+
+const POLICIES: readonly LoadBalancingPolicy[] = ['least-in-flight', 'random', 'round-robin', 'power-of-two'];
+
+export function routerKind(config: RouterConfig): ActorKind<RouterState, RouterMessage> {
+  const settings = validate(config);
+  return {
+    kind: 'router',
+    virtual: true,
+    init: (address) => initialRouterState(address.id),
+    step: (state, message, ctx) => step(state, message, ctx, settings),
+    summary,
+  };
+}
+
+function validate(config: RouterConfig): Settings {
+  const tickMs = config.tickMs ?? DEFAULT_TICK_MS;
+  const resyncTimeoutMs = config.resyncTimeoutMs ?? DEFAULT_RESYNC_TIMEOUT_MS;
+  if (config.dataplaneId === '') throw new RangeError('router: dataplaneId must be non-empty, got ""');
+  if (!POLICIES.includes(config.policy)) throw new RangeError(`router: policy must be one of ${POLICIES.join(', ')}, got ${JSON.stringify(config.policy)}`);
+  if (!(tickMs > 0) || !Number.isFinite(tickMs)) throw new RangeError(`router: tickMs must be a positive number of ms, got ${tickMs}`);
+  if (!(resyncTimeoutMs > 0) || !Number.isFinite(resyncTimeoutMs)) {
+    throw new RangeError(`router: resyncTimeoutMs must be a positive number of ms, got ${resyncTimeoutMs}`);
+  }
+  return { dataplaneId: config.dataplaneId, policy: config.policy, tickMs, resyncTimeoutMs };
+}
+
+function initialRouterState(name: string): RouterState {
+  return {
+    name,
+    phase: { kind: 'unheard' },
+    highestTerm: UNKNOWN_TERM,
+    sync: { kind: 'idle' },
+    sandboxes: [],
+    queue: [],
+    adds: 0,
+    cursor: null,
+    ticking: false,
+    expireAt: null,
+    backlogTold: 0,
+    dispatched: 0,
+    rejected: 0,
+  };
+}
+
+export function routerStatus(state: RouterState): RouterStatus {
+  return {
+    functionName: state.name,
+    known: state.phase.kind === 'known',
+    version: state.phase.kind === 'known' ? state.phase.version : 0,
+    endpoints: state.sandboxes.filter((s) => s.phase.kind === 'serving').length,
+    inFlight: totalInFlight(state),
+    queued: state.queue.length,
+    draining: state.sandboxes.filter((s) => s.phase.kind === 'draining').length,
+  };
+}
+
+function summary(state: RouterState): unknown {
+  return {
+    ...routerStatus(state),
+    term: state.phase.kind === 'known' ? state.phase.term : null,
+    broken: state.sandboxes.filter((s) => s.phase.kind === 'broken').length,
+    sync: state.sync.kind,
+    dispatched: state.dispatched,
+    rejected: state.rejected,
+  };
+}
+
+// ---- The step ------------------------------------------------------------------------------------
+
+function step(state: RouterState, message: RouterMessage, ctx: StepContext, settings: Settings): Step<RouterState, RouterMessage> {
+  const fx: Effects = [];
+  let next: RouterState;
+  switch (message.type) {
+    case 'rt.snapshot':
+      if (message.term < state.highestTerm) return ignored(state, `${message.type} of term ${message.term} < ${state.highestTerm}`);
+      next = replaceSet({ ...state, highestTerm: message.term }, message.term, message.snapshot, ctx, fx, settings);
+      break;
+    case 'rt.delta':
+      if (message.term < state.highestTerm) return ignored(state, `${message.type} of term ${message.term} < ${state.highestTerm}`);
+      next = onDelta({ ...state, highestTerm: message.term }, message, ctx, fx, settings);
+      break;
+    case 'rt.deleted': {
+      if (message.term < state.highestTerm) return ignored(state, `${message.type} of term ${message.term} < ${state.highestTerm}`);
+      next = rejectAll(state, 'UNKNOWN_FUNCTION', `function ${state.name} was deleted`, ctx, fx);
+      for (const slot of next.sandboxes) if (!isClosed(slot)) fx.push(toSandbox(next.name, slot, { type: 'sb.close' }));
+      fx.push({ type: 'stop' });
+      return { state: next, effects: fx };
+    }
+    case 'rt.invoke':
+      next = onInvoke(state, message.invocation, ctx, fx, settings);
+      break;
+    case 'rt.released':
+      next = onReleased(state, message.sandboxId, message.failed, ctx, fx, settings);
+      break;
+    case 'rt.resynced':
+      next = onResynced(state, message, ctx, fx, settings);
+      break;
+    case 'rt.tick': {
+      next = { ...state, ticking: false };
+      if (next.phase.kind === 'known') {
+        fx.push(toAutoscaler(next.name, { type: 'as.metric', dataplaneId: settings.dataplaneId, inFlight: totalInFlight(next), queued: next.queue.length }));
+      }
+      break;
+    }
+    case 'rt.expire':
+      next = expire({ ...state, expireAt: null }, ctx, fx);
+      break;
+    case 'rt.status':
+      if (ctx.replyTo) fx.push({ type: 'reply', to: ctx.replyTo, value: routerStatus(state) });
+      next = state;
+      break;
+    default:
+      return assertNever(message, 'router message');
+  }
+  return { state: settle(next, ctx, fx, settings), effects: fx };
+}
+
+function ignored(state: RouterState, what: string): Step<RouterState, RouterMessage> {
+  return { state, effects: [{ type: 'log', level: 'debug', text: `ignored ${what}` }] };
+}
+
+/**
+ * The bookkeeping every step ends with: stop an idle router of an unheard function, tell the autoscaler of a
+ * backlog, keep the metrics tick and the deadline timer in step with the state.
+ */
+function settle(state: RouterState, ctx: StepContext, fx: Effects, settings: Settings): RouterState {
+  const phase = state.phase;
+  if (phase.kind === 'unheard') {
+    // Invariant: an unheard router with waiting requests is asking, so this is the end of its business.
+    if (state.queue.length === 0 && state.sync.kind !== 'asking') fx.push({ type: 'stop' });
+    return state;
+  }
+  let next = state;
+  const queued = next.queue.length;
+  if (queued === 0) {
+    next = next.backlogTold === 0 ? next : { ...next, backlogTold: 0 };
+  } else if (next.backlogTold === 0 || queued >= 2 * next.backlogTold) {
+    fx.push(toAutoscaler(next.name, { type: 'as.backlog', dataplaneId: settings.dataplaneId, inFlight: totalInFlight(next), queued }));
+    next = { ...next, backlogTold: queued };
+  }
+  if (!next.ticking && (queued > 0 || totalInFlight(next) > 0)) {
+    fx.push({ type: 'schedule', afterMs: settings.tickMs, message: { type: 'rt.tick' }, timer: TICK_TIMER });
+    next = { ...next, ticking: true };
+  }
+  const head = next.queue[0];
+  const due = head === undefined ? null : head.enqueuedAt + phase.routing.queueTimeoutMs;
+  if (due !== next.expireAt) {
+    fx.push(
+      due === null
+        ? { type: 'cancel', timer: EXPIRE_TIMER }
+        : { type: 'schedule', afterMs: Math.max(0, due - ctx.now), message: { type: 'rt.expire' }, timer: EXPIRE_TIMER },
+    );
+    next = { ...next, expireAt: due };
+  }
+  return next;
+}
+
+// ---- Endpoint set ------------------------------------------------------------------------------------
+
+function onDelta(state: RouterState, delta: Extract<RouterMessage, { type: 'rt.delta' }>, ctx: StepContext, fx: Effects, settings: Settings): RouterState {
+  const phase = state.phase;
+  if (phase.kind === 'known' && (delta.term === phase.term || phase.term === UNKNOWN_TERM)) {
+    if (delta.version <= phase.version) return state;
+    if (delta.version === phase.version + 1) {
+      let next: RouterState = { ...state, phase: { ...phase, term: delta.term, version: delta.version } };
+      for (const sandboxId of delta.remove) next = unlist(next, sandboxId, fx, settings);
+      for (const endpoint of delta.add) next = list(next, endpoint, phase.routing, fx);
+      return dispatchWaiting(next, ctx, fx, settings);
+    }
+  }
+  // A version gap, a new leader's numbering, or no set to apply it to.
+  return resync(state, fx, settings);
+}
+
+function resync(state: RouterState, fx: Effects, settings: Settings): RouterState {
+  if (state.sync.kind === 'asking') return state.sync.again ? state : { ...state, sync: { ...state.sync, again: true } };
+  const message: FunctionMessage = { type: 'fn.getEndpoints' };
+  fx.push({ type: 'ask', to: functionAddress(state.name), message, timeoutMs: settings.resyncTimeoutMs, then: toResynced });
+  return { ...state, sync: { kind: 'asking', term: state.highestTerm, again: false } };
+}
+
+/** An unknown function (no such actor, or a null reply) becomes `snapshot: null` without `error`. */
+function toResynced(result: AskResult): RouterMessage {
+  if (!result.ok) {
+    return result.error.code === 'NO_SUCH_ACTOR'
+      ? { type: 'rt.resynced', snapshot: null }
+      : { type: 'rt.resynced', snapshot: null, error: `${result.error.code}: ${result.error.message}` };
+  }
+  if (result.value === null || result.value === undefined) return { type: 'rt.resynced', snapshot: null };
+  const snapshot = result.value as Partial<EndpointSnapshot>;
+  if (!Array.isArray(snapshot.endpoints) || typeof snapshot.version !== 'number' || snapshot.routing === undefined) {
+    return { type: 'rt.resynced', snapshot: null, error: `BAD_REPLY: fn.getEndpoints answered ${JSON.stringify(result.value)}` };
+  }
+  return { type: 'rt.resynced', snapshot: snapshot as EndpointSnapshot };
+}
+
+function onResynced(state: RouterState, message: Extract<RouterMessage, { type: 'rt.resynced' }>, ctx: StepContext, fx: Effects, settings: Settings): RouterState {
+  const sync = state.sync;
+  if (sync.kind !== 'asking') {
+    fx.push({ type: 'log', level: 'debug', text: 'ignored rt.resynced: not asking' });
+    return state;
+  }
+  const idle: RouterState = { ...state, sync: { kind: 'idle' } };
+  if (message.snapshot !== null) {
+    const next = replaceSet(idle, sync.term, message.snapshot, ctx, fx, settings);
+    return sync.again ? resync(next, fx, settings) : next;
+  }
+  if (idle.phase.kind === 'known') {
+    // Keep routing with the set held: a transient failure, or a leader still rebuilding its function actors,
+    // must not cut a live function off; `rt.deleted` is what removes a function.
+    fx.push({ type: 'log', level: 'warn', text: `resync of ${state.name} failed (${message.error ?? 'no such function'}); keeping version ${idle.phase.version}` });
+    return { ...idle, sync: { kind: 'stale' } };
+  }
+  return message.error === undefined
+    ? rejectAll(idle, 'UNKNOWN_FUNCTION', `no function named ${state.name}`, ctx, fx)
+    : rejectAll(idle, 'NO_CAPACITY', `the endpoints of ${state.name} are unknown: ${message.error}`, ctx, fx);
+}
+
+/** Apply a full set numbered `snapshot.version` by the leader of `term`, unless the set held is newer. */
+function replaceSet(state: RouterState, term: number, snapshot: EndpointSnapshot, ctx: StepContext, fx: Effects, settings: Settings): RouterState {
+  const phase = state.phase;
+  if (phase.kind === 'known' && (term < phase.term || (term === phase.term && snapshot.version < phase.version))) {
+    fx.push({ type: 'log', level: 'debug', text: `ignored snapshot v${snapshot.version} of term ${term}: holding v${phase.version} of term ${phase.term}` });
+    return state;
+  }
+  let next: RouterState = { ...state, phase: { kind: 'known', term, version: snapshot.version, routing: snapshot.routing } };
+  const listed = new Set(snapshot.endpoints.map((e) => e.sandboxId));
+  for (const slot of state.sandboxes) if (!listed.has(slot.endpoint.sandboxId) && isListed(slot)) next = unlist(next, slot.endpoint.sandboxId, fx, settings);
+  for (const endpoint of snapshot.endpoints) next = list(next, endpoint, snapshot.routing, fx);
+  if (phase.kind !== 'unheard') return dispatchWaiting(next, ctx, fx, settings);
+  return trimQueue(dispatchWaiting(admitWaiting(next, snapshot.routing, ctx, fx), ctx, fx, settings), snapshot.routing, ctx, fx);
+}
+
+/**
+ * Requests queued before the routing was known: apply its body limit now. They waited for the lookup, not for
+ * the sandboxes just learnt of to be created, so those do not count as cold starts for them.
+ */
+function admitWaiting(state: RouterState, routing: RoutingConfig, ctx: StepContext, fx: Effects): RouterState {
+  const kept: Waiting[] = [];
+  for (const waiting of state.queue) {
+    if (waiting.invocation.body.byteLength <= routing.maxBodyBytes) kept.push({ ...waiting, addsSeen: state.adds });
+    else fx.push(answer(waiting.replyTo, 'BODY_TOO_LARGE', limitMessage(state.name, 'BODY_TOO_LARGE', routing), ctx.now - waiting.enqueuedAt));
+  }
+  return { ...state, queue: kept, rejected: state.rejected + state.queue.length - kept.length };
+}
+
+/** Requests queued before the routing was known and still waiting beyond its queue depth: the newest get 429. */
+function trimQueue(state: RouterState, routing: RoutingConfig, ctx: StepContext, fx: Effects): RouterState {
+  const overflow = state.queue.slice(routing.queueDepth);
+  if (overflow.length === 0) return state;
+  for (const waiting of overflow) fx.push(answer(waiting.replyTo, 'QUEUE_FULL', limitMessage(state.name, 'QUEUE_FULL', routing), ctx.now - waiting.enqueuedAt));
+  return { ...state, queue: state.queue.slice(0, routing.queueDepth), rejected: state.rejected + overflow.length };
+}
+
+/** The control plane lists `endpoint`: add it, or take back a draining one; broken ones stay out. */
+function list(state: RouterState, endpoint: Endpoint, routing: RoutingConfig, fx: Effects): RouterState {
+  const index = indexOf(state.sandboxes, endpoint.sandboxId);
+  const slot = state.sandboxes[index];
+  if (slot !== undefined && slot.endpoint.sandboxId === endpoint.sandboxId) {
+    if (slot.phase.kind !== 'draining') return state;
+    return withSlot(state, index, { ...slot, phase: slot.phase.closed ? { kind: 'broken' } : { kind: 'serving' } });
+  }
+  const init: DataPlaneSandboxInit = { functionName: state.name, endpoint, timeoutMs: routing.timeoutMs };
+  fx.push({ type: 'spawn', address: dataPlaneSandboxAddress(state.name, endpoint.sandboxId), init });
+  const added: SandboxSlot = { endpoint, inFlight: 0, phase: { kind: 'serving' }, addSeq: state.adds + 1 };
+  return { ...state, adds: state.adds + 1, sandboxes: [...state.sandboxes.slice(0, index), added, ...state.sandboxes.slice(index)] };
+}
+
+/** The control plane no longer lists `sandboxId`: route nothing more to it and drain it. */
+function unlist(state: RouterState, sandboxId: string, fx: Effects, settings: Settings): RouterState {
+  const index = indexOf(state.sandboxes, sandboxId);
+  const slot = state.sandboxes[index];
+  if (slot === undefined || slot.endpoint.sandboxId !== sandboxId) {
+    fx.push(drained(state.name, sandboxId, settings));
+    return state;
+  }
+  if (slot.phase.kind === 'draining') return state;
+  return finishDrain(withSlot(state, index, { ...slot, phase: { kind: 'draining', closed: slot.phase.kind === 'broken' } }), index, fx, settings);
+}
+
+/** A draining slot with nothing in flight is done: tell the function, close the sandbox actor, forget it. */
+function finishDrain(state: RouterState, index: number, fx: Effects, settings: Settings): RouterState {
+  const slot = state.sandboxes[index];
+  if (slot === undefined || slot.phase.kind !== 'draining' || slot.inFlight > 0) return state;
+  fx.push(drained(state.name, slot.endpoint.sandboxId, settings));
+  if (!slot.phase.closed) fx.push(toSandbox(state.name, slot, { type: 'sb.close' }));
+  return { ...state, sandboxes: state.sandboxes.filter((_, i) => i !== index) };
+}
+
+// ---- Requests ------------------------------------------------------------------------------------------
+
+function onInvoke(state: RouterState, invocation: Invocation, ctx: StepContext, fx: Effects, settings: Settings): RouterState {
+  const replyTo = ctx.replyTo;
+  if (replyTo === undefined) {
+    fx.push({ type: 'log', level: 'warn', text: 'dropped rt.invoke that was not asked: nobody to answer' });
+    return state;
+  }
+  const phase = state.phase;
+  if (phase.kind === 'unheard') {
+    if (state.queue.length >= UNHEARD_QUEUE_DEPTH) {
+      return reject(state, replyTo, 'QUEUE_FULL', `${UNHEARD_QUEUE_DEPTH} requests already wait for ${state.name} to be looked up`, 0, fx);
+    }
+    const queued = enqueue(state, invocation, replyTo, ctx);
+    return queued.sync.kind === 'asking' ? queued : resync(queued, fx, settings);
+  }
+  const routing = phase.routing;
+  if (invocation.body.byteLength > routing.maxBodyBytes) {
+    return reject(state, replyTo, 'BODY_TOO_LARGE', `${limitMessage(state.name, 'BODY_TOO_LARGE', routing)}, got ${invocation.body.byteLength} bytes`, 0, fx);
+  }
+  const next = state.sync.kind === 'stale' ? resync(state, fx, settings) : state;
+  const index = next.queue.length === 0 ? pick(next, settings.policy, ctx.random) : undefined;
+  if (index !== undefined) return dispatch(next, index, invocation, replyTo, false, 0, fx);
+  if (next.queue.length >= routing.queueDepth) return reject(next, replyTo, 'QUEUE_FULL', limitMessage(state.name, 'QUEUE_FULL', routing), 0, fx);
+  return enqueue(next, invocation, replyTo, ctx);
+}
+
+function enqueue(state: RouterState, invocation: Invocation, replyTo: ReplyTo, ctx: StepContext): RouterState {
+  return { ...state, queue: [...state.queue, { invocation, replyTo, enqueuedAt: ctx.now, addsSeen: state.adds }] };
+}
+
+function onReleased(state: RouterState, sandboxId: string, failed: boolean, ctx: StepContext, fx: Effects, settings: Settings): RouterState {
+  const index = indexOf(state.sandboxes, sandboxId);
+  const slot = state.sandboxes[index];
+  // Releases of a sandbox already forgotten (e.g. after rt.deleted, by a fresh router) mean nothing.
+  if (slot === undefined || slot.endpoint.sandboxId !== sandboxId) return state;
+  let phase = slot.phase;
+  if (failed && phase.kind === 'serving') {
+    fx.push({ type: 'log', level: 'warn', text: `sandbox ${sandboxId} failed: no more requests to it` });
+    fx.push(toSandbox(state.name, slot, { type: 'sb.close' }));
+    phase = { kind: 'broken' };
+  }
+  const next = withSlot(state, index, { ...slot, inFlight: Math.max(0, slot.inFlight - 1), phase });
+  return dispatchWaiting(finishDrain(next, index, fx, settings), ctx, fx, settings);
+}
+
+/** Hand waiting requests, oldest first, to free slots. */
+function dispatchWaiting(state: RouterState, ctx: StepContext, fx: Effects, settings: Settings): RouterState {
+  if (state.phase.kind !== 'known' || state.queue.length === 0) return state;
+  let next = state;
+  let taken = 0;
+  for (const waiting of state.queue) {
+    const index = pick(next, settings.policy, ctx.random);
+    if (index === undefined) break;
+    const slot = next.sandboxes[index];
+    const coldStart = slot !== undefined && slot.addSeq > waiting.addsSeen;
+    next = dispatch(next, index, waiting.invocation, waiting.replyTo, coldStart, ctx.now - waiting.enqueuedAt, fx);
+    taken += 1;
+  }
+  return taken === 0 ? next : { ...next, queue: state.queue.slice(taken) };
+}
+
+function dispatch(state: RouterState, index: number, invocation: Invocation, replyTo: ReplyTo, coldStart: boolean, queuedMs: number, fx: Effects): RouterState {
+  const slot = state.sandboxes[index];
+  if (slot === undefined) throw new Error(`router ${state.name}: no sandbox at index ${index}`);
+  fx.push(toSandbox(state.name, slot, { type: 'sb.invoke', invocation, replyTo, coldStart, queuedMs }));
+  const next = withSlot(state, index, { ...slot, inFlight: slot.inFlight + 1 });
+  return { ...next, cursor: slot.endpoint.sandboxId, dispatched: state.dispatched + 1 };
+}
+
+/** Answer every waiting request whose deadline has passed: 503 at max scale with every slot busy, else 504. */
+function expire(state: RouterState, ctx: StepContext, fx: Effects): RouterState {
+  const phase = state.phase;
+  if (phase.kind !== 'known') return state;
+  const { queueTimeoutMs, maxScale } = phase.routing;
+  const listed = state.sandboxes.filter(isListed);
+  const atMaxScale = listed.length >= maxScale && !listed.some(hasFreeSlot);
+  let expired = 0;
+  for (const waiting of state.queue) {
+    if (waiting.enqueuedAt + queueTimeoutMs > ctx.now) break;
+    const queuedMs = ctx.now - waiting.enqueuedAt;
+    fx.push(
+      atMaxScale
+        ? answer(waiting.replyTo, 'NO_CAPACITY', `${state.name} is at its max scale (${maxScale} sandboxes) and no slot freed within ${queueTimeoutMs} ms`, queuedMs)
+        : answer(waiting.replyTo, 'DEADLINE_PASSED', `no sandbox of ${state.name} was free within ${queueTimeoutMs} ms`, queuedMs),
+    );
+    expired += 1;
+  }
+  return expired === 0 ? state : { ...state, queue: state.queue.slice(expired), rejected: state.rejected + expired };
+}
+
+function rejectAll(state: RouterState, code: FailureCode, message: string, ctx: StepContext, fx: Effects): RouterState {
+  for (const waiting of state.queue) fx.push(answer(waiting.replyTo, code, message, ctx.now - waiting.enqueuedAt));
+  return { ...state, queue: [], rejected: state.rejected + state.queue.length };
+}
+
+function reject(state: RouterState, replyTo: ReplyTo, code: FailureCode, message: string, queuedMs: number, fx: Effects): RouterState {
+  fx.push(answer(replyTo, code, message, queuedMs));
+  return { ...state, rejected: state.rejected + 1 };
+}
+
+function answer(replyTo: ReplyTo, code: FailureCode, message: string, queuedMs: number): Effect<RouterMessage> {
+  const outcome: InvocationOutcome = { ok: false, status: STATUS[code], code, message, queuedMs };
+  return { type: 'reply', to: replyTo, value: outcome };
+}
+
+function limitMessage(name: string, code: 'BODY_TOO_LARGE' | 'QUEUE_FULL', routing: RoutingConfig): string {
+  return code === 'BODY_TOO_LARGE'
+    ? `the body limit of ${name} is ${routing.maxBodyBytes} bytes`
+    : `the queue of ${name} is full (${routing.queueDepth} requests)`;
+}
+
+// ---- Policies --------------------------------------------------------------------------------------------
+
+/** Index (into `state.sandboxes`) of the serving sandbox to use, or undefined when every slot is busy. */
+function pick(state: RouterState, policy: LoadBalancingPolicy, random: () => number): number | undefined {
+  const free: number[] = [];
+  state.sandboxes.forEach((slot, i) => {
+    if (slot.phase.kind === 'serving' && hasFreeSlot(slot)) free.push(i);
+  });
+  if (free.length === 0) return undefined;
+  const inFlight = (i: number): number => state.sandboxes[i]?.inFlight ?? 0;
+  switch (policy) {
+    case 'least-in-flight':
+      // Ties go to the first in id order, so light load stays on few sandboxes.
+      return free.reduce((best, i) => (inFlight(i) < inFlight(best) ? i : best));
+    case 'random':
+      return free[Math.floor(random() * free.length)];
+    case 'round-robin': {
+      // The first free sandbox after the last one chosen, in id order: adds and removals do not reset the walk.
+      const cursor = state.cursor;
+      const after = cursor === null ? undefined : free.find((i) => (state.sandboxes[i]?.endpoint.sandboxId ?? '') > cursor);
+      return after ?? free[0];
+    }
+    case 'power-of-two': {
+      if (free.length === 1) return free[0];
+      const first = Math.floor(random() * free.length);
+      let second = Math.floor(random() * (free.length - 1));
+      if (second >= first) second += 1;
+      const a = free[first];
+      const b = free[second];
+      if (a === undefined || b === undefined) return a ?? b;
+      return inFlight(b) < inFlight(a) ? b : a;
+    }
+    default:
+      return assertNever(policy, 'load-balancing policy');
+  }
+}
+
+// ---- Small helpers ----------------------------------------------------------------------------------------
+
+function hasFreeSlot(slot: SandboxSlot): boolean {
+  return slot.inFlight < slot.endpoint.concurrency;
+}
+
+/** Still in the control plane's set (serving, or broken but not yet removed). */
+function isListed(slot: SandboxSlot): boolean {
+  return slot.phase.kind !== 'draining';
+}
+
+/** Its sandbox actor was already told `sb.close`. */
+function isClosed(slot: SandboxSlot): boolean {
+  return slot.phase.kind === 'broken' || (slot.phase.kind === 'draining' && slot.phase.closed);
+}
+
+function totalInFlight(state: RouterState): number {
+  let sum = 0;
+  for (const slot of state.sandboxes) sum += slot.inFlight;
+  return sum;
+}
+
+/** Where `sandboxId` is in the sorted slots, or where it would go. */
+function indexOf(slots: readonly SandboxSlot[], sandboxId: string): number {
+  let lo = 0;
+  let hi = slots.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if ((slots[mid]?.endpoint.sandboxId ?? '') < sandboxId) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+function withSlot(state: RouterState, index: number, slot: SandboxSlot): RouterState {
+  const sandboxes = state.sandboxes.slice();
+  sandboxes[index] = slot;
+  return { ...state, sandboxes };
+}
+
+function drained(name: string, sandboxId: string, settings: Settings): Effect<RouterMessage> {
+  const message: FunctionMessage = { type: 'fn.drained', sandboxId, dataplaneId: settings.dataplaneId };
+  return { type: 'send', to: functionAddress(name), message };
+}
+
+function toSandbox(name: string, slot: SandboxSlot, message: DataPlaneSandboxMessage): Effect<RouterMessage> {
+  return { type: 'send', to: dataPlaneSandboxAddress(name, slot.endpoint.sandboxId), message };
+}
+
+function toAutoscaler(name: string, message: AutoscalerMessage): Effect<RouterMessage> {
+  return { type: 'send', to: autoscalerAddress(name), message };
+}

@@ -1,0 +1,249 @@
+// The worker daemon as a shard module of the actor runtime. Every shard thread gets the `node` actor kind,
+// its own SandboxRuntime and its own invocation server, plus the services the node actor's `call` effects
+// use (names and shapes in actors/node.ts):
+//   sandbox.address  -> `host:port` of this shard's invocation server
+//   sandbox.create   { nodeId, sandboxId, template } -> { address } once the sandbox can serve
+//   sandbox.destroy  { sandboxId } -> nothing left running (never rejects; a runtime error is logged)
+// A sandbox dying on its own (runtime `failed`/`exited` event) becomes `node.sandboxFailed` to its node actor.
+// Each shard thread imports this file afresh, so the module-level state below is per shard.
+import { nodeKind, type SandboxCreateInput, type SandboxCreateOutput, type SandboxDestroyInput } from '../../actors/node.js';
+import { assertNever } from '../../actors/actor.js';
+import { nodeAddress, type NodeMessage, type SandboxTemplate } from '../../actors/messages.js';
+import type { Clock } from '../../runtime/clock.js';
+import type { Service, ShardContext, ShardModule } from '../../runtime/host.js';
+import {
+  ProcessRuntime,
+  SimulatedRuntime,
+  ThreadRuntime,
+  validateLatency,
+  type LatencyDistribution,
+  type RuntimeSource,
+  type Sandbox,
+  type SandboxEvent,
+  type SandboxRuntime,
+  type SandboxSpec,
+  type SimulatedClock,
+} from '../sandbox/index.js';
+import { serveInvocations, type InvocationServer } from './invoke-server.js';
+
+export interface WorkerOptions {
+  readonly runtime: 'thread' | 'process' | 'simulated';
+  /** Creation latency of simulated sandboxes (ms, on the shard's clock). Default: fixed 0 ms. */
+  readonly simulatedLatency?: LatencyDistribution;
+  /** Interface the invocation servers listen on, and the host in the address they announce. Default 127.0.0.1. */
+  readonly host?: string;
+  /** Cluster token every data plane must present. */
+  readonly token: string;
+}
+
+export type WorkerErrorCode = 'INVALID_WORKER_OPTIONS' | 'WORKER_NOT_STARTED' | 'SANDBOX_EXISTS';
+
+export class WorkerError extends Error {
+  override readonly name = 'WorkerError';
+  constructor(
+    readonly code: WorkerErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export const DEFAULT_WORKER_HOST = '127.0.0.1';
+
+/** Defaults, then validation; an error names the option and its value. */
+export function parseWorkerOptions(input: unknown): Required<WorkerOptions> {
+  const bad = (field: string, value: unknown, want: string): never => {
+    throw new WorkerError('INVALID_WORKER_OPTIONS', `worker option ${field}=${JSON.stringify(value)} must be ${want}`);
+  };
+  if (input === null || typeof input !== 'object') return bad('(options)', input, 'an object { runtime, token, host?, simulatedLatency? }');
+  const options = input as Partial<WorkerOptions>;
+  const runtime = options.runtime;
+  if (runtime !== 'thread' && runtime !== 'process' && runtime !== 'simulated') bad('runtime', runtime, "'thread', 'process' or 'simulated'");
+  if (typeof options.token !== 'string' || options.token === '') bad('token', options.token, 'a non-empty string');
+  const host = options.host ?? DEFAULT_WORKER_HOST;
+  if (typeof host !== 'string' || host === '') bad('host', host, 'a non-empty string');
+  const simulatedLatency = options.simulatedLatency ?? { kind: 'fixed', ms: 0 };
+  try {
+    validateLatency(simulatedLatency);
+  } catch (error) {
+    bad('simulatedLatency', simulatedLatency, `a latency distribution (${(error as Error).message})`);
+  }
+  return { runtime: runtime as WorkerOptions['runtime'], token: options.token as string, host, simulatedLatency };
+}
+
+/**
+ * The sandbox spec for a function's template. The worker runs every template on its own runtime: the
+ * template's `runtime` field is not checked, and a source the runtime cannot run fails the creation
+ * with UNSUPPORTED_SOURCE (so builtin workloads run anywhere, e.g. on a simulated worker).
+ */
+export function toSandboxSpec(sandboxId: string, template: SandboxTemplate): SandboxSpec {
+  const source = template.source;
+  let runtime: RuntimeSource;
+  switch (source.kind) {
+    case 'thread':
+      runtime = { kind: 'thread', module: source.module };
+      break;
+    case 'process':
+      runtime = { kind: 'process', command: source.command, args: [...source.args] };
+      break;
+    case 'builtin':
+      runtime = { kind: 'builtin', workload: source.workload };
+      break;
+    default:
+      return assertNever(source, 'runtime source');
+  }
+  return {
+    sandboxId,
+    functionName: template.name,
+    runtime,
+    memoryMiB: template.memoryMiB,
+    cpuMilli: template.cpuMilli,
+    concurrency: template.concurrency,
+    timeoutMs: template.timeoutMs,
+    env: { ...template.env },
+  };
+}
+
+/** The shard's clock as the simulated runtime's clock, so simulated latencies follow a manual clock too. */
+function simulatedClock(clock: Clock): SimulatedClock {
+  return {
+    now: () => clock.now(),
+    sleep: (ms, signal) =>
+      new Promise<void>((resolve, reject) => {
+        if (signal?.aborted) return reject(signal.reason);
+        const onAbort = () => {
+          clock.clearTimer(handle);
+          reject(signal?.reason);
+        };
+        const handle = clock.setTimer(ms, () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        });
+        signal?.addEventListener('abort', onAbort, { once: true });
+      }),
+  };
+}
+
+function createRuntime(options: Required<WorkerOptions>, ctx: ShardContext): SandboxRuntime {
+  switch (options.runtime) {
+    case 'thread':
+      return new ThreadRuntime();
+    case 'process':
+      return new ProcessRuntime();
+    case 'simulated':
+      return new SimulatedRuntime({ creationLatency: options.simulatedLatency, random: ctx.random, clock: simulatedClock(ctx.clock) });
+    default:
+      return assertNever(options.runtime, 'sandbox runtime');
+  }
+}
+
+interface Owned {
+  readonly nodeId: string;
+  /** Set once the sandbox can serve. */
+  sandbox?: Sandbox;
+}
+
+/** One shard's worker: its sandbox runtime, invocation server and which node owns which sandbox. */
+class WorkerShard {
+  private readonly options: Required<WorkerOptions>;
+  private started: { readonly runtime: SandboxRuntime; readonly server: InvocationServer } | undefined;
+  private readonly owned = new Map<string, Owned>();
+
+  constructor(private readonly ctx: ShardContext) {
+    this.options = parseWorkerOptions(ctx.options);
+  }
+
+  async start(): Promise<void> {
+    const runtime = createRuntime(this.options, this.ctx);
+    runtime.onEvent((event) => this.onEvent(event));
+    const server = await serveInvocations({
+      host: this.options.host,
+      port: 0,
+      token: this.options.token,
+      id: `shard-${this.ctx.shard}`,
+      lookup: (sandboxId) => this.owned.get(sandboxId)?.sandbox,
+      log: this.ctx.log,
+    });
+    this.started = { runtime, server };
+    this.ctx.log('info', `worker: ${this.options.runtime} sandboxes served at ${server.address}`);
+  }
+
+  /** Server first, so no invocation starts while the runtime destroys every sandbox. */
+  async stop(): Promise<void> {
+    const started = this.started;
+    this.started = undefined;
+    if (started === undefined) return;
+    await started.server.close();
+    await started.runtime.close();
+    this.owned.clear();
+  }
+
+  services(): Record<string, Service> {
+    return {
+      'sandbox.address': async () => this.running().server.address,
+      'sandbox.create': (input) => this.create(input as SandboxCreateInput),
+      'sandbox.destroy': (input) => this.destroy(input as SandboxDestroyInput),
+    };
+  }
+
+  private running(): { readonly runtime: SandboxRuntime; readonly server: InvocationServer } {
+    if (this.started === undefined) throw new WorkerError('WORKER_NOT_STARTED', `worker shard ${this.ctx.shard} is not started (or is stopping)`);
+    return this.started;
+  }
+
+  private async create({ nodeId, sandboxId, template }: SandboxCreateInput): Promise<SandboxCreateOutput> {
+    const { runtime, server } = this.running();
+    if (this.owned.has(sandboxId)) throw new WorkerError('SANDBOX_EXISTS', `sandbox ${sandboxId} already exists on shard ${this.ctx.shard}`);
+    const owned: Owned = { nodeId };
+    this.owned.set(sandboxId, owned);
+    try {
+      owned.sandbox = await runtime.create(toSandboxSpec(sandboxId, template));
+    } catch (error) {
+      if (this.owned.get(sandboxId) === owned) this.owned.delete(sandboxId);
+      throw error;
+    }
+    return { address: server.address };
+  }
+
+  private async destroy({ sandboxId }: SandboxDestroyInput): Promise<void> {
+    this.owned.delete(sandboxId);
+    if (this.started === undefined) return; // stopping: close() destroys everything
+    try {
+      await this.started.runtime.destroy(sandboxId);
+    } catch (error) {
+      this.ctx.log('error', `worker: destroying sandbox ${sandboxId} failed: ${(error as Error).message}`);
+    }
+  }
+
+  private onEvent(event: SandboxEvent): void {
+    const owned = this.owned.get(event.sandboxId);
+    if (owned === undefined) return;
+    this.owned.delete(event.sandboxId);
+    let reason: string;
+    switch (event.type) {
+      case 'failed':
+        reason = event.reason;
+        break;
+      case 'exited':
+        reason = `the sandbox process exited with code ${event.code}`;
+        break;
+      default:
+        return assertNever(event, 'sandbox event');
+    }
+    const message: NodeMessage = { type: 'node.sandboxFailed', sandboxId: event.sandboxId, reason };
+    this.ctx.tell(nodeAddress(owned.nodeId), message);
+  }
+}
+
+let shard: WorkerShard | undefined;
+
+export const shardModule: ShardModule = {
+  kinds: [nodeKind],
+  // Called before `start`, with the same context.
+  services(ctx) {
+    shard = new WorkerShard(ctx);
+    return shard.services();
+  },
+  start: () => shard?.start(),
+  stop: () => shard?.stop(),
+};

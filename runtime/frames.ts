@@ -107,7 +107,15 @@ export class FrameConnection {
         return;
       }
       if (this.buffered.length - offset - 4 < length) break;
-      const frame = this.packr.unpack(this.buffered.subarray(offset + 4, offset + 4 + length));
+      let frame: unknown;
+      try {
+        frame = this.packr.unpack(this.buffered.subarray(offset + 4, offset + 4 + length));
+      } catch (error) {
+        // A malformed frame ends this connection only, never the thread that reads it.
+        this.finish(new Error(`malformed frame: ${(error as Error).message}`));
+        this.socket.destroy();
+        return;
+      }
       offset += 4 + length;
       this.framesIn += 1;
       if (this.frameListener) this.frameListener(frame);

@@ -29,9 +29,14 @@ type Phase = 'starting' | 'ready' | 'destroyed';
 interface Entry {
   spec: SandboxSpec;
   phase: Phase;
-  /** Aborts the creation wait and any held invocations when the sandbox goes. */
+  /** Aborts the creation wait when the sandbox goes. */
   stop: AbortController;
+  /** One per invocation in progress, aborted when the sandbox goes. */
+  holds: Set<AbortController>;
 }
+
+/** Abort reason for every internal abort: a shared value, so aborting allocates no DOMException. */
+const ABORTED = Object.freeze({ aborted: true });
 
 export function validateLatency(latency: LatencyDistribution): void {
   const bad = (field: string, value: unknown): never => {
@@ -74,7 +79,7 @@ export class SimulatedRuntime implements SandboxRuntime {
     const source = spec.runtime;
     if (source.kind !== 'builtin') throw unsupportedSource('simulated', spec, "only 'builtin' sources");
     if (this.#entries.has(spec.sandboxId)) throw new SandboxError('SANDBOX_EXISTS', `sandbox ${spec.sandboxId} already exists`);
-    const entry: Entry = { spec, phase: 'starting', stop: new AbortController() };
+    const entry: Entry = { spec, phase: 'starting', stop: new AbortController(), holds: new Set() };
     this.#entries.set(spec.sandboxId, entry);
 
     const latencyMs = this.#drawLatencyMs();
@@ -95,13 +100,17 @@ export class SimulatedRuntime implements SandboxRuntime {
     if (entry.phase !== 'ready') throw new SandboxError('SANDBOX_GONE', `sandbox ${id} is ${entry.phase}`);
     if (signal?.aborted) throw new SandboxError('SANDBOX_ABORTED', `invocation on ${id} aborted by the caller`);
     const clock = this.#options.clock;
-    const done = new AbortController();
-    const hold = AbortSignal.any(signal ? [entry.stop.signal, done.signal, signal] : [entry.stop.signal, done.signal]);
+    // One controller per invocation, aborted by destroy, the caller or the timeout. No AbortSignal.any on
+    // the sandbox's long-lived signal (it leaks per call on Node 20) and a fixed abort reason (no DOMException).
+    const hold = new AbortController();
+    entry.holds.add(hold);
+    const onCallerAbort = () => hold.abort(ABORTED);
+    signal?.addEventListener('abort', onCallerAbort, { once: true });
     let timedOut = false;
-    const timeout = clock.sleep(entry.spec.timeoutMs, hold).then(
+    const timeout = clock.sleep(entry.spec.timeoutMs, hold.signal).then(
       () => {
         timedOut = true;
-        done.abort();
+        hold.abort(ABORTED);
       },
       () => undefined,
     );
@@ -110,7 +119,7 @@ export class SimulatedRuntime implements SandboxRuntime {
       functionName: entry.spec.functionName,
       memoryLimitMiB: entry.spec.memoryMiB,
       now: () => clock.now(),
-      occupy: (ms) => (ms > 0 ? clock.sleep(ms, hold) : Promise.resolve()),
+      occupy: (ms) => (ms > 0 ? clock.sleep(ms, hold.signal) : Promise.resolve()),
     };
     try {
       return await runWorkload(workload, req, ctx);
@@ -120,7 +129,9 @@ export class SimulatedRuntime implements SandboxRuntime {
       if (entry.phase !== 'ready') throw new SandboxError('SANDBOX_GONE', `sandbox ${id} was destroyed during the invocation`);
       throw error;
     } finally {
-      done.abort();
+      entry.holds.delete(hold);
+      signal?.removeEventListener('abort', onCallerAbort);
+      hold.abort(ABORTED);
       await timeout;
     }
   }
@@ -130,7 +141,8 @@ export class SimulatedRuntime implements SandboxRuntime {
     if (entry === undefined) return;
     entry.phase = 'destroyed';
     this.#entries.delete(sandboxId);
-    entry.stop.abort();
+    entry.stop.abort(ABORTED);
+    for (const hold of entry.holds) hold.abort(ABORTED);
   }
 
   list(): { sandboxId: string; functionName: string }[] {

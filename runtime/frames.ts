@@ -153,8 +153,10 @@ export interface FrameServerOptions {
   readonly role: string;
   readonly id: string;
   readonly info?: unknown;
-  /** Decide on a greeted peer; return a reason string to refuse it. */
+  /** Decide on a greeted peer; return a reason string to refuse it. Must not send on the connection yet. */
   readonly accept: (connection: FrameConnection, hello: Hello) => string | undefined;
+  /** Runs once the welcome is on its way: from here the connection may carry the peer protocol. */
+  readonly accepted?: (connection: FrameConnection, hello: Hello) => void;
 }
 
 /** Listen for framed peers; each must greet with the cluster token before anything else. */
@@ -180,6 +182,7 @@ export async function listenFrames(options: FrameServerOptions): Promise<FrameSe
         return;
       }
       connection.send({ welcome: { role: options.role, id: options.id, info: options.info } } satisfies HandshakeFrame);
+      options.accepted?.(connection, hello!);
     });
   });
   await new Promise<void>((resolve, reject) => {

@@ -1,0 +1,80 @@
+import test from 'ava';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { functionAddress, type FunctionStatus } from '../../actors/messages.js';
+import { WorkerDaemon } from '../worker/daemon.js';
+import { ControlPlane } from './control-plane.js';
+
+const TOKEN = 'cp-test-token';
+const quiet = () => undefined;
+
+async function until<T>(probe: () => Promise<T | undefined | false>, what: string, attempts = 300, delayMs = 20): Promise<T> {
+  for (let i = 0; i < attempts; i++) {
+    const value = await probe();
+    if (value !== undefined && value !== false) return value as T;
+    await new Promise((r) => setTimeout(r, delayMs));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+const echoSpec = (name: string) => ({ name, runtime: 'simulated', source: { kind: 'builtin', workload: 'echo' } });
+
+test.serial('a worker registers its nodes; sandboxes are placed, become ready and are deleted with the function', async (t) => {
+  const plane = await ControlPlane.start({ host: '127.0.0.1', clusterPort: 0, token: TOKEN, store: { kind: 'memory' }, shards: 1, onLog: quiet });
+  t.teardown(() => plane.stop());
+  const worker = await WorkerDaemon.start({ id: 'w1', controlPlane: plane.clusterAddress, token: TOKEN, host: '127.0.0.1', runtime: 'simulated', nodes: 3, capacity: { cpuMilli: 4000, memoryMiB: 8192, slots: 50 }, shards: 1, onLog: quiet });
+  t.teardown(() => worker.stop());
+  await until(async () => (await plane.nodes()).length === 3, 'three nodes registered');
+
+  const created = await plane.createFunction(echoSpec('hello'));
+  t.true(created.ok);
+  t.is((await plane.createFunction(echoSpec('hello'))).ok ? 200 : 409, 409);
+  const writesBefore = plane.store.writes;
+  plane.runtime.tell(functionAddress('hello'), { type: 'fn.scale', desired: 6, reason: 'test' });
+  const status = await until(async () => {
+    const s = await plane.runtime.ask<FunctionStatus>(functionAddress('hello'), { type: 'fn.status' });
+    return s.ready === 6 ? s : undefined;
+  }, 'six ready sandboxes');
+  t.is(new Set(status.sandboxes.map((s) => s.nodeId)).size, 3, 'spread over the three nodes');
+  t.is(plane.store.writes, writesBefore, 'no store write on a cold start');
+  const nodes = await plane.nodes();
+  t.is(nodes.reduce((sum, n) => sum + n.allocated.slots, 0), 6);
+
+  const deleted = await plane.deleteFunction('hello');
+  t.true(deleted.ok);
+  await until(async () => (await plane.nodes()).every((n) => n.allocated.slots === 0), 'allocations released');
+  await until(async () => {
+    const lists = await Promise.all(worker.nodeIds.map((id) => worker.runtime.ask<unknown[]>({ kind: 'node', id }, { type: 'node.list' })));
+    return lists.every((l) => l.length === 0);
+  }, 'nothing left running on the workers');
+  t.false((await plane.getFunction('hello')).ok);
+});
+
+test.serial('a restarted control plane finds its functions in the file store and adopts running sandboxes from the workers', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'dirigent-cp-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const store = { kind: 'file' as const, dir };
+  const first = await ControlPlane.start({ host: '127.0.0.1', clusterPort: 0, token: TOKEN, store, shards: 1, onLog: quiet });
+  const port = Number(first.clusterAddress.split(':')[1]);
+  const worker = await WorkerDaemon.start({ id: 'w1', controlPlane: first.clusterAddress, token: TOKEN, host: '127.0.0.1', runtime: 'simulated', nodes: 2, capacity: { cpuMilli: 4000, memoryMiB: 8192, slots: 50 }, shards: 1, onLog: quiet });
+  t.teardown(() => worker.stop());
+  await until(async () => (await first.nodes()).length === 2, 'nodes registered');
+  t.true((await first.createFunction({ ...echoSpec('keep'), scaling: { minScale: 0 } })).ok);
+  first.runtime.tell(functionAddress('keep'), { type: 'fn.scale', desired: 4, reason: 'test' });
+  await until(async () => (await first.runtime.ask<FunctionStatus>(functionAddress('keep'), { type: 'fn.status' })).ready === 4, 'four ready');
+  await first.stop();
+
+  const second = await ControlPlane.start({ host: '127.0.0.1', clusterPort: port, token: TOKEN, store, shards: 1, onLog: quiet });
+  t.teardown(() => second.stop());
+  t.is(second.term, first.term + 1);
+  const view = await second.getFunction('keep');
+  t.true(view.ok, 'the function is back from the store');
+  const status = await until(async () => {
+    const s = await second.runtime.ask<FunctionStatus>(functionAddress('keep'), { type: 'fn.status' });
+    return s.ready === 4 ? s : undefined;
+  }, 'the four sandboxes adopted from the worker');
+  t.is(status.creating, 0, 'nothing was recreated');
+  t.is(second.status().reconstruction.sandboxesAdopted, 4);
+  await until(async () => (await second.nodes()).length === 2, 'nodes registered again');
+});

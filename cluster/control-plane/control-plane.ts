@@ -1,0 +1,299 @@
+// The control-plane role: an ActorRuntime hosting the function, autoscaler and scheduler actors,
+// the desired-state store, and the cluster listener that workers and data planes connect to.
+// Operations here return values (expected outcomes), which the admin API maps to HTTP statuses.
+import type { FunctionSpec } from '../../actors/function-spec.js';
+import { parseDirigentRegistration, parseFunctionSpec, updateFunctionSpec } from '../../actors/function-spec.js';
+import {
+  autoscalerAddress,
+  functionAddress,
+  nodeAddress,
+  schedulerAddress,
+  type AutoscalerStatus,
+  type FunctionStatus,
+  type NodeView,
+  type SandboxReport,
+} from '../../actors/messages.js';
+import type { PlacementPolicy } from '../../actors/placement.js';
+import { ActorRuntime, defaultLog, type LogLevel } from '../../runtime/index.js';
+import { listenFrames, type FrameConnection, type FrameServer } from '../../runtime/frames.js';
+import { ClusterTransport } from '../../runtime/transport.js';
+import { openStore, type Store, type StoreConfig } from '../store/index.js';
+
+export interface ControlPlaneConfig {
+  /** Where workers and data planes connect. */
+  readonly host: string;
+  /** 0 picks a free port. */
+  readonly clusterPort: number;
+  readonly token: string;
+  readonly store: StoreConfig;
+  readonly shards?: number;
+  readonly placement?: PlacementPolicy;
+  /** A node silent for longer is dead, ms. */
+  readonly heartbeatTimeoutMs?: number;
+  readonly onLog?: (level: LogLevel, text: string) => void;
+}
+
+export type Outcome<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly status: number; readonly code: string; readonly message: string; readonly details?: unknown };
+
+export interface DataPlaneInfo {
+  readonly id: string;
+  /** `host:port` where clients invoke functions through this data plane. */
+  readonly invokeAddress: string;
+  readonly connected: boolean;
+}
+
+export interface FunctionView {
+  readonly spec: FunctionSpec;
+  readonly status: FunctionStatus | null;
+  readonly autoscaler: AutoscalerStatus | null;
+}
+
+interface WorkerInfo {
+  readonly nodes: readonly string[];
+}
+
+const ASK_MS = 5000;
+const KEYS = { functions: 'functions/', nodes: 'nodes/', dataplanes: 'dataplanes/', term: 'leader/term' } as const;
+
+const fail = (status: number, code: string, message: string, details?: unknown): Outcome<never> => ({ ok: false, status, code, message, details });
+
+export class ControlPlane {
+  private readonly functions = new Map<string, FunctionSpec>();
+  private readonly nodeConnections = new Map<string, FrameConnection>();
+  private readonly dataplanes = new Map<string, { connection: FrameConnection | undefined; invokeAddress: string }>();
+  /** Reconstruction progress, for status and the console. */
+  private reconstruction = { workersQueried: 0, sandboxesAdopted: 0 };
+
+  private constructor(
+    readonly runtime: ActorRuntime,
+    readonly store: Store,
+    private readonly transport: ClusterTransport,
+    private readonly server: FrameServer,
+    readonly term: number,
+    private readonly log: (level: LogLevel, text: string) => void,
+  ) {}
+
+  get clusterAddress(): string {
+    return `${this.server.host}:${this.server.port}`;
+  }
+
+  static async start(config: ControlPlaneConfig): Promise<ControlPlane> {
+    const log = config.onLog ?? defaultLog;
+    const store = await openStore(config.store);
+    // Each start is a new leadership term, so workers and data planes can tell stale commands apart.
+    const term = (((await store.get(KEYS.term)) as number | undefined) ?? 0) + 1;
+    await store.put(KEYS.term, term);
+    const runtime = await ActorRuntime.start({
+      shards: config.shards,
+      modules: [{ url: new URL('./module.js', import.meta.url).href }],
+      remoteKinds: ['node', 'router', 'dpsandbox'],
+      onLog: log,
+    });
+    let plane: ControlPlane | undefined;
+    const transport = new ClusterTransport(runtime, (address) => plane?.peersFor(address.kind, address.id) ?? [], new Set(['node', 'router', 'dpsandbox']));
+    const server = await listenFrames({
+      host: config.host,
+      port: config.clusterPort,
+      token: config.token,
+      role: 'control-plane',
+      id: 'leader',
+      info: { term },
+      accept: (connection, hello) => (plane ? plane.accept(connection, hello.role, hello.id, hello.info) : 'the control plane is starting'),
+      accepted: (_connection, hello) => plane?.accepted(hello.role, hello.info),
+    });
+    plane = new ControlPlane(runtime, store, transport, server, term, log);
+    runtime.spawn(schedulerAddress, { term, policy: config.placement, heartbeatTimeoutMs: config.heartbeatTimeoutMs });
+    await plane.loadDesiredState();
+    return plane;
+  }
+
+  /** Desired state only: function specs and data-plane registrations. Sandboxes come from the workers. */
+  private async loadDesiredState(): Promise<void> {
+    for (const { value } of await this.store.list(KEYS.dataplanes)) {
+      const dp = value as { id: string; invokeAddress: string };
+      this.dataplanes.set(dp.id, { connection: undefined, invokeAddress: dp.invokeAddress });
+    }
+    for (const { value } of await this.store.list(KEYS.functions)) {
+      const parsed = parseFunctionSpec(value);
+      if (!parsed.ok) {
+        this.log('error', `stored function is invalid and was skipped: ${JSON.stringify(parsed.errors)}`);
+        continue;
+      }
+      await this.startFunction(parsed.spec);
+    }
+  }
+
+  private async startFunction(spec: FunctionSpec): Promise<FunctionStatus> {
+    this.functions.set(spec.name, spec);
+    this.runtime.spawn(functionAddress(spec.name), { spec, term: this.term, dataplanes: this.connectedDataplanes() });
+    return this.runtime.ask<FunctionStatus>(functionAddress(spec.name), { type: 'fn.configure', spec }, ASK_MS);
+  }
+
+  private peersFor(kind: string, id: string): FrameConnection[] {
+    if (kind === 'node') {
+      const connection = this.nodeConnections.get(id);
+      return connection && !connection.isClosed ? [connection] : [];
+    }
+    if (kind === 'router' || kind === 'dpsandbox') {
+      return [...this.dataplanes.values()].flatMap((dp) => (dp.connection && !dp.connection.isClosed ? [dp.connection] : []));
+    }
+    return [];
+  }
+
+  private connectedDataplanes(): string[] {
+    return [...this.dataplanes.entries()].filter(([, dp]) => dp.connection && !dp.connection.isClosed).map(([id]) => id);
+  }
+
+  /** A greeted peer: workers announce their node ids, data planes their invocation address. */
+  private accept(connection: FrameConnection, role: string, id: string, info: unknown): string | undefined {
+    if (role === 'worker') {
+      const nodes = (info as WorkerInfo | undefined)?.nodes;
+      if (!Array.isArray(nodes) || !nodes.every((n) => typeof n === 'string')) return 'a worker must announce its node ids';
+      for (const nodeId of nodes) this.nodeConnections.set(nodeId, connection);
+      this.transport.attach(connection);
+      connection.onClose(() => {
+        for (const nodeId of nodes) if (this.nodeConnections.get(nodeId) === connection) this.nodeConnections.delete(nodeId);
+      });
+      return undefined;
+    }
+    if (role === 'dataplane') {
+      const invokeAddress = (info as { invokeAddress?: unknown } | undefined)?.invokeAddress;
+      if (typeof invokeAddress !== 'string') return 'a data plane must announce its invocation address';
+      const known = this.dataplanes.get(id);
+      this.dataplanes.set(id, { connection, invokeAddress });
+      this.transport.attach(connection);
+      connection.onClose(() => {
+        const current = this.dataplanes.get(id);
+        if (current?.connection === connection) {
+          this.dataplanes.set(id, { connection: undefined, invokeAddress });
+          this.announceDataplanes();
+        }
+      });
+      if (known?.invokeAddress !== invokeAddress) void this.store.put(`${KEYS.dataplanes}${id}`, { id, invokeAddress });
+      return undefined;
+    }
+    return `unknown role ${role}`;
+  }
+
+  /** After the welcome: ask a worker's nodes what they run; tell functions about a new data plane. */
+  private accepted(role: string, info: unknown): void {
+    if (role === 'worker') void this.reconstructFrom((info as WorkerInfo).nodes);
+    else if (role === 'dataplane') this.announceDataplanes();
+  }
+
+  /** Draining sandboxes wait for every connected data plane, and only those (a dead one is never waited for). */
+  private announceDataplanes(): void {
+    const ids = this.connectedDataplanes();
+    for (const name of this.functions.keys()) this.runtime.tell(functionAddress(name), { type: 'fn.dataplanes', ids });
+  }
+
+  /** Rebuild actual state from what the workers run: the store never holds sandboxes. */
+  private async reconstructFrom(nodes: readonly string[]): Promise<void> {
+    const reports: SandboxReport[] = [];
+    for (const nodeId of nodes) {
+      try {
+        reports.push(...(await this.runtime.ask<SandboxReport[]>(nodeAddress(nodeId), { type: 'node.list' }, ASK_MS)));
+      } catch (error) {
+        this.log('warn', `reconstruction: node ${nodeId} did not list its sandboxes: ${(error as Error).message}`);
+      }
+    }
+    this.reconstruction = { workersQueried: this.reconstruction.workersQueried + 1, sandboxesAdopted: this.reconstruction.sandboxesAdopted + reports.length };
+    if (reports.length === 0) return;
+    this.runtime.tell(schedulerAddress, { type: 'sch.adopt', sandboxes: reports });
+    const byFunction = new Map<string, SandboxReport[]>();
+    for (const report of reports) byFunction.set(report.functionName, [...(byFunction.get(report.functionName) ?? []), report]);
+    for (const [name, sandboxes] of byFunction) {
+      if (this.functions.has(name)) {
+        this.runtime.tell(functionAddress(name), { type: 'fn.adopt', sandboxes });
+      } else {
+        // Sandboxes of a function that no longer exists: delete them, nothing may be left running.
+        for (const sandbox of sandboxes) this.runtime.tell(nodeAddress(sandbox.nodeId), { type: 'node.delete', term: this.term, sandboxId: sandbox.sandboxId });
+      }
+    }
+  }
+
+  // ---- Operations for the admin API ---------------------------------------------------------------
+
+  async createFunction(input: unknown): Promise<Outcome<FunctionView>> {
+    const parsed = parseFunctionSpec(input);
+    if (!parsed.ok) return fail(400, 'INVALID_SPEC', parsed.errors.map((e) => `${e.field}: ${e.message}`).join('; '), parsed.errors);
+    return this.create({ ...parsed.spec, version: 1 });
+  }
+
+  /** Dirigent-compatible registration: replies with the data-plane addresses joined by ';'. */
+  async registerDirigent(form: URLSearchParams, runtime: 'thread' | 'simulated' = 'thread'): Promise<Outcome<string>> {
+    const parsed = parseDirigentRegistration(form, runtime);
+    if (!parsed.ok) return fail(parsed.status, 'INVALID_REGISTRATION', parsed.message);
+    const created = await this.create(parsed.spec);
+    if (!created.ok) return created;
+    return { ok: true, value: [...this.dataplanes.values()].map((dp) => dp.invokeAddress).join(';') };
+  }
+
+  private async create(spec: FunctionSpec): Promise<Outcome<FunctionView>> {
+    if (this.functions.has(spec.name)) return fail(409, 'FUNCTION_EXISTS', `function ${spec.name} already exists`);
+    this.functions.set(spec.name, spec);
+    await this.store.put(`${KEYS.functions}${spec.name}`, spec);
+    await this.startFunction(spec);
+    return this.getFunction(spec.name);
+  }
+
+  async updateFunction(name: string, patch: unknown): Promise<Outcome<FunctionView>> {
+    const current = this.functions.get(name);
+    if (current === undefined) return fail(404, 'UNKNOWN_FUNCTION', `no function named ${name}`);
+    const updated = updateFunctionSpec(current, patch);
+    if (!updated.ok) return fail(400, 'INVALID_SPEC', updated.errors.map((e) => `${e.field}: ${e.message}`).join('; '), updated.errors);
+    this.functions.set(name, updated.spec);
+    await this.store.put(`${KEYS.functions}${name}`, updated.spec);
+    await this.runtime.ask(functionAddress(name), { type: 'fn.configure', spec: updated.spec }, ASK_MS);
+    return this.getFunction(name);
+  }
+
+  async deleteFunction(name: string): Promise<Outcome<{ deleted: string }>> {
+    if (!this.functions.has(name)) return fail(404, 'UNKNOWN_FUNCTION', `no function named ${name}`);
+    this.functions.delete(name);
+    await this.store.delete(`${KEYS.functions}${name}`);
+    await this.runtime.ask(functionAddress(name), { type: 'fn.delete' }, ASK_MS);
+    return { ok: true, value: { deleted: name } };
+  }
+
+  async getFunction(name: string): Promise<Outcome<FunctionView>> {
+    const spec = this.functions.get(name);
+    if (spec === undefined) return fail(404, 'UNKNOWN_FUNCTION', `no function named ${name}`);
+    const [status, autoscaler] = await Promise.all([
+      this.runtime.ask<FunctionStatus>(functionAddress(name), { type: 'fn.status' }, ASK_MS).catch(() => null),
+      this.runtime.ask<AutoscalerStatus>(autoscalerAddress(name), { type: 'as.status' }, ASK_MS).catch(() => null),
+    ]);
+    return { ok: true, value: { spec, status, autoscaler } };
+  }
+
+  async listFunctions(): Promise<FunctionView[]> {
+    const views = await Promise.all([...this.functions.keys()].sort().map((name) => this.getFunction(name)));
+    return views.flatMap((v) => (v.ok ? [v.value] : []));
+  }
+
+  nodes(): Promise<NodeView[]> {
+    return this.runtime.ask<NodeView[]>(schedulerAddress, { type: 'sch.nodes' }, ASK_MS);
+  }
+
+  listDataplanes(): DataPlaneInfo[] {
+    return [...this.dataplanes.entries()].map(([id, dp]) => ({ id, invokeAddress: dp.invokeAddress, connected: dp.connection !== undefined && !dp.connection.isClosed }));
+  }
+
+  status(): { term: number; leader: true; functions: number; dataplanes: number; workers: number; reconstruction: { workersQueried: number; sandboxesAdopted: number } } {
+    return {
+      term: this.term,
+      leader: true,
+      functions: this.functions.size,
+      dataplanes: this.connectedDataplanes().length,
+      workers: new Set(this.nodeConnections.values()).size,
+      reconstruction: this.reconstruction,
+    };
+  }
+
+  async stop(): Promise<void> {
+    this.transport.close();
+    await this.server.close();
+    await this.runtime.stop();
+    await this.store.close();
+  }
+}

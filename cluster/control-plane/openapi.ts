@@ -1,0 +1,75 @@
+// OpenAPI 3.0 description of the admin API, served at /openapi.json.
+
+const error = { $ref: '#/components/schemas/Error' };
+const json = (schema: unknown) => ({ content: { 'application/json': { schema } } });
+const errors = {
+  '400': { description: 'Invalid input; the message names the field and its unit', ...json(error) },
+  '401': { description: 'Admin token missing or wrong', ...json(error) },
+  '404': { description: 'No such function', ...json(error) },
+};
+
+export const openApiDocument = {
+  openapi: '3.0.3',
+  info: { title: 'dirigent-ts admin API', version: '1', description: 'Functions, nodes, data planes and cluster status of the control plane.' },
+  paths: {
+    '/api/v1/functions': {
+      get: { summary: 'List functions with their status', responses: { '200': { description: 'Functions', ...json({ type: 'object', properties: { functions: { type: 'array', items: { $ref: '#/components/schemas/FunctionView' } } } }) } } },
+      post: {
+        summary: 'Create a function',
+        requestBody: { required: true, ...json({ $ref: '#/components/schemas/FunctionSpecInput' }) },
+        responses: { '201': { description: 'Created', ...json({ $ref: '#/components/schemas/FunctionView' }) }, '409': { description: 'A function with this name exists', ...json(error) }, ...errors },
+      },
+    },
+    '/api/v1/functions/{name}': {
+      parameters: [{ name: 'name', in: 'path', required: true, schema: { type: 'string', pattern: '^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$' } }],
+      get: { summary: 'One function: spec, sandboxes, autoscaler', responses: { '200': { description: 'Function', ...json({ $ref: '#/components/schemas/FunctionView' }) }, ...errors } },
+      patch: { summary: 'Update fields of a function (scaling merges field by field)', requestBody: { required: true, ...json({ type: 'object' }) }, responses: { '200': { description: 'Updated', ...json({ $ref: '#/components/schemas/FunctionView' }) }, ...errors } },
+      put: { summary: 'Same as PATCH', requestBody: { required: true, ...json({ type: 'object' }) }, responses: { '200': { description: 'Updated', ...json({ $ref: '#/components/schemas/FunctionView' }) }, ...errors } },
+      delete: { summary: 'Deregister: drain and delete every sandbox', responses: { '200': { description: 'Deleted', ...json({ type: 'object', properties: { deleted: { type: 'string' } } }) }, ...errors } },
+    },
+    '/api/v1/nodes': { get: { summary: 'Worker nodes: capacity, allocation, heartbeat age', responses: { '200': { description: 'Nodes', ...json({ type: 'object' }) } } } },
+    '/api/v1/dataplanes': { get: { summary: 'Registered data planes', responses: { '200': { description: 'Data planes', ...json({ type: 'object' }) } } } },
+    '/api/v1/status': { get: { summary: 'Leader, term, counts and reconstruction progress', responses: { '200': { description: 'Status', ...json({ type: 'object' }) } } } },
+    '/registerService': {
+      post: {
+        summary: 'Dirigent-compatible registration (form-encoded)',
+        requestBody: { required: true, content: { 'application/x-www-form-urlencoded': { schema: { type: 'object', properties: { name: { type: 'string' }, image: { type: 'string' }, requested_cpu: { type: 'integer' }, requested_memory: { type: 'integer' }, scaling_upper_bound: { type: 'integer' }, scaling_lower_bound: { type: 'integer' } } } } } },
+        responses: { '200': { description: 'Data-plane addresses joined by ";"', content: { 'text/plain': { schema: { type: 'string' } } } }, '400': { description: 'Unsupported image or invalid field' }, '409': { description: 'Duplicate name' } },
+      },
+    },
+    '/metrics': { get: { summary: 'Prometheus metrics', responses: { '200': { description: 'Text exposition format' } } } },
+    '/healthz': { get: { summary: 'Liveness', responses: { '200': { description: 'ok' } } } },
+    '/readyz': { get: { summary: 'Readiness', responses: { '200': { description: 'ready' } } } },
+  },
+  components: {
+    schemas: {
+      Error: { type: 'object', properties: { error: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' } }, required: ['code', 'message'] } } },
+      FunctionSpecInput: {
+        type: 'object',
+        required: ['name', 'source'],
+        additionalProperties: false,
+        properties: {
+          name: { type: 'string', description: 'DNS label' },
+          runtime: { type: 'string', enum: ['thread', 'process', 'simulated'] },
+          source: {
+            oneOf: [
+              { type: 'object', properties: { kind: { enum: ['thread'] }, module: { type: 'string', description: 'Path of an ES module exporting handler' } } },
+              { type: 'object', properties: { kind: { enum: ['process'] }, command: { type: 'string' }, args: { type: 'array', items: { type: 'string' } } } },
+              { type: 'object', properties: { kind: { enum: ['builtin'] }, workload: { enum: ['empty', 'echo', 'trace'] } } },
+            ],
+          },
+          cpuMilli: { type: 'integer', description: 'millicores' },
+          memoryMiB: { type: 'integer', description: 'MiB' },
+          concurrency: { type: 'integer', description: 'max in-flight requests per sandbox' },
+          timeoutMs: { type: 'integer', description: 'per-invocation timeout, ms' },
+          queueDepth: { type: 'integer', description: 'bound of the cold-start queue, requests' },
+          queueTimeoutMs: { type: 'integer', description: 'deadline while queued, ms' },
+          maxBodyBytes: { type: 'integer', description: 'bytes' },
+          env: { type: 'object', additionalProperties: { type: 'string' } },
+          scaling: { type: 'object', description: 'Autoscaler fields (tickMs, stableWindowMs, panicWindowMs, panicThresholdPercent, maxScaleUpRate, maxScaleDownRate, targetUtilizationPercent, minScale, maxScale, keepAliveMs)' },
+        },
+      },
+      FunctionView: { type: 'object', properties: { spec: { type: 'object' }, status: { type: 'object', nullable: true }, autoscaler: { type: 'object', nullable: true } } },
+    },
+  },
+} as const;

@@ -1,0 +1,76 @@
+// The worker daemon: an ActorRuntime whose shards run sandboxes (module.ts), one `node` actor per
+// simulated or real node, and a link to the control plane. On every (re)connection each node actor
+// registers again, so a restarted control plane finds its nodes (and then their sandboxes) again.
+import { nodeAddress, type NodeCapacity } from '../../actors/messages.js';
+import { ActorRuntime, defaultLog, type LogLevel } from '../../runtime/index.js';
+import { ControlPlaneLink } from '../control-plane-link.js';
+import type { WorkerOptions } from './module.js';
+
+export interface WorkerDaemonConfig {
+  readonly id: string;
+  /** `host:port` of the control plane's cluster listener. */
+  readonly controlPlane: string;
+  readonly token: string;
+  /** Where data planes reach this worker's sandboxes. */
+  readonly host: string;
+  readonly runtime: WorkerOptions['runtime'];
+  /** Node actors hosted here (more than 1 only to simulate a large cluster on one machine). */
+  readonly nodes?: number;
+  readonly capacity: NodeCapacity;
+  /** ms */
+  readonly heartbeatMs?: number;
+  readonly shards?: number;
+  /** Creation latency of simulated sandboxes, ms. */
+  readonly simulatedLatencyMs?: number;
+  readonly onLog?: (level: LogLevel, text: string) => void;
+}
+
+/** Kinds that live in the control plane. */
+const CONTROL_PLANE_KINDS = ['scheduler', 'function', 'autoscaler'];
+
+export class WorkerDaemon {
+  private constructor(
+    readonly runtime: ActorRuntime,
+    private readonly link: ControlPlaneLink,
+    readonly nodeIds: readonly string[],
+  ) {}
+
+  static async start(config: WorkerDaemonConfig): Promise<WorkerDaemon> {
+    const log = config.onLog ?? defaultLog;
+    const count = config.nodes ?? 1;
+    const nodeIds = count === 1 ? [config.id] : Array.from({ length: count }, (_, i) => `${config.id}-${i}`);
+    const options: WorkerOptions = { runtime: config.runtime, token: config.token, host: config.host, simulatedLatency: { kind: 'fixed', ms: config.simulatedLatencyMs ?? 0 } };
+    const runtime = await ActorRuntime.start({
+      shards: config.shards,
+      modules: [{ url: new URL('./module.js', import.meta.url).href, options }],
+      remoteKinds: CONTROL_PLANE_KINDS,
+      onLog: log,
+    });
+    for (const nodeId of nodeIds) runtime.spawn(nodeAddress(nodeId), { nodeId, capacity: config.capacity, heartbeatMs: config.heartbeatMs });
+    const link = new ControlPlaneLink(runtime, {
+      controlPlane: config.controlPlane,
+      token: config.token,
+      role: 'worker',
+      id: config.id,
+      info: { nodes: nodeIds },
+      remoteKinds: CONTROL_PLANE_KINDS,
+      log,
+      onConnected: () => {
+        for (const nodeId of nodeIds) runtime.tell(nodeAddress(nodeId), { type: 'node.start' });
+      },
+    });
+    try {
+      await link.start();
+    } catch (error) {
+      link.close();
+      await runtime.stop();
+      throw error;
+    }
+    return new WorkerDaemon(runtime, link, nodeIds);
+  }
+
+  async stop(): Promise<void> {
+    this.link.close();
+    await this.runtime.stop();
+  }
+}

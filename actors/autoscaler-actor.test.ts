@@ -104,9 +104,10 @@ test('nonsense counts are ignored with a warning instead of crashing the actor',
 test('as.status reports the decision, the ready count and panic; as.stop cancels the tick and stops', (t) => {
   let state = step(fresh(), { type: 'as.ready', ready: 2 }).state;
   state = step(state, { type: 'as.backlog', dataplaneId: 'dp1', inFlight: 2, queued: 3 }, 500).state;
-  t.deepEqual(status(state), { desired: 5, ready: 2, panic: false, observedInFlight: 5, lastDecision: 'backlog -> 5 at 500 ms' });
+  // A backlog needing 5 sandboxes with 2 ready is over the 200 % panic threshold: panic starts at once.
+  t.deepEqual(status(state), { desired: 5, ready: 2, panic: true, observedInFlight: 5, lastDecision: 'backlog -> 5 at 500 ms' });
   t.deepEqual(step(state, { type: 'as.stop' }).effects, [{ type: 'cancel', timer: 'tick' }, { type: 'stop' }]);
-  t.deepEqual(autoscalerKind.summary?.(state), { name: 'f', desired: 5, sent: 5, ready: 2, panic: false, observed: 5, dataplanes: 1, lastDecision: 'backlog -> 5 at 500 ms' });
+  t.deepEqual(autoscalerKind.summary?.(state), { name: 'f', desired: 5, sent: 5, ready: 2, panic: true, observed: 5, dataplanes: 1, lastDecision: 'backlog -> 5 at 500 ms' });
 });
 
 test('tick-driven scale-up: a tick sends the first decision and every change after it', async (t) => {

@@ -419,3 +419,28 @@ test('config: each error names the field, the rule with its unit, and the value'
     t.deepEqual(result, { ok: false, errors: c.errors }, JSON.stringify(c.partial));
   }
 });
+
+test('a backlog burst over the panic threshold enters panic at once, so the calm stable window cannot undo it', (t) => {
+  const cfg = config();
+  let state = initialScalerState(0);
+  // 30 s of 5 in flight with 5 ready: a calm stable window.
+  for (let now = 2000; now <= 30_000; now += 2000) {
+    state = recordObservation(state, cfg, 5, now - 1);
+    state = tick(state, cfg, { ready: 5, containerConcurrency: 1 }, now).state;
+  }
+  // A burst needing 40 sandboxes: over 200 % of the 5 ready.
+  const burst = onBacklog(state, cfg, { backlog: 35, inFlight: 40, ready: 5, containerConcurrency: 1 }, 30_500);
+  t.true(burst.panic);
+  t.is(burst.desired, 40);
+  // The burst goes on at 40 in flight: the stable average (mostly the calm 5) would halve the count, panic keeps it.
+  state = burst.state;
+  for (let now = 32_000; now <= 40_000; now += 2000) {
+    state = recordObservation(state, cfg, 40, now - 1);
+    const decision = tick(state, cfg, { ready: 40, containerConcurrency: 1 }, now);
+    t.true(decision.panic);
+    t.true(decision.desired >= 40, `desired ${decision.desired} at ${now} ms`);
+    state = decision.state;
+  }
+  // A small backlog (under the threshold) does not panic.
+  t.false(onBacklog(initialScalerState(0), cfg, { backlog: 1, inFlight: 5, ready: 4, containerConcurrency: 1 }, 100).panic);
+});

@@ -207,7 +207,10 @@ export function onBacklog(state: ScalerState, config: AutoscalerConfig, input: B
   if (pick.count < floor) pick = { count: floor, reason: 'hold' };
   pick = withinBounds(pick, config);
 
-  const mode = raisePeak(observed.mode, pick.count);
+  // A backlog that needs at least the panic threshold of the ready count is a burst: enter panic now, as
+  // the next tick would, so that the stable window (still full of the calm before) cannot scale it back down.
+  const burst = input.ready > 0 && want * 100 >= config.panicThresholdPercent * input.ready;
+  const mode = burst && observed.mode.kind !== 'panic' ? ({ kind: 'panic', peak: pick.count, calmTicks: 0 } as const) : raisePeak(observed.mode, pick.count);
   const holdUntil = Math.max(state.holdUntil, now + windowTicks(config).panic * config.tickMs);
   const next: ScalerState = { ...observed, mode, desired: pick.count, holdUntil };
   return { state: next, desired: pick.count, panic: mode.kind === 'panic', reason: pick.reason };

@@ -253,6 +253,8 @@ export type RouterMessage =
   /** Timers: metrics to the autoscaler every tick while busy; queue deadline checks. */
   | { readonly type: 'rt.tick' }
   | { readonly type: 'rt.expire' }
+  /** Coalesced backlog report to the autoscaler (a 0 ms timer, so one burst is one report). */
+  | { readonly type: 'rt.backlog' }
   /** Asked by the console/admin: replies RouterStatus. */
   | { readonly type: 'rt.status' };
 

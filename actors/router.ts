@@ -31,13 +31,18 @@
 // stale: the next request asks again (no timer; an idle function needs no fresh set).
 //
 // Backlog rule (`as.backlog`): told at once when the queue becomes non-empty, and again each time
-// the queue reaches twice the length last told, until it empties. A burst of n queued requests thus costs
-// about log2(n) + 1 messages, and the autoscaler never sees less than half the real backlog between ticks;
-// `as.metric` carries the exact counts every tick. Counts are disjoint: `inFlight` is requests at sandboxes,
+// the queue reaches twice the length last told, until it empties. "At once" is a 0 ms timer, so that
+// requests arriving in the same burst (one event-loop turn) are reported together: 50 requests arriving
+// together are one report of 50, and the autoscaler sizes the scale-from-zero by the whole backlog.
+// A burst growing over time costs about log2(n) + 1 messages, and the autoscaler never sees less than half
+// the real backlog between ticks;
+// `as.metric` carries the peak counts of every tick. Counts are disjoint: `inFlight` is requests at sandboxes,
 // `queued` is requests waiting here.
 //
 // Metrics (`as.metric`): every `tickMs` while anything is in flight or queued, and at the first tick that finds
-// both at 0 a final report of zeros, after which ticking stops until the next request.
+// both at 0 a final report of zeros, after which ticking stops until the next request. Each report carries the
+// PEAK in-flight and queued counts since the previous report, not a sample at the tick: a sample taken in the
+// gap between short requests reads 0 however busy the function is, which starves the autoscaler of the load.
 
 import { assertNever, type ActorKind, type AskResult, type Effect, type ReplyTo, type Step, type StepContext } from './actor.js';
 import type { DataPlaneSandboxInit } from './dp-sandbox.js';
@@ -73,6 +78,7 @@ export const UNHEARD_QUEUE_DEPTH = defaultFunctionSpec.queueDepth;
 export const UNKNOWN_TERM = 0;
 
 export const EXPIRE_TIMER = 'rt.expire';
+export const BACKLOG_TIMER = 'rt.backlog';
 export const TICK_TIMER = 'rt.tick';
 
 export interface RouterConfig {
@@ -153,10 +159,15 @@ export interface RouterState {
   readonly cursor: string | null;
   /** Whether an `rt.tick` is scheduled. */
   readonly ticking: boolean;
+  /** The moment of highest demand (in flight + queued) since the last `as.metric`: what the next report carries. */
+  readonly peakInFlight: number;
+  readonly peakQueued: number;
   /** When the scheduled `rt.expire` is due, ms; null when none is. */
   readonly expireAt: number | null;
   /** Queue length at the last `as.backlog` since the queue was last empty (0: not told). */
   readonly backlogTold: number;
+  /** A `rt.backlog` report is scheduled (0 ms) and will carry the queue length of its moment. */
+  readonly backlogPending: boolean;
   /** Requests sent to sandbox actors. */
   readonly dispatched: number;
   /** Requests the router answered itself (404, 413, 429, 503, 504). */
@@ -212,8 +223,11 @@ function initialRouterState(name: string): RouterState {
     adds: 0,
     cursor: null,
     ticking: false,
+    peakInFlight: 0,
+    peakQueued: 0,
     expireAt: null,
     backlogTold: 0,
+    backlogPending: false,
     dispatched: 0,
     rejected: 0,
   };
@@ -273,12 +287,22 @@ function step(state: RouterState, message: RouterMessage, ctx: StepContext, sett
       next = onResynced(state, message, ctx, fx, settings);
       break;
     case 'rt.tick': {
-      next = { ...state, ticking: false };
+      const busy = state.peakInFlight > 0 || state.peakQueued > 0;
+      next = { ...state, ticking: busy, peakInFlight: totalInFlight(state), peakQueued: state.queue.length };
       if (next.phase.kind === 'known') {
-        fx.push(toAutoscaler(next.name, { type: 'as.metric', dataplaneId: settings.dataplaneId, inFlight: totalInFlight(next), queued: next.queue.length }));
+        fx.push(toAutoscaler(next.name, { type: 'as.metric', dataplaneId: settings.dataplaneId, inFlight: state.peakInFlight, queued: state.peakQueued }));
       }
+      // A period with load is followed by one more report (zeros if the load is gone), then ticking stops.
+      if (busy) fx.push({ type: 'schedule', afterMs: settings.tickMs, message: { type: 'rt.tick' }, timer: TICK_TIMER });
       break;
     }
+    case 'rt.backlog':
+      next = { ...state, backlogPending: false };
+      if (next.queue.length > 0 && next.phase.kind === 'known') {
+        fx.push(toAutoscaler(next.name, { type: 'as.backlog', dataplaneId: settings.dataplaneId, inFlight: totalInFlight(next), queued: next.queue.length }));
+        next = { ...next, backlogTold: next.queue.length };
+      }
+      break;
     case 'rt.expire':
       next = expire({ ...state, expireAt: null }, ctx, fx);
       break;
@@ -309,13 +333,15 @@ function settle(state: RouterState, ctx: StepContext, fx: Effects, settings: Set
   }
   let next = state;
   const queued = next.queue.length;
+  const inFlight = totalInFlight(next);
+  if (inFlight + queued > next.peakInFlight + next.peakQueued) next = { ...next, peakInFlight: inFlight, peakQueued: queued };
   if (queued === 0) {
     next = next.backlogTold === 0 ? next : { ...next, backlogTold: 0 };
-  } else if (next.backlogTold === 0 || queued >= 2 * next.backlogTold) {
-    fx.push(toAutoscaler(next.name, { type: 'as.backlog', dataplaneId: settings.dataplaneId, inFlight: totalInFlight(next), queued }));
-    next = { ...next, backlogTold: queued };
+  } else if (!next.backlogPending && (next.backlogTold === 0 || queued >= 2 * next.backlogTold)) {
+    fx.push({ type: 'schedule', afterMs: 0, message: { type: 'rt.backlog' }, timer: BACKLOG_TIMER });
+    next = { ...next, backlogPending: true };
   }
-  if (!next.ticking && (queued > 0 || totalInFlight(next) > 0)) {
+  if (!next.ticking && (queued > 0 || inFlight > 0)) {
     fx.push({ type: 'schedule', afterMs: settings.tickMs, message: { type: 'rt.tick' }, timer: TICK_TIMER });
     next = { ...next, ticking: true };
   }

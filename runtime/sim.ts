@@ -8,8 +8,19 @@ import { actorError, toActorError } from './errors.js';
 import { addressKey } from './hash.js';
 import { seededRandom } from './random.js';
 
-/** A fake port: returns its outcome directly, or a promise of it. */
+/** A fake port: returns its outcome directly, a promise of it, or `delayed(ms, outcome)` to take simulated time. */
 export type SimService = (input: unknown, sim: Simulation) => unknown;
+
+/** A service outcome that arrives after `ms` of simulated time (a held request, a slow creation). */
+export class Delayed {
+  constructor(
+    readonly ms: number,
+    readonly outcome: { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly error: ActorError },
+  ) {}
+}
+
+export const delayed = (ms: number, value: unknown): Delayed => new Delayed(ms, { ok: true, value });
+export const delayedFailure = (ms: number, code: string, message: string): Delayed => new Delayed(ms, { ok: false, error: { code, message } });
 
 export interface SimulationOptions {
   readonly kinds: readonly ActorKind[];
@@ -101,6 +112,15 @@ export class Simulation {
       .filter((a) => kind === undefined || a.kind.kind === kind)
       .map((a) => a.address)
       .sort((a, b) => addressKey(a).localeCompare(addressKey(b)));
+  }
+
+  /** Failure injection: the actor vanishes with its timers (as if its host died); nothing is told. */
+  kill(address: Address): boolean {
+    const actor = this.actors.get(addressKey(address));
+    if (actor === undefined) return false;
+    this.transcript.push(`t=${this.now()} ${printAddress(address)} killed`);
+    this.stopActor(actor);
+    return true;
   }
 
   /** Append a line of the script's own to the transcript (e.g. a scenario step). */
@@ -258,6 +278,10 @@ export class Simulation {
       outcome = service(input, this);
     } catch (error) {
       this.toSelf(actor, then({ ok: false, error: toActorError(error, 'SERVICE_FAILED') }));
+      return;
+    }
+    if (outcome instanceof Delayed) {
+      this.clock.setTimer(outcome.ms, () => this.toSelf(actor, then(outcome.outcome)));
       return;
     }
     if (!(outcome instanceof Promise)) {

@@ -108,7 +108,7 @@ const told = (sim: Simulation): readonly string[] => sim.state<{ told: string[] 
 const drainedAt = (sim: Simulation): readonly string[] => sim.state<FakeFunctionState>(functionAddress('f'))?.drained ?? [];
 const text = (outcome: InvocationOutcome): string => (outcome.ok ? new TextDecoder().decode(outcome.body) : outcome.message);
 
-test('cold start: the first request waits, the autoscaler hears at once, ticks while it waits, and the new endpoint serves it', async (t) => {
+test('cold start: the first request waits, the autoscaler hears at once (by a 0 ms timer), ticks while it waits, and the new endpoint serves it', async (t) => {
   const { sim, sandboxes } = cluster(snapshotOf(1, []));
   const reply = sim.ask<InvocationOutcome>(F, invoke('/cold'), 60_000);
   await sim.advance(5000);
@@ -123,13 +123,15 @@ test('cold start: the first request waits, the autoscaler hears at once, ticks w
     't=0 as.backlog dp1 inFlight=0 queued=1',
     't=2000 as.metric dp1 inFlight=0 queued=1',
     't=4000 as.metric dp1 inFlight=0 queued=1',
-    't=6000 as.metric dp1 inFlight=0 queued=0',
+    't=6000 as.metric dp1 inFlight=0 queued=1',
+    't=8000 as.metric dp1 inFlight=0 queued=0',
   ]);
   t.deepEqual(sandboxes.calls, ['s1 /cold at 10.0.0.1:s1 within 3000 ms']);
   t.deepEqual(sim.transcript, [
     't=0 router:f@fn:f <- rt.invoke invocation={"method":"GET","path":"/cold","headers":{},"body":{}}',
     't=0 function:f@fn:f <- fn.getEndpoints (from router:f@fn:f)',
     't=0 router:f@fn:f <- rt.resynced snapshot={"functionName":"f","version":1,"endpoints":[],"routing":{"… (from router:f@fn:f)',
+    't=0 router:f@fn:f <- rt.backlog (from router:f@fn:f)',
     't=0 autoscaler:f@fn:f <- as.backlog dataplaneId=dp1 inFlight=0 queued=1 (from router:f@fn:f)',
     't=2000 router:f@fn:f <- rt.tick (from router:f@fn:f)',
     't=2000 autoscaler:f@fn:f <- as.metric dataplaneId=dp1 inFlight=0 queued=1 (from router:f@fn:f)',
@@ -141,7 +143,9 @@ test('cold start: the first request waits, the autoscaler hears at once, ticks w
     't=5000 dpsandbox:s1@fn:f <- sb.done replyTo={"origin":0,"id":1} coldStart=true queuedMs=5000 result={"ok":true,"value":{"status":200,"headers":{"x-sandbox":"s1… (from dpsandbox:s1@fn:f)',
     't=5000 router:f@fn:f <- rt.released sandboxId=s1 failed=false (from dpsandbox:s1@fn:f)',
     't=6000 router:f@fn:f <- rt.tick (from router:f@fn:f)',
-    't=6000 autoscaler:f@fn:f <- as.metric dataplaneId=dp1 inFlight=0 queued=0 (from router:f@fn:f)',
+    't=6000 autoscaler:f@fn:f <- as.metric dataplaneId=dp1 inFlight=0 queued=1 (from router:f@fn:f)',
+    't=8000 router:f@fn:f <- rt.tick (from router:f@fn:f)',
+    't=8000 autoscaler:f@fn:f <- as.metric dataplaneId=dp1 inFlight=0 queued=0 (from router:f@fn:f)',
   ]);
 });
 
@@ -207,6 +211,7 @@ test('a burst drains in arrival order; every request that waited for new sandbox
   const replies = ['/1', '/2', '/3', '/4', '/5'].map((path) => sim.ask<InvocationOutcome>(F, invoke(path)));
   await sim.advance(100);
   t.deepEqual(told(sim), ['t=0 as.backlog dp1 inFlight=0 queued=5'], 'queued during the lookup: told once, with all of them');
+  t.is(sim.transcript.filter((line) => line.includes('router:f@fn:f <- rt.backlog')).length, 1, 'one backlog timer fired');
   sim.tell(F, { type: 'rt.delta', term: 1, functionName: 'f', version: 2, add: [ep('s1'), ep('s2')], remove: [] });
   await sim.run();
   const outcomes = await Promise.all(replies);
@@ -215,4 +220,72 @@ test('a burst drains in arrival order; every request that waited for new sandbox
     ['/1 s1 cold 100', '/2 s2 cold 100', '/3 s1 cold 100', '/4 s2 cold 100', '/5 s1 cold 100'],
   );
   t.like(await sim.request<InvocationOutcome>(F, invoke('/6')), { ok: true, coldStart: false, queuedMs: 0 });
+});
+
+const backlogTimersFired = (sim: Simulation): number => sim.transcript.filter((line) => line.includes('router:f@fn:f <- rt.backlog')).length;
+
+test('50 requests arriving together at a function with no sandbox are one backlog report of 50', async (t) => {
+  const { sim } = cluster(snapshotOf(1, [], { queueDepth: 100 }));
+  sim.tell(F, { type: 'rt.snapshot', term: 1, snapshot: snapshotOf(1, [], { queueDepth: 100 }) });
+  await sim.run();
+  const replies = Array.from({ length: 50 }, (_, i) => sim.ask<InvocationOutcome>(F, invoke(`/${i}`), 60_000));
+  await sim.run();
+  t.deepEqual(told(sim), [], 'nothing is told while the burst is being queued');
+  t.is((await sim.request<RouterStatus>(F, { type: 'rt.status' })).queued, 50);
+  await sim.advance(0);
+  t.deepEqual(told(sim), ['t=0 as.backlog dp1 inFlight=0 queued=50'], 'one report with the whole burst');
+  t.is(backlogTimersFired(sim), 1);
+  const backlogAt = sim.transcript.findIndex((line) => line.includes('as.backlog'));
+  const lastInvokeAt = sim.transcript.findLastIndex((line) => line.includes('router:f@fn:f <- rt.invoke'));
+  t.true(lastInvokeAt >= 0 && backlogAt > lastInvokeAt, 'the report comes after the last request of the burst');
+
+  sim.tell(F, { type: 'rt.delta', term: 1, functionName: 'f', version: 2, add: [ep('s1'), ep('s2')], remove: [] });
+  await sim.advance(100);
+  const outcomes = await Promise.all(replies);
+  t.true(outcomes.every((o) => o.ok && o.coldStart));
+  t.deepEqual(told(sim), ['t=0 as.backlog dp1 inFlight=0 queued=50'], 'draining the queue tells nothing');
+});
+
+test('a backlog growing request by request is reported at once, then at each doubling', async (t) => {
+  const { sim } = cluster(snapshotOf(1, [], { queueDepth: 100 }));
+  sim.tell(F, { type: 'rt.snapshot', term: 1, snapshot: snapshotOf(1, [], { queueDepth: 100 }) });
+  await sim.run();
+  const replies: Promise<InvocationOutcome>[] = [];
+  for (let i = 1; i <= 9; i += 1) {
+    replies.push(sim.ask<InvocationOutcome>(F, invoke(`/${i}`), 60_000));
+    await sim.advance(10);
+  }
+  t.deepEqual(told(sim), [
+    't=0 as.backlog dp1 inFlight=0 queued=1',
+    't=10 as.backlog dp1 inFlight=0 queued=2',
+    't=30 as.backlog dp1 inFlight=0 queued=4',
+    't=70 as.backlog dp1 inFlight=0 queued=8',
+  ]);
+  t.is(backlogTimersFired(sim), 4, 'a timer only when a report is due');
+
+  sim.note('a burst of 8 more: 17 waiting, past twice the 8 told');
+  for (let i = 10; i <= 17; i += 1) replies.push(sim.ask<InvocationOutcome>(F, invoke(`/${i}`), 60_000));
+  await sim.advance(10);
+  t.deepEqual(told(sim).slice(4), ['t=90 as.backlog dp1 inFlight=0 queued=17'], 'one report, with the queue as it is when the timer fires');
+
+  sim.tell(F, { type: 'rt.delta', term: 1, functionName: 'f', version: 2, add: [ep('s1')], remove: [] });
+  await sim.advance(10);
+  t.true((await Promise.all(replies)).every((o) => o.ok));
+  replies.length = 0;
+  t.is(told(sim).filter((line) => line.includes('as.backlog')).length, 5, 'serving the queue tells nothing');
+  const held = sim.ask<InvocationOutcome>(F, invoke('/held'), 60_000);
+  await sim.advance(10);
+  t.is(told(sim).filter((line) => line.includes('as.backlog')).length, 5, 'a request with a free slot is no backlog');
+  t.like(await held, { ok: true, coldStart: false });
+});
+
+test('a function that does not exist tells the autoscaler nothing and leaves no timer behind', async (t) => {
+  const { sim } = cluster(null);
+  const replies = [0, 1, 2].map(() => sim.ask<InvocationOutcome>(routerAddress('nope'), invoke(), 60_000));
+  await sim.advance(10_000);
+  for (const outcome of await Promise.all(replies)) t.like(outcome, { ok: false, status: 404, code: 'UNKNOWN_FUNCTION' });
+  t.deepEqual(sim.list('router'), []);
+  t.deepEqual(sim.list('autoscaler'), [], 'no autoscaler was ever told');
+  t.false(sim.transcript.some((line) => line.includes('rt.backlog') || line.includes('as.backlog') || line.includes('as.metric')));
+  t.deepEqual(sim.errors, []);
 });

@@ -13,7 +13,7 @@ import {
   type RouterStatus,
   type RoutingConfig,
 } from './messages.js';
-import { EXPIRE_TIMER, TICK_TIMER, routerKind, type RouterConfig, type RouterState } from './router.js';
+import { BACKLOG_TIMER, EXPIRE_TIMER, TICK_TIMER, routerKind, type RouterConfig, type RouterState } from './router.js';
 
 const NAME = 'f';
 const SELF = routerAddress(NAME);
@@ -123,6 +123,14 @@ function timers(fx: Effect<RouterMessage>[]): string[] {
 }
 
 const stops = (fx: Effect<RouterMessage>[]): boolean => fx.some((e) => e.type === 'stop');
+
+/** The `rt.backlog` timers a step schedules (the rule allows at most one per step). */
+function backlogTimers(fx: Effect<RouterMessage>[]): Effect<RouterMessage>[] {
+  return fx.filter((e) => e.type === 'schedule' && (e.timer === BACKLOG_TIMER || e.message.type === 'rt.backlog'));
+}
+
+/** What the backlog timer looks like: a 0 ms timer named `rt.backlog` carrying `{ type: 'rt.backlog' }`. */
+const BACKLOG_SCHEDULE: Effect<RouterMessage> = { type: 'schedule', afterMs: 0, message: { type: 'rt.backlog' }, timer: BACKLOG_TIMER };
 
 // ---- Endpoint set --------------------------------------------------------------------------------------
 
@@ -270,9 +278,10 @@ test('waiting requests drain in FIFO order onto a new endpoint as cold starts, w
   const s = new Script();
   s.step(snapshot(1, []));
   const first = s.invoke();
-  t.deepEqual(timers(first.fx), [`${TICK_TIMER} +2000`, `${EXPIRE_TIMER} +1000`]);
+  t.deepEqual(timers(first.fx), [`${BACKLOG_TIMER} +0`, `${TICK_TIMER} +2000`, `${EXPIRE_TIMER} +1000`]);
   s.now = 100;
   const second = s.invoke();
+  t.deepEqual(timers(second.fx), [], 'the backlog report is already pending; the deadline timer is the oldest request\'s');
   s.now = 250;
   const fx = s.step(delta(2, [ep('a', 2)]));
   t.deepEqual(invokes(fx), [`a#${first.replyTo.id} cold 250`, `a#${second.replyTo.id} cold 150`]);
@@ -311,7 +320,7 @@ test('past its deadline a waiting request gets 504, or 503 when the function is 
     s.step(snapshot(1, [ep('a')], 1, { maxScale }));
     s.invoke();
     const late = s.invoke();
-    t.deepEqual(timers(late.fx), [`${EXPIRE_TIMER} +1000`]);
+    t.deepEqual(timers(late.fx), [`${BACKLOG_TIMER} +0`, `${EXPIRE_TIMER} +1000`]);
     s.now = 600;
     const later = s.invoke();
     s.now = 1000;
@@ -324,12 +333,72 @@ test('past its deadline a waiting request gets 504, or 503 when the function is 
   }
 });
 
-test('the autoscaler hears of a backlog at once, then each time the queue doubles', (t) => {
+test('a request that queues schedules a 0 ms rt.backlog instead of telling the autoscaler in its own step', (t) => {
+  t.is(BACKLOG_TIMER, 'rt.backlog');
   const s = new Script();
   s.step(snapshot(1, [ep('a')], 1, { queueDepth: 20 }));
-  t.deepEqual(toAutoscaler(s.invoke().fx), [], 'a request with a free slot is no backlog');
+  const served = s.invoke();
+  t.deepEqual(toAutoscaler(served.fx), [], 'a request with a free slot is no backlog');
+  t.deepEqual(backlogTimers(served.fx), []);
+
+  const queued = s.invoke();
+  t.deepEqual(toAutoscaler(queued.fx), [], 'not told inside the step that queues');
+  t.deepEqual(backlogTimers(queued.fx), [BACKLOG_SCHEDULE], 'a named timer of 0 ms');
+  t.true(s.state.backlogPending);
+  t.is(s.state.backlogTold, 0);
+
+  const fired = s.step({ type: 'rt.backlog' });
+  t.deepEqual(sends(fired, 'autoscaler'), [
+    { to: autoscalerAddress(NAME), message: { type: 'as.backlog', dataplaneId: 'dp1', inFlight: 1, queued: 1 } },
+  ]);
+  t.deepEqual(timers(fired), [], 'the report schedules nothing more');
+  t.false(s.state.backlogPending);
+  t.is(s.state.backlogTold, 1);
+});
+
+test('a burst arriving together is one report with the whole backlog', (t) => {
+  const s = new Script();
+  s.step(snapshot(1, [ep('a')], 1, { queueDepth: 200 }));
+  s.invoke();
+  const burst: Effect<RouterMessage>[] = [];
+  for (let i = 0; i < 50; i += 1) burst.push(...s.invoke().fx);
+  t.is(s.state.queue.length, 50);
+  t.deepEqual(toAutoscaler(burst), [], 'nothing is told while the burst arrives');
+  t.deepEqual(backlogTimers(burst), [BACKLOG_SCHEDULE], 'one report is pending at a time: one timer for the burst');
+
+  const fired = s.step({ type: 'rt.backlog' });
+  t.deepEqual(toAutoscaler(fired), ['as.backlog dp1 inFlight=1 queued=50'], 'one report of 50 for 50 requests');
+  t.deepEqual(backlogTimers(fired), []);
+
+  // The doubling rule counts from what was told: 50, so the next report is due at 100.
+  const more: Effect<RouterMessage>[] = [];
+  for (let i = 0; i < 49; i += 1) more.push(...s.invoke().fx);
+  t.is(s.state.queue.length, 99);
+  t.deepEqual([...toAutoscaler(more), ...backlogTimers(more)], [], 'below twice the length told: nothing');
+  const hundredth = s.invoke();
+  t.deepEqual(toAutoscaler(hundredth.fx), []);
+  t.deepEqual(backlogTimers(hundredth.fx), [BACKLOG_SCHEDULE], 'twice the length told: a report is scheduled');
+  const later: Effect<RouterMessage>[] = [];
+  for (let i = 0; i < 20; i += 1) later.push(...s.invoke().fx);
+  t.deepEqual(backlogTimers(later), [], 'still pending: not scheduled twice');
+  t.deepEqual(toAutoscaler(s.step({ type: 'rt.backlog' })), ['as.backlog dp1 inFlight=1 queued=120'], 'it carries the length when it fires');
+  t.is(s.state.backlogTold, 120);
+});
+
+test('a backlog growing over time is told at once, then each time the queue doubles', (t) => {
+  const s = new Script();
+  s.step(snapshot(1, [ep('a')], 1, { queueDepth: 20 }));
+  s.invoke();
   const told: string[] = [];
-  for (let i = 1; i <= 9; i += 1) told.push(...toAutoscaler(s.invoke().fx).map((line) => `#${i} ${line}`));
+  for (let i = 1; i <= 9; i += 1) {
+    const { fx } = s.invoke();
+    t.deepEqual(toAutoscaler(fx), [], `#${i}: never inside the step that queues`);
+    const scheduled = backlogTimers(fx);
+    if (scheduled.length === 0) continue;
+    t.deepEqual(scheduled, [BACKLOG_SCHEDULE]);
+    // The timer fires before the next request arrives.
+    told.push(...toAutoscaler(s.step({ type: 'rt.backlog' })).map((line) => `#${i} ${line}`));
+  }
   t.deepEqual(told, [
     '#1 as.backlog dp1 inFlight=1 queued=1',
     '#2 as.backlog dp1 inFlight=1 queued=2',
@@ -338,28 +407,100 @@ test('the autoscaler hears of a backlog at once, then each time the queue double
   ]);
   const drained = s.step(delta(2, [ep('b', 9)]));
   t.deepEqual(toAutoscaler(drained), [], 'draining the queue tells nothing');
+  t.deepEqual(backlogTimers(drained), []);
   t.is(s.state.queue.length, 0);
-  t.deepEqual(toAutoscaler(s.invoke().fx), ['as.backlog dp1 inFlight=10 queued=1'], 'a new backlog after an empty queue is told again');
+  t.is(s.state.backlogTold, 0, 'an empty queue forgets what was told');
+  const again = s.invoke();
+  t.deepEqual(toAutoscaler(again.fx), []);
+  t.deepEqual(backlogTimers(again.fx), [BACKLOG_SCHEDULE], 'a new backlog after an empty queue is reported again');
+  t.deepEqual(toAutoscaler(s.step({ type: 'rt.backlog' })), ['as.backlog dp1 inFlight=10 queued=1']);
 });
 
-test('metrics go out every tick while busy, then one final zero, then the ticks stop', (t) => {
+test('a pending report carries the queue of its moment: shrunk, emptied, or emptied and refilled', (t) => {
+  const s = new Script();
+  s.step(snapshot(1, [ep('a')], 1, { queueDepth: 20 }));
+  s.invoke();
+  for (let i = 0; i < 3; i += 1) s.invoke();
+  t.true(s.state.backlogPending);
+  const freed = s.step(released('a'));
+  t.is(invokes(freed).length, 1, 'one waiting request took the freed slot');
+  t.deepEqual(backlogTimers(freed), []);
+  t.deepEqual(toAutoscaler(s.step({ type: 'rt.backlog' })), ['as.backlog dp1 inFlight=1 queued=2'], 'shrunk: told 2, not 3');
+
+  // Emptied before the timer fires: nothing is told, and the next backlog is reported afresh.
+  const s2 = new Script();
+  s2.step(snapshot(1, [ep('a')], 1, { queueDepth: 20 }));
+  s2.invoke();
+  t.deepEqual(backlogTimers(s2.invoke().fx), [BACKLOG_SCHEDULE]);
+  s2.step(released('a'));
+  t.is(s2.state.queue.length, 0);
+  const empty = s2.step({ type: 'rt.backlog' });
+  t.deepEqual(toAutoscaler(empty), [], 'the queue emptied before the timer fired: no report');
+  t.deepEqual(backlogTimers(empty), []);
+  t.false(s2.state.backlogPending);
+  t.is(s2.state.backlogTold, 0);
+  const next = s2.invoke();
+  t.deepEqual(invokes(next.fx), [], 'a is busy again');
+  t.deepEqual(backlogTimers(next.fx), [BACKLOG_SCHEDULE], 'a later backlog schedules a new report');
+  t.deepEqual(toAutoscaler(s2.step({ type: 'rt.backlog' })), ['as.backlog dp1 inFlight=1 queued=1']);
+
+  // Emptied and refilled before the timer fires: still one timer, one report of what waits when it fires.
+  const s3 = new Script();
+  s3.step(snapshot(1, [ep('a')], 1, { queueDepth: 20 }));
+  s3.invoke();
+  const fx: Effect<RouterMessage>[] = [...s3.invoke().fx];
+  fx.push(...s3.step(released('a')));
+  t.is(s3.state.queue.length, 0);
+  for (let i = 0; i < 3; i += 1) fx.push(...s3.invoke().fx);
+  t.deepEqual(backlogTimers(fx), [BACKLOG_SCHEDULE], 'the pending report covers the refill');
+  t.deepEqual(toAutoscaler(fx), []);
+  t.deepEqual(toAutoscaler(s3.step({ type: 'rt.backlog' })), ['as.backlog dp1 inFlight=1 queued=3']);
+});
+
+test('metrics go out every tick while busy, carrying the peak since the last report, then one final zero, then the ticks stop', (t) => {
   const s = new Script();
   s.step(snapshot(1, [ep('a')]));
   t.deepEqual(timers(s.invoke().fx), [`${TICK_TIMER} +2000`]);
-  t.deepEqual(timers(s.invoke().fx), [`${EXPIRE_TIMER} +1000`], 'one tick timer at a time');
+  t.deepEqual(timers(s.invoke().fx), [`${BACKLOG_TIMER} +0`, `${EXPIRE_TIMER} +1000`], 'one tick timer at a time');
   s.now = 500;
   s.step(released('a'));
+  t.deepEqual([s.state.queue.length, s.ids()], [0, ['a:serving:1']], 'the waiting request took the freed slot');
   s.now = 2000;
   let fx = s.step({ type: 'rt.tick' });
-  t.deepEqual(toAutoscaler(fx), ['as.metric dp1 inFlight=1 queued=0']);
+  t.deepEqual(toAutoscaler(fx), ['as.metric dp1 inFlight=1 queued=1'], 'the peak of the period (1 + 1 at 0 ms), not the sample at the tick (1 + 0)');
   t.deepEqual(timers(fx), [`${TICK_TIMER} +2000`]);
   s.now = 3000;
   s.step(released('a'));
   s.now = 4000;
   fx = s.step({ type: 'rt.tick' });
+  t.deepEqual(toAutoscaler(fx), ['as.metric dp1 inFlight=1 queued=0'], 'idle at the tick, but a request was in flight during the period');
+  t.deepEqual(timers(fx), [`${TICK_TIMER} +2000`], 'a period with load is followed by one more report');
+  s.now = 6000;
+  fx = s.step({ type: 'rt.tick' });
   t.deepEqual(toAutoscaler(fx), ['as.metric dp1 inFlight=0 queued=0'], 'the final report');
   t.deepEqual(timers(fx), [], 'no more ticks while idle');
   t.deepEqual(timers(s.invoke().fx), [`${TICK_TIMER} +2000`], 'busy again: ticking again');
+});
+
+test('requests that come and go entirely between two ticks still show in the next report', (t) => {
+  const s = new Script();
+  s.step(snapshot(1, [ep('a')]));
+  s.invoke();
+  s.now = 2000;
+  t.deepEqual(toAutoscaler(s.step({ type: 'rt.tick' })), ['as.metric dp1 inFlight=1 queued=0']);
+  s.now = 2100;
+  s.step(released('a'));
+  s.now = 2200;
+  s.invoke();
+  s.invoke();
+  s.invoke();
+  s.now = 2300;
+  s.step(released('a'));
+  s.step(released('a'));
+  s.step(released('a'));
+  t.deepEqual([s.state.queue.length, s.ids()], [0, ['a:serving:0']]);
+  s.now = 4000;
+  t.deepEqual(toAutoscaler(s.step({ type: 'rt.tick' })), ['as.metric dp1 inFlight=1 queued=2'], 'the busiest moment of the period, though idle at both ticks');
 });
 
 // ---- Draining and failures ---------------------------------------------------------------------------------
@@ -434,6 +575,8 @@ function lookup(result: AskResult): { s: Script; fx: Effect<RouterMessage>[]; as
   must(ask !== undefined, 'the first request asks the function actor');
   const second = s.invoke();
   must(asks(second.fx).length === 0, 'one ask for all waiting requests');
+  must(backlogTimers([...first.fx, ...second.fx]).length === 0, 'no backlog report while the function is unheard of');
+  must(toAutoscaler([...first.fx, ...second.fx]).length === 0, 'nothing to the autoscaler while the function is unheard of');
   s.now = 20;
   return { s, fx: s.step(ask.then(result)), asked: [first.replyTo, second.replyTo] };
 }
@@ -446,13 +589,32 @@ test('a function that does not exist answers every waiting request 404, and the 
   for (const result of [{ ok: false, error: { code: 'NO_SUCH_ACTOR', message: 'no actor function:f' } }, { ok: true, value: null }] as AskResult[]) {
     const { fx, asked } = lookup(result);
     t.deepEqual(replies(fx), asked.map((r) => `#${r.id} 404 UNKNOWN_FUNCTION 20`));
+    t.deepEqual(toAutoscaler(fx), [], 'no autoscaler for a function that does not exist');
+    t.deepEqual(timers(fx), [], 'no backlog report (nor any other timer) is left behind');
     t.true(stops(fx));
   }
+});
+
+test('a router that has not heard of its function tells the autoscaler nothing, even if rt.backlog arrives', (t) => {
+  const s = new Script();
+  const first = s.invoke();
+  const second = s.invoke();
+  t.is(s.state.queue.length, 2);
+  t.deepEqual(backlogTimers([...first.fx, ...second.fx]), [], 'waiting for the lookup schedules no report');
+  t.false(s.state.backlogPending);
+  const stray = s.step({ type: 'rt.backlog' });
+  t.deepEqual(toAutoscaler(stray), []);
+  t.deepEqual(timers(stray), []);
+  t.false(stops(stray), 'still asking for its waiting requests');
+  t.is(s.state.queue.length, 2);
+  t.true(stops(new Script().step({ type: 'rt.backlog' })), 'an idle router of an unheard function stops');
 });
 
 test('a failed lookup answers 503 and the router stops', (t) => {
   const { fx, asked } = lookup({ ok: false, error: { code: 'ASK_TIMEOUT', message: 'no reply' } });
   t.deepEqual(replies(fx), asked.map((r) => `#${r.id} 503 NO_CAPACITY 20`));
+  t.deepEqual(toAutoscaler(fx), []);
+  t.deepEqual(timers(fx), []);
   t.true(stops(fx));
 });
 
@@ -465,8 +627,10 @@ test('requests that waited for the lookup get the function limits, then the warm
   t.deepEqual(replies(fx), [`#${asked[1]!.id} 413 BODY_TOO_LARGE 20`, `#${asked[5]!.id} 429 QUEUE_FULL 20`]);
   t.deepEqual(invokes(fx), [`a#${asked[0]!.id} warm 20`], 'the sandbox was there before: no cold start');
   t.is(s.state.queue.length, 3);
-  t.deepEqual(toAutoscaler(fx), ['as.backlog dp1 inFlight=1 queued=3']);
-  t.deepEqual(timers(fx), [`${TICK_TIMER} +2000`, `${EXPIRE_TIMER} +980`], 'deadlines count from arrival');
+  t.deepEqual(toAutoscaler(fx), [], 'the backlog is reported by the timer, not by the lookup step');
+  t.deepEqual(backlogTimers(fx), [BACKLOG_SCHEDULE]);
+  t.deepEqual(timers(fx), [`${BACKLOG_TIMER} +0`, `${TICK_TIMER} +2000`, `${EXPIRE_TIMER} +980`], 'deadlines count from arrival');
+  t.deepEqual(toAutoscaler(s.step({ type: 'rt.backlog' })), ['as.backlog dp1 inFlight=1 queued=3'], 'everything that waited for the lookup, in one report');
 });
 
 test('an update for a function never heard of asks for the full set; a router with nothing to do stops', (t) => {

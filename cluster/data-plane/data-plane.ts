@@ -1,0 +1,170 @@
+// The data-plane role: an ActorRuntime whose shards each run the uWS front and host the routers and
+// sandbox actors of the functions hashed to them; an optional h2c front in this thread; and a link to the
+// control plane, over which endpoint updates arrive and metrics, backlogs and endpoint lookups leave.
+import { createServer } from 'node:net';
+import { asyncJobsAddress, type AsyncJobsMessage } from '../../actors/async-jobs.js';
+import type { LoadBalancingPolicy } from '../../actors/messages.js';
+import { ActorRuntime, defaultLog, type LogLevel } from '../../runtime/index.js';
+import { ControlPlaneLink, parseHostPort } from '../control-plane-link.js';
+import { InvokeApi } from './api.js';
+import { H2Front } from './h2-front.js';
+import { DEFAULT_MAX_BODY_BYTES, DEFAULT_REQUEST_TIMEOUT_MS, parseDataPlaneOptions, type DataPlaneModuleOptions } from './shard.js';
+
+/** Kinds the control plane hosts; envelopes for them leave over the control-plane link. */
+export const CONTROL_PLANE_KINDS = ['function', 'autoscaler', 'scheduler'] as const;
+
+export const dataPlaneModuleUrl = new URL('./module.js', import.meta.url).href;
+
+export interface DataPlaneConfig {
+  /** This data plane's id in the cluster (registrations, metrics, drain acknowledgements). */
+  readonly id: string;
+  /** `host:port` of the control plane's cluster listener. */
+  readonly controlPlane: string;
+  readonly token: string;
+  /** Interface both fronts listen on; also the host of the announced addresses. */
+  readonly host: string;
+  /** The HTTP/1.1 + WebSocket port; 0 picks a free one. */
+  readonly httpPort: number;
+  /** The h2c (HTTP/2 with prior knowledge) port; 0 picks a free one; absent: no h2c front. */
+  readonly http2Port?: number;
+  /** Shard threads; default: available parallelism. */
+  readonly shards?: number;
+  /** Default least-in-flight. */
+  readonly policy?: LoadBalancingPolicy;
+  /** Where async jobs are stored durably (one data plane per directory); absent: the async API answers 501. */
+  readonly asyncDir?: string;
+  /** bytes; default 6 MiB. */
+  readonly maxBodyBytes?: number;
+  /** ms; default DEFAULT_REQUEST_TIMEOUT_MS. */
+  readonly requestTimeoutMs?: number;
+  /** Bound on the first connection to the control plane, ms; default 10 000. */
+  readonly connectTimeoutMs?: number;
+  readonly onLog?: (level: LogLevel, text: string) => void;
+  /** Further module options (router tick, WebSocket limits, async-job tuning); tests use them. */
+  readonly tuning?: Pick<DataPlaneModuleOptions, 'tickMs' | 'ws' | 'asyncJobs'> & Record<string, unknown>;
+  /** The shard module to load instead of module.js (one built with createDataPlaneModule, e.g. with fake routers). */
+  readonly moduleUrl?: string;
+}
+
+/** Attempts at a picked port that another process took between the pick and the shards' listen. */
+const PORT_ATTEMPTS = 3;
+
+export class DataPlane {
+  private stopping: Promise<void> | undefined;
+
+  private constructor(
+    readonly id: string,
+    readonly runtime: ActorRuntime,
+    private readonly link: ControlPlaneLink,
+    private readonly h2: H2Front | undefined,
+    /** `host:port` of the HTTP/1.1 + WebSocket front. */
+    readonly invokeAddress: string,
+    /** `host:port` of the h2c front, when there is one. */
+    readonly http2Address: string | undefined,
+  ) {}
+
+  get connected(): boolean {
+    return this.link.connected;
+  }
+
+  static async start(config: DataPlaneConfig): Promise<DataPlane> {
+    const log = config.onLog ?? defaultLog;
+    parseHostPort(config.controlPlane);
+    const { runtime, port } = await startRuntime(config, log);
+    let h2: H2Front | undefined;
+    let link: ControlPlaneLink | undefined;
+    try {
+      const options = parseDataPlaneOptions(runtimeOptions(config, port));
+      if (config.http2Port !== undefined) {
+        const api = new InvokeApi((to, message, timeoutMs, settle) => runtime.askFor(to, message, timeoutMs, undefined, settle), {
+          requestTimeoutMs: options.requestTimeoutMs,
+          asyncEnabled: options.asyncDir !== undefined,
+        });
+        h2 = await H2Front.listen({ host: config.host, port: config.http2Port, maxBodyBytes: options.maxBodyBytes }, api, log);
+      }
+      const invokeAddress = `${config.host}:${port}`;
+      const http2Address = h2 ? `${config.host}:${h2.port}` : undefined;
+      link = new ControlPlaneLink(runtime, {
+        controlPlane: config.controlPlane,
+        token: config.token,
+        role: 'dataplane',
+        id: config.id,
+        info: { invokeAddress, ...(http2Address ? { http2Address } : {}) },
+        remoteKinds: CONTROL_PLANE_KINDS,
+        log,
+      });
+      await link.start(config.connectTimeoutMs ?? 10_000);
+      // Pending jobs run again only now: before the link is up their routers could not look functions up.
+      if (options.asyncDir !== undefined) runtime.tell(asyncJobsAddress, { type: 'aj.start' } satisfies AsyncJobsMessage);
+      log('info', `data plane ${config.id} serves HTTP/1.1 and WebSocket on ${invokeAddress}${http2Address ? `, h2c on ${http2Address}` : ''}`);
+      return new DataPlane(config.id, runtime, link, h2, invokeAddress, http2Address);
+    } catch (error) {
+      link?.close();
+      await h2?.close();
+      await runtime.stop();
+      throw error;
+    }
+  }
+
+  /** Close the link and both fronts, then the runtime (each shard closes its listen socket first). Idempotent. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      this.link.close();
+      await this.h2?.close();
+      await this.runtime.stop();
+    })();
+    return this.stopping;
+  }
+}
+
+function runtimeOptions(config: DataPlaneConfig, port: number): DataPlaneModuleOptions {
+  return {
+    ...(config.tuning ?? {}),
+    dataplaneId: config.id,
+    token: config.token,
+    host: config.host,
+    httpPort: port,
+    policy: config.policy ?? 'least-in-flight',
+    maxBodyBytes: config.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+    requestTimeoutMs: config.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+    ...(config.asyncDir === undefined ? {} : { asyncDir: config.asyncDir }),
+  };
+}
+
+/**
+ * Every shard must listen on the same port, so a port to pick is picked here first. Another process may
+ * take it before the shards bind it (uWS would then fail to listen, or share it by SO_REUSEPORT if that
+ * process also set it); a failed listen is retried with a new port.
+ */
+async function startRuntime(config: DataPlaneConfig, log: (level: LogLevel, text: string) => void): Promise<{ runtime: ActorRuntime; port: number }> {
+  for (let attempt = 1; ; attempt++) {
+    const port = config.httpPort === 0 ? await freePort(config.host) : config.httpPort;
+    const options = runtimeOptions(config, port);
+    parseDataPlaneOptions(options); // fail here, naming the option, rather than in every shard thread
+    try {
+      const runtime = await ActorRuntime.start({
+        ...(config.shards === undefined ? {} : { shards: config.shards }),
+        modules: [{ url: config.moduleUrl ?? dataPlaneModuleUrl, options }],
+        remoteKinds: CONTROL_PLANE_KINDS,
+        onLog: log,
+      });
+      return { runtime, port };
+    } catch (error) {
+      const listenFailed = /could not listen on/.test((error as Error).message);
+      if (!(listenFailed && config.httpPort === 0 && attempt < PORT_ATTEMPTS)) throw error;
+      log('warn', `port ${port} was taken before the data plane could listen on it; picking another`);
+    }
+  }
+}
+
+function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, host, () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}

@@ -1,0 +1,263 @@
+// The invocation API's rules, shared by the uWS front (HTTP/1.1 and WebSocket) and the h2c front, with no
+// I/O: which function a request names, which headers pass, and how an outcome becomes a status, headers
+// and body. Expected outcomes are values; each maps to one status with a JSON error body
+// `{ "error": { "code", "message" } }`, so a failure is never a 200, and never an empty body.
+//
+// Which function a request names:
+//   /invoke/<function>[/<rest>]   the function from the path; the sandbox sees `/<rest>` and the query.
+//   /async/<function>[/<rest>]    POST: the same, run asynchronously (202 and a job id).
+//   /async/<id>                   GET: the job's state.
+//   /ws (a WebSocket upgrade)     the multiplexed WebSocket API (each frame names its function); a plain
+//                                 request to /ws is Host-routed like any other path.
+//   anything else                 Dirigent-compatible: the function is the Host header (HTTP/2: :authority)
+//                                 without its port, and when it has dots, its first label only. Dirigent's
+//                                 loader sends the bare function name; the first-label rule also accepts the
+//                                 Knative style `<function>.<namespace>.<domain>`. The path goes to the sandbox
+//                                 as it is. An IP-literal host names no function (404).
+// The prefixes /invoke and /async (and WebSocket upgrades to /ws) are therefore the data plane's own and
+// never reach a sandbox under Host routing.
+import type { ActorError, AskResult } from '../../actors/actor.js';
+import type { InvocationOutcome } from '../../actors/messages.js';
+
+export interface EdgeResponse {
+  readonly status: number;
+  /** Lower-case names; values already checked for CR/LF. */
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: Uint8Array;
+  /** Present when the data plane failed the invocation (the body then holds the same, as JSON). */
+  readonly error?: { readonly code: string; readonly message: string };
+}
+
+/** Codes the edge answers with besides the router's own (InvocationOutcome codes). */
+export type EdgeErrorCode =
+  | 'UNKNOWN_FUNCTION'
+  | 'BODY_TOO_LARGE'
+  | 'QUEUE_FULL'
+  | 'NO_CAPACITY'
+  | 'DEADLINE_PASSED'
+  | 'SANDBOX_FAILED'
+  /** The request itself is malformed (bad frame, bad path). */
+  | 'BAD_REQUEST'
+  | 'METHOD_NOT_ALLOWED'
+  /** The data plane is stopping, or an internal actor is gone. */
+  | 'UNAVAILABLE'
+  /** The router could not be reached or answered something that is not an outcome (a bug). */
+  | 'ROUTING_FAILED'
+  /** The sandbox answered with something HTTP cannot carry (status out of range). */
+  | 'BAD_SANDBOX_RESPONSE'
+  /** Async jobs: no such job id (never existed, or its result expired). */
+  | 'UNKNOWN_JOB'
+  /** Async jobs: the data plane was started without an asyncDir. */
+  | 'ASYNC_DISABLED'
+  /** Async jobs: too many pending jobs. */
+  | 'ASYNC_QUEUE_FULL'
+  /** WebSocket: this connection has too many requests waiting (its client does not read its replies). */
+  | 'TOO_MANY_REQUESTS'
+  /** A bug in the data plane's own front (logged). */
+  | 'INTERNAL_ERROR';
+
+const STATUS_OF: Readonly<Record<EdgeErrorCode, number>> = {
+  UNKNOWN_FUNCTION: 404,
+  BODY_TOO_LARGE: 413,
+  QUEUE_FULL: 429,
+  NO_CAPACITY: 503,
+  DEADLINE_PASSED: 504,
+  SANDBOX_FAILED: 502,
+  BAD_REQUEST: 400,
+  METHOD_NOT_ALLOWED: 405,
+  UNAVAILABLE: 503,
+  ROUTING_FAILED: 502,
+  BAD_SANDBOX_RESPONSE: 502,
+  UNKNOWN_JOB: 404,
+  ASYNC_DISABLED: 501,
+  ASYNC_QUEUE_FULL: 429,
+  TOO_MANY_REQUESTS: 429,
+  INTERNAL_ERROR: 500,
+};
+
+export const HEADER_QUEUE_MS = 'x-dirigent-queue-ms';
+export const HEADER_COLD_START = 'x-dirigent-cold-start';
+export const HEADER_SANDBOX = 'x-dirigent-sandbox';
+export const HEADER_SERVER_TIMING = 'server-timing';
+
+const encoder = new TextEncoder();
+
+/** A DNS label, which is exactly what a function name is (actors/function-spec.ts). */
+const FUNCTION_NAME = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+
+export function isFunctionName(name: string): boolean {
+  return FUNCTION_NAME.test(name);
+}
+
+/** Job ids are made by the async-jobs actor: lower-case base-36 and '-', at most 64 characters. */
+const JOB_ID = /^[a-z0-9-]{1,64}$/;
+
+// ---- Which function -------------------------------------------------------------------------------
+
+export type Target =
+  | { readonly kind: 'invoke'; readonly functionName: string; readonly path: string }
+  | { readonly kind: 'async-submit'; readonly functionName: string; readonly path: string }
+  | { readonly kind: 'async-get'; readonly id: string }
+  | { readonly kind: 'reject'; readonly response: EdgeResponse };
+
+/**
+ * Where a request goes. `url` is the path without the query (as uWS's getUrl gives it), `query` the part
+ * after `?` without it (empty when none), `method` upper-case, `host` the Host header ('' when absent).
+ */
+export function resolveTarget(method: string, url: string, query: string, host: string): Target {
+  const search = query === '' ? '' : `?${query}`;
+  if (url === '/invoke' || url.startsWith('/invoke/')) {
+    const { name, rest } = splitFirstSegment(url.slice('/invoke'.length));
+    if (name === '') return reject('UNKNOWN_FUNCTION', 'no function named: use /invoke/<function>[/<path>]');
+    if (!isFunctionName(name)) return reject('UNKNOWN_FUNCTION', `no function named ${JSON.stringify(name)} (a function name is a DNS label)`);
+    return { kind: 'invoke', functionName: name, path: rest + search };
+  }
+  if (url === '/async' || url.startsWith('/async/')) {
+    const { name, rest } = splitFirstSegment(url.slice('/async'.length));
+    if (method === 'GET') {
+      if (rest !== '/' || !JOB_ID.test(name)) return reject('UNKNOWN_JOB', `no async job ${JSON.stringify(url.slice('/async/'.length))}: use GET /async/<id>`);
+      return { kind: 'async-get', id: name };
+    }
+    if (method !== 'POST') return reject('METHOD_NOT_ALLOWED', `${method} is not allowed on /async: POST /async/<function>[/<path>] submits a job, GET /async/<id> reads it`, { allow: 'GET, POST' });
+    if (!isFunctionName(name)) return reject('UNKNOWN_FUNCTION', name === '' ? 'no function named: use POST /async/<function>[/<path>]' : `no function named ${JSON.stringify(name)} (a function name is a DNS label)`);
+    return { kind: 'async-submit', functionName: name, path: rest + search };
+  }
+  const functionName = functionFromHost(host);
+  if (functionName === undefined) {
+    return reject('UNKNOWN_FUNCTION', host === '' ? 'the request names no function: use /invoke/<function>[/<path>] or a Host header naming the function' : `the Host header ${JSON.stringify(host)} names no function`);
+  }
+  return { kind: 'invoke', functionName, path: url + search };
+}
+
+/** `/name/rest...` -> name and `/rest...` (at least `/`). */
+function splitFirstSegment(tail: string): { name: string; rest: string } {
+  if (!tail.startsWith('/')) return { name: '', rest: '/' };
+  const slash = tail.indexOf('/', 1);
+  return slash === -1 ? { name: tail.slice(1), rest: '/' } : { name: tail.slice(1, slash), rest: tail.slice(slash) };
+}
+
+/** The function a Host header (or :authority) names: the host without port, first label only; undefined for IP literals and junk. */
+export function functionFromHost(host: string): string | undefined {
+  if (host === '' || host.startsWith('[')) return undefined; // IPv6 literal
+  const colon = host.indexOf(':');
+  const bare = (colon === -1 ? host : host.slice(0, colon)).toLowerCase();
+  if (/^\d{1,3}(?:\.\d{1,3}){3}$/.test(bare)) return undefined; // IPv4 literal
+  const dot = bare.indexOf('.');
+  const label = dot === -1 ? bare : bare.slice(0, dot);
+  return isFunctionName(label) ? label : undefined;
+}
+
+// ---- Headers ----------------------------------------------------------------------------------------
+
+/** Hop-by-hop headers (RFC 9110 7.6.1) and HTTP/2 pseudo-headers never cross the edge in either direction. */
+const HOP_BY_HOP: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'http2-settings']);
+/** Set by the front itself on the way out: a sandbox's copy would duplicate or contradict it. */
+const SET_BY_FRONT: ReadonlySet<string> = new Set(['content-length', 'date', HEADER_QUEUE_MS, HEADER_COLD_START, HEADER_SANDBOX, HEADER_SERVER_TIMING]);
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
+const UNSAFE_VALUE = /[\r\n\0]/;
+
+/**
+ * Adds one request header for the sandbox: repeats joined with ', ', hop-by-hop and pseudo-headers dropped.
+ * Names must be lower-case already (uWS and HTTP/2 give them so). Runs per header of every request.
+ */
+export function addRequestHeader(headers: Record<string, string>, name: string, value: string): void {
+  if (name.charCodeAt(0) === 58 /* ':' */ || HOP_BY_HOP.has(name) || name === '__proto__') return;
+  const previous = headers[name];
+  headers[name] = previous === undefined ? value : `${previous}, ${value}`;
+}
+
+/** Request headers for the sandbox from name-value pairs (see addRequestHeader). */
+export function requestHeaders(pairs: Iterable<readonly [string, string]>): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const [name, value] of pairs) addRequestHeader(headers, name, value);
+  return headers;
+}
+
+/** The sandbox's response headers that may go to the client: valid names and values only (no header injection). */
+export function passableResponseHeaders(headers: Readonly<Record<string, unknown>>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const rawName in headers) {
+    const value = headers[rawName];
+    const name = rawName.toLowerCase();
+    if (typeof value !== 'string' || !TOKEN.test(name) || UNSAFE_VALUE.test(value) || HOP_BY_HOP.has(name) || SET_BY_FRONT.has(name) || name === '__proto__') continue;
+    out[name] = value;
+  }
+  return out;
+}
+
+// ---- Responses ----------------------------------------------------------------------------------------
+
+export function statusOf(code: EdgeErrorCode): number {
+  return STATUS_OF[code];
+}
+
+export function errorBody(code: string, message: string): Uint8Array {
+  return encoder.encode(JSON.stringify({ error: { code, message } }));
+}
+
+/** `extraHeaders`, when given, becomes the response's header object (it is added to, not copied). */
+export function errorResponse(code: EdgeErrorCode, message: string, extraHeaders?: Record<string, string>): EdgeResponse {
+  const headers = extraHeaders ?? {};
+  headers['content-type'] = 'application/json';
+  return { status: STATUS_OF[code], headers, body: errorBody(code, message), error: { code, message } };
+}
+
+function reject(code: EdgeErrorCode, message: string, extraHeaders?: Record<string, string>): Target {
+  return { kind: 'reject', response: errorResponse(code, message, extraHeaders) };
+}
+
+export function jsonResponse(status: number, value: unknown): EdgeResponse {
+  return { status, headers: { 'content-type': 'application/json' }, body: encoder.encode(JSON.stringify(value)) };
+}
+
+/** Adds the timing headers to `headers` (mutated: no spread on the hot path) and returns it. ms. */
+function withTiming(headers: Record<string, string>, queuedMs: number, totalMs: number, coldStart: boolean, sandboxId: string | undefined): Record<string, string> {
+  const queued = queuedMs > 0 ? queuedMs : 0;
+  headers[HEADER_QUEUE_MS] = String(Math.round(queued));
+  headers[HEADER_COLD_START] = coldStart ? 'true' : 'false';
+  headers[HEADER_SERVER_TIMING] = `queue;dur=${queued.toFixed(3)}, total;dur=${(totalMs > 0 ? totalMs : 0).toFixed(3)}`;
+  if (sandboxId !== undefined && !UNSAFE_VALUE.test(sandboxId)) headers[HEADER_SANDBOX] = sandboxId;
+  return headers;
+}
+
+const OUTCOME_CODES: ReadonlySet<string> = new Set(['UNKNOWN_FUNCTION', 'BODY_TOO_LARGE', 'QUEUE_FULL', 'NO_CAPACITY', 'DEADLINE_PASSED', 'SANDBOX_FAILED']);
+
+/**
+ * The response for what the router's ask settled with. `totalMs` is the time since the request arrived, ms.
+ * The outcome crossed threads, so its shape is checked rather than trusted.
+ */
+export function responseFor(result: AskResult, totalMs: number): EdgeResponse {
+  if (!result.ok) return askFailureResponse(result.error, totalMs);
+  const outcome = result.value as InvocationOutcome | null;
+  if (outcome === null || typeof outcome !== 'object' || typeof outcome.ok !== 'boolean') {
+    return errorResponse('ROUTING_FAILED', 'the router answered something that is not an invocation outcome', withTiming({}, 0, totalMs, false, undefined));
+  }
+  const queuedMs = typeof outcome.queuedMs === 'number' && Number.isFinite(outcome.queuedMs) ? outcome.queuedMs : 0;
+  const sandboxId = typeof outcome.sandboxId === 'string' ? outcome.sandboxId : undefined;
+  if (!outcome.ok) {
+    const code = OUTCOME_CODES.has(outcome.code) ? (outcome.code as EdgeErrorCode) : 'ROUTING_FAILED';
+    return errorResponse(code, typeof outcome.message === 'string' ? outcome.message : code, withTiming({}, queuedMs, totalMs, false, sandboxId));
+  }
+  if (!Number.isInteger(outcome.status) || outcome.status < 200 || outcome.status > 599) {
+    return errorResponse('BAD_SANDBOX_RESPONSE', `the sandbox answered with status ${JSON.stringify(outcome.status)}, which is not in 200..599`, withTiming({}, queuedMs, totalMs, outcome.coldStart === true, sandboxId));
+  }
+  const body = outcome.body instanceof Uint8Array ? outcome.body : new Uint8Array(0);
+  const headers = outcome.headers !== null && typeof outcome.headers === 'object' ? passableResponseHeaders(outcome.headers) : {};
+  return { status: outcome.status, headers: withTiming(headers, queuedMs, totalMs, outcome.coldStart === true, sandboxId), body };
+}
+
+/** An ask that failed (no outcome at all): timed out, runtime stopping, router crashed or unreachable. */
+export function askFailureResponse(error: ActorError, totalMs: number): EdgeResponse {
+  const timing = withTiming({}, 0, totalMs, false, undefined);
+  switch (error.code) {
+    case 'ASK_TIMEOUT':
+      return errorResponse('DEADLINE_PASSED', `no outcome within the data plane's request timeout: ${error.message}`, timing);
+    case 'RUNTIME_STOPPED':
+    case 'ACTOR_STOPPED':
+      return errorResponse('UNAVAILABLE', `the data plane is stopping: ${error.message}`, timing);
+    default:
+      return errorResponse('ROUTING_FAILED', `${error.code}: ${error.message}`, timing);
+  }
+}
+

@@ -1,0 +1,137 @@
+// The `sandbox.invoke` service of a data-plane shard: the dpsandbox actors' way to reach sandboxes. One
+// SandboxClient connection per worker invocation server (`host:port`), shared by every sandbox that server
+// hosts and by all invocations in flight; a closed connection is replaced on the next call.
+//
+// Errors reject with stable codes (the dpsandbox actor turns any of them into a 502 for the client):
+//   CONNECTION_FAILED   could not connect or pass the handshake (refused, wrong token, timeout, bad address)
+//   CONNECTION_LOST     the connection closed while the invocation was in flight (it may have run)
+//   SANDBOX_TIMEOUT     no result within timeoutMs
+//   SANDBOX_GONE, SANDBOX_CRASHED, SANDBOX_ABORTED, INVOKE_FAILED   as the worker reported them
+//   BAD_REQUEST         the service input is malformed (a bug in the caller)
+import type { Invocation } from '../../actors/messages.js';
+import { SandboxClient } from '../worker/invoke-client.js';
+import type { InvokeResponse } from '../sandbox/index.js';
+
+export const SANDBOX_INVOKE = 'sandbox.invoke';
+
+export interface SandboxInvokeInput {
+  /** `host:port` of the worker's invocation server. */
+  readonly address: string;
+  readonly sandboxId: string;
+  readonly invocation: Invocation;
+  /** ms. */
+  readonly timeoutMs: number;
+}
+
+export type SandboxPoolErrorCode = 'CONNECTION_FAILED' | 'CONNECTION_LOST' | 'SANDBOX_TIMEOUT' | 'BAD_REQUEST';
+
+export class SandboxPoolError extends Error {
+  override readonly name = 'SandboxPoolError';
+  constructor(
+    readonly code: SandboxPoolErrorCode | string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export type Connect = (address: string) => Promise<Pick<SandboxClient, 'invoke' | 'close' | 'isClosed'>>;
+
+/** Bound on connect plus handshake, ms. */
+const CONNECT_TIMEOUT_MS = 3000;
+
+export class SandboxPool {
+  private readonly clients = new Map<string, Promise<Awaited<ReturnType<Connect>>>>();
+  private closed = false;
+
+  constructor(private readonly connect: Connect) {}
+
+  /** A pool whose connections greet workers with the cluster token as data plane `dataplaneId`. */
+  static forCluster(token: string, dataplaneId: string): SandboxPool {
+    return new SandboxPool((address) => SandboxClient.connect(address, token, { role: 'dataplane', id: dataplaneId, connectTimeoutMs: CONNECT_TIMEOUT_MS }));
+  }
+
+  /** Open connections, for stats and tests. */
+  get size(): number {
+    return this.clients.size;
+  }
+
+  readonly invoke = async (input: unknown): Promise<InvokeResponse> => {
+    const { address, sandboxId, invocation, timeoutMs } = validate(input);
+    if (this.closed) throw new SandboxPoolError('CONNECTION_FAILED', 'the data plane is stopping');
+    const client = await this.client(address);
+    try {
+      return await client.invoke(sandboxId, { method: invocation.method, path: invocation.path, headers: { ...invocation.headers }, body: invocation.body }, timeoutMs);
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      const message = (error as Error).message;
+      if (code === 'CONNECTION_CLOSED') {
+        this.forget(address, client);
+        throw new SandboxPoolError('CONNECTION_LOST', message);
+      }
+      if (code === 'INVOKE_TIMEOUT') throw new SandboxPoolError('SANDBOX_TIMEOUT', message);
+      throw new SandboxPoolError(typeof code === 'string' ? code : 'INVOKE_FAILED', message);
+    }
+  };
+
+  private async client(address: string): Promise<Awaited<ReturnType<Connect>>> {
+    // A cached connection that closed since is replaced once; two in a row means the server drops us.
+    for (let tries = 0; ; tries++) {
+      let attempt = this.clients.get(address);
+      if (attempt === undefined) {
+        // Concurrent calls for a new address share one attempt; a failed attempt is not cached.
+        const fresh = this.connect(address);
+        attempt = fresh;
+        this.clients.set(address, fresh);
+        fresh.catch(() => {
+          if (this.clients.get(address) === fresh) this.clients.delete(address);
+        });
+      }
+      let client: Awaited<ReturnType<Connect>>;
+      try {
+        client = await attempt;
+      } catch (error) {
+        const code = (error as { code?: unknown }).code;
+        throw new SandboxPoolError('CONNECTION_FAILED', `cannot reach the sandbox server at ${address} (${typeof code === 'string' ? code : 'error'}): ${(error as Error).message}`);
+      }
+      if (this.closed) {
+        client.close();
+        throw new SandboxPoolError('CONNECTION_FAILED', 'the data plane is stopping');
+      }
+      if (!client.isClosed) return client;
+      if (this.clients.get(address) === attempt) this.clients.delete(address);
+      if (tries >= 1) throw new SandboxPoolError('CONNECTION_FAILED', `the sandbox server at ${address} closed the connection right after it opened`);
+    }
+  }
+
+  private forget(address: string, client: Awaited<ReturnType<Connect>>): void {
+    const entry = this.clients.get(address);
+    if (entry === undefined) return;
+    void entry.then((current) => {
+      if (current === client && this.clients.get(address) === entry) this.clients.delete(address);
+    }, () => undefined);
+  }
+
+  /** Close every connection; later calls fail with CONNECTION_FAILED. */
+  close(): void {
+    this.closed = true;
+    for (const attempt of this.clients.values()) attempt.then((client) => client.close(), () => undefined);
+    this.clients.clear();
+  }
+}
+
+function validate(input: unknown): SandboxInvokeInput {
+  const bad = (what: string): never => {
+    throw new SandboxPoolError('BAD_REQUEST', `sandbox.invoke: ${what}`);
+  };
+  if (input === null || typeof input !== 'object') return bad('input must be { address, sandboxId, invocation, timeoutMs }');
+  const { address, sandboxId, invocation, timeoutMs } = input as Partial<SandboxInvokeInput>;
+  if (typeof address !== 'string' || address === '') bad('address must be host:port');
+  if (typeof sandboxId !== 'string' || sandboxId === '') bad('sandboxId must be a non-empty string');
+  if (typeof timeoutMs !== 'number' || !(timeoutMs > 0)) bad('timeoutMs must be a positive number of ms');
+  if (invocation === null || typeof invocation !== 'object') return bad('invocation must be an object');
+  if (typeof invocation.method !== 'string' || typeof invocation.path !== 'string' || invocation.headers === null || typeof invocation.headers !== 'object' || !(invocation.body instanceof Uint8Array)) {
+    bad('invocation must be { method, path, headers, body: bytes }');
+  }
+  return input as SandboxInvokeInput;
+}

@@ -1,0 +1,262 @@
+// The data plane's HTTP/1.1 and WebSocket front on uWebSockets.js, one per shard thread, all listening on
+// the same port (uWS sets SO_REUSEPORT, so the kernel spreads connections over the threads).
+//
+// uWS rules this file follows (each one crashes or corrupts something when broken):
+// - An HttpRequest is valid only during the handler: everything needed is read before returning.
+// - A response not ended in the handler needs onAborted, and must not be touched after it fired.
+// - onData's chunk is neutered when the callback returns: it is copied.
+// - Writes from outside a uWS callback (an ask settling) go inside cork().
+// - A WebSocket must not be used after its close handler ran.
+// - A listen socket, or any connection, still open when the thread exits aborts the whole process, so
+//   close() shuts the listen socket first, answers what is pending, ends the WebSockets and closes every
+//   remaining connection (idle keep-alive ones included) with app.close().
+import { STATUS_CODES } from 'node:http';
+import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, WebSocket } from 'uWebSockets.js';
+import type { Invocation } from '../../actors/messages.js';
+import type { LogLevel } from '../../runtime/host.js';
+import type { InvokeApi } from './api.js';
+import { addRequestHeader, errorResponse, resolveTarget, type EdgeResponse } from './edge.js';
+import type { UwsModule } from './uws.js';
+import { WsSession, type WsLimits } from './ws.js';
+
+export interface UwsFrontOptions {
+  readonly host: string;
+  readonly port: number;
+  /** Largest request body, bytes; a larger one is refused with 413 before it is read. */
+  readonly maxBodyBytes: number;
+  readonly ws: WsLimits;
+}
+
+interface Pending {
+  readonly res: HttpResponse;
+  readonly head: boolean;
+  aborted: boolean;
+  done: boolean;
+}
+
+interface WsData {
+  session?: WsSession;
+}
+
+/** Bodies up to this size are written with one end(); larger ones are streamed with tryEnd/onWritable. bytes. */
+const STREAM_THRESHOLD_BYTES = 64 * 1024;
+/** A WebSocket silent this long is closed; uWS pings before that, so only dead peers hit it. s. */
+const WS_IDLE_TIMEOUT_S = 120;
+
+export class UwsFront {
+  private listenSocket: us_listen_socket | undefined;
+  private readonly pending = new Set<Pending>();
+  private readonly sessions = new Set<WsSession>();
+  private closed = false;
+
+  private constructor(
+    private readonly uws: UwsModule,
+    private readonly app: TemplatedApp & { close(): void },
+    private readonly options: UwsFrontOptions,
+    private readonly api: InvokeApi,
+    private readonly log: (level: LogLevel, text: string) => void,
+  ) {}
+
+  /** Listens on host:port; rejects with LISTEN_FAILED when uWS cannot bind it. */
+  static listen(uws: UwsModule, options: UwsFrontOptions, api: InvokeApi, log: (level: LogLevel, text: string) => void): UwsFront {
+    const app = uws.App() as TemplatedApp & { close?: () => void };
+    if (typeof app.close !== 'function') throw Object.assign(new Error('this uWebSockets.js build has no App.close(), which a clean shutdown needs'), { code: 'UWS_NOT_NATIVE' });
+    const front = new UwsFront(uws, app as TemplatedApp & { close(): void }, options, api, log);
+    front.routes();
+    let socket: us_listen_socket | false = false;
+    // uWS calls the listen callback synchronously.
+    app.listen(options.host, options.port, (s) => {
+      socket = s;
+    });
+    if (socket === false) {
+      app.close?.();
+      throw Object.assign(new Error(`uWebSockets.js could not listen on ${options.host}:${options.port}`), { code: 'LISTEN_FAILED' });
+    }
+    front.listenSocket = socket;
+    return front;
+  }
+
+  private routes(): void {
+    const o = this.options;
+    // A JSON request may carry its body as base64 (4/3 larger) plus fields; anything longer closes the socket.
+    const maxPayloadLength = Math.ceil((o.maxBodyBytes * 4) / 3) + 64 * 1024;
+    this.app.ws<WsData>('/ws', {
+      maxPayloadLength,
+      // Our own outbox keeps uWS's buffer near highWaterBytes; this bound is never the one that acts.
+      maxBackpressure: o.ws.highWaterBytes + 4 * maxPayloadLength,
+      idleTimeout: WS_IDLE_TIMEOUT_S,
+      sendPingsAutomatically: true,
+      compression: this.uws.DISABLED,
+      upgrade: (res, req, context) => {
+        if (this.closed) {
+          res.writeStatus('503 Service Unavailable').end(undefined, true);
+          return;
+        }
+        res.upgrade<WsData>({}, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), context);
+      },
+      open: (ws) => {
+        const session = new WsSession(
+          {
+            bufferedAmount: () => ws.getBufferedAmount(),
+            send: (data, isBinary) => void ws.cork(() => ws.send(data, isBinary)),
+            end: (code, reason) => ws.end(code, reason),
+          },
+          { ...o.ws, maxBodyBytes: o.maxBodyBytes },
+          (request, done) => this.api.invoke(request.functionName, { method: request.method, path: request.path, headers: request.headers, body: request.body }, done),
+        );
+        ws.getUserData().session = session;
+        this.sessions.add(session);
+      },
+      message: (ws, message, isBinary) => {
+        // msgpack may return views into the frame, which uWS neuters after this callback: copy binary frames.
+        // A text frame is decoded into a string at once, so it needs no copy.
+        this.guard('websocket message', () => ws.getUserData().session?.onMessage(isBinary ? new Uint8Array(message.slice(0)) : new Uint8Array(message), isBinary));
+      },
+      drain: (ws) => this.guard('websocket drain', () => ws.getUserData().session?.onDrain()),
+      close: (ws: WebSocket<WsData>) => {
+        const session = ws.getUserData().session;
+        if (session === undefined) return;
+        session.onClose();
+        this.sessions.delete(session);
+      },
+    });
+    this.app.any('/*', (res, req) => {
+      try {
+        this.onRequest(res, req);
+      } catch (error) {
+        // A bug here must not take the shard thread down with it: answer if still possible.
+        this.log('error', `data-plane HTTP handler failed: ${(error as Error).stack ?? String(error)}`);
+        try {
+          res.cork(() => writeResponse(res, errorResponse('INTERNAL_ERROR', 'the data plane failed to handle this request'), false, true));
+        } catch {
+          // Already answered (uWS refuses a second answer): nothing more to do.
+        }
+      }
+    });
+  }
+
+  private guard(what: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (error) {
+      this.log('error', `data-plane ${what} handler failed: ${(error as Error).stack ?? String(error)}`);
+    }
+  }
+
+  private onRequest(res: HttpResponse, req: HttpRequest): void {
+    if (this.closed) {
+      writeResponse(res, errorResponse('UNAVAILABLE', 'the data plane is stopping'), false, true);
+      return;
+    }
+    const method = req.getCaseSensitiveMethod().toUpperCase();
+    const url = req.getUrl();
+    const query = req.getQuery() ?? ''; // uWS gives undefined, not '', when there is no query
+    const target = resolveTarget(method, url, query, req.getHeader('host'));
+    const head = method === 'HEAD';
+    const lengthHeader = req.getHeader('content-length');
+    const hasBody = lengthHeader !== '' ? lengthHeader !== '0' : req.getHeader('transfer-encoding') !== '';
+    if (target.kind === 'reject') {
+      // An unread body would be parsed as the next request: close the connection when there is one.
+      writeResponse(res, target.response, head, hasBody);
+      return;
+    }
+    let expected: number | undefined;
+    if (lengthHeader !== '') {
+      expected = /^\d{1,15}$/.test(lengthHeader) ? Number(lengthHeader) : NaN;
+      if (!Number.isSafeInteger(expected)) {
+        writeResponse(res, errorResponse('BAD_REQUEST', `content-length ${JSON.stringify(lengthHeader)} is not a byte count`), head, true);
+        return;
+      }
+      if (expected > this.options.maxBodyBytes) {
+        writeResponse(res, tooLarge(expected, this.options.maxBodyBytes), head, true);
+        return;
+      }
+    }
+    const headers: Record<string, string> = {};
+    req.forEach((name, value) => addRequestHeader(headers, name, value));
+    const pending: Pending = { res, head, aborted: false, done: false };
+    this.pending.add(pending);
+    res.onAborted(() => {
+      pending.aborted = true;
+      this.pending.delete(pending);
+    });
+    this.readBody(pending, expected, (body) => {
+      const invocation: Invocation = { method, path: target.kind === 'async-get' ? url : target.path, headers, body };
+      this.api.serve(target, invocation, (response) => this.respond(pending, response, false));
+    });
+  }
+
+  /** Collects the body (copying every chunk) and refuses it with 413 as soon as it passes the limit. */
+  private readBody(pending: Pending, expected: number | undefined, then: (body: Uint8Array) => void): void {
+    const max = this.options.maxBodyBytes;
+    // With a content-length the body lands in one buffer; chunked bodies are gathered and joined once.
+    const whole = expected !== undefined && expected > 0 ? Buffer.allocUnsafe(expected) : undefined;
+    const chunks: Buffer[] = [];
+    let received = 0;
+    pending.res.onData((chunk, isLast) => {
+      if (pending.aborted || pending.done) return;
+      const size = chunk.byteLength;
+      if (received + size > max) {
+        this.respond(pending, tooLarge(received + size, max), true);
+        return;
+      }
+      if (whole !== undefined && received + size <= whole.length) whole.set(new Uint8Array(chunk), received);
+      else if (size > 0) chunks.push(Buffer.from(new Uint8Array(chunk)));
+      received += size;
+      if (!isLast) return;
+      const body = whole !== undefined ? (chunks.length === 0 ? whole.subarray(0, received) : Buffer.concat([whole, ...chunks])) : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+      this.guard('request', () => then(body));
+    });
+  }
+
+  private respond(pending: Pending, response: EdgeResponse, closeConnection: boolean): void {
+    if (pending.aborted || pending.done) return;
+    pending.done = true;
+    this.pending.delete(pending);
+    pending.res.cork(() => writeResponse(pending.res, response, pending.head, closeConnection));
+  }
+
+  /** Stop serving: listen socket first, then every request and connection still open. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.listenSocket !== undefined) {
+      this.uws.us_listen_socket_close(this.listenSocket);
+      this.listenSocket = undefined;
+    }
+    for (const pending of [...this.pending]) this.respond(pending, errorResponse('UNAVAILABLE', 'the data plane is stopping'), true);
+    for (const session of [...this.sessions]) session.end(1001, 'the data plane is stopping');
+    this.sessions.clear();
+    this.app.close();
+  }
+}
+
+function tooLarge(bytes: number, max: number): EdgeResponse {
+  return errorResponse('BODY_TOO_LARGE', `the body has at least ${bytes} bytes, more than the data plane's limit of ${max} bytes`);
+}
+
+function statusLine(status: number): string {
+  return `${status} ${STATUS_CODES[status] ?? 'Status'}`;
+}
+
+/** Writes a whole response; must run inside the handler or a cork(). */
+function writeResponse(res: HttpResponse, response: EdgeResponse, head: boolean, closeConnection: boolean): void {
+  res.writeStatus(statusLine(response.status));
+  for (const name in response.headers) res.writeHeader(name, response.headers[name]!);
+  // uWS closes after end(body, true) but does not say so; a client should know not to reuse the connection.
+  if (closeConnection) res.writeHeader('connection', 'close');
+  const body = response.body;
+  if (head || response.status === 204 || response.status === 304) {
+    res.endWithoutBody(head ? body.byteLength : undefined, closeConnection);
+    return;
+  }
+  if (body.byteLength <= STREAM_THRESHOLD_BYTES || closeConnection) {
+    res.end(body, closeConnection);
+    return;
+  }
+  // Large bodies: write what the socket takes now, the rest as it drains, without copying the body again.
+  const startOffset = res.getWriteOffset();
+  const [ok, done] = res.tryEnd(body, body.byteLength);
+  if (ok || done) return;
+  res.onWritable((offset) => res.tryEnd(body.subarray(offset - startOffset), body.byteLength)[0]);
+}

@@ -81,6 +81,8 @@ export interface FunctionState {
   readonly nextSeq: number;
   readonly nextRequestId: number;
   readonly sandboxes: ReadonlyMap<string, SandboxRecord>;
+  /** Sandboxes by phase, kept in step with `sandboxes` (counting them on every step was O(sandboxes)). */
+  readonly counts: PhaseCounts;
   /** Outstanding `sch.place` asks: request id -> the sandbox ids asked for. */
   readonly placing: ReadonlyMap<number, readonly string[]>;
   /** Version of the endpoint set the data planes were last sent (snapshot or delta). */
@@ -126,6 +128,7 @@ export function initialFunctionState(init: FunctionInit): FunctionState {
     nextSeq: 0,
     nextRequestId: 0,
     sandboxes: new Map(),
+    counts: { creating: 0, ready: 0, draining: 0, gone: 0 },
     placing: new Map(),
     endpointVersion: 0,
     reportedReady: 0,
@@ -147,7 +150,7 @@ export const functionKind: ActorKind<FunctionState, FunctionMessage> = {
     return w.commit();
   },
   summary(state) {
-    const counts = countPhases(state.sandboxes);
+    const counts = state.counts;
     return {
       name: state.name,
       term: state.term,
@@ -176,9 +179,14 @@ class Work {
   readonly placing: Map<number, readonly string[]>;
   /** Ids whose record this step changed: the endpoint delta looks only at these. */
   readonly touched = new Set<string>();
-  /** Copied on the first write, so that a step that changes no sandbox costs no copy. */
-  private current: ReadonlyMap<string, SandboxRecord>;
-  private copied = false;
+  /**
+   * The sandbox table, updated in place: copying it on every step was O(sandboxes) per message and made
+   * large functions the control plane's bottleneck. Nothing else holds a function state, so the step stays
+   * deterministic. `before` keeps each touched record's previous value for the endpoint delta.
+   */
+  private readonly current: Map<string, SandboxRecord>;
+  readonly before = new Map<string, SandboxRecord | undefined>();
+  readonly counts: { creating: number; ready: number; draining: number; gone: number };
   readonly effects: Effect<FunctionMessage>[] = [];
   /** Set when this step pushed a full snapshot, which makes a delta redundant. */
   snapshotSent = false;
@@ -196,7 +204,8 @@ class Work {
     this.endpointVersion = base.endpointVersion;
     this.reportedReady = base.reportedReady;
     this.dataplanes = base.dataplanes;
-    this.current = base.sandboxes;
+    this.current = base.sandboxes as Map<string, SandboxRecord>;
+    this.counts = { ...base.counts };
     this.placing = new Map(base.placing);
   }
 
@@ -205,21 +214,22 @@ class Work {
   }
 
   put(record: SandboxRecord): void {
-    this.writable().set(record.sandboxId, record);
-    this.touched.add(record.sandboxId);
+    this.touch(record.sandboxId);
+    this.current.set(record.sandboxId, record);
+    this.counts[record.phase] += 1;
   }
 
   drop(sandboxId: string): void {
-    this.writable().delete(sandboxId);
-    this.touched.add(sandboxId);
+    this.touch(sandboxId);
+    this.current.delete(sandboxId);
   }
 
-  private writable(): Map<string, SandboxRecord> {
-    if (!this.copied) {
-      this.current = new Map(this.current);
-      this.copied = true;
-    }
-    return this.current as Map<string, SandboxRecord>;
+  /** Remember the record as it was before this step, and take it out of the counts. */
+  private touch(sandboxId: string): void {
+    const previous = this.current.get(sandboxId);
+    if (!this.before.has(sandboxId)) this.before.set(sandboxId, previous);
+    this.touched.add(sandboxId);
+    if (previous !== undefined) this.counts[previous.phase] -= 1;
   }
 
   get name(): string {
@@ -247,7 +257,7 @@ class Work {
     const before = this.base;
     const first: Effect<FunctionMessage>[] = [];
     if (!this.snapshotSent) {
-      const delta = endpointDelta(before.sandboxes, this.sandboxes, this.touched);
+      const delta = endpointDelta(this.before, this.sandboxes, this.touched);
       if (delta.add.length > 0 || delta.remove.length > 0) {
         this.endpointVersion += 1;
         const update: RouterUpdate = { type: 'rt.delta', term: before.term, functionName: this.name, version: this.endpointVersion, ...delta };
@@ -255,7 +265,7 @@ class Work {
       }
     }
     const last: Effect<FunctionMessage>[] = [];
-    const ready = countPhases(this.sandboxes).ready;
+    const ready = this.counts.ready;
     if (this.autoscalerStarted && !this.deleting && ready !== this.reportedReady) {
       const update: AutoscalerMessage = { type: 'as.ready', ready };
       last.push({ type: 'send', to: autoscalerAddress(this.name), message: update });
@@ -274,6 +284,7 @@ class Work {
       nextSeq: this.nextSeq,
       nextRequestId: this.nextRequestId,
       sandboxes: this.sandboxes,
+      counts: this.counts,
       placing: this.placing,
       endpointVersion: this.endpointVersion,
       reportedReady: this.reportedReady,
@@ -446,7 +457,7 @@ function adopt(w: Work, reports: readonly SandboxReport[]): void {
   if (w.deleting) return;
   // The adopted sandboxes are wanted until the autoscaler says otherwise; a desired count below them would
   // evict them at the next reconcile, before the autoscaler has seen a single metric.
-  const counts = countPhases(w.sandboxes);
+  const counts = w.counts;
   w.desired = Math.max(w.desired, counts.creating + counts.ready);
   pushSnapshot(w);
 }
@@ -466,7 +477,7 @@ function setDataplanes(w: Work, ids: readonly string[]): void {
 /** Moves creating + ready (plus outstanding placements) towards the desired count. */
 function reconcile(w: Work): void {
   const target = w.deleting ? 0 : w.desired;
-  const counts = countPhases(w.sandboxes);
+  const counts = w.counts;
   const live = counts.creating + counts.ready;
   const asked = outstanding(w.placing);
   if (target > live + asked) return requestPlacement(w, target - live - asked);
@@ -508,7 +519,7 @@ function placed(w: Work, requestId: number, result: PlaceReply | null, error: st
     return scheduleRetry(w);
   }
   // Demand may have fallen while the ask was out: create only what is still wanted, release the rest.
-  const counts = countPhases(w.sandboxes);
+  const counts = w.counts;
   let need = (w.deleting ? 0 : w.desired) - counts.creating - counts.ready - outstanding(w.placing);
   const template = sandboxTemplateOf(w.spec);
   for (const { sandboxId, nodeId } of result.placements) {
@@ -602,12 +613,6 @@ interface PhaseCounts {
   readonly gone: number;
 }
 
-function countPhases(sandboxes: ReadonlyMap<string, SandboxRecord>): PhaseCounts {
-  const counts = { creating: 0, ready: 0, draining: 0, gone: 0 };
-  for (const record of sandboxes.values()) counts[record.phase] += 1;
-  return counts;
-}
-
 function outstanding(placing: ReadonlyMap<number, readonly string[]>): number {
   let total = 0;
   for (const ids of placing.values()) total += ids.length;
@@ -622,7 +627,7 @@ function readyEndpoints(sandboxes: ReadonlyMap<string, SandboxRecord>): Endpoint
 
 /** What the data planes must change to go from the ready set `before` to `after`, given the ids that changed. */
 function endpointDelta(
-  before: ReadonlyMap<string, SandboxRecord>,
+  before: ReadonlyMap<string, SandboxRecord | undefined>,
   after: ReadonlyMap<string, SandboxRecord>,
   touched: ReadonlySet<string>,
 ): { readonly add: readonly Endpoint[]; readonly remove: readonly string[] } {
@@ -642,7 +647,7 @@ function snapshotOf(w: Work): EndpointSnapshot {
 }
 
 function statusOf(w: Work): FunctionStatus {
-  const counts = countPhases(w.sandboxes);
+  const counts = w.counts;
   return {
     name: w.name,
     specVersion: w.spec.version,

@@ -136,7 +136,7 @@ function step(state: AutoscalerActorState, message: AutoscalerMessage, ctx: Step
       let scaler = state.scaler;
       if (fresh.size !== state.reports.size) {
         const dropped = [...state.reports.keys()].filter((id) => !fresh.has(id));
-        effects.push({ type: 'log', level: 'warn', text: `dropped stale in-flight report(s) of ${dropped.join(', ')} (older than ${staleAfterMs(state.config)} ms)` });
+        effects.push({ type: 'log', level: 'debug', text: `dropped stale in-flight report(s) of ${dropped.join(', ')} (older than ${staleAfterMs(state.config)} ms)` });
         scaler = recordObservation(scaler, state.config, totals(fresh).inFlight, ctx.now);
       }
       const decision = tick(scaler, state.config, { ready: state.ready, containerConcurrency: state.containerConcurrency }, ctx.now);

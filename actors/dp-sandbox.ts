@@ -55,6 +55,9 @@ export const BROKEN_SANDBOX_CODES: ReadonlySet<string> = new Set([
   'SANDBOX_GONE',
   'SANDBOX_TIMEOUT',
   'SANDBOX_CRASHED',
+  // The data plane's sandbox pool (cluster/data-plane/sandbox-pool.ts): the worker cannot be reached.
+  'CONNECTION_FAILED',
+  'CONNECTION_LOST',
   'ECONNREFUSED',
   'ECONNRESET',
   'EPIPE',

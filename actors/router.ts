@@ -187,7 +187,7 @@ const STATUS: Readonly<Record<FailureCode, Failure['status']>> = {
   DEADLINE_PASSED: 504,
 };
 
-const POLICIES: readonly LoadBalancingPolicy[] = ['least-in-flight', 'random', 'round-robin', 'power-of-two'];
+export const LOAD_BALANCING_POLICIES: readonly LoadBalancingPolicy[] = ['least-in-flight', 'random', 'round-robin', 'power-of-two'];
 
 export function routerKind(config: RouterConfig): ActorKind<RouterState, RouterMessage> {
   const settings = validate(config);
@@ -204,7 +204,7 @@ function validate(config: RouterConfig): Settings {
   const tickMs = config.tickMs ?? DEFAULT_TICK_MS;
   const resyncTimeoutMs = config.resyncTimeoutMs ?? DEFAULT_RESYNC_TIMEOUT_MS;
   if (config.dataplaneId === '') throw new RangeError('router: dataplaneId must be non-empty, got ""');
-  if (!POLICIES.includes(config.policy)) throw new RangeError(`router: policy must be one of ${POLICIES.join(', ')}, got ${JSON.stringify(config.policy)}`);
+  if (!LOAD_BALANCING_POLICIES.includes(config.policy)) throw new RangeError(`router: policy must be one of ${LOAD_BALANCING_POLICIES.join(', ')}, got ${JSON.stringify(config.policy)}`);
   if (!(tickMs > 0) || !Number.isFinite(tickMs)) throw new RangeError(`router: tickMs must be a positive number of ms, got ${tickMs}`);
   if (!(resyncTimeoutMs > 0) || !Number.isFinite(resyncTimeoutMs)) {
     throw new RangeError(`router: resyncTimeoutMs must be a positive number of ms, got ${resyncTimeoutMs}`);

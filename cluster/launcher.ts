@@ -1,0 +1,166 @@
+// `dirigent up`: the whole system on one machine. The control plane (with the admin API) runs in this
+// process; the data plane and the workers run as child processes of the same CLI, connected over
+// loopback exactly as separate machines would be. Stopping (Ctrl-C) stops the children, then the control plane.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { intFlag, UsageError, type CliValues } from './flags.js';
+import { startControlPlaneRole } from './roles.js';
+
+export interface LocalClusterConfig {
+  readonly host: string;
+  /** 0 picks free ports. */
+  readonly adminPort: number;
+  readonly invokePort: number;
+  readonly dataDir: string;
+  readonly workers: number;
+  readonly runtime: 'thread' | 'process' | 'simulated';
+  readonly token?: string;
+  /** Every line the children print on stderr, prefixed with their name. */
+  readonly onOutput?: (line: string) => void;
+  /** Bound on each child's start, ms. */
+  readonly startTimeoutMs?: number;
+}
+
+const CLI = new URL('./cli.js', import.meta.url).pathname;
+const STOP_GRACE_MS = 5000;
+
+interface Child {
+  readonly name: string;
+  readonly process: ChildProcess;
+  readonly exited: Promise<void>;
+}
+
+function startChild(name: string, args: string[], token: string, onOutput: (line: string) => void, timeoutMs: number): Promise<{ child: Child; ready: Record<string, unknown> }> {
+  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, DIRIGENT_TOKEN: token }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const recent: string[] = [];
+  createInterface({ input: child.stderr! }).on('line', (line) => {
+    recent.push(line);
+    if (recent.length > 20) recent.shift();
+    onOutput(`[${name}] ${line}`);
+  });
+  return new Promise((resolvePromise, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${name} did not start within ${timeoutMs} ms:\n${recent.join('\n')}`));
+    }, timeoutMs);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${name} exited with code ${code} before it was ready:\n${recent.join('\n')}`));
+    });
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      try {
+        const parsed = JSON.parse(line) as Record<string, unknown>;
+        if (parsed.ready !== undefined) {
+          clearTimeout(timer);
+          resolvePromise({ child: { name, process: child, exited }, ready: parsed });
+          return;
+        }
+      } catch {
+        // Not a ready line: pass it on.
+      }
+      onOutput(`[${name}] ${line}`);
+    });
+  });
+}
+
+async function stopChild(child: Child): Promise<void> {
+  if (child.process.exitCode !== null || child.process.signalCode !== null) return;
+  child.process.kill('SIGTERM');
+  const timer = setTimeout(() => child.process.kill('SIGKILL'), STOP_GRACE_MS);
+  await child.exited;
+  clearTimeout(timer);
+}
+
+export class LocalCluster {
+  private stopping: Promise<void> | undefined;
+
+  private constructor(
+    readonly adminUrl: string,
+    readonly invokeUrl: string,
+    readonly clusterAddress: string,
+    readonly token: string,
+    private readonly children: Child[],
+    private readonly stopControlPlane: () => Promise<void>,
+  ) {}
+
+  static async start(config: LocalClusterConfig): Promise<LocalCluster> {
+    const token = config.token ?? randomBytes(18).toString('base64url');
+    const dataDir = resolve(config.dataDir);
+    mkdirSync(dataDir, { recursive: true });
+    const onOutput = config.onOutput ?? ((line: string) => process.stderr.write(`${line}\n`));
+    const timeoutMs = config.startTimeoutMs ?? 30_000;
+    const { plane, admin } = await startControlPlaneRole({ host: config.host, 'admin-port': String(config.adminPort), 'cluster-port': '0', 'data-dir': dataDir, token } as CliValues);
+    const stopControlPlane = async () => {
+      await admin.close();
+      await plane.stop();
+    };
+    const children: Child[] = [];
+    const common = ['--control-plane', plane.clusterAddress, '--host', config.host];
+    try {
+      const starts = [
+        startChild('dp1', ['data-plane', '--id', 'dp1', '--invoke-port', String(config.invokePort), '--data-dir', join(dataDir, 'dp1'), ...common], token, onOutput, timeoutMs),
+        ...Array.from({ length: config.workers }, (_, i) =>
+          startChild(`w${i + 1}`, ['worker', '--id', `w${i + 1}`, '--runtime', config.runtime, ...common], token, onOutput, timeoutMs),
+        ),
+      ];
+      const results = await Promise.allSettled(starts);
+      for (const result of results) if (result.status === 'fulfilled') children.push(result.value.child);
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
+      const dataplane = (results[0] as PromiseFulfilledResult<{ ready: Record<string, unknown> }>).value.ready;
+      return new LocalCluster(admin.url, `http://${String(dataplane.invoke)}`, plane.clusterAddress, token, children, stopControlPlane);
+    } catch (error) {
+      await Promise.all(children.map(stopChild));
+      await stopControlPlane();
+      throw error;
+    }
+  }
+
+  /** Stop the children, then the control plane. Idempotent. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      await Promise.all(this.children.map(stopChild));
+      await this.stopControlPlane();
+    })();
+    return this.stopping;
+  }
+}
+
+/** The CLI's `dirigent up`: start, print the URLs, run until Ctrl-C. */
+export async function startLocalCluster(values: CliValues): Promise<void> {
+  const runtime = values.runtime ?? 'thread';
+  if (runtime !== 'thread' && runtime !== 'process' && runtime !== 'simulated') throw new UsageError(`--runtime must be thread, process or simulated, got ${JSON.stringify(runtime)}`);
+  const started = performance.now();
+  const cluster = await LocalCluster.start({
+    host: values.host ?? '127.0.0.1',
+    adminPort: intFlag(values, 'admin-port', '(TCP port)', 0, 65535) ?? 9091,
+    invokePort: intFlag(values, 'invoke-port', '(TCP port)', 0, 65535) ?? 8080,
+    dataDir: values['data-dir'] ?? '.dirigent',
+    workers: intFlag(values, 'workers', 'workers', 1, 64) ?? 2,
+    runtime,
+    token: values.token ?? process.env.DIRIGENT_TOKEN,
+  });
+  const info = { admin: cluster.adminUrl, invoke: cluster.invokeUrl, cluster: cluster.clusterAddress, startedInMs: Math.round(performance.now() - started) };
+  if (values.json) process.stdout.write(`${JSON.stringify(info)}\n`);
+  else {
+    process.stdout.write(
+      [
+        `dirigent is up in ${info.startedInMs} ms (control plane, data plane, ${values.workers ?? 2} ${runtime} workers)`,
+        `  admin API   ${cluster.adminUrl}   (dirigent ls | status | deploy | rm)`,
+        `  invoke      ${cluster.invokeUrl}/invoke/<function>   ws: ${cluster.invokeUrl.replace('http', 'ws')}/ws`,
+        'Press Ctrl-C to stop.',
+        '',
+      ].join('\n'),
+    );
+  }
+  const signal = await new Promise<string>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  process.stderr.write(`\n${signal}: stopping the cluster...\n`);
+  await cluster.stop();
+}

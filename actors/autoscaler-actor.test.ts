@@ -2,7 +2,16 @@ import test from 'ava';
 import type { ActorKind, Effect, ReplyTo, StepContext } from './actor.js';
 import { METRIC_REPORT_INTERVAL_MS, autoscalerKind, staleAfterMs, type AutoscalerActorState } from './autoscaler-actor.js';
 import { defaultAutoscalerConfig, type AutoscalerConfig } from './autoscaler-config.js';
-import { autoscalerAddress, functionAddress, type AutoscalerMessage, type AutoscalerStatus, type FunctionMessage } from './messages.js';
+import { EMPTY_TOTALS } from './invocation-totals.js';
+import {
+  COLD_START_BUCKETS_MS,
+  autoscalerAddress,
+  functionAddress,
+  type AutoscalerMessage,
+  type AutoscalerStatus,
+  type FunctionMessage,
+  type InvocationTotals,
+} from './messages.js';
 import { Simulation } from '../runtime/sim.js';
 
 // Short windows so that scenarios take seconds of simulated time: tick 1 s, stable 6 s, panic 2 s, keep-alive 10 s.
@@ -105,9 +114,28 @@ test('as.status reports the decision, the ready count and panic; as.stop cancels
   let state = step(fresh(), { type: 'as.ready', ready: 2 }).state;
   state = step(state, { type: 'as.backlog', dataplaneId: 'dp1', inFlight: 2, queued: 3 }, 500).state;
   // A backlog needing 5 sandboxes with 2 ready is over the 200 % panic threshold: panic starts at once.
-  t.deepEqual(status(state), { desired: 5, ready: 2, panic: true, observedInFlight: 5, lastDecision: 'backlog -> 5 at 500 ms' });
+  t.deepEqual(status(state, 500), {
+    desired: 5,
+    ready: 2,
+    panic: true,
+    observedInFlight: 5,
+    queued: 3,
+    lastDecision: 'backlog -> 5 at 500 ms',
+    decisions: 1,
+    totals: EMPTY_TOTALS,
+  });
   t.deepEqual(step(state, { type: 'as.stop' }).effects, [{ type: 'cancel', timer: 'tick' }, { type: 'stop' }]);
-  t.deepEqual(autoscalerKind.summary?.(state), { name: 'f', desired: 5, sent: 5, ready: 2, panic: true, observed: 5, dataplanes: 1, lastDecision: 'backlog -> 5 at 500 ms' });
+  t.deepEqual(autoscalerKind.summary?.(state), {
+    name: 'f',
+    desired: 5,
+    sent: 5,
+    ready: 2,
+    panic: true,
+    observed: 5,
+    dataplanes: 1,
+    lastDecision: 'backlog -> 5 at 500 ms',
+    decisions: 1,
+  });
 });
 
 test('tick-driven scale-up: a tick sends the first decision and every change after it', async (t) => {
@@ -179,4 +207,95 @@ test('as.stop stops the actor and its timer', async (t) => {
   t.deepEqual(sim.list('autoscaler'), []);
   t.is(scalesIn(sim).length, 1);
   t.is(sim.deadLetters, 0, 'no tick was left behind');
+});
+
+// ---- Counters for the control plane's metrics ----------------------------------------------------------------
+
+/** Totals as a router reports them: `cold` lists the cold starts' queue times. */
+function reported(invocations: number, cold: readonly number[] = [], rejected: Record<string, number> = {}): InvocationTotals {
+  return {
+    invocations,
+    coldStarts: cold.length,
+    coldStartMsSum: cold.reduce((a, b) => a + b, 0),
+    coldStartMsBuckets: [...COLD_START_BUCKETS_MS, Infinity].map((bound) => cold.filter((ms) => ms <= bound).length),
+    rejected,
+  };
+}
+
+const metric = (dataplaneId: string, totals?: InvocationTotals, inFlight = 0, queued = 0): AutoscalerMessage =>
+  totals === undefined ? { type: 'as.metric', dataplaneId, inFlight, queued } : { type: 'as.metric', dataplaneId, inFlight, queued, totals };
+
+test('the totals of every data plane are summed; a metric without totals keeps the last ones', (t) => {
+  let state = fresh();
+  state = step(state, metric('dp1', reported(4, [120], { '429': 1 }))).state;
+  state = step(state, metric('dp2', reported(2, [30, 7000], { '429': 2, '504': 1 }))).state;
+  state = step(state, metric('dp1', undefined, 1)).state;
+  t.deepEqual(status(state).totals, reported(6, [120, 30, 7000], { '429': 3, '504': 1 }));
+  t.deepEqual(status(state).totals.coldStartMsBuckets, [0, 0, 0, 1, 1, 2, 2, 2, 2, 2, 3, 3]);
+});
+
+test('a data plane whose totals go down restarted: what it had counted is kept, so the sums never decrease', (t) => {
+  let state = fresh();
+  state = step(state, metric('dp1', reported(5, [100], { '413': 2 }))).state;
+  state = step(state, metric('dp2', reported(1))).state;
+  state = step(state, metric('dp1', reported(7, [100], { '413': 2 }))).state;
+  t.is(status(state).totals.invocations, 8);
+  state = step(state, metric('dp1', reported(2))).state;
+  t.deepEqual(status(state).totals, reported(10, [100], { '413': 2 }), 'dp1 counts from 0 again: 7 + 2, plus dp2');
+  state = step(state, metric('dp1', reported(3, [40]))).state;
+  t.deepEqual(status(state).totals, reported(11, [100, 40], { '413': 2 }));
+  t.deepEqual(state.counters.get('dp1')?.offset, reported(7, [100], { '413': 2 }));
+  state = step(state, metric('dp1', reported(3, [], { '413': 1 }))).state;
+  t.deepEqual(status(state).totals, reported(14, [100, 40], { '413': 3 }), 'any counter going down is a restart, here the cold starts');
+});
+
+test('malformed totals are ignored with a warning; the load of the report still counts', (t) => {
+  const state = step(fresh(), metric('dp1', reported(3))).state;
+  const bad = step(state, { type: 'as.metric', dataplaneId: 'dp1', inFlight: 2, queued: 0, totals: { ...reported(1), coldStartMsBuckets: [1] } });
+  t.like(bad.effects[0], { type: 'log', level: 'warn' });
+  t.regex((bad.effects[0] as { text: string }).text, /coldStartMsBuckets must be 12 integers >= 0/);
+  t.is(status(bad.state).observedInFlight, 2);
+  t.is(status(bad.state).totals.invocations, 3);
+});
+
+test('a stale report stops counting towards the load and the queue, but its totals are kept', async (t) => {
+  // Before the tick prunes it, a stale report is already out of `queued`.
+  let state = step(fresh(), metric('dp1', reported(1), 1, 4), 0).state;
+  t.is(status(state, 0).queued, 4);
+  t.is(status(state, staleAfterMs(config) + 1).queued, 0);
+
+  const sim = simulation();
+  sim.tell(self, metric('dead', reported(9, [2500]), 2, 3));
+  sim.tell(self, metric('alive', reported(1), 1, 1));
+  await sim.advance(500);
+  t.like(await sim.request<AutoscalerStatus>(self, { type: 'as.status' }), { observedInFlight: 7, queued: 4 });
+  for (let at = 500; at < 6000; at += 1000) {
+    sim.tell(self, metric('alive', reported(2), 0, 0));
+    await sim.advance(1000);
+  }
+  const after = await sim.request<AutoscalerStatus>(self, { type: 'as.status' });
+  t.like(after, { observedInFlight: 0, queued: 0 });
+  t.deepEqual(after.totals, reported(11, [2500]), 'the silent data plane still served what it served');
+  t.true(sim.transcript.some((line) => line.includes('dropped stale in-flight report(s) of dead')));
+  state = step(state, metric('dp1', reported(1), 0, 0), 10_000).state;
+  t.is(status(state, 10_000).queued, 0);
+});
+
+test('decisions count every fn.scale sent, not the decisions that change nothing', async (t) => {
+  let state = fresh({}, 2);
+  state = step(state, { type: 'as.backlog', dataplaneId: 'dp1', inFlight: 0, queued: 7 }, 100).state;
+  state = step(state, { type: 'as.backlog', dataplaneId: 'dp1', inFlight: 0, queued: 8 }, 150).state;
+  t.is(status(state).decisions, 1, 'the same count is not sent again');
+  state = step(state, { type: 'as.backlog', dataplaneId: 'dp2', inFlight: 1, queued: 2 }, 160).state;
+  t.is(status(state).decisions, 2);
+
+  const sim = simulation();
+  sim.tell(self, { type: 'as.backlog', dataplaneId: 'dp1', inFlight: 0, queued: 4 } satisfies AutoscalerMessage);
+  sim.tell(self, metric('dp1', reported(4), 4, 0));
+  await sim.advance(2500);
+  sim.tell(self, metric('dp1', reported(4), 0, 0));
+  await sim.advance(30_000);
+  const sent = scalesIn(sim);
+  t.deepEqual(sent.map((s) => s.desired), [4, 3, 2, 1, 0]);
+  t.is((await sim.request<AutoscalerStatus>(self, { type: 'as.status' })).decisions, sent.length);
 });

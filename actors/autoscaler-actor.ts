@@ -9,11 +9,20 @@
 // when it goes idle. A data plane that dies or disconnects sends nothing more, and its last report would pin the
 // count forever. So at each tick a report older than two report periods is dropped; the period is the slower of
 // the tick and METRIC_REPORT_INTERVAL_MS, so that a short tick does not drop reports that are merely not due yet.
+//
+// Counters for the control plane's metrics: the `totals` an `as.metric` carries are kept per data plane apart
+// from the load reports, and never dropped as stale (a data plane that went quiet still served what it served).
+// They are cumulative since its router started; when any of them goes down, the router (or its data plane)
+// restarted and counts from 0 again, so the totals held so far move into that data plane's offset, and the
+// sum the status reports (offset + latest, over data planes) never decreases. A restart that counts past the
+// old values before its first report goes unnoticed (that report's counts are taken as growth). The autoscaler
+// also counts the `fn.scale` messages it sends (`decisions`).
 
 import { assertNever, type ActorKind, type Effect, type Step, type StepContext } from './actor.js';
 import type { AutoscalerConfig } from './autoscaler-config.js';
 import { holdScaleDown, initialScalerState, onBacklog, recordObservation, tick, type Decision, type ScalerState } from './autoscaler.js';
-import { functionAddress, type AutoscalerMessage, type AutoscalerStatus, type FunctionMessage } from './messages.js';
+import { EMPTY_TOTALS, addTotals, isReset, totalsProblem } from './invocation-totals.js';
+import { functionAddress, type AutoscalerMessage, type AutoscalerStatus, type FunctionMessage, type InvocationTotals } from './messages.js';
 
 /** How often a data plane repeats a non-zero in-flight report, ms (Dirigent: 2 s). */
 export const METRIC_REPORT_INTERVAL_MS = 2000;
@@ -35,14 +44,26 @@ export interface DataplaneReport {
   readonly at: number;
 }
 
+/** One data plane's request counters. */
+export interface DataplaneCounters {
+  /** Its latest `totals`, as reported (since its router last started). */
+  readonly latest: InvocationTotals;
+  /** What it had counted before its router's restarts: added to `latest` for the status. */
+  readonly offset: InvocationTotals;
+}
+
 export interface AutoscalerActorState {
   /** The function's name (the actor's id). */
   readonly name: string;
   readonly config: AutoscalerConfig;
   readonly containerConcurrency: number;
   readonly scaler: ScalerState;
-  /** Latest report per data plane id. */
+  /** Latest report per data plane id; stale ones are dropped at a tick. */
   readonly reports: ReadonlyMap<string, DataplaneReport>;
+  /** Request counters per data plane id; kept when its report goes stale. */
+  readonly counters: ReadonlyMap<string, DataplaneCounters>;
+  /** `fn.scale` messages sent. */
+  readonly decisions: number;
   /** Ready sandboxes, as the function actor last said. */
   readonly ready: number;
   /** Desired count last sent to the function; null before the first `fn.scale`. */
@@ -68,6 +89,8 @@ export function initialAutoscalerState(name: string, init: AutoscalerInit, now: 
     containerConcurrency: init.containerConcurrency,
     scaler: initialScalerState(now),
     reports: new Map(),
+    counters: new Map(),
+    decisions: 0,
     ready: 0,
     sent: null,
     panic: false,
@@ -97,6 +120,7 @@ export const autoscalerKind: ActorKind<AutoscalerActorState, AutoscalerMessage> 
       observed: totals(state.reports).inFlight,
       dataplanes: state.reports.size,
       lastDecision: state.lastDecision,
+      decisions: state.decisions,
     };
   },
 };
@@ -120,7 +144,15 @@ function step(state: AutoscalerActorState, message: AutoscalerMessage, ctx: Step
       const reports = new Map(state.reports).set(message.dataplaneId, { inFlight: message.inFlight, queued: message.queued, at: ctx.now });
       const sum = totals(reports);
       if (message.type === 'as.metric') {
-        return { state: { ...state, reports, scaler: recordObservation(state.scaler, state.config, sum.inFlight, ctx.now) } };
+        const scaler = recordObservation(state.scaler, state.config, sum.inFlight, ctx.now);
+        if (message.totals === undefined) return { state: { ...state, reports, scaler } };
+        const problem = totalsProblem(message.totals);
+        if (problem !== null) {
+          const text = `as.metric from ${message.dataplaneId}: totals ignored (${problem})`;
+          return { state: { ...state, reports, scaler }, effects: [{ type: 'log', level: 'warn', text }] };
+        }
+        const counters = new Map(state.counters).set(message.dataplaneId, nextCounters(state.counters.get(message.dataplaneId), message.totals));
+        return { state: { ...state, reports, scaler, counters } };
       }
       const decision = onBacklog(
         state.scaler,
@@ -149,12 +181,17 @@ function step(state: AutoscalerActorState, message: AutoscalerMessage, ctx: Step
     case 'as.hold':
       return { state: { ...state, scaler: holdScaleDown(state.scaler, message.untilMs) } };
     case 'as.status': {
+      const stale = staleAfterMs(state.config);
+      const fresh = [...state.reports.values()].filter((report) => ctx.now - report.at <= stale);
       const status: AutoscalerStatus = {
         desired: state.scaler.desired,
         ready: state.ready,
         panic: state.panic,
         observedInFlight: totals(state.reports).inFlight,
+        queued: fresh.reduce((sum, report) => sum + report.queued, 0),
         lastDecision: state.lastDecision,
+        decisions: state.decisions,
+        totals: counterTotals(state.counters),
       };
       return { state, effects: ctx.replyTo ? [{ type: 'reply', to: ctx.replyTo, value: status }] : [] };
     }
@@ -175,7 +212,20 @@ function decided(state: AutoscalerActorState, decision: Decision, now: number): 
   };
   if (decision.desired === state.sent) return { state: next };
   const scale: FunctionMessage = { type: 'fn.scale', desired: decision.desired, reason: decision.reason };
-  return { state: { ...next, sent: decision.desired }, effects: [{ type: 'send', to: functionAddress(state.name), message: scale }] };
+  return { state: { ...next, sent: decision.desired, decisions: state.decisions + 1 }, effects: [{ type: 'send', to: functionAddress(state.name), message: scale }] };
+}
+
+/** A data plane's counters after its report of `reported`: a decrease means its router restarted from 0. */
+export function nextCounters(current: DataplaneCounters | undefined, reported: InvocationTotals): DataplaneCounters {
+  if (current === undefined) return { latest: reported, offset: EMPTY_TOTALS };
+  return { latest: reported, offset: isReset(current.latest, reported) ? addTotals(current.offset, current.latest) : current.offset };
+}
+
+/** The request counters over every data plane: what the control plane exports. */
+export function counterTotals(counters: ReadonlyMap<string, DataplaneCounters>): InvocationTotals {
+  let sum = EMPTY_TOTALS;
+  for (const dp of counters.values()) sum = addTotals(addTotals(sum, dp.offset), dp.latest);
+  return sum;
 }
 
 function scheduleTick(config: AutoscalerConfig): Effect<AutoscalerMessage> {

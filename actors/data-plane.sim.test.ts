@@ -16,6 +16,7 @@ import {
   type EndpointSnapshot,
   type FunctionMessage,
   type InvocationOutcome,
+  type InvocationTotals,
   type RouterMessage,
   type RouterStatus,
   type RoutingConfig,
@@ -51,13 +52,14 @@ const fakeFunction: ActorKind<FakeFunctionState, FunctionMessage> = {
   },
 };
 
-const fakeAutoscaler: ActorKind<{ readonly told: readonly string[] }, AutoscalerMessage> = {
+const fakeAutoscaler: ActorKind<{ readonly told: readonly string[]; readonly totals?: InvocationTotals }, AutoscalerMessage> = {
   kind: 'autoscaler',
   virtual: true,
   init: () => ({ told: [] }),
   step(state, message, ctx) {
     if (message.type !== 'as.metric' && message.type !== 'as.backlog') return { state };
-    return { state: { told: [...state.told, `t=${ctx.now} ${message.type} ${message.dataplaneId} inFlight=${message.inFlight} queued=${message.queued}`] } };
+    const told = [...state.told, `t=${ctx.now} ${message.type} ${message.dataplaneId} inFlight=${message.inFlight} queued=${message.queued}`];
+    return { state: { told, totals: message.type === 'as.metric' ? message.totals : state.totals } };
   },
 };
 
@@ -105,6 +107,8 @@ function cluster(snapshot: EndpointSnapshot | null): { sim: Simulation; sandboxe
 }
 
 const told = (sim: Simulation): readonly string[] => sim.state<{ told: string[] }>({ kind: 'autoscaler', id: 'f', key: 'fn:f' })?.told ?? [];
+/** The `totals` of the last `as.metric` the autoscaler got. */
+const lastTotals = (sim: Simulation): InvocationTotals | undefined => sim.state<{ totals?: InvocationTotals }>({ kind: 'autoscaler', id: 'f', key: 'fn:f' })?.totals;
 const drainedAt = (sim: Simulation): readonly string[] => sim.state<FakeFunctionState>(functionAddress('f'))?.drained ?? [];
 const text = (outcome: InvocationOutcome): string => (outcome.ok ? new TextDecoder().decode(outcome.body) : outcome.message);
 
@@ -127,6 +131,11 @@ test('cold start: the first request waits, the autoscaler hears at once (by a 0 
     't=8000 as.metric dp1 inFlight=0 queued=0',
   ]);
   t.deepEqual(sandboxes.calls, ['s1 /cold at 10.0.0.1:s1 within 3000 ms']);
+  t.deepEqual(
+    lastTotals(sim),
+    { invocations: 1, coldStarts: 1, coldStartMsSum: 5000, coldStartMsBuckets: [0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1], rejected: {} },
+    'the final report carries the final counts: one cold start that waited 5000 ms (le=5000 and up)',
+  );
   t.deepEqual(sim.transcript, [
     't=0 router:f@fn:f <- rt.invoke invocation={"method":"GET","path":"/cold","headers":{},"body":{}}',
     't=0 function:f@fn:f <- fn.getEndpoints (from router:f@fn:f)',
@@ -134,18 +143,18 @@ test('cold start: the first request waits, the autoscaler hears at once (by a 0 
     't=0 router:f@fn:f <- rt.backlog (from router:f@fn:f)',
     't=0 autoscaler:f@fn:f <- as.backlog dataplaneId=dp1 inFlight=0 queued=1 (from router:f@fn:f)',
     't=2000 router:f@fn:f <- rt.tick (from router:f@fn:f)',
-    't=2000 autoscaler:f@fn:f <- as.metric dataplaneId=dp1 inFlight=0 queued=1 (from router:f@fn:f)',
+    't=2000 autoscaler:f@fn:f <- as.metric dataplaneId=dp1 inFlight=0 queued=1 totals={"invocations":0,"coldStarts":0,"coldStartMsSum":0,"coldSta… (from router:f@fn:f)',
     't=4000 router:f@fn:f <- rt.tick (from router:f@fn:f)',
-    't=4000 autoscaler:f@fn:f <- as.metric dataplaneId=dp1 inFlight=0 queued=1 (from router:f@fn:f)',
+    't=4000 autoscaler:f@fn:f <- as.metric dataplaneId=dp1 inFlight=0 queued=1 totals={"invocations":0,"coldStarts":0,"coldStartMsSum":0,"coldSta… (from router:f@fn:f)',
     't=5000 # the control plane adds sandbox s1',
     't=5000 router:f@fn:f <- rt.delta term=1 functionName=f version=2 add=[{"sandboxId":"s1","nodeId":"n1","address":"10.0.0.1:s1","c… remove=[]',
     't=5000 dpsandbox:s1@fn:f <- sb.invoke invocation={"method":"GET","path":"/cold","headers":{},"body":{}} replyTo={"origin":0,"id":1} coldStart=true queuedMs=5000 (from router:f@fn:f)',
     't=5000 dpsandbox:s1@fn:f <- sb.done replyTo={"origin":0,"id":1} coldStart=true queuedMs=5000 result={"ok":true,"value":{"status":200,"headers":{"x-sandbox":"s1… (from dpsandbox:s1@fn:f)',
     't=5000 router:f@fn:f <- rt.released sandboxId=s1 failed=false (from dpsandbox:s1@fn:f)',
     't=6000 router:f@fn:f <- rt.tick (from router:f@fn:f)',
-    't=6000 autoscaler:f@fn:f <- as.metric dataplaneId=dp1 inFlight=0 queued=1 (from router:f@fn:f)',
+    't=6000 autoscaler:f@fn:f <- as.metric dataplaneId=dp1 inFlight=0 queued=1 totals={"invocations":1,"coldStarts":1,"coldStartMsSum":5000,"cold… (from router:f@fn:f)',
     't=8000 router:f@fn:f <- rt.tick (from router:f@fn:f)',
-    't=8000 autoscaler:f@fn:f <- as.metric dataplaneId=dp1 inFlight=0 queued=0 (from router:f@fn:f)',
+    't=8000 autoscaler:f@fn:f <- as.metric dataplaneId=dp1 inFlight=0 queued=0 totals={"invocations":1,"coldStarts":1,"coldStartMsSum":5000,"cold… (from router:f@fn:f)',
   ]);
 });
 

@@ -119,10 +119,44 @@ export interface FunctionStatus {
 
 // ---- Autoscaler actor (control plane) -----------------------------------------------------------
 
+/**
+ * Upper bounds (`le`) of the cold-start queue-time histogram, ms, ascending. `InvocationTotals.coldStartMsBuckets`
+ * has one more entry than this: the last bucket is `+Inf`.
+ */
+export const COLD_START_BUCKETS_MS: readonly number[] = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000];
+
+/**
+ * A data plane's cumulative request counters for one function, since its router started (they go back to 0 when
+ * the router or its data plane restarts; the autoscaler treats any decrease as such a reset).
+ */
+export interface InvocationTotals {
+  /** Requests handed to a sandbox (answered by the sandbox actor, whatever the sandbox replied). */
+  readonly invocations: number;
+  /** Of those, requests that waited for a sandbox created after they were queued. */
+  readonly coldStarts: number;
+  /** Sum of the queue times of the cold starts, ms. */
+  readonly coldStartMsSum: number;
+  /**
+   * Cumulative counts of cold starts by queue time, Prometheus-style: entry `i` counts cold starts that waited
+   * at most `COLD_START_BUCKETS_MS[i]` ms; the last entry (`+Inf`) equals `coldStarts`.
+   */
+  readonly coldStartMsBuckets: readonly number[];
+  /**
+   * Requests the router answered itself with an error, without a sandbox, by HTTP status (`"404"`, `"413"`,
+   * `"429"`, `"503"`, `"504"`); only statuses that occurred are present. A 502 from a failing sandbox is the
+   * sandbox actor's answer and counts under `invocations`.
+   */
+  readonly rejected: Readonly<Record<string, number>>;
+}
+
 export type AutoscalerMessage =
   | { readonly type: 'as.configure'; readonly config: AutoscalerConfig; readonly containerConcurrency: number }
-  /** From a data plane every tick while its in-flight or queued count is non-zero (and once when it returns to 0). */
-  | { readonly type: 'as.metric'; readonly dataplaneId: string; readonly inFlight: number; readonly queued: number }
+  /**
+   * From a data plane every tick while its in-flight or queued count is non-zero (and once when it returns to 0).
+   * `totals`: the router's cumulative counters at the moment of the report (absent from data planes that do not
+   * count).
+   */
+  | { readonly type: 'as.metric'; readonly dataplaneId: string; readonly inFlight: number; readonly queued: number; readonly totals?: InvocationTotals }
   /** From a data plane at once when a request finds no free slot: decide now, not at the next tick. */
   | { readonly type: 'as.backlog'; readonly dataplaneId: string; readonly inFlight: number; readonly queued: number }
   /** From the function actor whenever its ready count changes. */
@@ -137,8 +171,15 @@ export interface AutoscalerStatus {
   readonly desired: number;
   readonly ready: number;
   readonly panic: boolean;
+  /** In-flight plus queued requests over the data planes' latest reports. */
   readonly observedInFlight: number;
+  /** Queued requests over the data planes' latest reports that are not stale (each the peak of its report period). */
+  readonly queued: number;
   readonly lastDecision: string;
+  /** `fn.scale` messages sent to the function since this autoscaler started. */
+  readonly decisions: number;
+  /** Request counters summed over every data plane heard from; they never decrease while this autoscaler runs (router restarts are folded in). */
+  readonly totals: InvocationTotals;
 }
 
 // ---- Scheduler actor (control plane) ------------------------------------------------------------

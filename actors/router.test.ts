@@ -2,12 +2,14 @@ import test from 'ava';
 import type { Address, AskResult, Effect, ReplyTo } from './actor.js';
 import type { DataPlaneSandboxInit } from './dp-sandbox.js';
 import {
+  COLD_START_BUCKETS_MS,
   autoscalerAddress,
   dataPlaneSandboxAddress,
   functionAddress,
   routerAddress,
   type Endpoint,
   type InvocationOutcome,
+  type InvocationTotals,
   type LoadBalancingPolicy,
   type RouterMessage,
   type RouterStatus,
@@ -501,6 +503,70 @@ test('requests that come and go entirely between two ticks still show in the nex
   t.deepEqual([s.state.queue.length, s.ids()], [0, ['a:serving:0']]);
   s.now = 4000;
   t.deepEqual(toAutoscaler(s.step({ type: 'rt.tick' })), ['as.metric dp1 inFlight=1 queued=2'], 'the busiest moment of the period, though idle at both ticks');
+});
+
+/** The `totals` of the `as.metric` among `fx`. */
+function reportedTotals(fx: Effect<RouterMessage>[]): InvocationTotals | undefined {
+  const metric = sends(fx, 'autoscaler').find((m) => m.message.type === 'as.metric');
+  return metric?.message.totals as InvocationTotals | undefined;
+}
+
+/** Cumulative histogram counts: `counts[i]` at every bucket from `COLD_START_BUCKETS_MS` index `i` on. */
+function buckets(...queuedMs: number[]): number[] {
+  return [...COLD_START_BUCKETS_MS, Infinity].map((bound) => queuedMs.filter((ms) => ms <= bound).length);
+}
+
+test('every as.metric carries the cumulative totals: invocations, cold starts with their queue-time histogram, rejections by status', (t) => {
+  t.deepEqual(COLD_START_BUCKETS_MS, [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000]);
+  const s = new Script();
+  s.step(snapshot(1, []));
+  const first = s.invoke();
+  s.now = 250;
+  s.invoke();
+  s.invoke();
+  s.invoke(101); // 413, counted
+  s.invoke(); // 429: the queue holds 3
+  s.now = 300;
+  const fx = s.step(delta(2, [ep('a', 2)]));
+  t.deepEqual(invokes(fx), [`a#${first.replyTo.id} cold 300`, `a#${first.replyTo.id + 1} cold 50`], 'two cold starts, one left waiting');
+  s.now = 1250;
+  s.step({ type: 'rt.expire' }); // the third waited its 1000 ms: 504
+  s.step(released('a'));
+  s.invoke(); // warm
+  s.now = 2000;
+  t.deepEqual(reportedTotals(s.step({ type: 'rt.tick' })), {
+    invocations: 3,
+    coldStarts: 2,
+    coldStartMsSum: 350,
+    coldStartMsBuckets: buckets(300, 50),
+    rejected: { '413': 1, '429': 1, '504': 1 },
+  });
+  t.deepEqual(buckets(300, 50), [0, 0, 0, 1, 1, 1, 2, 2, 2, 2, 2, 2], 'Prometheus le buckets: 50 ms counts from le=50 on, 300 ms from le=500 on');
+  t.like(s.state, { dispatched: 3, rejected: 3, coldStarts: 2 });
+  s.step(released('a'));
+  s.step(released('a'));
+  s.now = 4000;
+  const last = s.step({ type: 'rt.tick' });
+  t.deepEqual(toAutoscaler(last), ['as.metric dp1 inFlight=2 queued=0']);
+  s.now = 6000;
+  const final = s.step({ type: 'rt.tick' });
+  t.deepEqual(toAutoscaler(final), ['as.metric dp1 inFlight=0 queued=0'], 'the final report of the period');
+  t.like(reportedTotals(final), { invocations: 3, coldStarts: 2, coldStartMsSum: 350 }, 'still carries the totals, which never go down');
+  t.deepEqual(timers(final), []);
+});
+
+test('a rejection while idle starts the ticking, so that the next report carries it', (t) => {
+  const s = new Script();
+  s.step(snapshot(1, [ep('a')]));
+  const large = s.invoke(101);
+  t.deepEqual(replies(large.fx), [`#${large.replyTo.id} 413 BODY_TOO_LARGE 0`]);
+  t.deepEqual(timers(large.fx), [`${TICK_TIMER} +2000`], 'nothing in flight, but news for the autoscaler');
+  s.now = 2000;
+  const fx = s.step({ type: 'rt.tick' });
+  t.deepEqual(toAutoscaler(fx), ['as.metric dp1 inFlight=0 queued=0']);
+  t.like(reportedTotals(fx), { invocations: 0, rejected: { '413': 1 } });
+  t.deepEqual(timers(fx), [], 'one report, then the ticks stop');
+  t.deepEqual(timers(s.invoke(101).fx), [`${TICK_TIMER} +2000`], 'the next rejection ticks again');
 });
 
 // ---- Draining and failures ---------------------------------------------------------------------------------

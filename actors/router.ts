@@ -43,10 +43,19 @@
 // both at 0 a final report of zeros, after which ticking stops until the next request. Each report carries the
 // PEAK in-flight and queued counts since the previous report, not a sample at the tick: a sample taken in the
 // gap between short requests reads 0 however busy the function is, which starves the autoscaler of the load.
+// Every report also carries `totals`, the router's cumulative counters since it started: requests handed to a
+// sandbox, cold starts with a histogram of their queue times (`COLD_START_BUCKETS_MS`), and requests it answered
+// itself with an error, by status. As they ride on every report, the final report after a busy period carries
+// the final counts; a rejection while idle (nothing in flight or queued) starts the ticking too, so that it is
+// reported. The counters live in this actor's state only: a restarted router (or data plane) counts from 0 again,
+// and the autoscaler takes any decrease for such a reset. Requests for a function the router never learns of
+// (404, or 503 when the lookup fails) and those answered 404 at `rt.deleted` go unreported: the router stops
+// right after.
 
 import { assertNever, type ActorKind, type AskResult, type Effect, type ReplyTo, type Step, type StepContext } from './actor.js';
 import type { DataPlaneSandboxInit } from './dp-sandbox.js';
 import { defaultFunctionSpec } from './function-spec.js';
+import { EMPTY_TOTALS, observeColdStart } from './invocation-totals.js';
 import {
   autoscalerAddress,
   dataPlaneSandboxAddress,
@@ -58,6 +67,7 @@ import {
   type FunctionMessage,
   type Invocation,
   type InvocationOutcome,
+  type InvocationTotals,
   type LoadBalancingPolicy,
   type RouterMessage,
   type RouterStatus,
@@ -168,10 +178,20 @@ export interface RouterState {
   readonly backlogTold: number;
   /** A `rt.backlog` report is scheduled (0 ms) and will carry the queue length of its moment. */
   readonly backlogPending: boolean;
-  /** Requests sent to sandbox actors. */
+  /** Requests sent to sandbox actors (the `invocations` of `totals`). */
   readonly dispatched: number;
   /** Requests the router answered itself (404, 413, 429, 503, 504). */
   readonly rejected: number;
+  /** `rejected` by HTTP status, as reported in `totals`. */
+  readonly rejectedByStatus: Readonly<Record<string, number>>;
+  /** `rejected` at the last `as.metric`: a rejection since then is news for the autoscaler even when idle. */
+  readonly rejectedReported: number;
+  /** Requests sent to a sandbox created after they were queued. */
+  readonly coldStarts: number;
+  /** Sum of the cold starts' queue times, ms. */
+  readonly coldStartMsSum: number;
+  /** Cumulative counts of cold starts by queue time: `COLD_START_BUCKETS_MS`, then +Inf. */
+  readonly coldStartBuckets: readonly number[];
 }
 
 type Effects = Effect<RouterMessage>[];
@@ -230,6 +250,22 @@ function initialRouterState(name: string): RouterState {
     backlogPending: false,
     dispatched: 0,
     rejected: 0,
+    rejectedByStatus: {},
+    rejectedReported: 0,
+    coldStarts: 0,
+    coldStartMsSum: 0,
+    coldStartBuckets: EMPTY_TOTALS.coldStartMsBuckets,
+  };
+}
+
+/** The cumulative counters `as.metric` carries. */
+export function routerTotals(state: RouterState): InvocationTotals {
+  return {
+    invocations: state.dispatched,
+    coldStarts: state.coldStarts,
+    coldStartMsSum: state.coldStartMsSum,
+    coldStartMsBuckets: state.coldStartBuckets,
+    rejected: state.rejectedByStatus,
   };
 }
 
@@ -253,6 +289,7 @@ function summary(state: RouterState): unknown {
     sync: state.sync.kind,
     dispatched: state.dispatched,
     rejected: state.rejected,
+    coldStarts: state.coldStarts,
   };
 }
 
@@ -288,9 +325,17 @@ function step(state: RouterState, message: RouterMessage, ctx: StepContext, sett
       break;
     case 'rt.tick': {
       const busy = state.peakInFlight > 0 || state.peakQueued > 0;
-      next = { ...state, ticking: busy, peakInFlight: totalInFlight(state), peakQueued: state.queue.length };
+      next = { ...state, ticking: busy, peakInFlight: totalInFlight(state), peakQueued: state.queue.length, rejectedReported: state.rejected };
       if (next.phase.kind === 'known') {
-        fx.push(toAutoscaler(next.name, { type: 'as.metric', dataplaneId: settings.dataplaneId, inFlight: state.peakInFlight, queued: state.peakQueued }));
+        fx.push(
+          toAutoscaler(next.name, {
+            type: 'as.metric',
+            dataplaneId: settings.dataplaneId,
+            inFlight: state.peakInFlight,
+            queued: state.peakQueued,
+            totals: routerTotals(state),
+          }),
+        );
       }
       // A period with load is followed by one more report (zeros if the load is gone), then ticking stops.
       if (busy) fx.push({ type: 'schedule', afterMs: settings.tickMs, message: { type: 'rt.tick' }, timer: TICK_TIMER });
@@ -341,7 +386,7 @@ function settle(state: RouterState, ctx: StepContext, fx: Effects, settings: Set
     fx.push({ type: 'schedule', afterMs: 0, message: { type: 'rt.backlog' }, timer: BACKLOG_TIMER });
     next = { ...next, backlogPending: true };
   }
-  if (!next.ticking && (queued > 0 || inFlight > 0)) {
+  if (!next.ticking && (queued > 0 || inFlight > 0 || next.rejected !== next.rejectedReported)) {
     fx.push({ type: 'schedule', afterMs: settings.tickMs, message: { type: 'rt.tick' }, timer: TICK_TIMER });
     next = { ...next, ticking: true };
   }
@@ -444,7 +489,7 @@ function admitWaiting(state: RouterState, routing: RoutingConfig, ctx: StepConte
     if (waiting.invocation.body.byteLength <= routing.maxBodyBytes) kept.push({ ...waiting, addsSeen: state.adds });
     else fx.push(answer(waiting.replyTo, 'BODY_TOO_LARGE', limitMessage(state.name, 'BODY_TOO_LARGE', routing), ctx.now - waiting.enqueuedAt));
   }
-  return { ...state, queue: kept, rejected: state.rejected + state.queue.length - kept.length };
+  return { ...state, ...countRejected(state, 'BODY_TOO_LARGE', state.queue.length - kept.length), queue: kept };
 }
 
 /** Requests queued before the routing was known and still waiting beyond its queue depth: the newest get 429. */
@@ -452,7 +497,7 @@ function trimQueue(state: RouterState, routing: RoutingConfig, ctx: StepContext,
   const overflow = state.queue.slice(routing.queueDepth);
   if (overflow.length === 0) return state;
   for (const waiting of overflow) fx.push(answer(waiting.replyTo, 'QUEUE_FULL', limitMessage(state.name, 'QUEUE_FULL', routing), ctx.now - waiting.enqueuedAt));
-  return { ...state, queue: state.queue.slice(0, routing.queueDepth), rejected: state.rejected + overflow.length };
+  return { ...state, ...countRejected(state, 'QUEUE_FULL', overflow.length), queue: state.queue.slice(0, routing.queueDepth) };
 }
 
 /** The control plane lists `endpoint`: add it, or take back a draining one; broken ones stay out. */
@@ -557,7 +602,15 @@ function dispatch(state: RouterState, index: number, invocation: Invocation, rep
   if (slot === undefined) throw new Error(`router ${state.name}: no sandbox at index ${index}`);
   fx.push(toSandbox(state.name, slot, { type: 'sb.invoke', invocation, replyTo, coldStart, queuedMs }));
   const next = withSlot(state, index, { ...slot, inFlight: slot.inFlight + 1 });
-  return { ...next, cursor: slot.endpoint.sandboxId, dispatched: state.dispatched + 1 };
+  if (!coldStart) return { ...next, cursor: slot.endpoint.sandboxId, dispatched: state.dispatched + 1 };
+  return {
+    ...next,
+    cursor: slot.endpoint.sandboxId,
+    dispatched: state.dispatched + 1,
+    coldStarts: state.coldStarts + 1,
+    coldStartMsSum: state.coldStartMsSum + queuedMs,
+    coldStartBuckets: observeColdStart(state.coldStartBuckets, queuedMs),
+  };
 }
 
 /** Answer every waiting request whose deadline has passed: 503 at max scale with every slot busy, else 504. */
@@ -567,28 +620,36 @@ function expire(state: RouterState, ctx: StepContext, fx: Effects): RouterState 
   const { queueTimeoutMs, maxScale } = phase.routing;
   const listed = state.sandboxes.filter(isListed);
   const atMaxScale = listed.length >= maxScale && !listed.some(hasFreeSlot);
+  const code: FailureCode = atMaxScale ? 'NO_CAPACITY' : 'DEADLINE_PASSED';
   let expired = 0;
   for (const waiting of state.queue) {
     if (waiting.enqueuedAt + queueTimeoutMs > ctx.now) break;
     const queuedMs = ctx.now - waiting.enqueuedAt;
     fx.push(
       atMaxScale
-        ? answer(waiting.replyTo, 'NO_CAPACITY', `${state.name} is at its max scale (${maxScale} sandboxes) and no slot freed within ${queueTimeoutMs} ms`, queuedMs)
-        : answer(waiting.replyTo, 'DEADLINE_PASSED', `no sandbox of ${state.name} was free within ${queueTimeoutMs} ms`, queuedMs),
+        ? answer(waiting.replyTo, code, `${state.name} is at its max scale (${maxScale} sandboxes) and no slot freed within ${queueTimeoutMs} ms`, queuedMs)
+        : answer(waiting.replyTo, code, `no sandbox of ${state.name} was free within ${queueTimeoutMs} ms`, queuedMs),
     );
     expired += 1;
   }
-  return expired === 0 ? state : { ...state, queue: state.queue.slice(expired), rejected: state.rejected + expired };
+  return expired === 0 ? state : { ...state, ...countRejected(state, code, expired), queue: state.queue.slice(expired) };
 }
 
 function rejectAll(state: RouterState, code: FailureCode, message: string, ctx: StepContext, fx: Effects): RouterState {
   for (const waiting of state.queue) fx.push(answer(waiting.replyTo, code, message, ctx.now - waiting.enqueuedAt));
-  return { ...state, queue: [], rejected: state.rejected + state.queue.length };
+  return { ...state, ...countRejected(state, code, state.queue.length), queue: [] };
 }
 
 function reject(state: RouterState, replyTo: ReplyTo, code: FailureCode, message: string, queuedMs: number, fx: Effects): RouterState {
   fx.push(answer(replyTo, code, message, queuedMs));
-  return { ...state, rejected: state.rejected + 1 };
+  return { ...state, ...countRejected(state, code, 1) };
+}
+
+/** The counters after `count` more requests answered `code` by the router. */
+function countRejected(state: RouterState, code: FailureCode, count: number): Pick<RouterState, 'rejected' | 'rejectedByStatus'> {
+  if (count === 0) return { rejected: state.rejected, rejectedByStatus: state.rejectedByStatus };
+  const status = String(STATUS[code]);
+  return { rejected: state.rejected + count, rejectedByStatus: { ...state.rejectedByStatus, [status]: (state.rejectedByStatus[status] ?? 0) + count } };
 }
 
 function answer(replyTo: ReplyTo, code: FailureCode, message: string, queuedMs: number): Effect<RouterMessage> {

@@ -1,27 +1,81 @@
 // Prometheus text exposition of the control plane's view: functions, sandboxes by state, desired
-// and ready scale, panic mode, nodes, data planes, and the actor runtime's own counters.
+// and ready scale, panic mode, request counters (invocations, cold starts and their queue-time histogram,
+// rejections), queue depth and scaling decisions per function, nodes, data planes, and the actor runtime's
+// own counters.
+//
+// The request counters come from the autoscaler actors (actors/autoscaler-actor.ts), which sum the cumulative
+// totals every data plane's router reports with `as.metric`; they lag by at most one router tick. They restart
+// from 0 when the control plane (and so the autoscaler) restarts, which Prometheus reads as a counter reset.
+import { COLD_START_BUCKETS_MS } from '../../actors/messages.js';
 import type { ControlPlane } from './control-plane.js';
+
+type Labels = Readonly<Record<string, string>>;
 
 function escapeLabel(value: string): string {
   return value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 }
 
-class Exposition {
-  private readonly lines: string[] = [];
-  private readonly declared = new Set<string>();
+function escapeHelp(value: string): string {
+  return value.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
+}
 
-  metric(name: string, type: 'gauge' | 'counter', help: string, value: number, labels: Record<string, string> = {}): void {
-    if (!this.declared.has(name)) {
-      this.declared.add(name);
-      this.lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+function formatValue(value: number): string {
+  if (Number.isNaN(value)) return 'NaN';
+  if (value === Infinity) return '+Inf';
+  if (value === -Infinity) return '-Inf';
+  return String(value);
+}
+
+interface Family {
+  readonly type: 'gauge' | 'counter' | 'histogram';
+  readonly help: string;
+  readonly samples: string[];
+}
+
+/** Samples grouped by family (HELP and TYPE once, then every sample of it), in the order families first appear. */
+class Exposition {
+  private readonly families = new Map<string, Family>();
+
+  metric(name: string, type: 'gauge' | 'counter', help: string, value: number, labels: Labels = {}): void {
+    this.family(name, type, help).samples.push(sample(name, labels, value));
+  }
+
+  /** A histogram from cumulative bucket counts (`bounds`, then +Inf), their sum and count. */
+  histogram(name: string, help: string, bounds: readonly number[], buckets: readonly number[], sum: number, labels: Labels = {}): void {
+    const samples = this.family(name, 'histogram', help).samples;
+    let count = 0;
+    for (let i = 0; i <= bounds.length; i++) {
+      // Cumulative counts never decrease with `le`, even if a report were short of buckets.
+      count = Math.max(count, buckets[i] ?? 0);
+      const le = i < bounds.length ? formatValue(bounds[i] ?? Infinity) : '+Inf';
+      samples.push(sample(`${name}_bucket`, { ...labels, le }, count));
     }
-    const rendered = Object.entries(labels).map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(',');
-    this.lines.push(`${name}${rendered ? `{${rendered}}` : ''} ${Number.isFinite(value) ? value : 0}`);
+    samples.push(sample(`${name}_sum`, labels, sum), sample(`${name}_count`, labels, count));
+  }
+
+  private family(name: string, type: Family['type'], help: string): Family {
+    let family = this.families.get(name);
+    if (family === undefined) {
+      family = { type, help, samples: [] };
+      this.families.set(name, family);
+    } else if (family.type !== type) {
+      throw new Error(`metric ${name} is a ${family.type}, not a ${type}`);
+    }
+    return family;
   }
 
   text(): string {
-    return `${this.lines.join('\n')}\n`;
+    const lines: string[] = [];
+    for (const [name, family] of this.families) lines.push(`# HELP ${name} ${escapeHelp(family.help)}`, `# TYPE ${name} ${family.type}`, ...family.samples);
+    return `${lines.join('\n')}\n`;
   }
+}
+
+function sample(name: string, labels: Labels, value: number): string {
+  const rendered = Object.entries(labels)
+    .map(([k, v]) => `${k}="${escapeLabel(v)}"`)
+    .join(',');
+  return `${name}${rendered ? `{${rendered}}` : ''} ${Number.isFinite(value) ? formatValue(value) : 0}`;
 }
 
 export async function renderControlPlaneMetrics(plane: ControlPlane): Promise<string> {
@@ -32,13 +86,43 @@ export async function renderControlPlaneMetrics(plane: ControlPlane): Promise<st
   out.metric('dirigent_functions', 'gauge', 'Registered functions.', functions.length);
   for (const view of functions) {
     const fn = view.spec.name;
+    const labels = { function: fn };
     const sandboxes = view.status;
+    const autoscaler = view.autoscaler;
     for (const phase of ['creating', 'ready', 'draining'] as const) {
       out.metric('dirigent_sandboxes', 'gauge', 'Sandboxes by function and lifecycle phase.', sandboxes ? sandboxes[phase] : 0, { function: fn, state: phase });
     }
-    out.metric('dirigent_desired_scale', 'gauge', 'Sandbox count the autoscaler wants.', sandboxes?.desired ?? 0, { function: fn });
-    out.metric('dirigent_autoscaler_panic', 'gauge', '1 while the autoscaler is in panic mode.', view.autoscaler?.panic ? 1 : 0, { function: fn });
-    out.metric('dirigent_observed_concurrency', 'gauge', 'In-flight plus queued requests the autoscaler last observed.', view.autoscaler?.observedInFlight ?? 0, { function: fn });
+    out.metric('dirigent_desired_scale', 'gauge', 'Sandbox count the autoscaler wants.', sandboxes?.desired ?? 0, labels);
+    out.metric('dirigent_autoscaler_panic', 'gauge', '1 while the autoscaler is in panic mode.', autoscaler?.panic ? 1 : 0, labels);
+    out.metric('dirigent_observed_concurrency', 'gauge', 'In-flight plus queued requests the autoscaler last observed.', autoscaler?.observedInFlight ?? 0, labels);
+    out.metric(
+      'dirigent_queue_depth',
+      'gauge',
+      "Requests waiting in the data planes' cold-start queues (each data plane's peak over its last report period).",
+      autoscaler?.queued ?? 0,
+      labels,
+    );
+    out.metric('dirigent_scaling_decisions_total', 'counter', 'Scale commands the autoscaler sent to the function (each change of the desired count).', autoscaler?.decisions ?? 0, labels);
+    const totals = autoscaler?.totals;
+    out.metric('dirigent_invocations_total', 'counter', 'Requests the data planes handed to a sandbox.', totals?.invocations ?? 0, labels);
+    out.metric('dirigent_cold_starts_total', 'counter', 'Requests that waited for a sandbox created after they were queued.', totals?.coldStarts ?? 0, labels);
+    out.histogram(
+      'dirigent_cold_start_queue_ms',
+      'Time cold-started requests waited in the data plane queue, ms.',
+      COLD_START_BUCKETS_MS,
+      totals?.coldStartMsBuckets ?? [],
+      totals?.coldStartMsSum ?? 0,
+      labels,
+    );
+    for (const [code, count] of Object.entries(totals?.rejected ?? {}).sort(([a], [b]) => a.localeCompare(b))) {
+      out.metric(
+        'dirigent_rejected_requests_total',
+        'counter',
+        'Requests the data planes answered with an error without a sandbox (404, 413, 429, 503, 504), by status.',
+        count,
+        { function: fn, status: code },
+      );
+    }
   }
   for (const node of nodes) {
     out.metric('dirigent_node_alive', 'gauge', '1 while the node heartbeats.', node.alive ? 1 : 0, { node: node.nodeId });

@@ -14,8 +14,9 @@ Usage: dirigent <command> [options]
 
 Cluster
   up                    start a local cluster: control plane, data plane and 2 workers on loopback
-                          --admin-port 9091 --invoke-port 8080 --host 127.0.0.1 --data-dir .dirigent
-                          --workers 2 --runtime thread|process|simulated --token <cluster token>
+                          --admin-port 9091 --invoke-port 8080 --compat-port 8081 --host 127.0.0.1
+                          --data-dir .dirigent --workers 2 --runtime thread|process|simulated
+                          --token <cluster token>
   control-plane         run the control-plane role   (see docker-compose.yml for the flags)
   data-plane            run a data-plane role
   worker                run a worker role

@@ -22,7 +22,7 @@ const output: string[] = [];
 
 test.before(async () => {
   dataDir = await mkdtemp(join(tmpdir(), 'dirigent-e2e-'));
-  cluster = await LocalCluster.start({ host: '127.0.0.1', adminPort: 0, invokePort: 0, dataDir, workers: 2, runtime: 'thread', onOutput: (line) => output.push(line) });
+  cluster = await LocalCluster.start({ host: '127.0.0.1', adminPort: 0, invokePort: 0, compatPort: 0, dataDir, workers: 2, runtime: 'thread', onOutput: (line) => output.push(line) });
   admin = new AdminClient({ adminUrl: cluster.adminUrl });
   port = Number(new URL(cluster.invokeUrl).port);
   await until('two workers registered', async () => ((await admin.nodes()).length === 2 ? true : undefined), 15_000);
@@ -175,10 +175,14 @@ test.serial('Dirigent compatibility: form registration answers the data-plane ad
   t.is(refused.status, 400);
   t.regex(await refused.text(), /Runtimes here/);
 
-  const traced = await request(port, { method: 'GET', path: '/', headers: { host: 'trace-fn', requested_cpu: '20', requested_memory: '1', function: 'trace-fn' }, timeoutMs: 15_000 });
-  t.is(traced.status, 200);
-  const body = JSON.parse(traced.body.toString()) as { Status: string; ExecutionTime: number };
+  // The loader's request (vhive-serverless/loader http_client.go): POST /, Host = the function, headers with
+  // underscores, which our uWS build drops unanswered; the compat port (node:http) serves them.
+  const loaderHeaders = { host: 'trace-fn', workload: 'trace', function: 'trace-fn', requested_cpu: '20', requested_memory: '1', multiplier: '0', io_percentage: '0', 'user-agent': 'Go-http-client/1.1', 'accept-encoding': 'gzip', 'content-length': '0' };
+  const traced = await request(Number(new URL(cluster.compatUrl).port), { method: 'POST', path: '/', headers: loaderHeaders, timeoutMs: 15_000 });
+  t.is(traced.status, 200, traced.body.toString());
+  const body = JSON.parse(traced.body.toString()) as { Status: string; Function: string; ExecutionTime: number };
   t.is(body.Status, 'OK');
-  t.true(body.ExecutionTime >= 20_000, 'ExecutionTime in microseconds');
+  t.is(body.Function, 'trace-fn');
+  t.true(body.ExecutionTime >= 20_000, `ExecutionTime ${body.ExecutionTime} is in microseconds: at least 20 000 for requested_cpu 20 (ms)`);
   await admin.deleteFunction('trace-fn');
 });

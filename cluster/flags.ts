@@ -23,6 +23,7 @@ const options = {
   host: { type: 'string' },
   'admin-port': { type: 'string' },
   'invoke-port': { type: 'string' },
+  'compat-port': { type: 'string' },
   'cluster-port': { type: 'string' },
   'data-dir': { type: 'string' },
   workers: { type: 'string' },

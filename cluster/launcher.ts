@@ -14,6 +14,8 @@ export interface LocalClusterConfig {
   /** 0 picks free ports. */
   readonly adminPort: number;
   readonly invokePort: number;
+  /** The data plane's Dirigent-compatibility port (HTTP/1.1 and h2c; what Dirigent's loader should target); 0 picks a free one. */
+  readonly compatPort: number;
   readonly dataDir: string;
   readonly workers: number;
   readonly runtime: 'thread' | 'process' | 'simulated';
@@ -81,6 +83,8 @@ export class LocalCluster {
   private constructor(
     readonly adminUrl: string,
     readonly invokeUrl: string,
+    /** The data plane's compat port (HTTP/1.1 with underscore header names, and h2c), as `http://host:port`. */
+    readonly compatUrl: string,
     readonly clusterAddress: string,
     readonly token: string,
     private readonly children: Child[],
@@ -102,7 +106,7 @@ export class LocalCluster {
     const common = ['--control-plane', plane.clusterAddress, '--host', config.host];
     try {
       const starts = [
-        startChild('dp1', ['data-plane', '--id', 'dp1', '--invoke-port', String(config.invokePort), '--data-dir', join(dataDir, 'dp1'), ...common], token, onOutput, timeoutMs),
+        startChild('dp1', ['data-plane', '--id', 'dp1', '--invoke-port', String(config.invokePort), '--compat-port', String(config.compatPort), '--data-dir', join(dataDir, 'dp1'), ...common], token, onOutput, timeoutMs),
         ...Array.from({ length: config.workers }, (_, i) =>
           startChild(`w${i + 1}`, ['worker', '--id', `w${i + 1}`, '--runtime', config.runtime, ...common], token, onOutput, timeoutMs),
         ),
@@ -112,7 +116,7 @@ export class LocalCluster {
       const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (failed) throw failed.reason;
       const dataplane = (results[0] as PromiseFulfilledResult<{ ready: Record<string, unknown> }>).value.ready;
-      return new LocalCluster(admin.url, `http://${String(dataplane.invoke)}`, plane.clusterAddress, token, children, stopControlPlane);
+      return new LocalCluster(admin.url, `http://${String(dataplane.invoke)}`, `http://${String(dataplane.compat)}`, plane.clusterAddress, token, children, stopControlPlane);
     } catch (error) {
       await Promise.all(children.map(stopChild));
       await stopControlPlane();
@@ -139,12 +143,13 @@ export async function startLocalCluster(values: CliValues): Promise<void> {
     host: values.host ?? '127.0.0.1',
     adminPort: intFlag(values, 'admin-port', '(TCP port)', 0, 65535) ?? 9091,
     invokePort: intFlag(values, 'invoke-port', '(TCP port)', 0, 65535) ?? 8080,
+    compatPort: intFlag(values, 'compat-port', '(TCP port)', 0, 65535) ?? 8081,
     dataDir: values['data-dir'] ?? '.dirigent',
     workers: intFlag(values, 'workers', 'workers', 1, 64) ?? 2,
     runtime,
     token: values.token ?? process.env.DIRIGENT_TOKEN,
   });
-  const info = { admin: cluster.adminUrl, invoke: cluster.invokeUrl, cluster: cluster.clusterAddress, startedInMs: Math.round(performance.now() - started) };
+  const info = { admin: cluster.adminUrl, invoke: cluster.invokeUrl, compat: cluster.compatUrl, cluster: cluster.clusterAddress, startedInMs: Math.round(performance.now() - started) };
   if (values.json) process.stdout.write(`${JSON.stringify(info)}\n`);
   else {
     process.stdout.write(
@@ -152,6 +157,7 @@ export async function startLocalCluster(values: CliValues): Promise<void> {
         `dirigent is up in ${info.startedInMs} ms (control plane, data plane, ${values.workers ?? 2} ${runtime} workers)`,
         `  admin API   ${cluster.adminUrl}   (dirigent ls | status | deploy | rm)`,
         `  invoke      ${cluster.invokeUrl}/invoke/<function>   ws: ${cluster.invokeUrl.replace('http', 'ws')}/ws`,
+        `  compat      ${cluster.compatUrl}   (Dirigent's loader: HTTP/1.1 or h2c, Host routing, underscore headers)`,
         'Press Ctrl-C to stop.',
         '',
       ].join('\n'),

@@ -98,11 +98,13 @@ export async function runRole(role: 'control-plane' | 'data-plane' | 'worker', v
         token: token(values),
         host: pick(values, 'host', 'HOST', '127.0.0.1'),
         httpPort: port(values, 'invoke-port', 'INVOKE_PORT', 8080),
+        // HTTP/1.1 (underscore header names included, as Dirigent's loader sends them) and h2c on one port.
+        compatPort: port(values, 'compat-port', 'COMPAT_PORT', 8081),
         shards: intFlag(values, 'shards', 'threads', 1, 256),
         policy: oneOf(pick(values, 'policy', 'LOAD_BALANCING', 'least-in-flight'), LOAD_BALANCING_POLICIES, '--policy (load balancing)') as LoadBalancingPolicy,
         asyncDir: resolve(dataDir, 'async'),
       });
-      ready(role, { invoke: dataplane.invokeAddress, id: dataplane.id });
+      ready(role, { invoke: dataplane.invokeAddress, compat: dataplane.compatAddress, id: dataplane.id });
       stop = () => dataplane.stop();
       break;
     }

@@ -1,6 +1,7 @@
-// What every front (uWS HTTP and WebSocket in the shard threads, h2c in the main thread) does with a
-// request once it is read: ask the function's router (or the async-jobs actor) and turn the answer into an
-// EdgeResponse. The fronts differ only in how they ask (a shard's askWith, the runtime's askFor).
+// What every front (uWS HTTP and WebSocket in the shard threads, the compat port's HTTP/1.1 and h2c in the
+// main thread) does with a request once it is read: ask the function's router (or the async-jobs actor) and
+// turn the answer into an EdgeResponse. The fronts differ only in how they ask (a shard's askWith, the
+// runtime's askFor).
 import { assertNever, type Address, type AskResult } from '../../actors/actor.js';
 import { asyncJobsAddress, type AsyncJobView, type AsyncJobsMessage } from '../../actors/async-jobs.js';
 import { routerAddress, type Invocation, type RouterMessage } from '../../actors/messages.js';

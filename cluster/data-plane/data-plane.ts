@@ -1,13 +1,14 @@
 // The data-plane role: an ActorRuntime whose shards each run the uWS front and host the routers and
-// sandbox actors of the functions hashed to them; an optional h2c front in this thread; and a link to the
-// control plane, over which endpoint updates arrive and metrics, backlogs and endpoint lookups leave.
+// sandbox actors of the functions hashed to them; an optional Dirigent-compatibility front in this thread
+// (HTTP/1.1 and h2c on one port, compat-front.ts); and a link to the control plane, over which endpoint
+// updates arrive and metrics, backlogs and endpoint lookups leave.
 import { createServer } from 'node:net';
 import { asyncJobsAddress, type AsyncJobsMessage } from '../../actors/async-jobs.js';
 import type { LoadBalancingPolicy } from '../../actors/messages.js';
 import { ActorRuntime, defaultLog, type LogLevel } from '../../runtime/index.js';
 import { ControlPlaneLink, parseHostPort } from '../control-plane-link.js';
 import { InvokeApi } from './api.js';
-import { H2Front } from './h2-front.js';
+import { CompatFront } from './compat-front.js';
 import { DEFAULT_MAX_BODY_BYTES, DEFAULT_REQUEST_TIMEOUT_MS, parseDataPlaneOptions, type DataPlaneModuleOptions } from './shard.js';
 
 /** Kinds the control plane hosts; envelopes for them leave over the control-plane link. */
@@ -21,12 +22,16 @@ export interface DataPlaneConfig {
   /** `host:port` of the control plane's cluster listener. */
   readonly controlPlane: string;
   readonly token: string;
-  /** Interface both fronts listen on; also the host of the announced addresses. */
+  /** Interface the fronts listen on; also the host of the announced addresses. */
   readonly host: string;
   /** The HTTP/1.1 + WebSocket port; 0 picks a free one. */
   readonly httpPort: number;
-  /** The h2c (HTTP/2 with prior knowledge) port; 0 picks a free one; absent: no h2c front. */
-  readonly http2Port?: number;
+  /**
+   * The Dirigent-compatibility port: HTTP/1.1 on node:http (which, unlike our uWS build, accepts header names
+   * with underscores, as Dirigent's loader sends them) and h2c (HTTP/2 with prior knowledge) on the same port.
+   * 0 picks a free one; absent: no compat front.
+   */
+  readonly compatPort?: number;
   /** Shard threads; default: available parallelism. */
   readonly shards?: number;
   /** Default least-in-flight. */
@@ -56,11 +61,11 @@ export class DataPlane {
     readonly id: string,
     readonly runtime: ActorRuntime,
     private readonly link: ControlPlaneLink,
-    private readonly h2: H2Front | undefined,
+    private readonly compat: CompatFront | undefined,
     /** `host:port` of the HTTP/1.1 + WebSocket front. */
     readonly invokeAddress: string,
-    /** `host:port` of the h2c front, when there is one. */
-    readonly http2Address: string | undefined,
+    /** `host:port` of the compat front (HTTP/1.1 and h2c), when there is one. */
+    readonly compatAddress: string | undefined,
   ) {}
 
   get connected(): boolean {
@@ -71,46 +76,46 @@ export class DataPlane {
     const log = config.onLog ?? defaultLog;
     parseHostPort(config.controlPlane);
     const { runtime, port } = await startRuntime(config, log);
-    let h2: H2Front | undefined;
+    let compat: CompatFront | undefined;
     let link: ControlPlaneLink | undefined;
     try {
       const options = parseDataPlaneOptions(runtimeOptions(config, port));
-      if (config.http2Port !== undefined) {
+      if (config.compatPort !== undefined) {
         const api = new InvokeApi((to, message, timeoutMs, settle) => runtime.askFor(to, message, timeoutMs, undefined, settle), {
           requestTimeoutMs: options.requestTimeoutMs,
           asyncEnabled: options.asyncDir !== undefined,
         });
-        h2 = await H2Front.listen({ host: config.host, port: config.http2Port, maxBodyBytes: options.maxBodyBytes }, api, log);
+        compat = await CompatFront.listen({ host: config.host, port: config.compatPort, maxBodyBytes: options.maxBodyBytes }, api, log);
       }
       const invokeAddress = `${config.host}:${port}`;
-      const http2Address = h2 ? `${config.host}:${h2.port}` : undefined;
+      const compatAddress = compat ? `${config.host}:${compat.port}` : undefined;
       link = new ControlPlaneLink(runtime, {
         controlPlane: config.controlPlane,
         token: config.token,
         role: 'dataplane',
         id: config.id,
-        info: { invokeAddress, ...(http2Address ? { http2Address } : {}) },
+        info: { invokeAddress, ...(compatAddress ? { compatAddress } : {}) },
         remoteKinds: CONTROL_PLANE_KINDS,
         log,
       });
       await link.start(config.connectTimeoutMs ?? 10_000);
       // Pending jobs run again only now: before the link is up their routers could not look functions up.
       if (options.asyncDir !== undefined) runtime.tell(asyncJobsAddress, { type: 'aj.start' } satisfies AsyncJobsMessage);
-      log('info', `data plane ${config.id} serves HTTP/1.1 and WebSocket on ${invokeAddress}${http2Address ? `, h2c on ${http2Address}` : ''}`);
-      return new DataPlane(config.id, runtime, link, h2, invokeAddress, http2Address);
+      log('info', `data plane ${config.id} serves HTTP/1.1 and WebSocket on ${invokeAddress}${compatAddress ? `, HTTP/1.1 and h2c (Dirigent compatibility) on ${compatAddress}` : ''}`);
+      return new DataPlane(config.id, runtime, link, compat, invokeAddress, compatAddress);
     } catch (error) {
       link?.close();
-      await h2?.close();
+      await compat?.close();
       await runtime.stop();
       throw error;
     }
   }
 
-  /** Close the link and both fronts, then the runtime (each shard closes its listen socket first). Idempotent. */
+  /** Close the link and the compat front, then the runtime (each shard closes its listen socket first). Idempotent. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       this.link.close();
-      await this.h2?.close();
+      await this.compat?.close();
       await this.runtime.stop();
     })();
     return this.stopping;

@@ -28,7 +28,7 @@ async function startCluster(t: ExecutionContext): Promise<Cluster> {
   t.teardown(() => plane.stop());
   const worker = await WorkerDaemon.start({ id: 'w1', controlPlane: plane.clusterAddress, token: TOKEN, host: '127.0.0.1', runtime: 'simulated', capacity: { cpuMilli: 8000, memoryMiB: 8192, slots: 20 }, shards: 1, simulatedLatencyMs: 50, onLog });
   t.teardown(() => worker.stop());
-  const dp = await DataPlane.start({ id: 'dp1', controlPlane: plane.clusterAddress, token: TOKEN, host: '127.0.0.1', httpPort: 0, http2Port: 0, shards: 2, asyncDir: dir, tuning: { tickMs: 100 }, onLog });
+  const dp = await DataPlane.start({ id: 'dp1', controlPlane: plane.clusterAddress, token: TOKEN, host: '127.0.0.1', httpPort: 0, compatPort: 0, shards: 2, asyncDir: dir, tuning: { tickMs: 100 }, onLog });
   t.teardown(() => dp.stop());
   await until('the node to register', async () => ((await plane.nodes()).length === 1 ? true : undefined));
   await until('the data plane to register', () => (plane.listDataplanes().some((d) => d.id === 'dp1' && d.connected) ? true : undefined));
@@ -66,7 +66,7 @@ test.serial('cold then warm over HTTP/1.1, by path and by Host; unknown function
     Array.from({ length: 10 }, (_, i) => `ws${i}`),
   );
 
-  const session = http2.connect(`http://${dp.http2Address}`);
+  const session = http2.connect(`http://${dp.compatAddress}`);
   t.teardown(() => session.destroy());
   const h2 = await new Promise<{ status: number; body: string }>((resolve, reject) => {
     const stream = session.request({ ':method': 'POST', ':path': '/', ':authority': 'hello' });

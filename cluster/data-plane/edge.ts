@@ -1,6 +1,6 @@
-// The invocation API's rules, shared by the uWS front (HTTP/1.1 and WebSocket) and the h2c front, with no
-// I/O: which function a request names, which headers pass, and how an outcome becomes a status, headers
-// and body. Expected outcomes are values; each maps to one status with a JSON error body
+// The invocation API's rules, shared by the uWS front (HTTP/1.1 and WebSocket) and the compat front (HTTP/1.1
+// and h2c), with no I/O: which function a request names, which headers pass, and how an outcome becomes a
+// status, headers and body. Expected outcomes are values; each maps to one status with a JSON error body
 // `{ "error": { "code", "message" } }`, so a failure is never a 200, and never an empty body.
 //
 // Which function a request names:

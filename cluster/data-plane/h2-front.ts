@@ -1,65 +1,65 @@
-// The data plane's cleartext HTTP/2 front (h2c with prior knowledge), for the in-vitro loader's HTTP/2 mode.
-//
-// Why a second port in the main thread: uWS has no HTTP/2, and the connection preface cannot be sniffed on
-// the uWS port and handed over. Node's http2 server cannot share a port between worker threads either (no
-// SO_REUSEPORT in Node 20), so one h2c listener runs in the thread that owns the runtime and asks the routers
-// through it (one cross-thread hop, like a uWS shard whose router lives on another shard). Same API and the
-// same rules as the uWS front (edge.ts, api.ts): `:authority` plays the Host header's part.
+// The compat port's HTTP/2 side: cleartext HTTP/2 with prior knowledge (h2c), as the in-vitro loader's
+// HTTP/2 mode speaks it, on node:http2. It does not listen: compat-front.ts hands it the connections that
+// start with the HTTP/2 preface. Same API and the same rules as the uWS front (edge.ts, api.ts):
+// `:authority` plays the Host header's part.
 import http2, { type Http2Server, type Http2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import type { Socket } from 'node:net';
 import type { LogLevel } from '../../runtime/host.js';
 import type { InvokeApi } from './api.js';
 import { errorResponse, requestHeaders, resolveTarget, type EdgeResponse } from './edge.js';
 
 export interface H2FrontOptions {
-  readonly host: string;
-  /** 0 picks a free port. */
-  readonly port: number;
   /** bytes. */
   readonly maxBodyBytes: number;
 }
 
-/** How long close() lets open sessions finish their streams before destroying them, ms. */
-const CLOSE_GRACE_MS = 1000;
+/** A session without a frame for this long is sent a GOAWAY (its streams still finish), ms: as HTTP/1.1 keep-alive. */
+const SESSION_IDLE_MS = 65_000;
 
 export class H2Front {
+  private readonly server: Http2Server = http2.createServer();
   private readonly sessions = new Set<Http2Session>();
-  private readonly pending = new Set<{ stream: ServerHttp2Stream; done: boolean }>();
-  private closing: Promise<void> | undefined;
+  /** Streams waiting for their answer; `respond` answers one at most once. */
+  private readonly pending = new Set<{ done: boolean; respond: (response: EdgeResponse) => void }>();
+  private closing = false;
 
-  private constructor(
-    private readonly server: Http2Server,
-    readonly port: number,
-  ) {}
-
-  static async listen(options: H2FrontOptions, api: InvokeApi, log: (level: LogLevel, text: string) => void): Promise<H2Front> {
-    const server = http2.createServer();
-    let front: H2Front | undefined;
-    server.on('session', (session) => {
-      front?.sessions.add(session);
-      session.on('close', () => front?.sessions.delete(session));
+  constructor(
+    private readonly options: H2FrontOptions,
+    private readonly api: InvokeApi,
+    private readonly log: (level: LogLevel, text: string) => void,
+  ) {
+    this.server.on('session', (session) => {
+      this.sessions.add(session);
+      session.on('close', () => this.sessions.delete(session));
       session.on('error', (error) => log('debug', `h2c session error: ${error.message}`));
+      session.setTimeout(SESSION_IDLE_MS, () => session.close());
     });
-    server.on('stream', (stream, headers) => {
+    this.server.on('stream', (stream, headers) => {
       try {
-        front?.onStream(stream, headers, options.maxBodyBytes, api, log);
+        this.onStream(stream, headers);
       } catch (error) {
         log('error', `h2c handler failed: ${(error as Error).stack ?? String(error)}`);
         stream.destroy();
       }
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(options.port, options.host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    const address = server.address();
-    front = new H2Front(server, typeof address === 'object' && address ? address.port : options.port);
-    return front;
   }
 
-  private onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, maxBodyBytes: number, api: InvokeApi, log: (level: LogLevel, text: string) => void): void {
+  /**
+   * Serve a connection whose first bytes (put back with unshift) are the HTTP/2 preface. The socket must be
+   * paused and must not be resumed: node:http2 reads what the socket buffered when it takes the connection
+   * over, and bytes a flowing socket emitted before that would be lost.
+   */
+  accept(socket: Socket): void {
+    if (this.closing) {
+      socket.destroy();
+      return;
+    }
+    this.server.emit('connection', socket);
+  }
+
+  private onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
+    const { api, log } = this;
+    const maxBodyBytes = this.options.maxBodyBytes;
     // A client resetting its stream emits 'error' here; unheard, it would throw in this thread.
     stream.on('error', (error) => log('debug', `h2c stream error: ${error.message}`));
     const method = String(headers[':method'] ?? 'GET').toUpperCase();
@@ -69,7 +69,6 @@ export class H2Front {
     const query = q === -1 ? '' : fullPath.slice(q + 1);
     const authority = String(headers[':authority'] ?? headers.host ?? '');
     const target = resolveTarget(method, url, query, authority);
-    const entry = { stream, done: false };
     const respond = (response: EdgeResponse) => {
       if (entry.done) return;
       entry.done = true;
@@ -85,6 +84,7 @@ export class H2Front {
         stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
       }
     };
+    const entry = { done: false, respond };
     if (this.closing) {
       respond(errorResponse('UNAVAILABLE', 'the data plane is stopping'));
       return;
@@ -130,28 +130,15 @@ export class H2Front {
     });
   }
 
-  /** Stop accepting, answer pending requests 503, let sessions end, then destroy what is left. Idempotent. */
-  close(): Promise<void> {
-    this.closing ??= new Promise<void>((resolve) => {
-      const closed = new Promise<void>((done) => this.server.close(() => done()));
-      for (const entry of [...this.pending]) {
-        entry.done = true;
-        if (!entry.stream.destroyed && !entry.stream.closed && !entry.stream.headersSent) {
-          const response = errorResponse('UNAVAILABLE', 'the data plane is stopping');
-          entry.stream.respond({ ':status': response.status, ...response.headers });
-          entry.stream.end(response.body);
-        }
-      }
-      this.pending.clear();
-      for (const session of this.sessions) session.close();
-      const timer = setTimeout(() => {
-        for (const session of this.sessions) session.destroy();
-      }, CLOSE_GRACE_MS);
-      void closed.then(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
-    return this.closing;
+  /** Answer pending streams 503 and send every session a GOAWAY; new streams get 503 too. Idempotent. */
+  close(): void {
+    this.closing = true;
+    for (const entry of [...this.pending]) entry.respond(errorResponse('UNAVAILABLE', 'the data plane is stopping'));
+    for (const session of this.sessions) session.close();
+  }
+
+  /** Destroy the sessions still open (after close() gave them time to finish). */
+  destroy(): void {
+    for (const session of [...this.sessions]) session.destroy();
   }
 }

@@ -1,8 +1,9 @@
 // cluster/data-plane: the data-plane role. `DataPlane.start` runs an ActorRuntime whose shards each serve the
 // invocation API on one uWS port (HTTP/1.1 by path or Host header, a multiplexed WebSocket, async jobs),
 // host the routers and sandbox actors (actors/router.ts, actors/dp-sandbox.ts), and reach sandboxes through
-// a per-shard connection pool; an optional h2c front serves HTTP/2 clients. Not here: routing decisions
-// (actors/), the worker's side of the sandbox protocol (cluster/worker).
+// a per-shard connection pool; an optional compat front serves Dirigent's loader (HTTP/1.1 with underscore
+// header names, and h2c) on a second port. Not here: routing decisions (actors/), the worker's side of the
+// sandbox protocol (cluster/worker).
 export { CONTROL_PLANE_KINDS, DataPlane, dataPlaneModuleUrl, type DataPlaneConfig } from './data-plane.js';
 export {
   createDataPlaneModule,

@@ -168,7 +168,8 @@ test.serial('Dirigent compatibility: form registration answers the data-plane ad
   ]);
   const registered = await fetch(`${cluster.adminUrl}/registerService`, { method: 'POST', body: form, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
   t.is(registered.status, 200);
-  t.is(await registered.text(), `127.0.0.1:${port}`, 'byte-exact: the data-plane address, no newline');
+  // Byte-exact: the data plane's compatibility address (which takes the loader's underscore headers), no newline.
+  t.is(await registered.text(), new URL(cluster.compatUrl).host);
   const duplicate = await fetch(`${cluster.adminUrl}/registerService`, { method: 'POST', body: form, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
   t.is(duplicate.status, 409);
   const refused = await fetch(`${cluster.adminUrl}/registerService`, { method: 'POST', body: new URLSearchParams({ name: 'nginx', image: 'nginx:latest' }), headers: { 'content-type': 'application/x-www-form-urlencoded' } });

@@ -39,6 +39,8 @@ export interface DataPlaneInfo {
   readonly id: string;
   /** `host:port` where clients invoke functions through this data plane. */
   readonly invokeAddress: string;
+  /** `host:port` of the Dirigent-compatibility front (HTTP/1.1 and h2c), when the data plane has one. */
+  readonly compatAddress?: string;
   readonly connected: boolean;
 }
 
@@ -60,7 +62,7 @@ const fail = (status: number, code: string, message: string, details?: unknown):
 export class ControlPlane {
   private readonly functions = new Map<string, FunctionSpec>();
   private readonly nodeConnections = new Map<string, FrameConnection>();
-  private readonly dataplanes = new Map<string, { connection: FrameConnection | undefined; invokeAddress: string }>();
+  private readonly dataplanes = new Map<string, { connection: FrameConnection | undefined; invokeAddress: string; compatAddress?: string }>();
   /** Reconstruction progress, for status and the console. */
   private reconstruction = { workersQueried: 0, sandboxesAdopted: 0 };
 
@@ -110,8 +112,8 @@ export class ControlPlane {
   /** Desired state only: function specs and data-plane registrations. Sandboxes come from the workers. */
   private async loadDesiredState(): Promise<void> {
     for (const { value } of await this.store.list(KEYS.dataplanes)) {
-      const dp = value as { id: string; invokeAddress: string };
-      this.dataplanes.set(dp.id, { connection: undefined, invokeAddress: dp.invokeAddress });
+      const dp = value as { id: string; invokeAddress: string; compatAddress?: string };
+      this.dataplanes.set(dp.id, { connection: undefined, invokeAddress: dp.invokeAddress, compatAddress: dp.compatAddress });
     }
     for (const { value } of await this.store.list(KEYS.functions)) {
       const parsed = parseFunctionSpec(value);
@@ -157,19 +159,21 @@ export class ControlPlane {
       return undefined;
     }
     if (role === 'dataplane') {
-      const invokeAddress = (info as { invokeAddress?: unknown } | undefined)?.invokeAddress;
+      const { invokeAddress, compatAddress } = (info ?? {}) as { invokeAddress?: unknown; compatAddress?: unknown };
       if (typeof invokeAddress !== 'string') return 'a data plane must announce its invocation address';
+      if (compatAddress !== undefined && typeof compatAddress !== 'string') return 'a compatibility address must be host:port';
       const known = this.dataplanes.get(id);
-      this.dataplanes.set(id, { connection, invokeAddress });
+      const registration = { invokeAddress, compatAddress };
+      this.dataplanes.set(id, { connection, ...registration });
       this.transport.attach(connection);
       connection.onClose(() => {
         const current = this.dataplanes.get(id);
         if (current?.connection === connection) {
-          this.dataplanes.set(id, { connection: undefined, invokeAddress });
+          this.dataplanes.set(id, { connection: undefined, ...registration });
           this.announceDataplanes();
         }
       });
-      if (known?.invokeAddress !== invokeAddress) void this.store.put(`${KEYS.dataplanes}${id}`, { id, invokeAddress });
+      if (known?.invokeAddress !== invokeAddress || known.compatAddress !== compatAddress) void this.store.put(`${KEYS.dataplanes}${id}`, { id, ...registration });
       return undefined;
     }
     return `unknown role ${role}`;
@@ -226,7 +230,9 @@ export class ControlPlane {
     if (!parsed.ok) return fail(parsed.status, 'INVALID_REGISTRATION', parsed.message);
     const created = await this.create(parsed.spec);
     if (!created.ok) return created;
-    return { ok: true, value: [...this.dataplanes.values()].map((dp) => dp.invokeAddress).join(';') };
+    // The loader sends its headers with underscores (requested_cpu), which the uWS front cannot take
+    // (uWebSockets.js#1018 in the version we run): point it at the compatibility front when there is one.
+    return { ok: true, value: [...this.dataplanes.values()].map((dp) => dp.compatAddress ?? dp.invokeAddress).join(';') };
   }
 
   private async create(spec: FunctionSpec): Promise<Outcome<FunctionView>> {
@@ -276,7 +282,7 @@ export class ControlPlane {
   }
 
   listDataplanes(): DataPlaneInfo[] {
-    return [...this.dataplanes.entries()].map(([id, dp]) => ({ id, invokeAddress: dp.invokeAddress, connected: dp.connection !== undefined && !dp.connection.isClosed }));
+    return [...this.dataplanes.entries()].map(([id, dp]) => ({ id, invokeAddress: dp.invokeAddress, compatAddress: dp.compatAddress, connected: dp.connection !== undefined && !dp.connection.isClosed }));
   }
 
   status(): { term: number; leader: true; functions: number; dataplanes: number; workers: number; reconstruction: { workersQueried: number; sandboxesAdopted: number } } {

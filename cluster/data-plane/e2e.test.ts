@@ -37,7 +37,7 @@ async function startCluster(t: ExecutionContext): Promise<Cluster> {
 
 test.serial('cold then warm over HTTP/1.1, by path and by Host; unknown functions 404; the same over WebSocket, h2c and async', async (t) => {
   const { plane, dp, port, logs } = await startCluster(t);
-  t.deepEqual(plane.listDataplanes(), [{ id: 'dp1', invokeAddress: dp.invokeAddress, connected: true }]);
+  t.deepEqual(plane.listDataplanes(), [{ id: 'dp1', invokeAddress: dp.invokeAddress, compatAddress: dp.compatAddress, connected: true }]);
   const created = await plane.createFunction({ name: 'hello', runtime: 'simulated', source: { kind: 'builtin', workload: 'echo' }, scaling: { tickMs: 100 } });
   t.true(created.ok, JSON.stringify(created));
 

@@ -14,23 +14,24 @@
 
 import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { checkKey, closedError, encodeValue, listEntries, StoreError, type Store } from './store.js';
+import { MemoryStore } from './memory.js';
+import { checkKey, encodeValue, StoreError } from './store.js';
 
 const VALUE_SUFFIX = '.json';
 const TEMP_SUFFIX = '.tmp';
 
-export class FileStore implements Store {
+export class FileStore extends MemoryStore {
   /** Mutations run one after another on this chain. */
   private tail: Promise<unknown> = Promise.resolve();
-  private closed = false;
-  private writeCount = 0;
   private tempSeq = 0;
 
   private constructor(
     readonly dir: string,
     /** Committed state as JSON text, read once at open; this process is the only writer. */
-    private readonly entries: Map<string, string>,
-  ) {}
+    entries: Map<string, string>,
+  ) {
+    super(entries);
+  }
 
   /** Creates `dir` if needed, removes temp files left by a crash, and loads every committed entry. */
   static async open(dir: string): Promise<FileStore> {
@@ -51,37 +52,21 @@ export class FileStore implements Store {
     return new FileStore(dir, entries);
   }
 
-  get writes(): number {
-    return this.writeCount;
-  }
-
-  async get(key: string): Promise<unknown | undefined> {
-    this.ensureOpen();
-    checkKey(key);
-    const text = this.entries.get(key);
-    return text === undefined ? undefined : (JSON.parse(text) as unknown);
-  }
-
-  async list(prefix: string): Promise<{ key: string; value: unknown }[]> {
-    this.ensureOpen();
-    return listEntries(this.entries, prefix);
-  }
-
-  async put(key: string, value: unknown): Promise<void> {
+  override async put(key: string, value: unknown): Promise<void> {
     this.ensureOpen();
     checkKey(key);
     const text = encodeValue(key, value);
     return this.enqueue(() => this.commitPut(key, text));
   }
 
-  async delete(key: string): Promise<boolean> {
+  override async delete(key: string): Promise<boolean> {
     this.ensureOpen();
     checkKey(key);
     return this.enqueue(() => this.commitDelete(key));
   }
 
   /** Lets writes already accepted finish; later calls fail with STORE_CLOSED. */
-  async close(): Promise<void> {
+  override async close(): Promise<void> {
     this.closed = true;
     await this.tail;
   }
@@ -123,10 +108,6 @@ export class FileStore implements Store {
     this.writeCount += 1;
     await syncDirectory(this.dir);
     return true;
-  }
-
-  private ensureOpen(): void {
-    if (this.closed) throw closedError();
   }
 }
 

@@ -1,13 +1,16 @@
 // The in-memory store: for unit tests and the deterministic cluster harness. Values are kept as JSON
 // text, so it accepts and returns exactly what the file store would (no shared references, no
-// non-JSON values), and a test passing here means the same on disk.
+// non-JSON values), and a test passing here means the same on disk. The file store extends it: reads
+// are served from this same table, only writes differ.
 
 import { checkKey, closedError, encodeValue, listEntries, type Store } from './store.js';
 
 export class MemoryStore implements Store {
-  private readonly entries = new Map<string, string>();
-  private closed = false;
-  private writeCount = 0;
+  protected closed = false;
+  protected writeCount = 0;
+
+  /** Key -> value as JSON text. */
+  constructor(protected readonly entries = new Map<string, string>()) {}
 
   get writes(): number {
     return this.writeCount;
@@ -44,7 +47,7 @@ export class MemoryStore implements Store {
     this.closed = true;
   }
 
-  private ensureOpen(): void {
+  protected ensureOpen(): void {
     if (this.closed) throw closedError();
   }
 }

@@ -1,18 +1,27 @@
-// Sandbox creation throughput and scheduling latency of the control plane, end to end over its real
-// transport: request for sandboxes (fn.scale) -> placement -> worker node actors (simulated runtime,
-// 0 ms creation) -> endpoint routable on the data-plane side. Prints one JSON line.
-// Run: npm run bench:coldstart   (COLDSTART_RATE sandboxes/s, COLDSTART_SECONDS, COLDSTART_NODES, COLDSTART_FUNCTIONS)
+// Two parts, one JSON line.
+// 1. Sandbox creation throughput and scheduling latency of the control plane, end to end over its real
+//    transport: request for sandboxes (fn.scale) -> placement -> worker node actors (simulated runtime,
+//    0 ms creation) -> endpoint routable on the data-plane side.
+// 2. Then (its cluster stopped first): end-to-end cold starts of `thread` sandboxes as an HTTP client sees
+//    them, through a real data plane (bench/thread-coldstart.ts): threadColdStartP50Ms, threadColdStartP99Ms
+//    (medians over runs of each run's percentiles), threadColdStarts, and the baseline threadSandboxP50Ms.
+// Run: npm run bench:coldstart   (COLDSTART_RATE sandboxes/s, COLDSTART_SECONDS, COLDSTART_NODES, COLDSTART_FUNCTIONS;
+//   BENCH_RUNS runs of COLDSTART_THREAD_CALLS thread cold starts each, default 3 x 10)
 import { performance } from 'node:perf_hooks';
 import { functionAddress, routerAddress } from '../actors/messages.js';
 import { ControlPlane } from '../cluster/control-plane/control-plane.js';
 import { ControlPlaneLink } from '../cluster/control-plane-link.js';
 import { WorkerDaemon } from '../cluster/worker/daemon.js';
 import { ActorRuntime } from '../runtime/index.js';
+import { envInt } from './cluster.js';
+import { measureThreadColdStarts } from './thread-coldstart.js';
 
 const RATE = Number(process.env.COLDSTART_RATE ?? 2500);
 const SECONDS = Number(process.env.COLDSTART_SECONDS ?? 30);
 const NODES = Number(process.env.COLDSTART_NODES ?? 100);
 const FUNCTIONS = Number(process.env.COLDSTART_FUNCTIONS ?? 50);
+const THREAD_RUNS = envInt('BENCH_RUNS', 3);
+const THREAD_CALLS = envInt('COLDSTART_THREAD_CALLS', 10);
 /** Requests go out in batches every PERIOD_MS, ms. */
 const PERIOD_MS = 20;
 const TOKEN = 'bench';
@@ -36,6 +45,7 @@ const dataplane = await ActorRuntime.start({ shards: 1, modules: [{ url: new URL
 const link = new ControlPlaneLink(dataplane, { controlPlane: plane.clusterAddress, token: TOKEN, role: 'dataplane', id: 'bench-dp', info: { invokeAddress: '127.0.0.1:1' }, remoteKinds: ['function', 'autoscaler', 'scheduler'], log: quiet });
 await link.start();
 
+let controlPlaneResult: Record<string, unknown> = {};
 try {
   for (let waited = 0; (await plane.nodes()).length < NODES && waited < 200; waited++) await new Promise((r) => setTimeout(r, 50));
   const names = Array.from({ length: FUNCTIONS }, (_, i) => `f${i}`);
@@ -98,24 +108,23 @@ try {
     if (status.ok) console.error(JSON.stringify({ ...status.value.status, sandboxes: undefined }));
   }
   const seconds = (lastArrival - started) / 1000;
-  console.log(
-    JSON.stringify({
-      bench: 'coldstart',
-      creationsPerSec: Math.round(latencies.length / seconds),
-      p50Ms: percentile(latencies, 0.5),
-      p99Ms: percentile(latencies, 0.99),
-      nodes: NODES,
-      seconds: Math.round(seconds * 10) / 10,
-      requested: total,
-      ready: latencies.length,
-      offeredPerSec: RATE,
-      functions: FUNCTIONS,
-    }),
-  );
+  controlPlaneResult = {
+    bench: 'coldstart',
+    creationsPerSec: Math.round(latencies.length / seconds),
+    p50Ms: percentile(latencies, 0.5),
+    p99Ms: percentile(latencies, 0.99),
+    nodes: NODES,
+    seconds: Math.round(seconds * 10) / 10,
+    requested: total,
+    ready: latencies.length,
+    offeredPerSec: RATE,
+    functions: FUNCTIONS,
+  };
 } finally {
   link.close();
   await dataplane.stop();
   await worker.stop();
   await plane.stop();
 }
+console.log(JSON.stringify({ ...controlPlaneResult, ...(await measureThreadColdStarts(THREAD_RUNS, THREAD_CALLS)) }));
 void performance;

@@ -1,0 +1,226 @@
+// Warm invocations through the data plane over HTTP/1.1, against a bare uWS hello-world measured in the
+// same run as the ceiling. Prints one JSON line:
+//   {"bench":"warm","rps","bareRps","ratio","p50Ms","p99Ms","shards",...}
+// Run: npm run bench:warm
+//   BENCH_RUNS (default 3)      runs of every measurement; the JSON reports medians
+//   WARM_SECONDS (default 10)   length of one wrk run and of one half-load run, s
+//   WARM_CONNECTIONS (default 256) wrk connections (the data plane's throughput still grows from 64 to 256;
+//                               the bare server's barely moves)
+//
+// What runs where (one process, plus wrk and two small children):
+//   - this process: per configuration, a control plane (1 shard), a worker (1 shard, one node) and a data
+//     plane (1 or 2 shards), each an ActorRuntime with its own threads, talking over loopback TCP as in
+//     production. The function is the builtin `empty`, deployed with minScale = maxScale so its sandbox
+//     exists before the first request and no other is ever created.
+//   - bench/bare-uws.js: the ceiling, a one-thread uWS app answering "ok" (a child process).
+//   - wrk -t1 (peak throughput, closed loop) and bench/loadgen.js (latency at half the peak, open loop).
+// The machine has 2 cores shared by wrk, the load generator, the data plane, the worker and the control
+// plane (and, on a shared box, anything else running): the numbers are for that budget, not a data plane
+// with cores of its own. `busyCoresBefore` is how many cores something else kept busy in the second
+// before the run (0 on a quiet machine).
+//
+// Sandbox runtime: the headline numbers use `simulated` sandboxes, which run the builtin in the worker's
+// shard thread with no further hop: what is measured is the data plane (uWS front, router and sandbox
+// actors, the framed connection to the worker) plus one worker turn. `threadRps` is the same with a
+// `thread` sandbox (a piscina worker per sandbox: one more thread hop per request).
+//
+// Warm only: the cold-start flag needs a sandbox added after the request was queued; the function's sandbox
+// ids are compared before and after every run (none added means no request could be a cold start), a few
+// requests before and after each run must answer `x-dirigent-cold-start: false`, and the load generator
+// checks that header on every response of the half-load runs.
+//
+// Latency method: wrk2 is not packaged here, and closed-loop wrk latencies at peak measure queueing in wrk's
+// own connections. p50Ms/p99Ms come from bench/loadgen.js: an open-loop generator at half the peak rate
+// (of the configuration reported), 64 keep-alive connections, latency from each request's scheduled
+// release, so server stalls are charged to every request they delay. The same generator against the bare
+// server at the same rate gives `bareP50Ms`/`bareP99Ms`: the generator's own floor.
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { assertWarm, busyCores, deployPinned, envInt, median, round, sandboxIds, startCluster, type BenchCluster } from './cluster.js';
+import { collect, loadgen, startBare } from './children.js';
+import type { LoadResult, LoadSpec } from './loadgen.js';
+
+const RUNS = envInt('BENCH_RUNS', 3);
+const SECONDS = envInt('WARM_SECONDS', 10);
+const CONNECTIONS = envInt('WARM_CONNECTIONS', 256);
+const SHARD_COUNTS = [1, 2] as const;
+const FUNCTION = 'empty';
+const PATH = `/invoke/${FUNCTION}`;
+/** JIT warm-up before each target's first measured run, s. */
+const WARMUP_SECONDS = 2;
+const LOADGEN_CONNECTIONS = 64;
+/** Everything must be over by then, or the process exits with an error, ms. */
+const WATCHDOG_MS = (RUNS * SECONDS * 8 + 120) * 1000;
+
+const watchdog = setTimeout(() => {
+  console.error(`bench:warm: still running after ${WATCHDOG_MS / 1000} s; giving up`);
+  process.exit(2);
+}, WATCHDOG_MS);
+watchdog.unref();
+
+// ---- wrk -----------------------------------------------------------------------------------------
+
+function hasWrk(): boolean {
+  return spawnSync('sh', ['-c', 'command -v wrk'], { stdio: 'ignore' }).status === 0;
+}
+
+/** wrk must be on PATH; as root it is installed with apt-get (its output goes to stderr, never stdout). */
+function ensureWrk(): void {
+  if (hasWrk()) return;
+  if (process.getuid?.() !== 0) throw new Error('bench:warm needs wrk on PATH; install it with `sudo apt-get install -y wrk` and run again');
+  console.error('bench:warm: wrk is not on PATH; installing it with apt-get');
+  const install = () => spawnSync('apt-get', ['install', '-y', 'wrk'], { stdio: ['ignore', 2, 2], env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } }).status === 0;
+  if (!install()) {
+    spawnSync('apt-get', ['update'], { stdio: ['ignore', 2, 2] });
+    install();
+  }
+  if (!hasWrk()) throw new Error('bench:warm: `apt-get install -y wrk` did not put wrk on PATH');
+}
+
+interface WrkResult {
+  /** 2xx responses per second. */
+  readonly rps: number;
+  readonly requests: number;
+  /** Non-2xx responses plus socket errors. */
+  readonly errors: number;
+}
+
+/** A POST with an empty body on every request. */
+const WRK_SCRIPT = 'wrk.method = "POST"\nwrk.headers["Content-Length"] = "0"\n';
+
+async function wrk(script: string, port: number, path: string, seconds: number, connections: number): Promise<WrkResult> {
+  // Asynchronous on purpose: the data plane under test has threads in this process that must not wait for us.
+  const out = await collect(spawn('wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '5s', '-s', script, `http://127.0.0.1:${port}${path}`]), `wrk against ${path}`);
+  const total = /(\d+) requests in ([\d.]+)(us|ms|s|m)\b/.exec(out);
+  if (!total) throw new Error(`cannot read wrk's output:\n${out}`);
+  const unit = { us: 1e-6, ms: 1e-3, s: 1, m: 60 }[total[3] as 'us' | 'ms' | 's' | 'm'];
+  const elapsed = Number(total[2]) * unit;
+  const requests = Number(total[1]);
+  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
+  const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  const socketErrors = socket ? socket.slice(1, 5).reduce((a, b) => a + Number(b), 0) : 0;
+  return { rps: (requests - non2xx) / elapsed, requests, errors: non2xx + socketErrors };
+}
+
+// ---- the benchmark ---------------------------------------------------------------------------------
+
+interface Target {
+  readonly label: string;
+  readonly cluster: BenchCluster;
+  readonly rps: number[];
+  errors: number;
+}
+
+async function startTarget(label: string, shards: number, runtime: 'simulated' | 'thread'): Promise<Target> {
+  const cluster = await startCluster({ dataPlaneShards: shards, runtime });
+  try {
+    await deployPinned(cluster, FUNCTION, runtime, 1);
+    await assertWarm(cluster.port, FUNCTION);
+  } catch (error) {
+    await cluster.stop();
+    throw error;
+  }
+  return { label, cluster, rps: [], errors: 0 };
+}
+
+/** One wrk run against a data plane, with the warm-only checks around it. */
+async function measureTarget(target: Target, script: string, seconds: number, record: boolean): Promise<void> {
+  const { cluster } = target;
+  const before = await sandboxIds(cluster, FUNCTION);
+  const result = await wrk(script, cluster.port, PATH, seconds, CONNECTIONS);
+  const after = await sandboxIds(cluster, FUNCTION);
+  if (before !== after) throw new Error(`${target.label}: the sandboxes changed during the run (${before} -> ${after}): not every request was warm`);
+  await assertWarm(cluster.port, FUNCTION, 3);
+  if (result.errors > 0) console.error(`bench:warm: ${target.label}: ${result.errors} failed requests out of ${result.requests}`);
+  target.errors += result.errors;
+  if (record) target.rps.push(result.rps);
+}
+
+const busyCoresBefore = await busyCores();
+ensureWrk();
+const dir = await mkdtemp(join(tmpdir(), 'bench-warm-'));
+const script = join(dir, 'post.lua');
+await writeFile(script, WRK_SCRIPT);
+const stops: (() => Promise<void>)[] = [];
+try {
+  const bare = await startBare();
+  stops.push(bare.stop);
+  const bareRps: number[] = [];
+  const targets: Target[] = [];
+  for (const shards of SHARD_COUNTS) {
+    const target = await startTarget(`simulated, ${shards} data-plane shard(s)`, shards, 'simulated');
+    stops.push(target.cluster.stop);
+    targets.push(target);
+  }
+  await wrk(script, bare.port, '/', WARMUP_SECONDS, CONNECTIONS);
+  for (const target of targets) await measureTarget(target, script, WARMUP_SECONDS, false);
+  // Interleaved, so that a slower minute of a shared machine hits every target alike.
+  for (let run = 0; run < RUNS; run++) {
+    const b = await wrk(script, bare.port, '/', SECONDS, CONNECTIONS);
+    if (b.errors > 0) throw new Error(`the bare server failed ${b.errors} requests`);
+    bareRps.push(b.rps);
+    for (const target of targets) await measureTarget(target, script, SECONDS, true);
+  }
+  const medians = targets.map((t) => median(t.rps));
+  const bestIndex = medians[1]! > medians[0]! ? 1 : 0;
+  const best = targets[bestIndex]!;
+  const bestShards = SHARD_COUNTS[bestIndex]!;
+  const rps = medians[bestIndex]!;
+
+  const stopTarget = async (target: Target) => {
+    stops.splice(stops.indexOf(target.cluster.stop), 1);
+    await target.cluster.stop();
+  };
+  for (const target of targets) if (target !== best) await stopTarget(target);
+
+  // Latency at half the peak of the reported configuration.
+  const halfRate = Math.max(100, Math.round(rps / 2));
+  const spec = (port: number, path: string): LoadSpec => ({ port, path, rate: halfRate, durationMs: SECONDS * 1000, warmupMs: 1000, connections: LOADGEN_CONNECTIONS });
+  const half: LoadResult[] = [];
+  for (let run = 0; run < RUNS; run++) {
+    const before = await sandboxIds(best.cluster, FUNCTION);
+    const result = await loadgen(spec(best.cluster.port, PATH));
+    if (result.coldStarts > 0 || result.warm !== result.recorded || (await sandboxIds(best.cluster, FUNCTION)) !== before) {
+      throw new Error(`half-load run saw cold starts or unchecked responses: ${JSON.stringify(result)}`);
+    }
+    best.errors += result.errors + result.unanswered;
+    half.push(result);
+  }
+  const bareHalf = await loadgen(spec(bare.port, '/'));
+
+  // The thread runtime, with the data-plane shard count found best above.
+  await stopTarget(best);
+  const thread = await startTarget(`thread, ${bestShards} data-plane shard(s)`, bestShards, 'thread');
+  stops.push(thread.cluster.stop);
+  await measureTarget(thread, script, WARMUP_SECONDS, false);
+  for (let run = 0; run < RUNS; run++) await measureTarget(thread, script, SECONDS, true);
+
+  console.log(
+    JSON.stringify({
+      bench: 'warm',
+      rps: Math.round(rps),
+      bareRps: Math.round(median(bareRps)),
+      ratio: round(rps / median(bareRps), 3),
+      p50Ms: round(median(half.map((h) => h.p50Ms)), 3),
+      p99Ms: round(median(half.map((h) => h.p99Ms)), 3),
+      shards: bestShards,
+      halfLoadRps: halfRate,
+      bareP50Ms: bareHalf.p50Ms,
+      bareP99Ms: bareHalf.p99Ms,
+      rpsByShards: Object.fromEntries(SHARD_COUNTS.map((s, i) => [s, Math.round(medians[i]!)])),
+      threadRps: Math.round(median(thread.rps)),
+      errors: targets.reduce((a, t) => a + t.errors, 0) + thread.errors,
+      runtime: 'simulated',
+      connections: CONNECTIONS,
+      seconds: SECONDS,
+      runs: RUNS,
+      cores: availableParallelism(),
+      busyCoresBefore,
+    }),
+  );
+} finally {
+  for (const stop of stops.reverse()) await stop().catch((error: unknown) => console.error(`bench:warm: stopping: ${(error as Error).message}`));
+  await rm(dir, { recursive: true, force: true });
+}

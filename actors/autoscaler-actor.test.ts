@@ -299,3 +299,12 @@ test('decisions count every fn.scale sent, not the decisions that change nothing
   t.deepEqual(sent.map((s) => s.desired), [4, 3, 2, 1, 0]);
   t.is((await sim.request<AutoscalerStatus>(self, { type: 'as.status' })).decisions, sent.length);
 });
+
+test('bounds apply at configure time: minScale sandboxes at once, a lowered maxScale scales down at once', (t) => {
+  const first = autoscalerKind.step(autoscalerKind.init({ kind: 'autoscaler', id: 'f' }, { config: { ...defaultAutoscalerConfig, minScale: 3 }, containerConcurrency: 1 }, 0), { type: 'as.configure', config: { ...defaultAutoscalerConfig, minScale: 3 }, containerConcurrency: 1 }, { now: 0, self: { kind: 'autoscaler', id: 'f' }, random: () => 0 });
+  t.like(first.effects?.find((e) => e.type === 'send'), { type: 'send', message: { type: 'fn.scale', desired: 3, reason: 'min-scale' } });
+  const second = autoscalerKind.step(first.state, { type: 'as.configure', config: { ...defaultAutoscalerConfig, minScale: 0, maxScale: 1 }, containerConcurrency: 1 }, { now: 10, self: { kind: 'autoscaler', id: 'f' }, random: () => 0 });
+  t.like(second.effects?.find((e) => e.type === 'send'), { type: 'send', message: { type: 'fn.scale', desired: 1, reason: 'max-scale' } });
+  const third = autoscalerKind.step(second.state, { type: 'as.configure', config: { ...defaultAutoscalerConfig, maxScale: 1 }, containerConcurrency: 1 }, { now: 20, self: { kind: 'autoscaler', id: 'f' }, random: () => 0 });
+  t.is(third.effects?.find((e) => e.type === 'send'), undefined, 'within bounds: nothing to say');
+});

@@ -134,7 +134,14 @@ function step(state: AutoscalerActorState, message: AutoscalerMessage, ctx: Step
       const next = { ...state, config: message.config, containerConcurrency: message.containerConcurrency, ticking: true };
       // Re-arm only when needed: re-arming on every update would postpone the tick each time.
       const arm = !state.ticking || state.config.tickMs !== message.config.tickMs;
-      return { state: next, effects: arm ? [scheduleTick(next.config)] : [] };
+      const tick: Effect<AutoscalerMessage>[] = arm ? [scheduleTick(next.config)] : [];
+      // Bounds apply at once, not at the first tick (which may be a long tick away): a new function with
+      // minScale gets its sandboxes now, and lowering maxScale scales down now.
+      const current = state.sent ?? 0;
+      const bounded = Math.min(Math.max(current, message.config.minScale), message.config.maxScale);
+      if (bounded === current) return { state: next, effects: tick };
+      const step = decided(next, { state: { ...next.scaler, desired: bounded }, desired: bounded, panic: next.panic, reason: bounded > current ? 'min-scale' : 'max-scale' }, ctx.now);
+      return { state: step.state, effects: [...tick, ...(step.effects ?? [])] };
     }
     case 'as.metric':
     case 'as.backlog': {

@@ -10,11 +10,24 @@ import type { OutboundLink } from './link.js';
 
 interface PendingAsk {
   readonly settle: (result: AskResult) => void;
-  readonly timer: TimerHandle;
+  readonly to: Address;
+  readonly timeoutMs: number;
+  /** Deadline bucket the ask is filed under (see ASK_BUCKET_MS). */
+  readonly bucket: number;
 }
+
+/**
+ * Ask timeouts are filed in buckets of this many ms (deadlines rounded up), with one clock timer for the
+ * earliest bucket, instead of a timer per ask: a timer per request was a visible share of the data plane's
+ * CPU and garbage. A timeout may fire up to this late.
+ */
+const ASK_BUCKET_MS = 25;
 
 export abstract class Endpoint {
   protected readonly pending = new Map<number, PendingAsk>();
+  /** Deadline bucket (ms) -> ids of the asks due then. */
+  private readonly buckets = new Map<number, Set<number>>();
+  private armed: { readonly at: number; readonly handle: TimerHandle } | undefined;
   private nextAskId = 1;
   protected stopped = false;
 
@@ -56,10 +69,15 @@ export abstract class Endpoint {
       return;
     }
     const id = this.nextAskId++;
-    const timer = this.clock.setTimer(timeoutMs, () => {
-      if (this.pending.delete(id)) settle({ ok: false, error: actorError('ASK_TIMEOUT', `no reply from ${to.kind}:${to.id} within ${timeoutMs} ms`) });
-    });
-    this.pending.set(id, { settle, timer });
+    const bucket = Math.ceil((this.clock.now() + timeoutMs) / ASK_BUCKET_MS) * ASK_BUCKET_MS;
+    let ids = this.buckets.get(bucket);
+    if (ids === undefined) {
+      ids = new Set();
+      this.buckets.set(bucket, ids);
+    }
+    ids.add(id);
+    this.pending.set(id, { settle, to, timeoutMs, bucket });
+    if (this.armed === undefined || bucket < this.armed.at) this.arm(bucket);
     this.route({ t: ASK, to, m: message, from, o: this.index, i: id, ms: timeoutMs });
   }
 
@@ -80,18 +98,45 @@ export abstract class Endpoint {
     const pending = this.pending.get(id);
     if (pending === undefined) return;
     this.pending.delete(id);
-    this.clock.clearTimer(pending.timer);
+    this.buckets.get(pending.bucket)?.delete(id);
     pending.settle(result);
+  }
+
+  private arm(at: number): void {
+    if (this.armed) this.clock.clearTimer(this.armed.handle);
+    this.armed = { at, handle: this.clock.setTimer(at - this.clock.now(), () => this.expire()) };
+  }
+
+  /** Time out every ask whose bucket is due, then arm the timer for the earliest bucket left. */
+  private expire(): void {
+    this.armed = undefined;
+    const now = this.clock.now();
+    let next: number | undefined;
+    for (const [bucket, ids] of this.buckets) {
+      if (bucket > now) {
+        if (ids.size > 0 && (next === undefined || bucket < next)) next = bucket;
+        else if (ids.size === 0) this.buckets.delete(bucket);
+        continue;
+      }
+      this.buckets.delete(bucket);
+      for (const id of ids) {
+        const pending = this.pending.get(id);
+        if (pending === undefined) continue;
+        this.pending.delete(id);
+        pending.settle({ ok: false, error: actorError('ASK_TIMEOUT', `no reply from ${pending.to.kind}:${pending.to.id} within ${pending.timeoutMs} ms`) });
+      }
+    }
+    if (next !== undefined && this.armed === undefined) this.arm(next);
   }
 
   /** Fail every outstanding ask (at shutdown). */
   protected failPending(error: ActorError): void {
     const all = [...this.pending.values()];
     this.pending.clear();
-    for (const pending of all) {
-      this.clock.clearTimer(pending.timer);
-      pending.settle({ ok: false, error });
-    }
+    this.buckets.clear();
+    if (this.armed) this.clock.clearTimer(this.armed.handle);
+    this.armed = undefined;
+    for (const pending of all) pending.settle({ ok: false, error });
   }
 
   pendingAsks(): number {

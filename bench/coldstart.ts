@@ -7,7 +7,6 @@
 //    (medians over runs of each run's percentiles), threadColdStarts, and the baseline threadSandboxP50Ms.
 // Run: npm run bench:coldstart   (COLDSTART_RATE sandboxes/s, COLDSTART_SECONDS, COLDSTART_NODES, COLDSTART_FUNCTIONS;
 //   BENCH_RUNS runs of COLDSTART_THREAD_CALLS thread cold starts each, default 3 x 10)
-import { performance } from 'node:perf_hooks';
 import { functionAddress, routerAddress } from '../actors/messages.js';
 import { ControlPlane } from '../cluster/control-plane/control-plane.js';
 import { ControlPlaneLink } from '../cluster/control-plane-link.js';
@@ -127,4 +126,3 @@ try {
   await plane.stop();
 }
 console.log(JSON.stringify({ ...controlPlaneResult, ...(await measureThreadColdStarts(THREAD_RUNS, THREAD_CALLS)) }));
-void performance;

@@ -1,13 +1,28 @@
 // Length-prefixed msgpack frames over TCP, with a handshake that carries the cluster token, the
 // peer's role and id. Used by the cluster transport (actor envelopes between processes) and by
 // the worker's sandbox invocation protocol. Frames written in one event-loop turn go out in one write.
+//
+// No copy per frame on either side. Sending: msgpackr packs every frame into its own (per-thread) buffer
+// with four bytes reserved in front for the length prefix, and hands back where it wrote; the frames of a
+// turn are copied once, into the one buffer written (a lone frame is written from msgpackr's buffer as is).
+// This relies on msgpackr never writing twice over bytes it has handed out: when its buffer runs low it
+// starts a new one (true of msgpackr 2.x unless someone calls `useBuffer` or sets `position` in the same
+// thread, which nothing here does; frames.test.ts checks it). Receiving: frames are decoded in place from
+// the socket's chunks; only a frame split across chunks is assembled, into a buffer of its own size.
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
-import { Packr } from 'msgpackr';
+import { Packr, RESERVE_START_SPACE, REUSE_BUFFER_MODE } from 'msgpackr';
 
 /** Largest accepted frame, bytes (a 6 MiB body plus headers fits with room to spare). */
 export const MAX_FRAME_BYTES = 64 * 1024 * 1024;
 const HANDSHAKE_TIMEOUT_MS = 5000;
+/** Length prefix, bytes (big-endian uint32). */
+const PREFIX_BYTES = 4;
+/** pack() options: reserve the prefix in front of the frame; answer msgpackr's buffer and where the frame is in it. */
+const PACK_FRAME = RESERVE_START_SPACE | PREFIX_BYTES | REUSE_BUFFER_MODE;
+
+/** What pack() answers with REUSE_BUFFER_MODE: its whole buffer, the frame at [start, end). */
+type PackedFrame = Buffer & { start: number; end: number };
 
 export interface Hello {
   readonly token: string;
@@ -21,10 +36,19 @@ type HandshakeFrame = { readonly hello: Hello } | { readonly welcome: { readonly
 
 export class FrameConnection {
   private readonly packr = new Packr({ useRecords: false });
-  private pending: Buffer[] = [];
+  /** Frames sent this turn, not yet written: where each lies in msgpackr's buffers (bytes [start, end), prefix included). */
+  private readonly pendingBuffers: Buffer[] = [];
+  private readonly pendingStarts: number[] = [];
+  private readonly pendingEnds: number[] = [];
   private pendingBytes = 0;
   private flushScheduled = false;
-  private buffered: Buffer = Buffer.alloc(0);
+  /** The start of a frame split across chunks (prefix included), in arrival order. */
+  private partial: Buffer[] = [];
+  private partialBytes = 0;
+  /** The split frame's size with its prefix; 0 while fewer than PREFIX_BYTES of it arrived. */
+  private partialTotal = 0;
+  /** unpack()'s window into the chunk being read (reused: msgpackr does not keep it). */
+  private readonly window = { start: 0, end: 0 };
   private closed = false;
   /** Frames that arrived while no listener was set (between handshake and protocol start). */
   private backlog: unknown[] = [];
@@ -56,14 +80,16 @@ export class FrameConnection {
     return this.closed;
   }
 
+  /** Packs `frame` now (a frame that cannot be packed throws here); it goes out with this turn's write. */
   send(frame: unknown): void {
     if (this.closed) return;
-    const body = this.packr.pack(frame);
-    const header = Buffer.allocUnsafe(4);
-    header.writeUInt32BE(body.length, 0);
-    // pack() may return a view of a reused buffer: copy before it is overwritten.
-    this.pending.push(header, Buffer.from(body));
-    this.pendingBytes += body.length + 4;
+    const packed = this.packr.pack(frame, PACK_FRAME) as PackedFrame;
+    const { start, end } = packed;
+    packed.writeUInt32BE(end - start - PREFIX_BYTES, start);
+    this.pendingBuffers.push(packed);
+    this.pendingStarts.push(start);
+    this.pendingEnds.push(end);
+    this.pendingBytes += end - start;
     this.framesOut += 1;
     if (!this.flushScheduled) {
       this.flushScheduled = true;
@@ -78,12 +104,27 @@ export class FrameConnection {
 
   private readonly flush = (): void => {
     this.flushScheduled = false;
-    if (this.closed || this.pending.length === 0) return;
-    const data = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
-    this.pending = [];
-    this.pendingBytes = 0;
+    const count = this.pendingBuffers.length;
+    if (this.closed || count === 0) return;
+    const buffers = this.pendingBuffers;
+    let data: Buffer;
+    if (count === 1) {
+      data = buffers[0]!.subarray(this.pendingStarts[0], this.pendingEnds[0]);
+    } else {
+      data = Buffer.allocUnsafe(this.pendingBytes);
+      let at = 0;
+      for (let k = 0; k < count; k++) at += buffers[k]!.copy(data, at, this.pendingStarts[k], this.pendingEnds[k]);
+    }
+    this.clearPending();
     this.socket.write(data);
   };
+
+  private clearPending(): void {
+    this.pendingBuffers.length = 0;
+    this.pendingStarts.length = 0;
+    this.pendingEnds.length = 0;
+    this.pendingBytes = 0;
+  }
 
   close(): void {
     this.flush();
@@ -97,38 +138,87 @@ export class FrameConnection {
   }
 
   private onData(chunk: Buffer): void {
-    this.buffered = this.buffered.length === 0 ? chunk : Buffer.concat([this.buffered, chunk]);
-    let offset = 0;
-    while (this.buffered.length - offset >= 4) {
-      const length = this.buffered.readUInt32BE(offset);
-      if (length > MAX_FRAME_BYTES) {
-        this.finish(new Error(`frame of ${length} bytes exceeds the ${MAX_FRAME_BYTES} byte limit`));
-        this.socket.destroy();
-        return;
-      }
-      if (this.buffered.length - offset - 4 < length) break;
-      let frame: unknown;
-      try {
-        frame = this.packr.unpack(this.buffered.subarray(offset + 4, offset + 4 + length));
-      } catch (error) {
-        // A malformed frame ends this connection only, never the thread that reads it.
-        this.finish(new Error(`malformed frame: ${(error as Error).message}`));
-        this.socket.destroy();
-        return;
-      }
-      offset += 4 + length;
-      this.framesIn += 1;
-      if (this.frameListener) this.frameListener(frame);
-      else this.backlog.push(frame);
-      if (this.closed) return;
+    let offset = this.partialBytes > 0 ? this.completePartial(chunk) : 0;
+    if (offset < 0) return;
+    // Whole frames, decoded where they lie in the chunk.
+    while (chunk.length - offset >= PREFIX_BYTES) {
+      const length = chunk.readUInt32BE(offset);
+      if (!this.acceptLength(length)) return;
+      if (chunk.length - offset - PREFIX_BYTES < length) break;
+      if (!this.deliver(chunk, offset + PREFIX_BYTES, offset + PREFIX_BYTES + length)) return;
+      offset += PREFIX_BYTES + length;
     }
-    this.buffered = offset === this.buffered.length ? Buffer.alloc(0) : this.buffered.subarray(offset);
+    if (offset < chunk.length) {
+      // The start of a frame: kept as a view of the chunk until the rest arrives.
+      const rest = chunk.subarray(offset);
+      this.partial.push(rest);
+      this.partialBytes = rest.length;
+      this.partialTotal = rest.length >= PREFIX_BYTES ? PREFIX_BYTES + rest.readUInt32BE(0) : 0;
+    }
+  }
+
+  /**
+   * Feeds `chunk` to the frame split across chunks. Answers where in `chunk` the next frame starts once
+   * that frame is complete and delivered, or -1 when `chunk` went entirely into it (or the connection ended).
+   */
+  private completePartial(chunk: Buffer): number {
+    let offset = 0;
+    if (this.partialTotal === 0) {
+      // Not even the prefix yet: take what is missing of it.
+      offset = Math.min(PREFIX_BYTES - this.partialBytes, chunk.length);
+      this.partial.push(chunk.subarray(0, offset));
+      this.partialBytes += offset;
+      if (this.partialBytes < PREFIX_BYTES) return -1;
+      const prefix = Buffer.concat(this.partial, PREFIX_BYTES);
+      const length = prefix.readUInt32BE(0);
+      if (!this.acceptLength(length)) return -1;
+      this.partial = [prefix];
+      this.partialTotal = PREFIX_BYTES + length;
+    }
+    const missing = this.partialTotal - this.partialBytes;
+    if (chunk.length - offset < missing) {
+      this.partial.push(offset === 0 ? chunk : chunk.subarray(offset));
+      this.partialBytes += chunk.length - offset;
+      return -1;
+    }
+    this.partial.push(chunk.subarray(offset, offset + missing));
+    const frame = Buffer.concat(this.partial, this.partialTotal);
+    this.partial = [];
+    this.partialBytes = this.partialTotal = 0;
+    return this.deliver(frame, PREFIX_BYTES, frame.length) ? offset + missing : -1;
+  }
+
+  private acceptLength(length: number): boolean {
+    if (length <= MAX_FRAME_BYTES) return true;
+    this.finish(new Error(`frame of ${length} bytes exceeds the ${MAX_FRAME_BYTES} byte limit`));
+    this.socket.destroy();
+    return false;
+  }
+
+  /** Decodes the frame at [start, end) of `bytes` and hands it on; false once the connection is over. */
+  private deliver(bytes: Buffer, start: number, end: number): boolean {
+    let frame: unknown;
+    try {
+      this.window.start = start;
+      this.window.end = end;
+      frame = this.packr.unpack(bytes, this.window);
+    } catch (error) {
+      // A malformed frame ends this connection only, never the thread that reads it.
+      this.finish(new Error(`malformed frame: ${(error as Error).message}`));
+      this.socket.destroy();
+      return false;
+    }
+    this.framesIn += 1;
+    if (this.frameListener) this.frameListener(frame);
+    else this.backlog.push(frame);
+    return !this.closed;
   }
 
   private finish(error?: Error): void {
     if (this.closed) return;
     this.closed = true;
-    this.pending = [];
+    this.clearPending();
+    this.partial = [];
     for (const listener of this.closeListeners.splice(0)) listener(error);
   }
 }

@@ -2,13 +2,13 @@
 import type { SimulatedClock } from './simulated.js';
 
 interface Timer {
-  at: number;
-  resolve(): void;
+  readonly at: number;
+  readonly fn: () => void;
 }
 
 export class ManualClock implements SimulatedClock {
   #now: number;
-  #timers: Timer[] = [];
+  #timers = new Set<Timer>();
 
   /** `startMs`: the initial reading, ms. */
   constructor(startMs = 0) {
@@ -19,39 +19,31 @@ export class ManualClock implements SimulatedClock {
     return this.#now;
   }
 
-  sleep(ms: number, signal?: AbortSignal): Promise<void> {
-    return new Promise((resolve, reject) => {
-      if (signal?.aborted) return reject(signal.reason);
-      const timer: Timer = {
-        at: this.#now + ms,
-        resolve: () => {
-          signal?.removeEventListener('abort', onAbort);
-          resolve();
-        },
-      };
-      const onAbort = () => {
-        this.#timers = this.#timers.filter((t) => t !== timer);
-        reject(signal?.reason);
-      };
-      signal?.addEventListener('abort', onAbort, { once: true });
-      this.#timers.push(timer);
-    });
+  setTimer(ms: number, fn: () => void): Timer {
+    const timer: Timer = { at: this.#now + Math.max(0, ms), fn };
+    this.#timers.add(timer);
+    return timer;
   }
 
-  /** Sleeps not yet due. */
+  clearTimer(handle: unknown): void {
+    this.#timers.delete(handle as Timer);
+  }
+
+  /** Timers not yet due. */
   pending(): number {
-    return this.#timers.length;
+    return this.#timers.size;
   }
 
-  /** Moves time forward by `ms`, firing due sleeps in time order and letting each one's continuations run. */
+  /** Moves time forward by `ms`, firing due timers in time order (ties in the order they were set) and letting each one's continuations run. */
   async advance(ms: number): Promise<void> {
     const target = this.#now + ms;
     for (;;) {
-      const next = this.#timers.reduce<Timer | undefined>((earliest, t) => (t.at <= target && (earliest === undefined || t.at < earliest.at) ? t : earliest), undefined);
+      let next: Timer | undefined;
+      for (const t of this.#timers) if (t.at <= target && (next === undefined || t.at < next.at)) next = t;
       if (next === undefined) break;
-      this.#timers = this.#timers.filter((t) => t !== next);
+      this.#timers.delete(next);
       this.#now = next.at;
-      next.resolve();
+      next.fn();
       await new Promise((resolve) => setImmediate(resolve));
     }
     this.#now = target;

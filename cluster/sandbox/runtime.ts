@@ -59,6 +59,12 @@ export interface Sandbox {
   readonly id: string;
   /** Rejects with a `SandboxError` (`SANDBOX_TIMEOUT`, `SANDBOX_GONE`, `SANDBOX_CRASHED`, `SANDBOX_ABORTED`). */
   invoke(req: InvokeRequest, signal?: AbortSignal): Promise<InvokeResponse>;
+  /**
+   * Optional: `invoke` without a caller signal, answering the response itself when it is ready at once (a
+   * simulated builtin that holds nothing), so a caller on the warm path need not go through a promise.
+   * Otherwise answers what `invoke` would; never throws (failures are rejected promises).
+   */
+  invokeNow?(req: InvokeRequest): InvokeResponse | Promise<InvokeResponse>;
   /** Recent output lines, oldest first (process: stdout and stderr; thread: console output). */
   logs(): string[];
 }

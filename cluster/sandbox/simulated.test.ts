@@ -1,6 +1,6 @@
 import test from 'ava';
 import { ManualClock } from './manual-clock.js';
-import type { Sandbox } from './runtime.js';
+import type { InvokeResponse, Sandbox } from './runtime.js';
 import { SandboxError } from './runtime.js';
 import type { LatencyDistribution } from './simulated.js';
 import { SimulatedRuntime } from './simulated.js';
@@ -95,6 +95,34 @@ test('1000 sandboxes are created quickly', async (t) => {
   t.is(text(answer.body), 'OK');
   await rt.close();
   t.deepEqual(rt.list(), []);
+});
+
+test('invocations that hold nothing arm no timer; a hold arms one and leaves none behind', async (t) => {
+  const { clock, rt } = setup({ kind: 'fixed', ms: 0 });
+  let armed = 0;
+  const setTimer = clock.setTimer.bind(clock);
+  clock.setTimer = (ms, fn) => (armed++, setTimer(ms, fn));
+  const empty = await rt.create(spec('e1', { kind: 'builtin', workload: 'empty' }));
+  const echo = await rt.create(spec('e2', { kind: 'builtin', workload: 'echo' }));
+  const traced = await rt.create(spec('e3', trace));
+  t.is(text((await empty.invoke(request('/'))).body), 'OK');
+  t.is(text((await echo.invoke(request('/', 'hi', { 'content-type': 'text/plain' }))).body), 'hi');
+  t.like(JSON.parse(text((await traced.invoke(request('/'))).body)), { Status: 'OK', ExecutionTime: 0 });
+  t.is((await traced.invoke(request('/', '', { requested_cpu: '500', workload: 'empty' }))).status, 200);
+  // invokeNow answers those with the response itself, no promise.
+  const now = empty.invokeNow!(request('/'));
+  t.false(now instanceof Promise);
+  t.is(text((now as InvokeResponse).body), 'OK');
+  t.is(armed, 0);
+
+  const holding = traced.invokeNow!(request('/', '', { requested_cpu: '100' }));
+  t.true(holding instanceof Promise);
+  const held = watch(holding as Promise<InvokeResponse>);
+  t.is(armed, 1);
+  await clock.advance(100);
+  await turn();
+  t.like(JSON.parse(text(held.value!.body)), { ExecutionTime: 100_000 });
+  t.is(clock.pending(), 0);
 });
 
 test('an invocation past its timeout answers SANDBOX_TIMEOUT and the sandbox stays', async (t) => {

@@ -4,16 +4,19 @@
 import type { BuiltinWorkload, InvokeRequest, InvokeResponse, Sandbox, SandboxEvent, SandboxRuntime, SandboxSpec } from './runtime.js';
 import { SandboxError, unsupportedSource, validateSpec } from './runtime.js';
 import type { WorkloadContext } from './workloads.js';
-import { runWorkload } from './workloads.js';
+import { runWorkloadNow } from './workloads.js';
 
 /** Sandbox creation latency, ms. */
 export type LatencyDistribution = { kind: 'fixed'; ms: number } | { kind: 'uniform'; minMs: number; maxMs: number };
 
+/** The runtime/clock.ts `Clock` fits as it is (a handle is whatever `setTimer` answered). */
 export interface SimulatedClock {
   /** Monotonic time, ms. */
   now(): number;
-  /** Resolves after `ms` ms of this clock; rejects (with anything) if `signal` aborts first. */
-  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+  /** Runs `fn` once after `ms` ms of this clock; answers a handle for `clearTimer`. */
+  setTimer(ms: number, fn: () => void): unknown;
+  /** Cancels a timer that has not fired; ignores a fired or cleared one. */
+  clearTimer(handle: unknown): void;
 }
 
 export interface SimulatedRuntimeOptions {
@@ -27,16 +30,103 @@ export interface SimulatedRuntimeOptions {
 type Phase = 'starting' | 'ready' | 'destroyed';
 
 interface Entry {
-  spec: SandboxSpec;
+  readonly spec: SandboxSpec;
+  readonly clock: SimulatedClock;
   phase: Phase;
-  /** Aborts the creation wait when the sandbox goes. */
-  stop: AbortController;
-  /** One per invocation in progress, aborted when the sandbox goes. */
-  holds: Set<AbortController>;
+  /** Ends the creation wait early (destroy while starting). */
+  wake?: () => void;
+  /** The creation wait's timer, while starting. */
+  startTimer?: unknown;
+  /** Invocations holding the sandbox (each with a timer armed); destroy ends them. */
+  readonly holds: Set<Invocation>;
 }
 
-/** Abort reason for every internal abort: a shared value, so aborting allocates no DOMException. */
-const ABORTED = Object.freeze({ aborted: true });
+/**
+ * One invocation, and the workload's context for it. Warm invocations of `empty`, `echo` and a `trace` of
+ * 0 ms never reach `occupy` with time to hold: they arm no timer and register nowhere, so this object is all
+ * they cost. A hold arms one timer on the clock, due at the end of the hold or at the invocation's deadline,
+ * whichever comes first (a builtin does nothing but hold, so the deadline can only fall during a hold).
+ */
+class Invocation implements WorkloadContext {
+  readonly #entry: Entry;
+  readonly #signal: AbortSignal | undefined;
+  readonly #start: number;
+  /** Set while a hold is armed. */
+  #timer: unknown = undefined;
+  #resolve: (() => void) | undefined;
+  #reject: ((error: SandboxError) => void) | undefined;
+
+  constructor(entry: Entry, signal: AbortSignal | undefined) {
+    this.#entry = entry;
+    this.#signal = signal;
+    this.#start = entry.clock.now();
+  }
+
+  get machineName(): string {
+    return this.#entry.spec.sandboxId;
+  }
+
+  get functionName(): string {
+    return this.#entry.spec.functionName;
+  }
+
+  get memoryLimitMiB(): number {
+    return this.#entry.spec.memoryMiB;
+  }
+
+  now(): number {
+    return this.#entry.clock.now();
+  }
+
+  occupy(ms: number): Promise<void> | undefined {
+    if (!(ms > 0)) return undefined;
+    const entry = this.#entry;
+    const id = entry.spec.sandboxId;
+    if (entry.phase !== 'ready') return Promise.reject(new SandboxError('SANDBOX_GONE', `sandbox ${id} was destroyed during the invocation`));
+    if (this.#signal?.aborted) return Promise.reject(aborted(id));
+    const left = this.#start + entry.spec.timeoutMs - entry.clock.now();
+    // A hold as long as what is left of the deadline times out (the deadline wins a tie).
+    const timesOut = ms >= left;
+    return new Promise<void>((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+      this.#timer = entry.clock.setTimer(timesOut ? Math.max(0, left) : ms, () =>
+        this.#end(false, timesOut ? new SandboxError('SANDBOX_TIMEOUT', `invocation on ${id} exceeded ${entry.spec.timeoutMs} ms`) : undefined),
+      );
+      entry.holds.add(this);
+      // This object is the listener (handleEvent): no closure per hold.
+      this.#signal?.addEventListener('abort', this, { once: true });
+    });
+  }
+
+  /** The caller's signal aborted during a hold. */
+  handleEvent(): void {
+    this.#end(true, aborted(this.#entry.spec.sandboxId));
+  }
+
+  /** The sandbox is going: ends a hold in progress with SANDBOX_GONE. */
+  destroyed(): void {
+    this.#end(true, new SandboxError('SANDBOX_GONE', `sandbox ${this.#entry.spec.sandboxId} was destroyed during the invocation`));
+  }
+
+  /** Ends the hold in progress, if any: unhooks it, then settles it (`error` or done). */
+  #end(clear: boolean, error: SandboxError | undefined): void {
+    if (this.#timer === undefined) return;
+    if (clear) this.#entry.clock.clearTimer(this.#timer);
+    this.#timer = undefined;
+    this.#entry.holds.delete(this);
+    this.#signal?.removeEventListener('abort', this);
+    const resolve = this.#resolve!;
+    const reject = this.#reject!;
+    this.#resolve = this.#reject = undefined;
+    if (error === undefined) resolve();
+    else reject(error);
+  }
+}
+
+function aborted(sandboxId: string): SandboxError {
+  return new SandboxError('SANDBOX_ABORTED', `invocation on ${sandboxId} aborted by the caller`);
+}
 
 export function validateLatency(latency: LatencyDistribution): void {
   const bad = (field: string, value: unknown): never => {
@@ -79,60 +169,41 @@ export class SimulatedRuntime implements SandboxRuntime {
     const source = spec.runtime;
     if (source.kind !== 'builtin') throw unsupportedSource('simulated', spec, "only 'builtin' sources");
     if (this.#entries.has(spec.sandboxId)) throw new SandboxError('SANDBOX_EXISTS', `sandbox ${spec.sandboxId} already exists`);
-    const entry: Entry = { spec, phase: 'starting', stop: new AbortController(), holds: new Set() };
+    const entry: Entry = { spec, clock: this.#options.clock, phase: 'starting', holds: new Set() };
     this.#entries.set(spec.sandboxId, entry);
 
     const latencyMs = this.#drawLatencyMs();
-    // No sleep at all for 0 ms, so that a zero-latency create settles within the current microtask queue.
-    if (latencyMs > 0) await this.#options.clock.sleep(latencyMs, entry.stop.signal).catch(() => undefined);
+    // No timer at all for 0 ms, so that a zero-latency create settles within the current microtask queue.
+    if (latencyMs > 0) {
+      await new Promise<void>((resolve) => {
+        entry.wake = resolve;
+        entry.startTimer = entry.clock.setTimer(latencyMs, resolve);
+      });
+      entry.wake = entry.startTimer = undefined;
+    }
     if (entry.phase !== 'starting') throw new SandboxError('SANDBOX_CREATE_FAILED', `sandbox ${spec.sandboxId}: destroyed while starting`);
     entry.phase = 'ready';
 
     return {
       id: spec.sandboxId,
-      invoke: (req, signal) => this.#invoke(entry, source.workload, req, signal),
+      invoke: (req, signal) => {
+        const answer = this.#invoke(entry, source.workload, req, signal);
+        return answer instanceof Promise ? answer : Promise.resolve(answer);
+      },
+      invokeNow: (req) => this.#invoke(entry, source.workload, req, undefined),
       logs: () => [],
     };
   }
 
-  async #invoke(entry: Entry, workload: BuiltinWorkload, req: InvokeRequest, signal?: AbortSignal): Promise<InvokeResponse> {
+  /** The response itself when the workload held nothing, else a promise. Never throws: a failure is a rejected promise. */
+  #invoke(entry: Entry, workload: BuiltinWorkload, req: InvokeRequest, signal: AbortSignal | undefined): InvokeResponse | Promise<InvokeResponse> {
     const id = entry.spec.sandboxId;
-    if (entry.phase !== 'ready') throw new SandboxError('SANDBOX_GONE', `sandbox ${id} is ${entry.phase}`);
-    if (signal?.aborted) throw new SandboxError('SANDBOX_ABORTED', `invocation on ${id} aborted by the caller`);
-    const clock = this.#options.clock;
-    // One controller per invocation, aborted by destroy, the caller or the timeout. No AbortSignal.any on
-    // the sandbox's long-lived signal (it leaks per call on Node 20) and a fixed abort reason (no DOMException).
-    const hold = new AbortController();
-    entry.holds.add(hold);
-    const onCallerAbort = () => hold.abort(ABORTED);
-    signal?.addEventListener('abort', onCallerAbort, { once: true });
-    let timedOut = false;
-    const timeout = clock.sleep(entry.spec.timeoutMs, hold.signal).then(
-      () => {
-        timedOut = true;
-        hold.abort(ABORTED);
-      },
-      () => undefined,
-    );
-    const ctx: WorkloadContext = {
-      machineName: id,
-      functionName: entry.spec.functionName,
-      memoryLimitMiB: entry.spec.memoryMiB,
-      now: () => clock.now(),
-      occupy: (ms) => (ms > 0 ? clock.sleep(ms, hold.signal) : Promise.resolve()),
-    };
+    if (entry.phase !== 'ready') return Promise.reject(new SandboxError('SANDBOX_GONE', `sandbox ${id} is ${entry.phase}`));
+    if (signal?.aborted) return Promise.reject(aborted(id));
     try {
-      return await runWorkload(workload, req, ctx);
+      return runWorkloadNow(workload, req, new Invocation(entry, signal));
     } catch (error) {
-      if (timedOut) throw new SandboxError('SANDBOX_TIMEOUT', `invocation on ${id} exceeded ${entry.spec.timeoutMs} ms`);
-      if (signal?.aborted) throw new SandboxError('SANDBOX_ABORTED', `invocation on ${id} aborted by the caller`);
-      if (entry.phase !== 'ready') throw new SandboxError('SANDBOX_GONE', `sandbox ${id} was destroyed during the invocation`);
-      throw error;
-    } finally {
-      entry.holds.delete(hold);
-      signal?.removeEventListener('abort', onCallerAbort);
-      hold.abort(ABORTED);
-      await timeout;
+      return Promise.reject(error);
     }
   }
 
@@ -141,8 +212,11 @@ export class SimulatedRuntime implements SandboxRuntime {
     if (entry === undefined) return;
     entry.phase = 'destroyed';
     this.#entries.delete(sandboxId);
-    entry.stop.abort(ABORTED);
-    for (const hold of entry.holds) hold.abort(ABORTED);
+    if (entry.wake !== undefined) {
+      entry.clock.clearTimer(entry.startTimer);
+      entry.wake();
+    }
+    for (const invocation of entry.holds) invocation.destroyed();
   }
 
   list(): { sandboxId: string; functionName: string }[] {

@@ -17,8 +17,12 @@ export interface WorkloadContext {
   memoryLimitMiB: number;
   /** Monotonic time, ms (fractional). */
   now(): number;
-  /** Keep the sandbox busy for `ms` while holding `memoryMiB` MiB: spin in real sandboxes, sleep in simulated ones. */
-  occupy(ms: number, memoryMiB: number): Promise<void>;
+  /**
+   * Keep the sandbox busy for `ms` while holding `memoryMiB` MiB: spin in real sandboxes, sleep in simulated
+   * ones. Answers a promise when the hold is still to come, nothing when it is over already (a simulated
+   * sandbox holds nothing for 0 ms), so that a workload that holds nothing answers synchronously.
+   */
+  occupy(ms: number, memoryMiB: number): Promise<void> | undefined;
 }
 
 /** A context for sandboxes that really run code: spins the CPU and writes the memory. */
@@ -29,7 +33,8 @@ export function realWorkloadContext(machineName: string, functionName: string, m
     functionName,
     memoryLimitMiB,
     now,
-    occupy: async (ms, memoryMiB) => {
+    // Synchronous: the spin is the hold, so it is over when this returns.
+    occupy: (ms, memoryMiB) => {
       const start = now();
       const held = touchMemory(memoryMiB);
       while (now() - start < ms) {
@@ -37,6 +42,7 @@ export function realWorkloadContext(machineName: string, functionName: string, m
       }
       // Reading the buffer after the spin keeps it alive (and resident) for the whole run.
       if (held.length > 0 && held[0] !== 1) throw new Error('touched memory lost its contents');
+      return undefined;
     },
   };
 }
@@ -54,6 +60,13 @@ function text(status: number, body: string): InvokeResponse {
   return { status, headers: { 'content-type': 'text/plain; charset=utf-8' }, body: encoder.encode(body) };
 }
 
+// Responses that never change are built once. Callers only read responses (the worker packs them, a thread
+// sandbox posts them, the builtin server writes them): the objects are frozen, and the body is shared bytes.
+/** Dirigent counts a call as successful only on 200 with a non-empty body. */
+const EMPTY_OK: InvokeResponse = Object.freeze({ status: 200, headers: Object.freeze({ 'content-type': 'text/plain; charset=utf-8' }), body: encoder.encode('OK') });
+const OCTET_STREAM: Record<string, string> = Object.freeze({ 'content-type': 'application/octet-stream' });
+const JSON_HEADERS: Record<string, string> = Object.freeze({ 'content-type': 'application/json' });
+
 /** Loader header values are decimal numbers; absent means 0. */
 function numberHeader(headers: Record<string, string>, name: string): number | string {
   const raw = headers[name];
@@ -63,16 +76,22 @@ function numberHeader(headers: Record<string, string>, name: string): number | s
 }
 
 export async function runWorkload(workload: BuiltinWorkload, req: InvokeRequest, ctx: WorkloadContext): Promise<InvokeResponse> {
+  return runWorkloadNow(workload, req, ctx);
+}
+
+/**
+ * `runWorkload` without the promise when there is nothing to wait for: `empty`, `echo` and a `trace` whose
+ * hold `ctx.occupy` ends at once answer synchronously (the simulated runtime's warm path). Throws
+ * synchronously on an unknown workload.
+ */
+export function runWorkloadNow(workload: BuiltinWorkload, req: InvokeRequest, ctx: WorkloadContext): InvokeResponse | Promise<InvokeResponse> {
   switch (workload) {
     case 'empty':
-      // Dirigent counts a call as successful only on 200 with a non-empty body.
-      return text(200, 'OK');
-    case 'echo':
-      return {
-        status: 200,
-        headers: { 'content-type': req.headers['content-type'] ?? 'application/octet-stream' },
-        body: req.body,
-      };
+      return EMPTY_OK;
+    case 'echo': {
+      const contentType = req.headers['content-type'];
+      return { status: 200, headers: contentType === undefined ? OCTET_STREAM : { 'content-type': contentType }, body: req.body };
+    }
     case 'trace':
       return trace(req, ctx);
     default:
@@ -85,19 +104,19 @@ export async function runWorkload(workload: BuiltinWorkload, req: InvokeRequest,
  * `requested_memory` MiB, `function`, `workload` (`empty` skips the work). `multiplier` is not read: it
  * calibrates the loader's iteration-counting spin, and this one spins against the clock instead.
  */
-async function trace(req: InvokeRequest, ctx: WorkloadContext): Promise<InvokeResponse> {
+function trace(req: InvokeRequest, ctx: WorkloadContext): InvokeResponse | Promise<InvokeResponse> {
   const runMs = numberHeader(req.headers, 'requested_cpu');
   const memoryMiB = numberHeader(req.headers, 'requested_memory');
   if (typeof runMs === 'string') return text(400, runMs);
   if (typeof memoryMiB === 'string') return text(400, memoryMiB);
   const start = ctx.now();
-  if (req.headers['workload'] !== 'empty') await ctx.occupy(runMs, Math.min(memoryMiB, ctx.memoryLimitMiB));
+  const held = req.headers['workload'] === 'empty' ? undefined : ctx.occupy(runMs, Math.min(memoryMiB, ctx.memoryLimitMiB));
+  return held === undefined ? traced(req, ctx, start) : held.then(() => traced(req, ctx, start));
+}
+
+/** The loader's JSON answer, keys in its order: {"Status","Function","MachineName","ExecutionTime"}. */
+function traced(req: InvokeRequest, ctx: WorkloadContext, start: number): InvokeResponse {
   const executionTimeUs = Math.round((ctx.now() - start) * 1000);
-  const body = {
-    Status: 'OK',
-    Function: req.headers['function'] ?? ctx.functionName,
-    MachineName: ctx.machineName,
-    ExecutionTime: executionTimeUs,
-  };
-  return { status: 200, headers: { 'content-type': 'application/json' }, body: encoder.encode(JSON.stringify(body)) };
+  const json = `{"Status":"OK","Function":${JSON.stringify(req.headers['function'] ?? ctx.functionName)},"MachineName":${JSON.stringify(ctx.machineName)},"ExecutionTime":${executionTimeUs}}`;
+  return { status: 200, headers: JSON_HEADERS, body: encoder.encode(json) };
 }

@@ -1,5 +1,6 @@
 // Client of the sandbox invocation protocol (protocol.ts) over one frames connection: for tests, the
 // benchmark and the data plane. Many invocations may be in flight at once on one client.
+import { performance } from 'node:perf_hooks';
 import { connectFrames, type FrameConnection } from '../../runtime/frames.js';
 import type { InvokeRequest, InvokeResponse } from '../sandbox/index.js';
 import type { InvokeErrorCode, RequestFrame, ResultFrame } from './protocol.js';
@@ -35,8 +36,20 @@ export interface SandboxClientOptions {
 interface Pending {
   readonly resolve: (response: InvokeResponse) => void;
   readonly reject: (error: SandboxClientError) => void;
-  readonly timer: NodeJS.Timeout;
+  /** performance.now() past which the invocation has timed out, ms. */
+  readonly deadline: number;
+  readonly sandboxId: string;
+  readonly timeoutMs: number;
 }
+
+/**
+ * Timeouts are swept, not timed one by one: one timer per client, due at the earliest deadline in flight,
+ * but never sooner than this after the previous sweep, ms. So a deadline is noticed at most this late when no
+ * result comes at all; a result that comes after its deadline is always refused (INVOKE_TIMEOUT).
+ */
+const SWEEP_MS = 100;
+/** setTimeout's longest delay, ms; a sweep due later wakes up early and finds nothing due yet. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** `host:port`, or `[v6]:port`. */
 export function parseAddress(address: string): { host: string; port: number } {
@@ -50,6 +63,9 @@ export function parseAddress(address: string): { host: string; port: number } {
 export class SandboxClient {
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  /** performance.now() the sweep timer is due at; Infinity when none is armed. */
+  private sweepAt = Infinity;
 
   private constructor(
     private readonly connection: FrameConnection,
@@ -57,9 +73,9 @@ export class SandboxClient {
   ) {
     connection.onFrame((frame) => this.onResult(frame as ResultFrame));
     connection.onClose((error) => {
+      this.disarm();
       const reason = new SandboxClientError('CONNECTION_CLOSED', `connection to ${address} closed${error ? `: ${error.message}` : ''}`);
       for (const [i, pending] of this.pending) {
-        clearTimeout(pending.timer);
         this.pending.delete(i);
         pending.reject(reason);
       }
@@ -87,16 +103,18 @@ export class SandboxClient {
     return this.connection.isClosed;
   }
 
-  /** Resolves with the sandbox's response (any status); rejects with a SandboxClientError. `timeoutMs`: ms. */
+  /**
+   * Resolves with the sandbox's response (any status); rejects with a SandboxClientError. `timeoutMs`: ms.
+   * The request is packed before this returns: nothing of it is kept, the caller may reuse its objects.
+   */
   invoke(sandboxId: string, request: InvokeRequest, timeoutMs: number): Promise<InvokeResponse> {
     if (this.connection.isClosed) return Promise.reject(new SandboxClientError('CONNECTION_CLOSED', `connection to ${this.address} is closed`));
     const i = this.nextId++;
+    const deadline = performance.now() + timeoutMs;
     return new Promise<InvokeResponse>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(i);
-        reject(new SandboxClientError('INVOKE_TIMEOUT', `no result from sandbox ${sandboxId} at ${this.address} within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.pending.set(i, { resolve, reject, timer });
+      this.pending.set(i, { resolve, reject, deadline, sandboxId, timeoutMs });
+      // Usually a sweep is due already, no later than this deadline: nothing to do.
+      if (deadline < this.sweepAt - SWEEP_MS) this.arm(deadline);
       const frame: RequestFrame = { i, s: sandboxId, m: request.method, p: request.path, h: request.headers, b: request.body };
       this.connection.send(frame);
     });
@@ -110,8 +128,43 @@ export class SandboxClient {
     const pending = this.pending.get(frame?.i);
     if (pending === undefined) return; // timed out meanwhile
     this.pending.delete(frame.i);
-    clearTimeout(pending.timer);
-    if ('e' in frame) pending.reject(new SandboxClientError(frame.e.code, frame.e.message));
+    if (performance.now() > pending.deadline) pending.reject(this.timedOut(pending));
+    else if ('e' in frame) pending.reject(new SandboxClientError(frame.e.code, frame.e.message));
     else pending.resolve({ status: frame.st, headers: frame.h, body: frame.b });
   }
+
+  private timedOut(pending: Pending): SandboxClientError {
+    return new SandboxClientError('INVOKE_TIMEOUT', `no result from sandbox ${pending.sandboxId} at ${this.address} within ${pending.timeoutMs} ms`);
+  }
+
+  private arm(at: number): void {
+    if (this.sweepTimer !== undefined) clearTimeout(this.sweepTimer);
+    this.sweepAt = at;
+    this.sweepTimer = setTimeout(this.sweep, Math.min(MAX_TIMER_MS, Math.max(0, Math.ceil(at - performance.now()))));
+    // The socket keeps the thread alive while the connection is open; this timer need not.
+    this.sweepTimer.unref();
+  }
+
+  private disarm(): void {
+    if (this.sweepTimer !== undefined) clearTimeout(this.sweepTimer);
+    this.sweepTimer = undefined;
+    this.sweepAt = Infinity;
+  }
+
+  /** Times out every invocation past its deadline, then arms the next sweep if any is left in flight. */
+  private readonly sweep = (): void => {
+    // The timer may fire a little before `sweepAt` by performance.now() (timers count from the loop's
+    // cached time): whatever it was armed for counts as due, as a timer per invocation would have fired.
+    const now = Math.max(performance.now(), this.sweepAt);
+    this.sweepTimer = undefined;
+    this.sweepAt = Infinity;
+    let next = Infinity;
+    for (const [i, pending] of this.pending) {
+      if (pending.deadline <= now) {
+        this.pending.delete(i);
+        pending.reject(this.timedOut(pending));
+      } else if (pending.deadline < next) next = pending.deadline;
+    }
+    if (next !== Infinity) this.arm(Math.max(next, now + SWEEP_MS));
+  };
 }

@@ -9,7 +9,6 @@
 import { nodeKind, type SandboxCreateInput, type SandboxCreateOutput, type SandboxDestroyInput } from '../../actors/node.js';
 import { assertNever } from '../../actors/actor.js';
 import { nodeAddress, type NodeMessage, type SandboxTemplate } from '../../actors/messages.js';
-import type { Clock } from '../../runtime/clock.js';
 import type { Service, ShardContext, ShardModule } from '../../runtime/host.js';
 import {
   ProcessRuntime,
@@ -22,7 +21,6 @@ import {
   type SandboxEvent,
   type SandboxRuntime,
   type SandboxSpec,
-  type SimulatedClock,
 } from '../sandbox/index.js';
 import { serveInvocations, type InvocationServer } from './invoke-server.js';
 
@@ -104,26 +102,6 @@ export function toSandboxSpec(sandboxId: string, template: SandboxTemplate): San
   };
 }
 
-/** The shard's clock as the simulated runtime's clock, so simulated latencies follow a manual clock too. */
-function simulatedClock(clock: Clock): SimulatedClock {
-  return {
-    now: () => clock.now(),
-    sleep: (ms, signal) =>
-      new Promise<void>((resolve, reject) => {
-        if (signal?.aborted) return reject(signal.reason);
-        const onAbort = () => {
-          clock.clearTimer(handle);
-          reject(signal?.reason);
-        };
-        const handle = clock.setTimer(ms, () => {
-          signal?.removeEventListener('abort', onAbort);
-          resolve();
-        });
-        signal?.addEventListener('abort', onAbort, { once: true });
-      }),
-  };
-}
-
 function createRuntime(options: Required<WorkerOptions>, ctx: ShardContext): SandboxRuntime {
   switch (options.runtime) {
     case 'thread':
@@ -131,7 +109,8 @@ function createRuntime(options: Required<WorkerOptions>, ctx: ShardContext): San
     case 'process':
       return new ProcessRuntime();
     case 'simulated':
-      return new SimulatedRuntime({ creationLatency: options.simulatedLatency, random: ctx.random, clock: simulatedClock(ctx.clock) });
+      // The shard's clock is the simulated runtime's clock as it is, so simulated latencies follow a manual clock too.
+      return new SimulatedRuntime({ creationLatency: options.simulatedLatency, random: ctx.random, clock: ctx.clock });
     default:
       return assertNever(options.runtime, 'sandbox runtime');
   }

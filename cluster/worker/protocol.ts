@@ -44,8 +44,8 @@ export function invokeErrorCode(error: unknown): InvokeErrorCode {
   return typeof code === 'string' && SANDBOX_CODES.has(code) ? (code as InvokeErrorCode) : 'INVOKE_FAILED';
 }
 
-/** The request a frame carries, or why it is malformed (naming the field). Assumes `i` was checked. */
-export function readRequestFrame(frame: Partial<RequestFrame>): { sandboxId: string; request: InvokeRequest } | string {
+/** The request a frame carries (its sandbox is `frame.s`), or why it is malformed (naming the field). Assumes `i` was checked. */
+export function readRequestFrame(frame: Partial<RequestFrame>): InvokeRequest | string {
   if (typeof frame.s !== 'string') return `s (sandbox id) must be a string, got ${typeof frame.s}`;
   if (typeof frame.m !== 'string') return `m (method) must be a string, got ${typeof frame.m}`;
   if (typeof frame.p !== 'string') return `p (path) must be a string, got ${typeof frame.p}`;
@@ -53,5 +53,5 @@ export function readRequestFrame(frame: Partial<RequestFrame>): { sandboxId: str
   const headers = frame.h;
   if (headers === null || typeof headers !== 'object' || Array.isArray(headers)) return 'h (headers) must be a map of strings';
   for (const name in headers) if (typeof headers[name] !== 'string') return `h.${name} must be a string`;
-  return { sandboxId: frame.s, request: { method: frame.m, path: frame.p, headers, body: frame.b } };
+  return { method: frame.m, path: frame.p, headers, body: frame.b };
 }

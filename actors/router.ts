@@ -301,11 +301,11 @@ function step(state: RouterState, message: RouterMessage, ctx: StepContext, sett
   switch (message.type) {
     case 'rt.snapshot':
       if (message.term < state.highestTerm) return ignored(state, `${message.type} of term ${message.term} < ${state.highestTerm}`);
-      next = replaceSet({ ...state, highestTerm: message.term }, message.term, message.snapshot, ctx, fx, settings);
+      next = replaceSet(changed(state, { highestTerm: message.term }), message.term, message.snapshot, ctx, fx, settings);
       break;
     case 'rt.delta':
       if (message.term < state.highestTerm) return ignored(state, `${message.type} of term ${message.term} < ${state.highestTerm}`);
-      next = onDelta({ ...state, highestTerm: message.term }, message, ctx, fx, settings);
+      next = onDelta(changed(state, { highestTerm: message.term }), message, ctx, fx, settings);
       break;
     case 'rt.deleted': {
       if (message.term < state.highestTerm) return ignored(state, `${message.type} of term ${message.term} < ${state.highestTerm}`);
@@ -325,7 +325,7 @@ function step(state: RouterState, message: RouterMessage, ctx: StepContext, sett
       break;
     case 'rt.tick': {
       const busy = state.peakInFlight > 0 || state.peakQueued > 0;
-      next = { ...state, ticking: busy, peakInFlight: totalInFlight(state), peakQueued: state.queue.length, rejectedReported: state.rejected };
+      next = changed(state, { ticking: busy, peakInFlight: totalInFlight(state), peakQueued: state.queue.length, rejectedReported: state.rejected });
       if (next.phase.kind === 'known') {
         fx.push(
           toAutoscaler(next.name, {
@@ -342,14 +342,14 @@ function step(state: RouterState, message: RouterMessage, ctx: StepContext, sett
       break;
     }
     case 'rt.backlog':
-      next = { ...state, backlogPending: false };
+      next = changed(state, { backlogPending: false });
       if (next.queue.length > 0 && next.phase.kind === 'known') {
         fx.push(toAutoscaler(next.name, { type: 'as.backlog', dataplaneId: settings.dataplaneId, inFlight: totalInFlight(next), queued: next.queue.length }));
-        next = { ...next, backlogTold: next.queue.length };
+        next = changed(next, { backlogTold: next.queue.length });
       }
       break;
     case 'rt.expire':
-      next = expire({ ...state, expireAt: null }, ctx, fx);
+      next = expire(changed(state, { expireAt: null }), ctx, fx);
       break;
     case 'rt.status':
       if (ctx.replyTo) fx.push({ type: 'reply', to: ctx.replyTo, value: routerStatus(state) });
@@ -379,16 +379,16 @@ function settle(state: RouterState, ctx: StepContext, fx: Effects, settings: Set
   let next = state;
   const queued = next.queue.length;
   const inFlight = totalInFlight(next);
-  if (inFlight + queued > next.peakInFlight + next.peakQueued) next = { ...next, peakInFlight: inFlight, peakQueued: queued };
+  if (inFlight + queued > next.peakInFlight + next.peakQueued) next = changed(next, { peakInFlight: inFlight, peakQueued: queued });
   if (queued === 0) {
-    next = next.backlogTold === 0 ? next : { ...next, backlogTold: 0 };
+    next = next.backlogTold === 0 ? next : changed(next, { backlogTold: 0 });
   } else if (!next.backlogPending && (next.backlogTold === 0 || queued >= 2 * next.backlogTold)) {
     fx.push({ type: 'schedule', afterMs: 0, message: { type: 'rt.backlog' }, timer: BACKLOG_TIMER });
-    next = { ...next, backlogPending: true };
+    next = changed(next, { backlogPending: true });
   }
   if (!next.ticking && (queued > 0 || inFlight > 0 || next.rejected !== next.rejectedReported)) {
     fx.push({ type: 'schedule', afterMs: settings.tickMs, message: { type: 'rt.tick' }, timer: TICK_TIMER });
-    next = { ...next, ticking: true };
+    next = changed(next, { ticking: true });
   }
   const head = next.queue[0];
   const due = head === undefined ? null : head.enqueuedAt + phase.routing.queueTimeoutMs;
@@ -398,7 +398,7 @@ function settle(state: RouterState, ctx: StepContext, fx: Effects, settings: Set
         ? { type: 'cancel', timer: EXPIRE_TIMER }
         : { type: 'schedule', afterMs: Math.max(0, due - ctx.now), message: { type: 'rt.expire' }, timer: EXPIRE_TIMER },
     );
-    next = { ...next, expireAt: due };
+    next = changed(next, { expireAt: due });
   }
   return next;
 }
@@ -410,7 +410,7 @@ function onDelta(state: RouterState, delta: Extract<RouterMessage, { type: 'rt.d
   if (phase.kind === 'known' && (delta.term === phase.term || phase.term === UNKNOWN_TERM)) {
     if (delta.version <= phase.version) return state;
     if (delta.version === phase.version + 1) {
-      let next: RouterState = { ...state, phase: { ...phase, term: delta.term, version: delta.version } };
+      let next: RouterState = changed(state, { phase: { ...phase, term: delta.term, version: delta.version } });
       for (const sandboxId of delta.remove) next = unlist(next, sandboxId, fx, settings);
       for (const endpoint of delta.add) next = list(next, endpoint, phase.routing, fx);
       return dispatchWaiting(next, ctx, fx, settings);
@@ -421,10 +421,10 @@ function onDelta(state: RouterState, delta: Extract<RouterMessage, { type: 'rt.d
 }
 
 function resync(state: RouterState, fx: Effects, settings: Settings): RouterState {
-  if (state.sync.kind === 'asking') return state.sync.again ? state : { ...state, sync: { ...state.sync, again: true } };
+  if (state.sync.kind === 'asking') return state.sync.again ? state : changed(state, { sync: { ...state.sync, again: true } });
   const message: FunctionMessage = { type: 'fn.getEndpoints' };
   fx.push({ type: 'ask', to: functionAddress(state.name), message, timeoutMs: settings.resyncTimeoutMs, then: toResynced });
-  return { ...state, sync: { kind: 'asking', term: state.highestTerm, again: false } };
+  return changed(state, { sync: { kind: 'asking', term: state.highestTerm, again: false } });
 }
 
 /** An unknown function (no such actor, or a null reply) becomes `snapshot: null` without `error`. */
@@ -448,7 +448,7 @@ function onResynced(state: RouterState, message: Extract<RouterMessage, { type: 
     fx.push({ type: 'log', level: 'debug', text: 'ignored rt.resynced: not asking' });
     return state;
   }
-  const idle: RouterState = { ...state, sync: { kind: 'idle' } };
+  const idle: RouterState = changed(state, { sync: { kind: 'idle' } });
   if (message.snapshot !== null) {
     const next = replaceSet(idle, sync.term, message.snapshot, ctx, fx, settings);
     return sync.again ? resync(next, fx, settings) : next;
@@ -457,7 +457,7 @@ function onResynced(state: RouterState, message: Extract<RouterMessage, { type: 
     // Keep routing with the set held: a transient failure, or a leader still rebuilding its function actors,
     // must not cut a live function off; `rt.deleted` is what removes a function.
     fx.push({ type: 'log', level: 'warn', text: `resync of ${state.name} failed (${message.error ?? 'no such function'}); keeping version ${idle.phase.version}` });
-    return { ...idle, sync: { kind: 'stale' } };
+    return changed(idle, { sync: { kind: 'stale' } });
   }
   return message.error === undefined
     ? rejectAll(idle, 'UNKNOWN_FUNCTION', `no function named ${state.name}`, ctx, fx)
@@ -471,7 +471,7 @@ function replaceSet(state: RouterState, term: number, snapshot: EndpointSnapshot
     fx.push({ type: 'log', level: 'debug', text: `ignored snapshot v${snapshot.version} of term ${term}: holding v${phase.version} of term ${phase.term}` });
     return state;
   }
-  let next: RouterState = { ...state, phase: { kind: 'known', term, version: snapshot.version, routing: snapshot.routing } };
+  let next: RouterState = changed(state, { phase: { kind: 'known', term, version: snapshot.version, routing: snapshot.routing } });
   const listed = new Set(snapshot.endpoints.map((e) => e.sandboxId));
   for (const slot of state.sandboxes) if (!listed.has(slot.endpoint.sandboxId) && isListed(slot)) next = unlist(next, slot.endpoint.sandboxId, fx, settings);
   for (const endpoint of snapshot.endpoints) next = list(next, endpoint, snapshot.routing, fx);
@@ -489,7 +489,7 @@ function admitWaiting(state: RouterState, routing: RoutingConfig, ctx: StepConte
     if (waiting.invocation.body.byteLength <= routing.maxBodyBytes) kept.push({ ...waiting, addsSeen: state.adds });
     else fx.push(answer(waiting.replyTo, 'BODY_TOO_LARGE', limitMessage(state.name, 'BODY_TOO_LARGE', routing), ctx.now - waiting.enqueuedAt));
   }
-  return { ...state, ...countRejected(state, 'BODY_TOO_LARGE', state.queue.length - kept.length), queue: kept };
+  return changed(state, { ...countRejected(state, 'BODY_TOO_LARGE', state.queue.length - kept.length), queue: kept });
 }
 
 /** Requests queued before the routing was known and still waiting beyond its queue depth: the newest get 429. */
@@ -497,7 +497,7 @@ function trimQueue(state: RouterState, routing: RoutingConfig, ctx: StepContext,
   const overflow = state.queue.slice(routing.queueDepth);
   if (overflow.length === 0) return state;
   for (const waiting of overflow) fx.push(answer(waiting.replyTo, 'QUEUE_FULL', limitMessage(state.name, 'QUEUE_FULL', routing), ctx.now - waiting.enqueuedAt));
-  return { ...state, ...countRejected(state, 'QUEUE_FULL', overflow.length), queue: state.queue.slice(0, routing.queueDepth) };
+  return changed(state, { ...countRejected(state, 'QUEUE_FULL', overflow.length), queue: state.queue.slice(0, routing.queueDepth) });
 }
 
 /** The control plane lists `endpoint`: add it, or take back a draining one; broken ones stay out. */
@@ -506,12 +506,12 @@ function list(state: RouterState, endpoint: Endpoint, routing: RoutingConfig, fx
   const slot = state.sandboxes[index];
   if (slot !== undefined && slot.endpoint.sandboxId === endpoint.sandboxId) {
     if (slot.phase.kind !== 'draining') return state;
-    return withSlot(state, index, { ...slot, phase: slot.phase.closed ? { kind: 'broken' } : { kind: 'serving' } });
+    return withSlot(state, index, slotWith(slot, slot.inFlight, slot.phase.closed ? { kind: 'broken' } : { kind: 'serving' }));
   }
   const init: DataPlaneSandboxInit = { functionName: state.name, endpoint, timeoutMs: routing.timeoutMs };
   fx.push({ type: 'spawn', address: dataPlaneSandboxAddress(state.name, endpoint.sandboxId), init });
   const added: SandboxSlot = { endpoint, inFlight: 0, phase: { kind: 'serving' }, addSeq: state.adds + 1 };
-  return { ...state, adds: state.adds + 1, sandboxes: [...state.sandboxes.slice(0, index), added, ...state.sandboxes.slice(index)] };
+  return changed(state, { adds: state.adds + 1, sandboxes: [...state.sandboxes.slice(0, index), added, ...state.sandboxes.slice(index)] });
 }
 
 /** The control plane no longer lists `sandboxId`: route nothing more to it and drain it. */
@@ -523,7 +523,7 @@ function unlist(state: RouterState, sandboxId: string, fx: Effects, settings: Se
     return state;
   }
   if (slot.phase.kind === 'draining') return state;
-  return finishDrain(withSlot(state, index, { ...slot, phase: { kind: 'draining', closed: slot.phase.kind === 'broken' } }), index, fx, settings);
+  return finishDrain(withSlot(state, index, slotWith(slot, slot.inFlight, { kind: 'draining', closed: slot.phase.kind === 'broken' })), index, fx, settings);
 }
 
 /** A draining slot with nothing in flight is done: tell the function, close the sandbox actor, forget it. */
@@ -532,7 +532,7 @@ function finishDrain(state: RouterState, index: number, fx: Effects, settings: S
   if (slot === undefined || slot.phase.kind !== 'draining' || slot.inFlight > 0) return state;
   fx.push(drained(state.name, slot.endpoint.sandboxId, settings));
   if (!slot.phase.closed) fx.push(toSandbox(state.name, slot, { type: 'sb.close' }));
-  return { ...state, sandboxes: state.sandboxes.filter((_, i) => i !== index) };
+  return changed(state, { sandboxes: state.sandboxes.filter((_, i) => i !== index) });
 }
 
 // ---- Requests ------------------------------------------------------------------------------------------
@@ -563,7 +563,7 @@ function onInvoke(state: RouterState, invocation: Invocation, ctx: StepContext, 
 }
 
 function enqueue(state: RouterState, invocation: Invocation, replyTo: ReplyTo, ctx: StepContext): RouterState {
-  return { ...state, queue: [...state.queue, { invocation, replyTo, enqueuedAt: ctx.now, addsSeen: state.adds }] };
+  return changed(state, { queue: [...state.queue, { invocation, replyTo, enqueuedAt: ctx.now, addsSeen: state.adds }] });
 }
 
 function onReleased(state: RouterState, sandboxId: string, failed: boolean, ctx: StepContext, fx: Effects, settings: Settings): RouterState {
@@ -577,7 +577,7 @@ function onReleased(state: RouterState, sandboxId: string, failed: boolean, ctx:
     fx.push(toSandbox(state.name, slot, { type: 'sb.close' }));
     phase = { kind: 'broken' };
   }
-  const next = withSlot(state, index, { ...slot, inFlight: Math.max(0, slot.inFlight - 1), phase });
+  const next = withSlot(state, index, slotWith(slot, Math.max(0, slot.inFlight - 1), phase));
   return dispatchWaiting(finishDrain(next, index, fx, settings), ctx, fx, settings);
 }
 
@@ -594,23 +594,25 @@ function dispatchWaiting(state: RouterState, ctx: StepContext, fx: Effects, sett
     next = dispatch(next, index, waiting.invocation, waiting.replyTo, coldStart, ctx.now - waiting.enqueuedAt, fx);
     taken += 1;
   }
-  return taken === 0 ? next : { ...next, queue: state.queue.slice(taken) };
+  return taken === 0 ? next : changed(next, { queue: state.queue.slice(taken) });
 }
 
 function dispatch(state: RouterState, index: number, invocation: Invocation, replyTo: ReplyTo, coldStart: boolean, queuedMs: number, fx: Effects): RouterState {
   const slot = state.sandboxes[index];
   if (slot === undefined) throw new Error(`router ${state.name}: no sandbox at index ${index}`);
   fx.push(toSandbox(state.name, slot, { type: 'sb.invoke', invocation, replyTo, coldStart, queuedMs }));
-  const next = withSlot(state, index, { ...slot, inFlight: slot.inFlight + 1 });
-  if (!coldStart) return { ...next, cursor: slot.endpoint.sandboxId, dispatched: state.dispatched + 1 };
-  return {
-    ...next,
+  // One new state per request, not one per field changed: this runs per request.
+  const sandboxes = state.sandboxes.slice();
+  sandboxes[index] = slotWith(slot, slot.inFlight + 1, slot.phase);
+  if (!coldStart) return changed(state, { sandboxes, cursor: slot.endpoint.sandboxId, dispatched: state.dispatched + 1 });
+  return changed(state, {
+    sandboxes,
     cursor: slot.endpoint.sandboxId,
     dispatched: state.dispatched + 1,
     coldStarts: state.coldStarts + 1,
     coldStartMsSum: state.coldStartMsSum + queuedMs,
     coldStartBuckets: observeColdStart(state.coldStartBuckets, queuedMs),
-  };
+  });
 }
 
 /** Answer every waiting request whose deadline has passed: 503 at max scale with every slot busy, else 504. */
@@ -632,17 +634,17 @@ function expire(state: RouterState, ctx: StepContext, fx: Effects): RouterState 
     );
     expired += 1;
   }
-  return expired === 0 ? state : { ...state, ...countRejected(state, code, expired), queue: state.queue.slice(expired) };
+  return expired === 0 ? state : changed(state, { ...countRejected(state, code, expired), queue: state.queue.slice(expired) });
 }
 
 function rejectAll(state: RouterState, code: FailureCode, message: string, ctx: StepContext, fx: Effects): RouterState {
   for (const waiting of state.queue) fx.push(answer(waiting.replyTo, code, message, ctx.now - waiting.enqueuedAt));
-  return { ...state, ...countRejected(state, code, state.queue.length), queue: [] };
+  return changed(state, { ...countRejected(state, code, state.queue.length), queue: [] });
 }
 
 function reject(state: RouterState, replyTo: ReplyTo, code: FailureCode, message: string, queuedMs: number, fx: Effects): RouterState {
   fx.push(answer(replyTo, code, message, queuedMs));
-  return { ...state, ...countRejected(state, code, 1) };
+  return changed(state, countRejected(state, code, 1));
 }
 
 /** The counters after `count` more requests answered `code` by the router. */
@@ -665,39 +667,65 @@ function limitMessage(name: string, code: 'BODY_TOO_LARGE' | 'QUEUE_FULL', routi
 
 // ---- Policies --------------------------------------------------------------------------------------------
 
-/** Index (into `state.sandboxes`) of the serving sandbox to use, or undefined when every slot is busy. */
+/**
+ * Index (into `state.sandboxes`) of the serving sandbox to use, or undefined when every slot is busy. Runs per
+ * request: it walks the slots without building the list of free ones (`nthFree` indexes that list).
+ */
 function pick(state: RouterState, policy: LoadBalancingPolicy, random: () => number): number | undefined {
-  const free: number[] = [];
-  state.sandboxes.forEach((slot, i) => {
-    if (slot.phase.kind === 'serving' && hasFreeSlot(slot)) free.push(i);
-  });
-  if (free.length === 0) return undefined;
-  const inFlight = (i: number): number => state.sandboxes[i]?.inFlight ?? 0;
+  const slots = state.sandboxes;
+  let free = 0;
+  let first = -1;
+  let least = -1;
+  for (let i = 0; i < slots.length; i++) {
+    const slot = slots[i]!;
+    if (!isFree(slot)) continue;
+    free += 1;
+    if (first < 0) first = i;
+    // Ties go to the first in id order, so light load stays on few sandboxes.
+    if (least < 0 || slot.inFlight < slots[least]!.inFlight) least = i;
+  }
+  if (free === 0) return undefined;
   switch (policy) {
     case 'least-in-flight':
-      // Ties go to the first in id order, so light load stays on few sandboxes.
-      return free.reduce((best, i) => (inFlight(i) < inFlight(best) ? i : best));
+      return least;
     case 'random':
-      return free[Math.floor(random() * free.length)];
+      return nthFree(slots, Math.floor(random() * free));
     case 'round-robin': {
       // The first free sandbox after the last one chosen, in id order: adds and removals do not reset the walk.
       const cursor = state.cursor;
-      const after = cursor === null ? undefined : free.find((i) => (state.sandboxes[i]?.endpoint.sandboxId ?? '') > cursor);
-      return after ?? free[0];
+      if (cursor !== null) {
+        for (let i = 0; i < slots.length; i++) if (isFree(slots[i]!) && slots[i]!.endpoint.sandboxId > cursor) return i;
+      }
+      return first;
     }
     case 'power-of-two': {
-      if (free.length === 1) return free[0];
-      const first = Math.floor(random() * free.length);
-      let second = Math.floor(random() * (free.length - 1));
-      if (second >= first) second += 1;
-      const a = free[first];
-      const b = free[second];
+      if (free === 1) return first;
+      const one = Math.floor(random() * free);
+      let two = Math.floor(random() * (free - 1));
+      if (two >= one) two += 1;
+      const a = nthFree(slots, one);
+      const b = nthFree(slots, two);
       if (a === undefined || b === undefined) return a ?? b;
-      return inFlight(b) < inFlight(a) ? b : a;
+      return slots[b]!.inFlight < slots[a]!.inFlight ? b : a;
     }
     default:
       return assertNever(policy, 'load-balancing policy');
   }
+}
+
+/** A serving sandbox with a free slot. */
+function isFree(slot: SandboxSlot): boolean {
+  return slot.phase.kind === 'serving' && hasFreeSlot(slot);
+}
+
+/** Index of the `n`th (from 0) free sandbox, in id order. */
+function nthFree(slots: readonly SandboxSlot[], n: number): number | undefined {
+  for (let i = 0, seen = 0; i < slots.length; i++) {
+    if (!isFree(slots[i]!)) continue;
+    if (seen === n) return i;
+    seen += 1;
+  }
+  return undefined;
 }
 
 // ---- Small helpers ----------------------------------------------------------------------------------------
@@ -734,10 +762,48 @@ function indexOf(slots: readonly SandboxSlot[], sandboxId: string): number {
   return lo;
 }
 
+/**
+ * `state` with `changes`. Every field is listed rather than spread: steps run per request, and V8 spreads an
+ * object of this many fields about 25 times slower than it builds a literal (~0.65 µs against ~25 ns). A field
+ * absent from `changes` keeps its value (no RouterState field holds undefined). A field added to RouterState
+ * must be added here (the return type makes the compiler say so unless it is optional).
+ */
+function changed(state: RouterState, changes: Partial<RouterState>): RouterState {
+  const c = changes;
+  return {
+    name: c.name === undefined ? state.name : c.name,
+    phase: c.phase === undefined ? state.phase : c.phase,
+    highestTerm: c.highestTerm === undefined ? state.highestTerm : c.highestTerm,
+    sync: c.sync === undefined ? state.sync : c.sync,
+    sandboxes: c.sandboxes === undefined ? state.sandboxes : c.sandboxes,
+    queue: c.queue === undefined ? state.queue : c.queue,
+    adds: c.adds === undefined ? state.adds : c.adds,
+    cursor: c.cursor === undefined ? state.cursor : c.cursor,
+    ticking: c.ticking === undefined ? state.ticking : c.ticking,
+    peakInFlight: c.peakInFlight === undefined ? state.peakInFlight : c.peakInFlight,
+    peakQueued: c.peakQueued === undefined ? state.peakQueued : c.peakQueued,
+    expireAt: c.expireAt === undefined ? state.expireAt : c.expireAt,
+    backlogTold: c.backlogTold === undefined ? state.backlogTold : c.backlogTold,
+    backlogPending: c.backlogPending === undefined ? state.backlogPending : c.backlogPending,
+    dispatched: c.dispatched === undefined ? state.dispatched : c.dispatched,
+    rejected: c.rejected === undefined ? state.rejected : c.rejected,
+    rejectedByStatus: c.rejectedByStatus === undefined ? state.rejectedByStatus : c.rejectedByStatus,
+    rejectedReported: c.rejectedReported === undefined ? state.rejectedReported : c.rejectedReported,
+    coldStarts: c.coldStarts === undefined ? state.coldStarts : c.coldStarts,
+    coldStartMsSum: c.coldStartMsSum === undefined ? state.coldStartMsSum : c.coldStartMsSum,
+    coldStartBuckets: c.coldStartBuckets === undefined ? state.coldStartBuckets : c.coldStartBuckets,
+  };
+}
+
+/** `slot` with its in-flight count and phase replaced (a literal, not a spread: see `changed`). */
+function slotWith(slot: SandboxSlot, inFlight: number, phase: SlotPhase): SandboxSlot {
+  return { endpoint: slot.endpoint, inFlight, phase, addSeq: slot.addSeq };
+}
+
 function withSlot(state: RouterState, index: number, slot: SandboxSlot): RouterState {
   const sandboxes = state.sandboxes.slice();
   sandboxes[index] = slot;
-  return { ...state, sandboxes };
+  return changed(state, { sandboxes });
 }
 
 function drained(name: string, sandboxId: string, settings: Settings): Effect<RouterMessage> {

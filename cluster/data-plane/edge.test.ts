@@ -127,7 +127,20 @@ class FakePort implements WsPort {
     return this.buffered;
   }
   send(data: Uint8Array | string): void {
-    this.sent.push(data);
+    if (!this.corked) throw new Error('send outside cork');
+    // Like uWS, which copies what it sends: the session may reuse the bytes afterwards.
+    this.sent.push(typeof data === 'string' ? data : Buffer.from(data));
+  }
+  corked = false;
+  corks = 0;
+  cork(fn: () => void): void {
+    this.corks += 1;
+    this.corked = true;
+    try {
+      fn();
+    } finally {
+      this.corked = false;
+    }
   }
   end(code: number, reason: string): void {
     this.ended = [code, reason];
@@ -137,11 +150,17 @@ class FakePort implements WsPort {
 function harness(limits: Partial<{ highWaterBytes: number; maxOutboxBytes: number; maxInFlight: number; maxHeld: number }> = {}) {
   const port = new FakePort();
   const answers = new Map<string | number, (r: EdgeResponse) => void>();
-  const session = new WsSession(port, { maxBodyBytes: 1000, highWaterBytes: 100, maxOutboxBytes: 10_000, maxInFlight: 2, maxHeld: 3, ...limits }, (request: WsRequest, done) => answers.set(request.id, done));
+  // The end of the event-loop turn, run by hand: replies of one turn are flushed together.
+  const flushes: (() => void)[] = [];
+  const endTurn = () => flushes.splice(0).forEach((flush) => flush());
+  const session = new WsSession(port, { maxBodyBytes: 1000, highWaterBytes: 100, maxOutboxBytes: 10_000, maxInFlight: 2, maxHeld: 3, ...limits }, (request: WsRequest, done) => answers.set(request.id, done), (flush) => flushes.push(flush));
   const send = (id: number) => session.onMessage(new TextEncoder().encode(JSON.stringify({ id, function: 'fn' })), false);
-  const ids = () => port.sent.map((s) => (JSON.parse(s as string) as { id: number }).id);
+  const ids = () => {
+    endTurn();
+    return port.sent.map((s) => (JSON.parse(s as string) as { id: number }).id);
+  };
   const ok: EdgeResponse = { status: 200, headers: {}, body: new TextEncoder().encode('x'.repeat(50)) };
-  return { port, answers, session, send, ids, ok };
+  return { port, answers, session, send, ids, ok, endTurn, flushes };
 }
 
 test('WsSession: at most maxInFlight dispatched; the rest held and dispatched as answers come back', (t) => {
@@ -177,10 +196,63 @@ test('WsSession: an outbox over its bound closes the connection with 1008; answe
   for (let i = 1; i <= 4; i++) h.send(i);
   h.port.buffered = 500;
   for (let i = 1; i <= 4; i++) h.answers.get(i)!(h.ok);
+  h.endTurn();
   t.deepEqual(h.port.ended, [1008, 'too many unread replies']);
   t.true(h.session.isClosed);
   h.session.onClose();
   h.send(5);
   t.false(h.answers.has(5));
   t.deepEqual(h.port.sent, []);
+});
+
+test('WsSession: the replies of one turn leave together, under one cork, in the order they came', (t) => {
+  const h = harness({ maxInFlight: 10 });
+  for (let i = 1; i <= 4; i++) h.send(i);
+  h.session.onMessage(new TextEncoder().encode('{not json'), false);
+  for (const i of [3, 1, 4]) h.answers.get(i)!(h.ok);
+  t.deepEqual(h.port.sent, [], 'nothing is sent before the turn ends');
+  t.is(h.session.queuedReplies, 4);
+  t.is(h.flushes.length, 1, 'one flush for the turn');
+  t.deepEqual(h.ids(), [null, 3, 1, 4]);
+  t.is(h.port.corks, 1);
+  h.answers.get(2)!(h.ok);
+  t.deepEqual(h.ids(), [null, 3, 1, 4, 2]);
+  t.is(h.port.corks, 2);
+  t.is(h.session.queuedReplies, 0);
+});
+
+test('WsSession: a flush stops at the high-water mark; the rest wait in order, and later replies queue behind them', (t) => {
+  const h = harness({ maxInFlight: 10, highWaterBytes: 150 });
+  // Every send lands in uWS's buffer (the peer reads nothing): ~80 bytes per reply.
+  const send = h.port.send.bind(h.port);
+  h.port.send = (data) => {
+    send(data);
+    h.port.buffered += typeof data === 'string' ? data.length : data.byteLength;
+  };
+  for (let i = 1; i <= 5; i++) h.send(i);
+  for (let i = 1; i <= 4; i++) h.answers.get(i)!(h.ok);
+  t.deepEqual(h.ids(), [1, 2], 'sent until the buffer passed 150 bytes');
+  t.is(h.session.queuedReplies, 2);
+  h.answers.get(5)!(h.ok);
+  t.deepEqual(h.ids(), [1, 2], 'behind the waiting ones, even at the end of the turn');
+  h.send(6);
+  t.false(h.answers.has(6), 'no new work while replies wait');
+  h.port.buffered = 0;
+  h.session.onDrain();
+  t.deepEqual(h.ids(), [1, 2, 3, 4]);
+  h.port.buffered = 0;
+  h.session.onDrain();
+  t.deepEqual(h.ids(), [1, 2, 3, 4, 5]);
+  t.true(h.answers.has(6), 'held work starts once the outbox is empty');
+});
+
+test('WsSession: ending the session sends this turn\'s replies first', (t) => {
+  const h = harness();
+  h.send(1);
+  h.answers.get(1)!(h.ok);
+  h.session.end(1001, 'stopping');
+  t.deepEqual(h.port.sent.map((s) => (JSON.parse(s as string) as { id: number }).id), [1]);
+  t.deepEqual(h.port.ended, [1001, 'stopping']);
+  h.endTurn();
+  t.is(h.port.sent.length, 1);
 });

@@ -40,8 +40,12 @@ export type Connect = (address: string) => Promise<Pick<SandboxClient, 'invoke' 
 /** Bound on connect plus handshake, ms. */
 const CONNECT_TIMEOUT_MS = 3000;
 
+type Client = Awaited<ReturnType<Connect>>;
+
 export class SandboxPool {
-  private readonly clients = new Map<string, Promise<Awaited<ReturnType<Connect>>>>();
+  private readonly clients = new Map<string, Promise<Client>>();
+  /** The connections `clients` resolved to, for calls that need not wait for anything. */
+  private readonly ready = new Map<string, Client>();
   private closed = false;
 
   constructor(private readonly connect: Connect) {}
@@ -56,13 +60,25 @@ export class SandboxPool {
     return this.clients.size;
   }
 
-  readonly invoke = async (input: unknown): Promise<InvokeResponse> => {
-    const { address, sandboxId, invocation, timeoutMs } = validate(input);
-    if (this.closed) throw new SandboxPoolError('CONNECTION_FAILED', 'the data plane is stopping');
-    const client = await this.client(address);
+  readonly invoke = (input: unknown): Promise<InvokeResponse> => {
+    let valid: SandboxInvokeInput;
     try {
-      return await client.invoke(sandboxId, { method: invocation.method, path: invocation.path, headers: { ...invocation.headers }, body: invocation.body }, timeoutMs);
+      valid = validate(input);
     } catch (error) {
+      return Promise.reject(error);
+    }
+    if (this.closed) return Promise.reject(new SandboxPoolError('CONNECTION_FAILED', 'the data plane is stopping'));
+    // The usual case, per request: a connection is open already; no await, no promise but the call's own.
+    const ready = this.ready.get(valid.address);
+    if (ready !== undefined && !ready.isClosed) return this.call(ready, valid);
+    return this.client(valid.address).then((client) => this.call(client, valid));
+  };
+
+  private call(client: Client, input: SandboxInvokeInput): Promise<InvokeResponse> {
+    const { address, sandboxId, invocation, timeoutMs } = input;
+    // The headers are not copied: the client packs the request before invoke returns, and keeps nothing of it.
+    const request = { method: invocation.method, path: invocation.path, headers: invocation.headers as Record<string, string>, body: invocation.body };
+    return client.invoke(sandboxId, request, timeoutMs).then(undefined, (error: unknown) => {
       const code = (error as { code?: unknown }).code;
       const message = (error as Error).message;
       if (code === 'CONNECTION_CLOSED') {
@@ -71,10 +87,10 @@ export class SandboxPool {
       }
       if (code === 'INVOKE_TIMEOUT') throw new SandboxPoolError('SANDBOX_TIMEOUT', message);
       throw new SandboxPoolError(typeof code === 'string' ? code : 'INVOKE_FAILED', message);
-    }
-  };
+    });
+  }
 
-  private async client(address: string): Promise<Awaited<ReturnType<Connect>>> {
+  private async client(address: string): Promise<Client> {
     // A cached connection that closed since is replaced once; two in a row means the server drops us.
     for (let tries = 0; ; tries++) {
       let attempt = this.clients.get(address);
@@ -87,7 +103,7 @@ export class SandboxPool {
           if (this.clients.get(address) === fresh) this.clients.delete(address);
         });
       }
-      let client: Awaited<ReturnType<Connect>>;
+      let client: Client;
       try {
         client = await attempt;
       } catch (error) {
@@ -98,13 +114,18 @@ export class SandboxPool {
         client.close();
         throw new SandboxPoolError('CONNECTION_FAILED', 'the data plane is stopping');
       }
-      if (!client.isClosed) return client;
+      if (!client.isClosed) {
+        this.ready.set(address, client);
+        return client;
+      }
+      if (this.ready.get(address) === client) this.ready.delete(address);
       if (this.clients.get(address) === attempt) this.clients.delete(address);
       if (tries >= 1) throw new SandboxPoolError('CONNECTION_FAILED', `the sandbox server at ${address} closed the connection right after it opened`);
     }
   }
 
-  private forget(address: string, client: Awaited<ReturnType<Connect>>): void {
+  private forget(address: string, client: Client): void {
+    if (this.ready.get(address) === client) this.ready.delete(address);
     const entry = this.clients.get(address);
     if (entry === undefined) return;
     void entry.then((current) => {
@@ -117,6 +138,7 @@ export class SandboxPool {
     this.closed = true;
     for (const attempt of this.clients.values()) attempt.then((client) => client.close(), () => undefined);
     this.clients.clear();
+    this.ready.clear();
   }
 }
 

@@ -98,19 +98,23 @@ export class UwsFront {
         const session = new WsSession(
           {
             bufferedAmount: () => ws.getBufferedAmount(),
-            send: (data, isBinary) => void ws.cork(() => ws.send(data, isBinary)),
+            // Only ever called inside cork (the session flushes a turn's replies under one).
+            send: (data, isBinary) => void ws.send(data, isBinary),
+            cork: (fn) => void ws.cork(fn),
             end: (code, reason) => ws.end(code, reason),
           },
           { ...o.ws, maxBodyBytes: o.maxBodyBytes },
           (request, done) => this.api.invoke(request.functionName, { method: request.method, path: request.path, headers: request.headers, body: request.body }, done),
+          // Once per turn and socket at most, when that turn produced replies for it.
+          (flush) => void setImmediate(this.guard, 'websocket flush', flush),
         );
         ws.getUserData().session = session;
         this.sessions.add(session);
       },
       message: (ws, message, isBinary) => {
-        // msgpack may return views into the frame, which uWS neuters after this callback: copy binary frames.
-        // A text frame is decoded into a string at once, so it needs no copy.
-        this.guard('websocket message', () => ws.getUserData().session?.onMessage(isBinary ? new Uint8Array(message.slice(0)) : new Uint8Array(message), isBinary));
+        // uWS neuters the frame after this callback. No copy is needed: the session reads it at once, and its
+        // msgpack reader copies the byte strings it returns (copyBuffers) rather than viewing the frame.
+        this.guard('websocket message', () => ws.getUserData().session?.onMessage(new Uint8Array(message), isBinary));
       },
       drain: (ws) => this.guard('websocket drain', () => ws.getUserData().session?.onDrain()),
       close: (ws: WebSocket<WsData>) => {
@@ -135,13 +139,13 @@ export class UwsFront {
     });
   }
 
-  private guard(what: string, fn: () => void): void {
+  private readonly guard = (what: string, fn: () => void): void => {
     try {
       fn();
     } catch (error) {
       this.log('error', `data-plane ${what} handler failed: ${(error as Error).stack ?? String(error)}`);
     }
-  }
+  };
 
   private onRequest(res: HttpResponse, req: HttpRequest): void {
     if (this.closed) {

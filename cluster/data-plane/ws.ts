@@ -8,6 +8,8 @@
 // failed the invocation (status and body then are those of the HTTP API). In JSON replies the body is a
 // string when it is valid UTF-8 and the request did not use bodyBase64; otherwise it is `bodyBase64`.
 // A frame that cannot be read gets an error reply (id null when none could be read); the connection stays.
+// The replies produced in one event-loop turn leave together, under one cork (a few writes, not one each);
+// their order on a connection is the order they were produced in.
 //
 // Backpressure, per connection, so that a client that does not read never costs the others anything:
 // replies are sent while uWS buffers at most `highWaterBytes` for the socket; beyond that they wait in an
@@ -17,6 +19,7 @@
 // a WebSocket, so holding requests is how we stop reading them.
 import { Packr } from 'msgpackr';
 import { errorResponse, isFunctionName, type EdgeResponse } from './edge.js';
+import { packReply } from './msgpack-reply.js';
 
 export type WsEncoding = 'json' | 'msgpack';
 export type RequestId = string | number;
@@ -60,7 +63,10 @@ const encoder = new TextEncoder();
 
 type Parsed = { readonly ok: true; readonly request: WsRequest } | { readonly ok: false; readonly id: RequestId | null; readonly encoding: WsEncoding; readonly response: EdgeResponse };
 
-/** Reads one frame. `data` must be a copy the caller owns (uWS neuters its buffer after the callback). */
+/**
+ * Reads one frame. Nothing returned views `data` when `packr` has copyBuffers set (the caller may then pass
+ * uWS's frame, which is neutered after its callback); without it, `data` must be a copy the caller owns.
+ */
 export function parseFrame(packr: Packr, data: Uint8Array, isBinary: boolean, maxBodyBytes: number): Parsed {
   const encoding: WsEncoding = isBinary ? 'msgpack' : 'json';
   let value: unknown;
@@ -96,8 +102,11 @@ function bad(id: RequestId | null, encoding: WsEncoding, message: string): Parse
   return { ok: false, id, encoding, response: errorResponse('BAD_REQUEST', message) };
 }
 
+/** Shared by every request without headers (frozen: no one adds to a request's headers). */
+const NO_HEADERS: Record<string, string> = Object.freeze({}) as Record<string, string>;
+
 function readHeaders(value: unknown): Record<string, string> | string {
-  if (value === undefined) return {};
+  if (value === undefined) return NO_HEADERS;
   if (value === null || typeof value !== 'object' || Array.isArray(value)) return 'headers must be an object of strings';
   const headers: Record<string, string> = {};
   for (const [name, v] of Object.entries(value)) {
@@ -109,7 +118,10 @@ function readHeaders(value: unknown): Record<string, string> | string {
   return headers;
 }
 
-function readBody(frame: Record<string, unknown>, isBinary: boolean): { bytes: Uint8Array; base64: boolean } | string {
+/** Shared by every request without a body: no one writes to a request body, and this one has no bytes to write. */
+const NO_BODY: { readonly bytes: Uint8Array; readonly base64: false } = { bytes: new Uint8Array(0), base64: false };
+
+function readBody(frame: Record<string, unknown>, isBinary: boolean): { readonly bytes: Uint8Array; readonly base64: boolean } | string {
   const body = frame.body;
   const b64 = frame.bodyBase64;
   if (body !== undefined && b64 !== undefined) return 'give body or bodyBase64, not both';
@@ -119,21 +131,29 @@ function readBody(frame: Record<string, unknown>, isBinary: boolean): { bytes: U
     return { bytes: Buffer.from(b64, 'base64'), base64: true };
   }
   if (b64 !== undefined) return 'bodyBase64 must be a string';
-  if (body === undefined || body === null) return { bytes: new Uint8Array(0), base64: false };
+  if (body === undefined || body === null) return NO_BODY;
   if (typeof body === 'string') return { bytes: encoder.encode(body), base64: false };
   if (isBinary && body instanceof Uint8Array) return { bytes: body, base64: false };
   return isBinary ? 'body must be bytes or a string' : 'body must be a string (use bodyBase64 for bytes)';
 }
 
-/** The reply frame for a request (or an unreadable frame) in its encoding. */
-export function encodeReply(packr: Packr, id: RequestId | null, encoding: WsEncoding, base64: boolean, response: EdgeResponse): Uint8Array | string {
+/**
+ * The reply frame for a request (or an unreadable frame) in its encoding. A msgpack frame is a view into an
+ * encoder's buffer, valid until the next reply is encoded, unless `copy` (the default): a caller that does not
+ * keep it (uWS's send copies) passes false. `packr` encodes the replies the reply encoder does not take.
+ */
+export function encodeReply(packr: Packr, id: RequestId | null, encoding: WsEncoding, base64: boolean, response: EdgeResponse, copy = true): Uint8Array | string {
+  if (encoding === 'msgpack') {
+    let packed: Uint8Array | undefined = packReply(id, response);
+    if (packed === undefined) {
+      const reply: Record<string, unknown> = { id, status: response.status, headers: response.headers, body: response.body };
+      if (response.error) reply.error = response.error;
+      packed = packr.pack(reply);
+    }
+    return copy ? Buffer.from(packed) : packed;
+  }
   // Built by assignment, not spread: this runs once per reply.
   const reply: Record<string, unknown> = { id, status: response.status, headers: response.headers };
-  if (encoding === 'msgpack') {
-    reply.body = response.body;
-    if (response.error) reply.error = response.error;
-    return Buffer.from(packr.pack(reply));
-  }
   let text: string | undefined;
   if (!base64) {
     try {
@@ -151,18 +171,59 @@ export function encodeReply(packr: Packr, id: RequestId | null, encoding: WsEnco
 /** What a session needs of its socket (a uWS WebSocket in production, a fake in tests). */
 export interface WsPort {
   bufferedAmount(): number;
+  /** Sends one message; called only inside `cork`. uWS copies `data` before it returns. */
   send(data: Uint8Array | string, isBinary: boolean): void;
+  /** Runs `fn`, whose sends leave together (uWS: one write for what fits its cork buffer). */
+  cork(fn: () => void): void;
   end(code: number, reason: string): void;
 }
 
 export type Dispatch = (request: WsRequest, done: (response: EdgeResponse) => void) => void;
 
-/** One connection's multiplexing and backpressure bookkeeping. */
+/** Runs a session's flush once the current event-loop turn's replies are in. */
+export type FlushScheduler = (flush: () => void) => void;
+
+/** Whom a reply answers, and in which encoding (a WsRequest is one). */
+export interface ReplyTarget {
+  readonly id: RequestId | null;
+  readonly encoding: WsEncoding;
+  /** JSON only: the body goes back as bodyBase64. */
+  readonly base64: boolean;
+}
+
+/** A reply the socket was too congested to take: encoded, waiting for uWS's drain. */
+interface Parked {
+  readonly data: Uint8Array | string;
+  readonly isBinary: boolean;
+  readonly bytes: number;
+}
+
+/**
+ * One connection's multiplexing and backpressure bookkeeping.
+ *
+ * Replies are not sent one by one: those produced in one event-loop turn are collected (unsent) and sent by
+ * one flush, scheduled by the first of them, under one cork, so that they leave in a few writes rather than
+ * a syscall each. The flush encodes and offers them in order while uWS buffers at most `highWaterBytes`; the
+ * rest wait, in order, in the outbox (`parked`) until uWS's drain. While the outbox is not empty a new reply
+ * goes straight to its end, so the unsent and the parked replies are never both there, and order is kept.
+ */
 export class WsSession {
-  private readonly packr = new Packr({ useRecords: false });
+  /** copyBuffers: a request's body must not view the frame it came in (see parseFrame). */
+  private readonly packr = new Packr({ useRecords: false, copyBuffers: true });
   private readonly held: WsRequest[] = [];
-  private readonly outbox: { data: Uint8Array | string; isBinary: boolean; bytes: number }[] = [];
-  private outboxBytes = 0;
+  private heldHead = 0;
+  /** This turn's replies, not yet offered to the socket: whom each answers, and the response. */
+  private unsentTo: ReplyTarget[] = [];
+  private unsentResponses: EdgeResponse[] = [];
+  /** The other pair of arrays the unsent ones alternate with (no arrays per flush). */
+  private spareTo: ReplyTarget[] = [];
+  private spareResponses: EdgeResponse[] = [];
+  private readonly parked: Parked[] = [];
+  private parkedHead = 0;
+  private parkedBytes = 0;
+  private flushScheduled = false;
+  /** The outbox passed maxOutboxBytes during a cork: the connection closes (1008) once the cork is done. */
+  private overflowed = false;
   private inFlight = 0;
   private closed = false;
 
@@ -170,6 +231,8 @@ export class WsSession {
     private readonly port: WsPort,
     private readonly limits: WsLimits,
     private readonly dispatch: Dispatch,
+    /** Runs the flush once this turn's replies are in; setImmediate by default. */
+    private readonly schedule: FlushScheduler = setImmediate,
   ) {}
 
   get isClosed(): boolean {
@@ -177,29 +240,31 @@ export class WsSession {
   }
 
   get heldCount(): number {
-    return this.held.length;
+    return this.held.length - this.heldHead;
   }
 
+  /** Replies not yet handed to the socket: this turn's, and those waiting for a drain. */
   get queuedReplies(): number {
-    return this.outbox.length;
+    return this.unsentTo.length + this.parked.length - this.parkedHead;
   }
 
   onMessage(data: Uint8Array, isBinary: boolean): void {
     if (this.closed) return;
     const parsed = parseFrame(this.packr, data, isBinary, this.limits.maxBodyBytes);
     if (!parsed.ok) {
-      this.deliver(parsed.id, parsed.encoding, false, parsed.response);
+      this.deliver({ id: parsed.id, encoding: parsed.encoding, base64: false }, parsed.response);
       return;
     }
-    if (this.congested() || this.held.length > 0) {
-      if (this.held.length >= this.limits.maxHeld) {
-        this.deliver(parsed.request.id, parsed.request.encoding, parsed.request.base64, errorResponse('TOO_MANY_REQUESTS', `this connection has ${this.held.length} requests waiting: read the replies before sending more`));
+    const request = parsed.request;
+    if (this.heldCount > 0 || this.congested()) {
+      if (this.heldCount >= this.limits.maxHeld) {
+        this.deliver(request, errorResponse('TOO_MANY_REQUESTS', `this connection has ${this.heldCount} requests waiting: read the replies before sending more`));
         return;
       }
-      this.held.push(parsed.request);
+      this.held.push(request);
       return;
     }
-    this.start(parsed.request);
+    this.start(request);
   }
 
   /** uWS drained some of the socket's buffer. */
@@ -212,19 +277,29 @@ export class WsSession {
   onClose(): void {
     this.closed = true;
     this.held.length = 0;
-    this.outbox.length = 0;
-    this.outboxBytes = 0;
+    this.heldHead = 0;
+    this.unsentTo.length = 0;
+    this.unsentResponses.length = 0;
+    this.parked.length = 0;
+    this.parkedHead = 0;
+    this.parkedBytes = 0;
   }
 
-  /** Close from our side (too many unread replies, or the data plane is stopping). */
+  /** Close from our side (the data plane is stopping): this turn's replies go first, as far as the socket takes them. */
   end(code: number, reason: string): void {
+    if (this.closed) return;
+    this.flush();
+    this.close(code, reason);
+  }
+
+  private close(code: number, reason: string): void {
     if (this.closed) return;
     this.closed = true;
     this.port.end(code, reason);
   }
 
   private congested(): boolean {
-    return this.outbox.length > 0 || this.inFlight >= this.limits.maxInFlight || this.port.bufferedAmount() > this.limits.highWaterBytes;
+    return this.parkedHead < this.parked.length || this.inFlight >= this.limits.maxInFlight || this.port.bufferedAmount() > this.limits.highWaterBytes;
   }
 
   private start(request: WsRequest): void {
@@ -235,34 +310,93 @@ export class WsSession {
       answered = true;
       this.inFlight -= 1;
       if (this.closed) return;
-      this.deliver(request.id, request.encoding, request.base64, response);
+      this.deliver(request, response);
       this.pump();
     });
   }
 
   private pump(): void {
-    while (!this.closed && this.held.length > 0 && !this.congested()) this.start(this.held.shift()!);
+    while (!this.closed && this.heldHead < this.held.length && !this.congested()) {
+      const request = this.held[this.heldHead]!;
+      this.held[this.heldHead++] = undefined as unknown as WsRequest;
+      if (this.heldHead === this.held.length) {
+        this.held.length = 0;
+        this.heldHead = 0;
+      }
+      this.start(request);
+    }
   }
 
-  private deliver(id: RequestId | null, encoding: WsEncoding, base64: boolean, response: EdgeResponse): void {
+  private deliver(to: ReplyTarget, response: EdgeResponse): void {
     if (this.closed) return;
-    const data = encodeReply(this.packr, id, encoding, base64, response);
-    const isBinary = encoding === 'msgpack';
-    if (this.outbox.length === 0 && this.port.bufferedAmount() <= this.limits.highWaterBytes) {
-      this.port.send(data, isBinary);
+    if (this.parkedHead < this.parked.length) {
+      // The socket is congested: behind what already waits for the drain.
+      this.park(to, response);
+      if (this.overflowed) this.close(1008, 'too many unread replies');
       return;
     }
-    const bytes = typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength;
-    this.outbox.push({ data, isBinary, bytes });
-    this.outboxBytes += bytes;
-    if (this.outboxBytes > this.limits.maxOutboxBytes) this.end(1008, 'too many unread replies');
+    this.unsentTo.push(to);
+    this.unsentResponses.push(response);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      this.schedule(this.scheduledFlush);
+    }
   }
 
+  private readonly scheduledFlush = (): void => {
+    this.flushScheduled = false;
+    this.flush();
+    // A flush that emptied the outbox may let held requests start (as a drain would).
+    this.pump();
+  };
+
+  /** Offers the outbox, then this turn's replies, in order, to the socket under one cork. */
   private flush(): void {
-    while (!this.closed && this.outbox.length > 0 && this.port.bufferedAmount() <= this.limits.highWaterBytes) {
-      const next = this.outbox.shift()!;
-      this.outboxBytes -= next.bytes;
-      this.port.send(next.data, next.isBinary);
+    if (this.closed || (this.unsentTo.length === 0 && this.parkedHead === this.parked.length)) return;
+    this.port.cork(this.sendQueued);
+    if (this.overflowed) this.close(1008, 'too many unread replies');
+  }
+
+  private readonly sendQueued = (): void => {
+    const port = this.port;
+    const highWater = this.limits.highWaterBytes;
+    while (this.parkedHead < this.parked.length) {
+      if (port.bufferedAmount() > highWater) break;
+      const next = this.parked[this.parkedHead]!;
+      this.parked[this.parkedHead++] = undefined as unknown as Parked;
+      this.parkedBytes -= next.bytes;
+      port.send(next.data, next.isBinary);
     }
+    if (this.parkedHead === this.parked.length) {
+      this.parked.length = 0;
+      this.parkedHead = 0;
+    }
+    const to = this.unsentTo;
+    const responses = this.unsentResponses;
+    const count = to.length;
+    if (count === 0) return;
+    this.unsentTo = this.spareTo;
+    this.unsentResponses = this.spareResponses;
+    let i = 0;
+    if (this.parked.length === 0) {
+      for (; i < count && port.bufferedAmount() <= highWater; i++) {
+        const target = to[i]!;
+        // Sent straight from msgpackr's buffer: uWS copies it before send returns.
+        port.send(encodeReply(this.packr, target.id, target.encoding, target.base64, responses[i]!, false), target.encoding === 'msgpack');
+      }
+    }
+    for (; i < count && !this.overflowed; i++) this.park(to[i]!, responses[i]!);
+    to.length = 0;
+    responses.length = 0;
+    this.spareTo = to;
+    this.spareResponses = responses;
+  };
+
+  private park(to: ReplyTarget, response: EdgeResponse): void {
+    const data = encodeReply(this.packr, to.id, to.encoding, to.base64, response);
+    const bytes = typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength;
+    this.parked.push({ data, isBinary: to.encoding === 'msgpack', bytes });
+    this.parkedBytes += bytes;
+    if (this.parkedBytes > this.limits.maxOutboxBytes) this.overflowed = true;
   }
 }

@@ -364,3 +364,15 @@ test('the summary is small JSON', (t) => {
   t.notThrows(() => JSON.stringify(summary));
 });
 
+
+test('scale down evicts the sandboxes the data planes report idle, busy ones last', (t) => {
+  // Three ready at t=0: without load the newest-first rule would evict f-7-2 and then f-7-1.
+  let state = withReady(3);
+  state = step(state, { type: 'fn.load', dataplaneId: 'dp1', inFlight: { 'f-7-2': 3 } }).state;
+  state = step(state, { type: 'fn.load', dataplaneId: 'dp2', inFlight: { 'f-7-1': 1 } }).state;
+  const down = step(state, { type: 'fn.scale', desired: 1, reason: 'stable' }, { now: 100 });
+  t.deepEqual(phases(down.state), { 'f-7-0': 'gone', 'f-7-1': 'gone', 'f-7-2': 'ready' }, 'the idle one, then the less busy one');
+  // A data plane that leaves takes its report with it.
+  const left = step(state, { type: 'fn.dataplanes', ids: ['dp2'] });
+  t.deepEqual([...left.state.load.keys()], ['dp2']);
+});

@@ -91,6 +91,8 @@ export interface FunctionState {
   readonly reportedReady: number;
   /** Connected data planes, sorted: a draining sandbox waits for each of them. */
   readonly dataplanes: readonly string[];
+  /** Requests in flight per busy sandbox, as each data plane last reported (`fn.load`): scale-down evicts idle ones first. */
+  readonly load: ReadonlyMap<string, Readonly<Record<string, number>>>;
 }
 
 export class SandboxTransitionError extends Error {
@@ -133,6 +135,7 @@ export function initialFunctionState(init: FunctionInit): FunctionState {
     endpointVersion: 0,
     reportedReady: 0,
     dataplanes: sortedUnique(init.dataplanes ?? []),
+    load: new Map(),
   };
 }
 
@@ -176,6 +179,7 @@ class Work {
   endpointVersion: number;
   reportedReady: number;
   dataplanes: readonly string[];
+  load: ReadonlyMap<string, Readonly<Record<string, number>>>;
   readonly placing: Map<number, readonly string[]>;
   /** Ids whose record this step changed: the endpoint delta looks only at these. */
   readonly touched = new Set<string>();
@@ -204,6 +208,7 @@ class Work {
     this.endpointVersion = base.endpointVersion;
     this.reportedReady = base.reportedReady;
     this.dataplanes = base.dataplanes;
+    this.load = base.load;
     this.current = base.sandboxes as Map<string, SandboxRecord>;
     this.counts = { ...base.counts };
     this.placing = new Map(base.placing);
@@ -289,6 +294,7 @@ class Work {
       endpointVersion: this.endpointVersion,
       reportedReady: this.reportedReady,
       dataplanes: this.dataplanes,
+      load: this.load,
     };
     return { state, effects: [...first, ...this.effects, ...last] };
   }
@@ -352,6 +358,9 @@ function handle(w: Work, message: FunctionMessage): void {
       return adopt(w, message.sandboxes);
     case 'fn.dataplanes':
       return setDataplanes(w, message.ids);
+    case 'fn.load':
+      w.load = new Map(w.load).set(message.dataplaneId, message.inFlight);
+      return;
     case 'fn.placed':
       return placed(w, message.requestId, message.result, message.error);
     case 'fn.drainTimeout': {
@@ -464,6 +473,8 @@ function adopt(w: Work, reports: readonly SandboxReport[]): void {
 
 function setDataplanes(w: Work, ids: readonly string[]): void {
   w.dataplanes = sortedUnique(ids);
+  // A data plane that went away serves nothing any more: forget its load report.
+  if ([...w.load.keys()].some((id) => !w.dataplanes.includes(id))) w.load = new Map([...w.load].filter(([id]) => w.dataplanes.includes(id)));
   // A data plane that went away will never report a drain; one that joined got a snapshot without the
   // draining sandboxes, so it has nothing to drain.
   for (const record of [...w.sandboxes.values()]) {
@@ -541,9 +552,11 @@ function placed(w: Work, requestId: number, result: PlaceReply | null, error: st
 function evict(w: Work, count: number): void {
   const views: SandboxView[] = [];
   for (const record of w.sandboxes.values()) {
-    // The function does not see per-sandbox load, so every candidate counts as idle: newest go first.
+    // Load as the data planes last reported it (ticks while busy): idle sandboxes go first, then the least busy.
     if (record.phase === 'creating' || record.phase === 'ready') {
-      views.push({ id: record.sandboxId, nodeId: record.nodeId, inFlight: 0, state: record.phase, createdAt: record.createdAt });
+      let inFlight = 0;
+      for (const perSandbox of w.load.values()) inFlight += perSandbox[record.sandboxId] ?? 0;
+      views.push({ id: record.sandboxId, nodeId: record.nodeId, inFlight, state: record.phase, createdAt: record.createdAt });
     }
   }
   for (const id of chooseEvictions(views, count)) {

@@ -91,6 +91,8 @@ export type FunctionMessage =
   | { readonly type: 'fn.status' }
   /** Reconstruction: sandboxes found on the workers for this function. */
   | { readonly type: 'fn.adopt'; readonly sandboxes: readonly SandboxReport[] }
+  /** From a data plane at each metrics tick: requests in flight per busy sandbox, so scale-down evicts idle ones first. */
+  | { readonly type: 'fn.load'; readonly dataplaneId: string; readonly inFlight: Readonly<Record<string, number>> }
   /** The data planes currently connected: a draining sandbox waits for `fn.drained` from each of them. */
   | { readonly type: 'fn.dataplanes'; readonly ids: readonly string[] }
   /** Internal results and timers (delivered by the host as the outcome of effects). */

@@ -747,3 +747,18 @@ test('the router is virtual and colocated through its address', (t) => {
   t.true(kind.virtual);
   t.is(SELF.key, autoscalerAddress(NAME).key);
 });
+
+test('each tick tells the function which sandboxes are busy, and once more when none is', (t) => {
+  const s = new Script();
+  s.step(snapshot(1, [ep('a'), ep('b')]));
+  s.invoke();
+  s.now = 2000;
+  let fx = s.step({ type: 'rt.tick' });
+  t.deepEqual(sends(fx, 'function').map((x) => x.message), [{ type: 'fn.load', dataplaneId: 'dp1', inFlight: { a: 1 } }]);
+  s.step(released('a'));
+  s.now = 4000;
+  fx = s.step({ type: 'rt.tick' });
+  t.deepEqual(sends(fx, 'function').map((x) => x.message), [{ type: 'fn.load', dataplaneId: 'dp1', inFlight: {} }], 'the picture is cleared');
+  s.now = 6000;
+  t.deepEqual(sends(s.step({ type: 'rt.tick' }), 'function'), [], 'then nothing while idle');
+});

@@ -178,6 +178,8 @@ export interface RouterState {
   readonly backlogTold: number;
   /** A `rt.backlog` report is scheduled (0 ms) and will carry the queue length of its moment. */
   readonly backlogPending: boolean;
+  /** The last `fn.load` told the function of busy sandboxes (so the next one, even empty, is sent). */
+  readonly loadReported: boolean;
   /** Requests sent to sandbox actors (the `invocations` of `totals`). */
   readonly dispatched: number;
   /** Requests the router answered itself (404, 413, 429, 503, 504). */
@@ -248,6 +250,7 @@ function initialRouterState(name: string): RouterState {
     expireAt: null,
     backlogTold: 0,
     backlogPending: false,
+    loadReported: false,
     dispatched: 0,
     rejected: 0,
     rejectedByStatus: {},
@@ -336,6 +339,22 @@ function step(state: RouterState, message: RouterMessage, ctx: StepContext, sett
             totals: routerTotals(state),
           }),
         );
+      }
+      // Per-sandbox load for the function's scale-down choice: sent while any sandbox is busy, and once
+      // more when none is, so the function never keeps a stale picture.
+      if (next.phase.kind === 'known') {
+        const load: Record<string, number> = {};
+        let busySandboxes = 0;
+        for (const slot of state.sandboxes) {
+          if (slot.inFlight > 0) {
+            load[slot.endpoint.sandboxId] = slot.inFlight;
+            busySandboxes += 1;
+          }
+        }
+        if (busySandboxes > 0 || state.loadReported) {
+          fx.push({ type: 'send', to: functionAddress(next.name), message: { type: 'fn.load', dataplaneId: settings.dataplaneId, inFlight: load } satisfies FunctionMessage });
+          next = changed(next, { loadReported: busySandboxes > 0 });
+        }
       }
       // A period with load is followed by one more report (zeros if the load is gone), then ticking stops.
       if (busy) fx.push({ type: 'schedule', afterMs: settings.tickMs, message: { type: 'rt.tick' }, timer: TICK_TIMER });
@@ -785,6 +804,7 @@ function changed(state: RouterState, changes: Partial<RouterState>): RouterState
     expireAt: c.expireAt === undefined ? state.expireAt : c.expireAt,
     backlogTold: c.backlogTold === undefined ? state.backlogTold : c.backlogTold,
     backlogPending: c.backlogPending === undefined ? state.backlogPending : c.backlogPending,
+    loadReported: c.loadReported === undefined ? state.loadReported : c.loadReported,
     dispatched: c.dispatched === undefined ? state.dispatched : c.dispatched,
     rejected: c.rejected === undefined ? state.rejected : c.rejected,
     rejectedByStatus: c.rejectedByStatus === undefined ? state.rejectedByStatus : c.rejectedByStatus,

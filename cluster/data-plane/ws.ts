@@ -354,7 +354,16 @@ export class WsSession {
   private flush(): void {
     if (this.closed || (this.unsentTo.length === 0 && this.parkedHead === this.parked.length)) return;
     this.port.cork(this.sendQueued);
-    if (this.overflowed) this.close(1008, 'too many unread replies');
+    if (this.overflowed) {
+      this.close(1008, 'too many unread replies');
+      return;
+    }
+    // Inside a cork the buffered amount counts what the cork itself collected. If uncorking wrote it all,
+    // there is no backpressure and uWS will never fire a drain: offer what is still parked next turn.
+    if (this.parkedHead < this.parked.length && this.port.bufferedAmount() <= this.limits.highWaterBytes && !this.flushScheduled) {
+      this.flushScheduled = true;
+      this.schedule(this.scheduledFlush);
+    }
   }
 
   private readonly sendQueued = (): void => {

@@ -10,7 +10,7 @@ import { connect, createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { fromIncoming, toOutgoing } from './http-headers.js';
 import type { InvokeRequest, InvokeResponse, Sandbox, SandboxEvent, SandboxRuntime, SandboxSpec } from './runtime.js';
-import { deadline, lineSplitter, LogRing, SandboxError, SandboxEvents, unsupportedSource, validateSpec } from './runtime.js';
+import { deadline, lineSplitter, LogRing, SandboxError, SandboxEvents, SandboxTable, unsupportedSource, validateSpec } from './runtime.js';
 
 /** The compiled builtin-server script, which this runtime runs for `builtin` sources. */
 export const BUILTIN_SERVER = fileURLToPath(new URL('./builtin-server.js', import.meta.url));
@@ -49,7 +49,8 @@ export class ProcessRuntime implements SandboxRuntime {
   readonly #killGraceMs: number;
   readonly #probeIntervalMs: number;
   readonly #logLines: number;
-  readonly #entries = new Map<string, Entry>();
+  readonly #table = new SandboxTable<Entry>((entry) => this.#killGroup(entry));
+  readonly #entries = this.#table.entries;
   readonly #events = new SandboxEvents();
   #closed = false;
   /**
@@ -197,13 +198,8 @@ export class ProcessRuntime implements SandboxRuntime {
     });
   }
 
-  /** The entry stays listed until the group is gone, so `destroy` and `close` can await it. */
   #teardown(entry: Entry, phase: 'exited' | 'destroyed'): Promise<void> {
-    if (entry.phase === 'starting' || entry.phase === 'ready') entry.phase = phase;
-    entry.teardown ??= this.#killGroup(entry).finally(() => {
-      if (this.#entries.get(entry.spec.sandboxId) === entry) this.#entries.delete(entry.spec.sandboxId);
-    });
-    return entry.teardown;
+    return this.#table.teardown(entry, phase);
   }
 
   /** SIGTERM to the group, SIGKILL after the grace (or as soon as the leader is gone, for stragglers). */
@@ -221,13 +217,12 @@ export class ProcessRuntime implements SandboxRuntime {
     await entry.exit;
   }
 
-  async destroy(sandboxId: string): Promise<void> {
-    const entry = this.#entries.get(sandboxId);
-    if (entry !== undefined) await this.#teardown(entry, 'destroyed');
+  destroy(sandboxId: string): Promise<void> {
+    return this.#table.destroy(sandboxId);
   }
 
   list(): { sandboxId: string; functionName: string }[] {
-    return [...this.#entries.values()].filter((e) => e.phase === 'ready').map((e) => ({ sandboxId: e.spec.sandboxId, functionName: e.spec.functionName }));
+    return this.#table.list();
   }
 
   onEvent(listener: (e: SandboxEvent) => void): void {
@@ -236,7 +231,7 @@ export class ProcessRuntime implements SandboxRuntime {
 
   async close(): Promise<void> {
     this.#closed = true;
-    await Promise.all([...this.#entries.values()].map((entry) => this.#teardown(entry, 'destroyed')));
+    await this.#table.destroyAll();
     process.off('exit', this.#killAllOnHostExit);
   }
 }

@@ -152,6 +152,46 @@ export function unsupportedSource(runtime: string, spec: SandboxSpec, accepted: 
   );
 }
 
+/** What a runtime keeps per sandbox for the shared bookkeeping below. */
+export interface TableEntry {
+  readonly spec: SandboxSpec;
+  phase: string;
+  /** Set once teardown started; awaited by later `destroy` and `close` calls. */
+  teardown?: Promise<void>;
+}
+
+/**
+ * The sandboxes of a runtime that tears them down asynchronously (thread, process): listing, destroy
+ * and close are the same for both; only how one sandbox is stopped differs (`stop`).
+ */
+export class SandboxTable<E extends TableEntry> {
+  readonly entries = new Map<string, E>();
+
+  constructor(private readonly stop: (entry: E) => Promise<void>) {}
+
+  /** Ends one sandbox once; it stays listed until it is gone, so `destroy` and `close` can await it. */
+  teardown(entry: E, phase: string): Promise<void> {
+    if (entry.phase === 'starting' || entry.phase === 'ready') entry.phase = phase;
+    entry.teardown ??= this.stop(entry).finally(() => {
+      if (this.entries.get(entry.spec.sandboxId) === entry) this.entries.delete(entry.spec.sandboxId);
+    });
+    return entry.teardown;
+  }
+
+  async destroy(sandboxId: string): Promise<void> {
+    const entry = this.entries.get(sandboxId);
+    if (entry !== undefined) await this.teardown(entry, 'destroyed');
+  }
+
+  list(): { sandboxId: string; functionName: string }[] {
+    return [...this.entries.values()].filter((e) => e.phase === 'ready').map((e) => ({ sandboxId: e.spec.sandboxId, functionName: e.spec.functionName }));
+  }
+
+  async destroyAll(): Promise<void> {
+    await Promise.all([...this.entries.values()].map((entry) => this.teardown(entry, 'destroyed')));
+  }
+}
+
 export class SandboxEvents {
   readonly #listeners: ((e: SandboxEvent) => void)[] = [];
 

@@ -4,7 +4,7 @@
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import type { InvokeRequest, InvokeResponse, Sandbox, SandboxEvent, SandboxRuntime, SandboxSpec } from './runtime.js';
-import { assertNever, deadline, LogRing, SandboxError, SandboxEvents, unsupportedSource, validateSpec } from './runtime.js';
+import { assertNever, deadline, LogRing, SandboxError, SandboxEvents, SandboxTable, unsupportedSource, validateSpec } from './runtime.js';
 import type { ThreadLogLine, ThreadResult, ThreadTask, ThreadWorkerData } from './thread-worker.js';
 
 const WORKER_FILE = fileURLToPath(new URL('./thread-worker.js', import.meta.url));
@@ -32,7 +32,8 @@ export class ThreadRuntime implements SandboxRuntime {
   readonly name = 'thread';
   readonly #createTimeoutMs: number;
   readonly #logLines: number;
-  readonly #entries = new Map<string, Entry>();
+  readonly #table = new SandboxTable<Entry>((entry) => entry.pool.destroy());
+  readonly #entries = this.#table.entries;
   readonly #events = new SandboxEvents();
   #closed = false;
 
@@ -155,22 +156,16 @@ export class ThreadRuntime implements SandboxRuntime {
     this.#events.emit({ type: 'failed', sandboxId: entry.spec.sandboxId, reason });
   }
 
-  /** The entry stays listed until its threads are gone, so `destroy` and `close` can await them. */
   #teardown(entry: Entry, phase: 'failed' | 'destroyed'): Promise<void> {
-    if (entry.phase === 'starting' || entry.phase === 'ready') entry.phase = phase;
-    entry.teardown ??= entry.pool.destroy().finally(() => {
-      if (this.#entries.get(entry.spec.sandboxId) === entry) this.#entries.delete(entry.spec.sandboxId);
-    });
-    return entry.teardown;
+    return this.#table.teardown(entry, phase);
   }
 
-  async destroy(sandboxId: string): Promise<void> {
-    const entry = this.#entries.get(sandboxId);
-    if (entry !== undefined) await this.#teardown(entry, 'destroyed');
+  destroy(sandboxId: string): Promise<void> {
+    return this.#table.destroy(sandboxId);
   }
 
   list(): { sandboxId: string; functionName: string }[] {
-    return [...this.#entries.values()].filter((e) => e.phase === 'ready').map((e) => ({ sandboxId: e.spec.sandboxId, functionName: e.spec.functionName }));
+    return this.#table.list();
   }
 
   onEvent(listener: (e: SandboxEvent) => void): void {
@@ -179,6 +174,6 @@ export class ThreadRuntime implements SandboxRuntime {
 
   async close(): Promise<void> {
     this.#closed = true;
-    await Promise.all([...this.#entries.values()].map((entry) => this.#teardown(entry, 'destroyed')));
+    await this.#table.destroyAll();
   }
 }

@@ -10,6 +10,8 @@
 //   BAD_REQUEST         the service input is malformed (a bug in the caller)
 import type { Invocation } from '../../actors/messages.js';
 import { SandboxClient } from '../worker/invoke-client.js';
+import type { AskResult } from '../../actors/actor.js';
+import type { CallbackService } from '../../runtime/host.js';
 import type { InvokeResponse } from '../sandbox/index.js';
 
 export const SANDBOX_INVOKE = 'sandbox.invoke';
@@ -35,12 +37,13 @@ export class SandboxPoolError extends Error {
   }
 }
 
-export type Connect = (address: string) => Promise<Pick<SandboxClient, 'invoke' | 'close' | 'isClosed'>>;
+export type Connect = (address: string) => Promise<Pick<SandboxClient, 'invokeWith' | 'close' | 'isClosed'>>;
 
 /** Bound on connect plus handshake, ms. */
 const CONNECT_TIMEOUT_MS = 3000;
 
 type Client = Awaited<ReturnType<Connect>>;
+type Settle = (result: AskResult) => void;
 
 export class SandboxPool {
   private readonly clients = new Map<string, Promise<Client>>();
@@ -60,34 +63,43 @@ export class SandboxPool {
     return this.clients.size;
   }
 
-  readonly invoke = (input: unknown): Promise<InvokeResponse> => {
+  /** The host service (callback form: the usual call, per request, makes no promise). */
+  readonly service: CallbackService = { call: (input, settle) => this.call(input, settle) };
+
+  /** The same call answering a promise, for tests and tools. */
+  readonly invoke = (input: unknown): Promise<InvokeResponse> =>
+    new Promise((resolve, reject) => this.call(input, (result) => (result.ok ? resolve(result.value as InvokeResponse) : reject(new SandboxPoolError(result.error.code, result.error.message)))));
+
+  private call(input: unknown, settle: Settle): void {
     let valid: SandboxInvokeInput;
     try {
       valid = validate(input);
     } catch (error) {
-      return Promise.reject(error);
+      return fail(settle, error as SandboxPoolError);
     }
-    if (this.closed) return Promise.reject(new SandboxPoolError('CONNECTION_FAILED', 'the data plane is stopping'));
-    // The usual case, per request: a connection is open already; no await, no promise but the call's own.
+    if (this.closed) return fail(settle, new SandboxPoolError('CONNECTION_FAILED', 'the data plane is stopping'));
     const ready = this.ready.get(valid.address);
-    if (ready !== undefined && !ready.isClosed) return this.call(ready, valid);
-    return this.client(valid.address).then((client) => this.call(client, valid));
-  };
+    if (ready !== undefined && !ready.isClosed) return this.send(ready, valid, settle);
+    this.client(valid.address).then(
+      (client) => this.send(client, valid, settle),
+      (error: SandboxPoolError) => settle({ ok: false, error: { code: error.code, message: error.message } }),
+    );
+  }
 
-  private call(client: Client, input: SandboxInvokeInput): Promise<InvokeResponse> {
+  private send(client: Client, input: SandboxInvokeInput, settle: Settle): void {
     const { address, sandboxId, invocation, timeoutMs } = input;
-    // The headers are not copied: the client packs the request before invoke returns, and keeps nothing of it.
+    // The headers are not copied: the client packs the request before invokeWith returns, and keeps nothing of it.
     const request = { method: invocation.method, path: invocation.path, headers: invocation.headers as Record<string, string>, body: invocation.body };
-    return client.invoke(sandboxId, request, timeoutMs).then(undefined, (error: unknown) => {
-      const code = (error as { code?: unknown }).code;
-      const message = (error as Error).message;
-      if (code === 'CONNECTION_CLOSED') {
-        this.forget(address, client);
-        throw new SandboxPoolError('CONNECTION_LOST', message);
-      }
-      if (code === 'INVOKE_TIMEOUT') throw new SandboxPoolError('SANDBOX_TIMEOUT', message);
-      throw new SandboxPoolError(typeof code === 'string' ? code : 'INVOKE_FAILED', message);
-    });
+    try {
+      client.invokeWith(sandboxId, request, timeoutMs, (error, response) => {
+        if (error === undefined) return settle({ ok: true, value: response });
+        const code = error.code;
+        if (code === 'CONNECTION_CLOSED') this.forget(address, client);
+        settle({ ok: false, error: { code: code === 'CONNECTION_CLOSED' ? 'CONNECTION_LOST' : code === 'INVOKE_TIMEOUT' ? 'SANDBOX_TIMEOUT' : code, message: error.message } });
+      });
+    } catch (error) {
+      fail(settle, new SandboxPoolError('BAD_REQUEST', `sandbox.invoke: the request cannot be sent: ${(error as Error).message}`));
+    }
   }
 
   private async client(address: string): Promise<Client> {
@@ -156,4 +168,9 @@ function validate(input: unknown): SandboxInvokeInput {
     bad('invocation must be { method, path, headers, body: bytes }');
   }
   return input as SandboxInvokeInput;
+}
+
+/** Settles with `error` on a later turn: a callback service never settles before `call` returns. */
+function fail(settle: Settle, error: SandboxPoolError): void {
+  queueMicrotask(() => settle({ ok: false, error: { code: error.code, message: error.message } }));
 }

@@ -116,7 +116,7 @@ export function createDataPlaneModule(routingKinds: RoutingKinds): ShardModule {
     services: (ctx) => {
       const o = parseDataPlaneOptions(ctx.options);
       pool = SandboxPool.forCluster(o.token, o.dataplaneId);
-      const services: Record<string, Service> = { [SANDBOX_INVOKE]: pool.invoke };
+      const services: Record<string, Service> = { [SANDBOX_INVOKE]: pool.service };
       if (o.asyncDir !== undefined) {
         store = new AsyncJobStore(o.asyncDir, (level, text) => ctx.log(level, text));
         services[ASYNC_STORE] = store.call;

@@ -38,6 +38,9 @@ interface WsData {
   session?: WsSession;
 }
 
+/** Methods already upper-case as clients send them (others are upper-cased). */
+const COMMON_METHODS: ReadonlySet<string> = new Set(['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS']);
+const NO_BODY = new Uint8Array(0);
 /** Bodies up to this size are written with one end(); larger ones are streamed with tryEnd/onWritable. bytes. */
 const STREAM_THRESHOLD_BYTES = 64 * 1024;
 /** A WebSocket silent this long is closed; uWS pings before that, so only dead peers hit it. s. */
@@ -152,7 +155,8 @@ export class UwsFront {
       writeResponse(res, errorResponse('UNAVAILABLE', 'the data plane is stopping'), false, true);
       return;
     }
-    const method = req.getCaseSensitiveMethod().toUpperCase();
+    const raw = req.getCaseSensitiveMethod();
+    const method = COMMON_METHODS.has(raw) ? raw : raw.toUpperCase();
     const url = req.getUrl();
     const query = req.getQuery() ?? ''; // uWS gives undefined, not '', when there is no query
     const target = resolveTarget(method, url, query, req.getHeader('host'));
@@ -184,10 +188,14 @@ export class UwsFront {
       pending.aborted = true;
       this.pending.delete(pending);
     });
-    this.readBody(pending, expected, (body) => {
+    const serve = (body: Uint8Array) => {
       const invocation: Invocation = { method, path: target.kind === 'async-get' ? url : target.path, headers, body };
       this.api.serve(target, invocation, (response) => this.respond(pending, response, false));
-    });
+    };
+    // Without a body (content-length 0, or neither length nor chunking) there is nothing to read: no onData,
+    // which costs a native callback registration and a call per request.
+    if (!hasBody) serve(NO_BODY);
+    else this.readBody(pending, expected, serve);
   }
 
   /** Collects the body (copying every chunk) and refuses it with 413 as soon as it passes the limit. */
@@ -239,8 +247,16 @@ function tooLarge(bytes: number, max: number): EdgeResponse {
   return errorResponse('BODY_TOO_LARGE', `the body has at least ${bytes} bytes, more than the data plane's limit of ${max} bytes`);
 }
 
+/** Status lines built once: a string made per response costs a flatten and a UTF-8 conversion each time. */
+const STATUS_LINES = new Map<number, string>();
+
 function statusLine(status: number): string {
-  return `${status} ${STATUS_CODES[status] ?? 'Status'}`;
+  let line = STATUS_LINES.get(status);
+  if (line === undefined) {
+    line = `${status} ${STATUS_CODES[status] ?? 'Status'}`;
+    STATUS_LINES.set(status, line);
+  }
+  return line;
 }
 
 /** Writes a whole response; must run inside the handler or a cork(). */

@@ -33,9 +33,11 @@ export interface SandboxClientOptions {
   readonly connectTimeoutMs?: number;
 }
 
+/** Settles one invocation: an error, or the sandbox's response. */
+export type InvokeCallback = (error: SandboxClientError | undefined, response: InvokeResponse | undefined) => void;
+
 interface Pending {
-  readonly resolve: (response: InvokeResponse) => void;
-  readonly reject: (error: SandboxClientError) => void;
+  readonly done: InvokeCallback;
   /** performance.now() past which the invocation has timed out, ms. */
   readonly deadline: number;
   readonly sandboxId: string;
@@ -77,7 +79,7 @@ export class SandboxClient {
       const reason = new SandboxClientError('CONNECTION_CLOSED', `connection to ${address} closed${error ? `: ${error.message}` : ''}`);
       for (const [i, pending] of this.pending) {
         this.pending.delete(i);
-        pending.reject(reason);
+        pending.done(reason, undefined);
       }
     });
   }
@@ -108,16 +110,26 @@ export class SandboxClient {
    * The request is packed before this returns: nothing of it is kept, the caller may reuse its objects.
    */
   invoke(sandboxId: string, request: InvokeRequest, timeoutMs: number): Promise<InvokeResponse> {
-    if (this.connection.isClosed) return Promise.reject(new SandboxClientError('CONNECTION_CLOSED', `connection to ${this.address} is closed`));
+    return new Promise<InvokeResponse>((resolve, reject) => this.invokeWith(sandboxId, request, timeoutMs, (error, response) => (error ? reject(error) : resolve(response!))));
+  }
+
+  /**
+   * `invoke` without a promise (the data plane calls this per request): `done` runs exactly once, never before
+   * this returns. A request that cannot be packed throws here.
+   */
+  invokeWith(sandboxId: string, request: InvokeRequest, timeoutMs: number, done: InvokeCallback): void {
+    if (this.connection.isClosed) {
+      const error = new SandboxClientError('CONNECTION_CLOSED', `connection to ${this.address} is closed`);
+      queueMicrotask(() => done(error, undefined));
+      return;
+    }
     const i = this.nextId++;
+    const frame: RequestFrame = { i, s: sandboxId, m: request.method, p: request.path, h: request.headers, b: request.body };
+    this.connection.send(frame);
     const deadline = performance.now() + timeoutMs;
-    return new Promise<InvokeResponse>((resolve, reject) => {
-      this.pending.set(i, { resolve, reject, deadline, sandboxId, timeoutMs });
-      // Usually a sweep is due already, no later than this deadline: nothing to do.
-      if (deadline < this.sweepAt - SWEEP_MS) this.arm(deadline);
-      const frame: RequestFrame = { i, s: sandboxId, m: request.method, p: request.path, h: request.headers, b: request.body };
-      this.connection.send(frame);
-    });
+    this.pending.set(i, { done, deadline, sandboxId, timeoutMs });
+    // Usually a sweep is due already, no later than this deadline: nothing to do.
+    if (deadline < this.sweepAt - SWEEP_MS) this.arm(deadline);
   }
 
   close(): void {
@@ -128,9 +140,9 @@ export class SandboxClient {
     const pending = this.pending.get(frame?.i);
     if (pending === undefined) return; // timed out meanwhile
     this.pending.delete(frame.i);
-    if (performance.now() > pending.deadline) pending.reject(this.timedOut(pending));
-    else if ('e' in frame) pending.reject(new SandboxClientError(frame.e.code, frame.e.message));
-    else pending.resolve({ status: frame.st, headers: frame.h, body: frame.b });
+    if (performance.now() > pending.deadline) pending.done(this.timedOut(pending), undefined);
+    else if ('e' in frame) pending.done(new SandboxClientError(frame.e.code, frame.e.message), undefined);
+    else pending.done(undefined, { status: frame.st, headers: frame.h, body: frame.b });
   }
 
   private timedOut(pending: Pending): SandboxClientError {
@@ -162,7 +174,7 @@ export class SandboxClient {
     for (const [i, pending] of this.pending) {
       if (pending.deadline <= now) {
         this.pending.delete(i);
-        pending.reject(this.timedOut(pending));
+        pending.done(this.timedOut(pending), undefined);
       } else if (pending.deadline < next) next = pending.deadline;
     }
     if (next !== Infinity) this.arm(Math.max(next, now + SWEEP_MS));

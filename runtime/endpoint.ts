@@ -98,7 +98,10 @@ export abstract class Endpoint {
     const pending = this.pending.get(id);
     if (pending === undefined) return;
     this.pending.delete(id);
-    this.buckets.get(pending.bucket)?.delete(id);
+    const ids = this.buckets.get(pending.bucket);
+    // An emptied bucket goes at once: under load a new one starts every ASK_BUCKET_MS, and each would otherwise
+    // stay until its deadline (hours for an invocation), growing the heap and every GC's work.
+    if (ids !== undefined && ids.delete(id) && ids.size === 0) this.buckets.delete(pending.bucket);
     pending.settle(result);
   }
 

@@ -16,6 +16,12 @@ export class Queue<T> {
     const item = this.items[this.head];
     this.items[this.head] = undefined;
     this.head += 1;
+    if (this.head === this.items.length) {
+      // Emptied (the usual end of a drained mailbox): start over rather than grow towards the compaction bound.
+      this.items.length = 0;
+      this.head = 0;
+      return item;
+    }
     // Compact once the consumed prefix dominates, keeping memory proportional to the live length.
     if (this.head >= 1024 && this.head * 2 >= this.items.length) {
       this.items = this.items.slice(this.head);

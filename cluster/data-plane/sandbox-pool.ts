@@ -2,16 +2,16 @@
 // SandboxClient connection per worker invocation server (`host:port`), shared by every sandbox that server
 // hosts and by all invocations in flight; a closed connection is replaced on the next call.
 //
-// Errors reject with stable codes (the dpsandbox actor turns any of them into a 502 for the client):
+// Failures carry stable codes (the dpsandbox actor turns any of them into a 502 for the client):
 //   CONNECTION_FAILED   could not connect or pass the handshake (refused, wrong token, timeout, bad address)
 //   CONNECTION_LOST     the connection closed while the invocation was in flight (it may have run)
 //   SANDBOX_TIMEOUT     no result within timeoutMs
 //   SANDBOX_GONE, SANDBOX_CRASHED, SANDBOX_ABORTED, INVOKE_FAILED   as the worker reported them
 //   BAD_REQUEST         the service input is malformed (a bug in the caller)
-import type { Invocation } from '../../actors/messages.js';
-import { SandboxClient } from '../worker/invoke-client.js';
 import type { AskResult } from '../../actors/actor.js';
+import type { Invocation } from '../../actors/messages.js';
 import type { CallbackService } from '../../runtime/host.js';
+import { SandboxClient } from '../worker/invoke-client.js';
 import type { InvokeResponse } from '../sandbox/index.js';
 
 export const SANDBOX_INVOKE = 'sandbox.invoke';

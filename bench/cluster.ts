@@ -6,6 +6,9 @@ import { cpus } from 'node:os';
 import { ControlPlane } from '../cluster/control-plane/control-plane.js';
 import { DataPlane } from '../cluster/data-plane/data-plane.js';
 import { WorkerDaemon } from '../cluster/worker/daemon.js';
+import { until } from '../runtime/fixtures/until.js';
+
+export { until };
 
 export const TOKEN = 'bench';
 export const quiet = (): undefined => undefined;
@@ -127,16 +130,6 @@ export async function assertWarm(port: number, name: string, count = 5): Promise
   }
 }
 
-/** Polls `probe` every 20 ms until it returns something, at most `withinMs` (ms). */
-export async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, withinMs = 5000): Promise<T> {
-  const deadline = Date.now() + withinMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${withinMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 export function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);

@@ -6,18 +6,11 @@ import { startAdminApi } from './admin-api.js';
 import { WorkerDaemon } from '../worker/daemon.js';
 import { DataPlane } from '../data-plane/data-plane.js';
 import { COLD_START_BUCKETS_MS } from '../../actors/messages.js';
+import { until as pollUntil } from '../../runtime/fixtures/until.js';
 
 const TOKEN = 'metrics-test-token';
+const until = <T>(what: string, probe: () => Promise<T | undefined>): Promise<T> => pollUntil(what, probe, 10_000, 25);
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 interface Sample {
   readonly name: string;

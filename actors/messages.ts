@@ -7,7 +7,27 @@ import type { FunctionSpec } from './function-spec.js';
 // ---- Addresses --------------------------------------------------------------------------------
 // A function's actors share the colocation key `fn:<name>`, so its hot path stays on one thread.
 
-export const functionKey = (name: string): string => `fn:${name}`;
+/**
+ * Builds a value per name once (bounded: the table starts over past MEMO_LIMIT names). The data plane makes
+ * addresses per request; a memoized one is the same object with the same key strings every time, so the
+ * runtime finds its actor by strings whose hashes are known, instead of building and hashing new ones.
+ * Pure: the same name always gives an equal value.
+ */
+function memoized<T>(build: (name: string) => T): (name: string) => T {
+  const table = new Map<string, T>();
+  return (name) => {
+    let value = table.get(name);
+    if (value === undefined) {
+      if (table.size >= MEMO_LIMIT) table.clear();
+      value = build(name);
+      table.set(name, value);
+    }
+    return value;
+  };
+}
+const MEMO_LIMIT = 4096;
+
+export const functionKey = memoized((name: string): string => `fn:${name}`);
 
 /** Control plane: owns a function's spec, its sandbox set and its endpoint set. */
 export const functionAddress = (name: string): Address => ({ kind: 'function', id: name, key: functionKey(name) });
@@ -18,7 +38,7 @@ export const schedulerAddress: Address = { kind: 'scheduler', id: 'cluster' };
 /** Worker: the node agent that creates and deletes sandboxes on one node. */
 export const nodeAddress = (nodeId: string): Address => ({ kind: 'node', id: nodeId });
 /** Data plane: the function's router (endpoint set, cold-start queue). Sent from the control plane to every data plane. */
-export const routerAddress = (name: string): Address => ({ kind: 'router', id: name, key: functionKey(name) });
+export const routerAddress = memoized((name: string): Address => Object.freeze({ kind: 'router', id: name, key: functionKey(name) }));
 
 // ---- Shared shapes ------------------------------------------------------------------------------
 
@@ -324,4 +344,11 @@ export type DataPlaneSandboxMessage =
   | { readonly type: 'sb.done'; readonly replyTo: ReplyTo; readonly coldStart: boolean; readonly queuedMs: number; readonly result: AskResult }
   | { readonly type: 'sb.close' };
 
-export const dataPlaneSandboxAddress = (functionName: string, sandboxId: string): Address => ({ kind: 'dpsandbox', id: sandboxId, key: functionKey(functionName) });
+const sandboxAddressById = memoized((sandboxId: string): { address: Address | undefined } => ({ address: undefined }));
+/** Memoized by sandbox id (ids are unique in a cluster; a reused id with another function gets a new address). */
+export const dataPlaneSandboxAddress = (functionName: string, sandboxId: string): Address => {
+  const entry = sandboxAddressById(sandboxId);
+  const key = functionKey(functionName);
+  if (entry.address === undefined || entry.address.key !== key) entry.address = Object.freeze({ kind: 'dpsandbox', id: sandboxId, key });
+  return entry.address;
+};

@@ -16,7 +16,17 @@ export function shardOf(address: Address, shards: number): number {
   return shards === 1 ? 0 : fnv1a(defaultKey(address)) % shards;
 }
 
-/** Unique string form of an address, used as the actor's name inside its shard. */
+const keys = new WeakMap<Address, string>();
+
+/**
+ * Unique string form of an address, used as the actor's name inside its shard. Remembered per address
+ * object: a reused address (actors/messages.ts memoizes the per-request ones) costs no new string.
+ */
 export function addressKey(address: Address): string {
-  return address.key === undefined ? `${address.kind}/${address.id}` : `${address.kind}/${address.id}@${address.key}`;
+  let key = keys.get(address);
+  if (key === undefined) {
+    key = address.key === undefined ? `${address.kind}/${address.id}` : `${address.kind}/${address.id}@${address.key}`;
+    keys.set(address, key);
+  }
+  return key;
 }

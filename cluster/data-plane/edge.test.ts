@@ -4,7 +4,7 @@ import test from 'ava';
 import { Packr } from 'msgpackr';
 import type { AskResult } from '../../actors/actor.js';
 import type { InvocationOutcome } from '../../actors/messages.js';
-import { askFailureResponse, functionFromHost, passableResponseHeaders, requestHeaders, resolveTarget, responseFor, type EdgeResponse } from './edge.js';
+import { askFailureResponse, fixed3, functionFromHost, passableResponseHeaders, requestHeaders, resolveTarget, responseFor, type EdgeResponse } from './edge.js';
 import { encodeReply, parseFrame, WsSession, type WsPort, type WsRequest } from './ws.js';
 
 const text = (r: EdgeResponse) => new TextDecoder().decode(r.body);
@@ -68,6 +68,11 @@ test('headers: request hop-by-hop dropped and repeats joined; response filtered 
     passableResponseHeaders({ 'Content-Type': 'text/plain', 'x-bad': 'a\r\nb', 'bad name': 'v', connection: 'close', 'content-length': '3', date: 'x', 'x-dirigent-cold-start': 'true', 'x-num': 5 }),
     { 'content-type': 'text/plain' },
   );
+});
+
+test('fixed3 writes ms as toFixed(3) does', (t) => {
+  for (const ms of [0, 0.0004, 0.0005, 0.001, 0.0999, 0.5, 1, 9.9996, 12.5, 20.25, 123.4567, 3_600_000.123, 1e12]) t.is(fixed3(ms), ms.toFixed(3), String(ms));
+  t.is(fixed3(1e300), (1e300).toFixed(3));
 });
 
 test('outcomes map to statuses; timing headers on every answer', (t) => {

@@ -211,12 +211,20 @@ export function jsonResponse(status: number, value: unknown): EdgeResponse {
   return { status, headers: { 'content-type': 'application/json' }, body: encoder.encode(JSON.stringify(value)) };
 }
 
+/** `ms.toFixed(3)` for ms >= 0, without toFixed's cost (it showed in the data plane's per-request profile). */
+export function fixed3(ms: number): string {
+  const thousandths = Math.round(ms * 1000);
+  if (!Number.isSafeInteger(thousandths)) return ms.toFixed(3);
+  const fraction = thousandths % 1000;
+  return `${(thousandths - fraction) / 1000}.${fraction < 10 ? '00' : fraction < 100 ? '0' : ''}${fraction}`;
+}
+
 /** Adds the timing headers to `headers` (mutated: no spread on the hot path) and returns it. ms. */
 function withTiming(headers: Record<string, string>, queuedMs: number, totalMs: number, coldStart: boolean, sandboxId: string | undefined): Record<string, string> {
   const queued = queuedMs > 0 ? queuedMs : 0;
   headers[HEADER_QUEUE_MS] = String(Math.round(queued));
   headers[HEADER_COLD_START] = coldStart ? 'true' : 'false';
-  headers[HEADER_SERVER_TIMING] = `queue;dur=${queued.toFixed(3)}, total;dur=${(totalMs > 0 ? totalMs : 0).toFixed(3)}`;
+  headers[HEADER_SERVER_TIMING] = `queue;dur=${fixed3(queued)}, total;dur=${fixed3(totalMs > 0 ? totalMs : 0)}`;
   if (sandboxId !== undefined && !UNSAFE_VALUE.test(sandboxId)) headers[HEADER_SANDBOX] = sandboxId;
   return headers;
 }

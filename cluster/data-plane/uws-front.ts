@@ -159,18 +159,24 @@ export class UwsFront {
     const method = COMMON_METHODS.has(raw) ? raw : raw.toUpperCase();
     const url = req.getUrl();
     const query = req.getQuery() ?? ''; // uWS gives undefined, not '', when there is no query
-    const target = resolveTarget(method, url, query, req.getHeader('host'));
+    // One pass over the headers serves the sandbox's copy, the Host routing and the body's length: every
+    // getHeader is a call into uWS and a new string, per request.
+    const headers: Record<string, string> = {};
+    req.forEach((name, value) => addRequestHeader(headers, name, value));
+    const target = resolveTarget(method, url, query, headers['host'] ?? '');
     const head = method === 'HEAD';
-    const lengthHeader = req.getHeader('content-length');
-    const hasBody = lengthHeader !== '' ? lengthHeader !== '0' : req.getHeader('transfer-encoding') !== '';
+    // transfer-encoding is hop-by-hop, so not in `headers`; only a request without a length can be chunked.
+    const lengthHeader = headers['content-length'];
+    const hasBody = lengthHeader !== undefined ? lengthHeader !== '0' : req.getHeader('transfer-encoding') !== '';
     if (target.kind === 'reject') {
       // An unread body would be parsed as the next request: close the connection when there is one.
       writeResponse(res, target.response, head, hasBody);
       return;
     }
     let expected: number | undefined;
-    if (lengthHeader !== '') {
-      expected = /^\d{1,15}$/.test(lengthHeader) ? Number(lengthHeader) : NaN;
+    if (lengthHeader !== undefined) {
+      // Repeated content-length headers arrive joined with ', ' and are refused here, as they should be.
+      expected = lengthHeader === '0' ? 0 : /^\d{1,15}$/.test(lengthHeader) ? Number(lengthHeader) : NaN;
       if (!Number.isSafeInteger(expected)) {
         writeResponse(res, errorResponse('BAD_REQUEST', `content-length ${JSON.stringify(lengthHeader)} is not a byte count`), head, true);
         return;
@@ -180,8 +186,6 @@ export class UwsFront {
         return;
       }
     }
-    const headers: Record<string, string> = {};
-    req.forEach((name, value) => addRequestHeader(headers, name, value));
     const pending: Pending = { res, head, aborted: false, done: false };
     this.pending.add(pending);
     res.onAborted(() => {

@@ -7,6 +7,7 @@ import { ASK, REPLY, SHARD_KIND, TELL, type Envelope } from './envelope.js';
 import { actorError } from './errors.js';
 import { shardOf } from './hash.js';
 import type { OutboundLink } from './link.js';
+import { SlotTable } from './slot-table.js';
 
 interface PendingAsk {
   readonly settle: (result: AskResult) => void;
@@ -24,11 +25,11 @@ interface PendingAsk {
 const ASK_BUCKET_MS = 25;
 
 export abstract class Endpoint {
-  protected readonly pending = new Map<number, PendingAsk>();
+  /** Asks sent and not settled, by ask id (a SlotTable: see there why not a Map). */
+  private readonly pending = new SlotTable<PendingAsk>();
   /** Deadline bucket (ms) -> ids of the asks due then. */
   private readonly buckets = new Map<number, Set<number>>();
   private armed: { readonly at: number; readonly handle: TimerHandle } | undefined;
-  private nextAskId = 1;
   protected stopped = false;
 
   constructor(
@@ -68,15 +69,14 @@ export abstract class Endpoint {
       settle({ ok: false, error: actorError('RUNTIME_STOPPED', 'the actor runtime is stopped') });
       return;
     }
-    const id = this.nextAskId++;
     const bucket = Math.ceil((this.clock.now() + timeoutMs) / ASK_BUCKET_MS) * ASK_BUCKET_MS;
+    const id = this.pending.add({ settle, to, timeoutMs, bucket });
     let ids = this.buckets.get(bucket);
     if (ids === undefined) {
       ids = new Set();
       this.buckets.set(bucket, ids);
     }
     ids.add(id);
-    this.pending.set(id, { settle, to, timeoutMs, bucket });
     if (this.armed === undefined || bucket < this.armed.at) this.arm(bucket);
     this.route({ t: ASK, to, m: message, from, o: this.index, i: id, ms: timeoutMs });
   }
@@ -95,9 +95,8 @@ export abstract class Endpoint {
 
   /** A late reply (after its timeout) finds no pending entry and is dropped. */
   private settleReply(id: number, result: AskResult): void {
-    const pending = this.pending.get(id);
+    const pending = this.pending.take(id);
     if (pending === undefined) return;
-    this.pending.delete(id);
     const ids = this.buckets.get(pending.bucket);
     // An emptied bucket goes at once: under load a new one starts every ASK_BUCKET_MS, and each would otherwise
     // stay until its deadline (hours for an invocation), growing the heap and every GC's work.
@@ -123,9 +122,8 @@ export abstract class Endpoint {
       }
       this.buckets.delete(bucket);
       for (const id of ids) {
-        const pending = this.pending.get(id);
+        const pending = this.pending.take(id);
         if (pending === undefined) continue;
-        this.pending.delete(id);
         pending.settle({ ok: false, error: actorError('ASK_TIMEOUT', `no reply from ${pending.to.kind}:${pending.to.id} within ${pending.timeoutMs} ms`) });
       }
     }
@@ -134,8 +132,7 @@ export abstract class Endpoint {
 
   /** Fail every outstanding ask (at shutdown). */
   protected failPending(error: ActorError): void {
-    const all = [...this.pending.values()];
-    this.pending.clear();
+    const all = this.pending.takeAll();
     this.buckets.clear();
     if (this.armed) this.clock.clearTimer(this.armed.handle);
     this.armed = undefined;

@@ -14,6 +14,7 @@ import { STATUS_CODES } from 'node:http';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, WebSocket } from 'uWebSockets.js';
 import type { Invocation } from '../../actors/messages.js';
 import type { LogLevel } from '../../runtime/host.js';
+import { SlotTable } from '../../runtime/slot-table.js';
 import type { InvokeApi } from './api.js';
 import { addRequestHeader, errorResponse, resolveTarget, type EdgeResponse } from './edge.js';
 import type { UwsModule } from './uws.js';
@@ -30,6 +31,8 @@ export interface UwsFrontOptions {
 interface Pending {
   readonly res: HttpResponse;
   readonly head: boolean;
+  /** Its id in `UwsFront.pending`. */
+  id: number;
   aborted: boolean;
   done: boolean;
 }
@@ -48,7 +51,8 @@ const WS_IDLE_TIMEOUT_S = 120;
 
 export class UwsFront {
   private listenSocket: us_listen_socket | undefined;
-  private readonly pending = new Set<Pending>();
+  /** Requests not answered yet (a SlotTable: see there why not a Set). */
+  private readonly pending = new SlotTable<Pending>();
   private readonly sessions = new Set<WsSession>();
   private closed = false;
 
@@ -186,11 +190,11 @@ export class UwsFront {
         return;
       }
     }
-    const pending: Pending = { res, head, aborted: false, done: false };
-    this.pending.add(pending);
+    const pending: Pending = { res, head, id: 0, aborted: false, done: false };
+    pending.id = this.pending.add(pending);
     res.onAborted(() => {
       pending.aborted = true;
-      this.pending.delete(pending);
+      this.pending.take(pending.id);
     });
     const serve = (body: Uint8Array) => {
       const invocation: Invocation = { method, path: target.kind === 'async-get' ? url : target.path, headers, body };
@@ -228,7 +232,7 @@ export class UwsFront {
   private respond(pending: Pending, response: EdgeResponse, closeConnection: boolean): void {
     if (pending.aborted || pending.done) return;
     pending.done = true;
-    this.pending.delete(pending);
+    this.pending.take(pending.id);
     pending.res.cork(() => writeResponse(pending.res, response, pending.head, closeConnection));
   }
 
@@ -240,7 +244,7 @@ export class UwsFront {
       this.uws.us_listen_socket_close(this.listenSocket);
       this.listenSocket = undefined;
     }
-    for (const pending of [...this.pending]) this.respond(pending, errorResponse('UNAVAILABLE', 'the data plane is stopping'), true);
+    for (const pending of this.pending.takeAll()) this.respond(pending, errorResponse('UNAVAILABLE', 'the data plane is stopping'), true);
     for (const session of [...this.sessions]) session.end(1001, 'the data plane is stopping');
     this.sessions.clear();
     this.app.close();

@@ -2,6 +2,7 @@
 // benchmark and the data plane. Many invocations may be in flight at once on one client.
 import { performance } from 'node:perf_hooks';
 import { connectFrames, type FrameConnection } from '../../runtime/frames.js';
+import { SlotTable } from '../../runtime/slot-table.js';
 import type { InvokeRequest, InvokeResponse } from '../sandbox/index.js';
 import type { InvokeErrorCode, RequestFrame, ResultFrame } from './protocol.js';
 
@@ -63,8 +64,8 @@ export function parseAddress(address: string): { host: string; port: number } {
 }
 
 export class SandboxClient {
-  private readonly pending = new Map<number, Pending>();
-  private nextId = 1;
+  /** Invocations sent and not answered, by request id (see SlotTable for why not a Map). */
+  private readonly pending = new SlotTable<Pending>();
   private sweepTimer: NodeJS.Timeout | undefined;
   /** performance.now() the sweep timer is due at; Infinity when none is armed. */
   private sweepAt = Infinity;
@@ -77,10 +78,7 @@ export class SandboxClient {
     connection.onClose((error) => {
       this.disarm();
       const reason = new SandboxClientError('CONNECTION_CLOSED', `connection to ${address} closed${error ? `: ${error.message}` : ''}`);
-      for (const [i, pending] of this.pending) {
-        this.pending.delete(i);
-        pending.done(reason, undefined);
-      }
+      for (const pending of this.pending.takeAll()) pending.done(reason, undefined);
     });
   }
 
@@ -123,11 +121,15 @@ export class SandboxClient {
       queueMicrotask(() => done(error, undefined));
       return;
     }
-    const i = this.nextId++;
-    const frame: RequestFrame = { i, s: sandboxId, m: request.method, p: request.path, h: request.headers, b: request.body };
-    this.connection.send(frame);
     const deadline = performance.now() + timeoutMs;
-    this.pending.set(i, { done, deadline, sandboxId, timeoutMs });
+    const i = this.pending.add({ done, deadline, sandboxId, timeoutMs });
+    const frame: RequestFrame = { i, s: sandboxId, m: request.method, p: request.path, h: request.headers, b: request.body };
+    try {
+      this.connection.send(frame);
+    } catch (error) {
+      this.pending.take(i);
+      throw error;
+    }
     // Usually a sweep is due already, no later than this deadline: nothing to do.
     if (deadline < this.sweepAt - SWEEP_MS) this.arm(deadline);
   }
@@ -137,9 +139,8 @@ export class SandboxClient {
   }
 
   private onResult(frame: ResultFrame): void {
-    const pending = this.pending.get(frame?.i);
+    const pending = this.pending.take(frame?.i);
     if (pending === undefined) return; // timed out meanwhile
-    this.pending.delete(frame.i);
     if (performance.now() > pending.deadline) pending.done(this.timedOut(pending), undefined);
     else if ('e' in frame) pending.done(new SandboxClientError(frame.e.code, frame.e.message), undefined);
     else pending.done(undefined, { status: frame.st, headers: frame.h, body: frame.b });
@@ -170,13 +171,11 @@ export class SandboxClient {
     const now = Math.max(performance.now(), this.sweepAt);
     this.sweepTimer = undefined;
     this.sweepAt = Infinity;
+    const expired = this.pending.takeWhere((pending) => pending.deadline <= now);
     let next = Infinity;
-    for (const [i, pending] of this.pending) {
-      if (pending.deadline <= now) {
-        this.pending.delete(i);
-        pending.done(this.timedOut(pending), undefined);
-      } else if (pending.deadline < next) next = pending.deadline;
-    }
+    for (const pending of this.pending) if (pending.deadline < next) next = pending.deadline;
     if (next !== Infinity) this.arm(Math.max(next, now + SWEEP_MS));
+    // Last: a callback may start another invocation, which may arm the sweep itself.
+    for (const pending of expired) pending.done(this.timedOut(pending), undefined);
   };
 }

@@ -101,3 +101,52 @@ test('an oversized length prefix or a malformed frame ends the connection only',
   t.true(malformed.connection.isClosed);
   t.deepEqual(malformed.frames, []);
 });
+
+/** A codec for `{ n: number }` frames: four bytes. */
+const NUMBER_CODEC = {
+  tag: 9,
+  maxBytes: () => 4,
+  write: (frame: { n: number }, buffer: Buffer, at: number) => buffer.writeUInt32LE(frame.n, at),
+  read: (buffer: Buffer, start: number, end: number) => {
+    if (end - start !== 4) throw new Error('a number frame has 4 bytes');
+    return { n: buffer.readUInt32LE(start) };
+  },
+};
+
+test('codec frames and msgpack frames interleave in order; the listener learns which codec decoded each', async (t) => {
+  const sender = connection();
+  const sent: unknown[] = [];
+  for (let n = 0; n < 15_000; n++) {
+    // 10 000 codec frames of 10 bytes: more than one 64 KB slab.
+    if (n % 3 === 0) sender.connection.send(sample(n));
+    else sender.connection.sendWith(NUMBER_CODEC, { n });
+    sent.push(n % 3 === 0 ? { ...sample(n), b: Buffer.from(sample(n).b) } : { n });
+  }
+  await turn();
+  const socket = new FakeSocket();
+  const receiver = new FrameConnection(socket as unknown as Socket);
+  receiver.useCodec(NUMBER_CODEC);
+  const got: unknown[] = [];
+  const codecs: unknown[] = [];
+  receiver.onFrame((frame, codec) => {
+    got.push(frame);
+    codecs.push(codec);
+  });
+  socket.feed(Buffer.concat(sender.socket.written));
+  t.deepEqual(got, sent);
+  t.true(codecs.every((codec, n) => codec === (n % 3 === 0 ? undefined : NUMBER_CODEC)));
+});
+
+test('a codec frame for a tag nobody registered, or that its codec cannot read, closes the connection', (t) => {
+  for (const register of [false, true]) {
+    const sender = connection();
+    sender.connection.sendWith({ ...NUMBER_CODEC, maxBytes: () => 5, write: (_f: { n: number }, buffer: Buffer, at: number) => buffer.writeUInt8(1, buffer.writeUInt32LE(1, at)) }, { n: 1 });
+    sender.connection.close();
+    const receiver = connection();
+    if (register) receiver.connection.useCodec(NUMBER_CODEC);
+    receiver.socket.feed(Buffer.concat(sender.socket.written));
+    t.true(receiver.connection.isClosed);
+    t.true(receiver.socket.destroyed);
+    t.deepEqual(receiver.frames, []);
+  }
+});

@@ -3,6 +3,7 @@
 import { performance } from 'node:perf_hooks';
 import { connectFrames, type FrameConnection } from '../../runtime/frames.js';
 import { SlotTable } from '../../runtime/slot-table.js';
+import { REQUEST_CODEC, RESULT_CODEC } from './invoke-codec.js';
 import type { InvokeRequest, InvokeResponse } from '../sandbox/index.js';
 import type { InvokeErrorCode, RequestFrame, ResultFrame } from './protocol.js';
 
@@ -74,6 +75,7 @@ export class SandboxClient {
     private readonly connection: FrameConnection,
     readonly address: string,
   ) {
+    connection.useCodec(RESULT_CODEC);
     connection.onFrame((frame) => this.onResult(frame as ResultFrame));
     connection.onClose((error) => {
       this.disarm();
@@ -125,7 +127,7 @@ export class SandboxClient {
     const i = this.pending.add({ done, deadline, sandboxId, timeoutMs });
     const frame: RequestFrame = { i, s: sandboxId, m: request.method, p: request.path, h: request.headers, b: request.body };
     try {
-      this.connection.send(frame);
+      this.connection.sendWith(REQUEST_CODEC, frame);
     } catch (error) {
       this.pending.take(i);
       throw error;

@@ -13,22 +13,21 @@ interface PendingAsk {
   readonly settle: (result: AskResult) => void;
   readonly to: Address;
   readonly timeoutMs: number;
-  /** Deadline bucket the ask is filed under (see ASK_BUCKET_MS). */
-  readonly bucket: number;
+  /** clock.now() past which the ask has timed out, ms. */
+  readonly deadline: number;
 }
 
 /**
- * Ask timeouts are filed in buckets of this many ms (deadlines rounded up), with one clock timer for the
- * earliest bucket, instead of a timer per ask: a timer per request was a visible share of the data plane's
- * CPU and garbage. A timeout may fire up to this late.
+ * Ask timeouts are swept, not timed one by one: one clock timer, due at the earliest deadline, and at least
+ * this long after the previous sweep, ms; so a timeout fires up to this late. An ask due later than the timer
+ * costs nothing more: a timer, or a deadline index, per ask was a visible share of the data plane's CPU (an
+ * invocation's ask is due in hours and nearly always answered long before).
  */
-const ASK_BUCKET_MS = 25;
+const SWEEP_MS = 25;
 
 export abstract class Endpoint {
   /** Asks sent and not settled, by ask id (a SlotTable: see there why not a Map). */
   private readonly pending = new SlotTable<PendingAsk>();
-  /** Deadline bucket (ms) -> ids of the asks due then. */
-  private readonly buckets = new Map<number, Set<number>>();
   private armed: { readonly at: number; readonly handle: TimerHandle } | undefined;
   protected stopped = false;
 
@@ -69,15 +68,10 @@ export abstract class Endpoint {
       settle({ ok: false, error: actorError('RUNTIME_STOPPED', 'the actor runtime is stopped') });
       return;
     }
-    const bucket = Math.ceil((this.clock.now() + timeoutMs) / ASK_BUCKET_MS) * ASK_BUCKET_MS;
-    const id = this.pending.add({ settle, to, timeoutMs, bucket });
-    let ids = this.buckets.get(bucket);
-    if (ids === undefined) {
-      ids = new Set();
-      this.buckets.set(bucket, ids);
-    }
-    ids.add(id);
-    if (this.armed === undefined || bucket < this.armed.at) this.arm(bucket);
+    const deadline = this.clock.now() + timeoutMs;
+    const id = this.pending.add({ settle, to, timeoutMs, deadline });
+    // Usually a sweep is due already, no later than this deadline allows: nothing to do.
+    if (this.armed === undefined || deadline < this.armed.at - SWEEP_MS) this.arm(deadline);
     this.route({ t: ASK, to, m: message, from, o: this.index, i: id, ms: timeoutMs });
   }
 
@@ -95,13 +89,7 @@ export abstract class Endpoint {
 
   /** A late reply (after its timeout) finds no pending entry and is dropped. */
   private settleReply(id: number, result: AskResult): void {
-    const pending = this.pending.take(id);
-    if (pending === undefined) return;
-    const ids = this.buckets.get(pending.bucket);
-    // An emptied bucket goes at once: under load a new one starts every ASK_BUCKET_MS, and each would otherwise
-    // stay until its deadline (hours for an invocation), growing the heap and every GC's work.
-    if (ids !== undefined && ids.delete(id) && ids.size === 0) this.buckets.delete(pending.bucket);
-    pending.settle(result);
+    this.pending.take(id)?.settle(result);
   }
 
   private arm(at: number): void {
@@ -109,31 +97,22 @@ export abstract class Endpoint {
     this.armed = { at, handle: this.clock.setTimer(at - this.clock.now(), () => this.expire()) };
   }
 
-  /** Time out every ask whose bucket is due, then arm the timer for the earliest bucket left. */
+  /** Time out every ask past its deadline, then arm the timer for the earliest deadline left. */
   private expire(): void {
+    // The timer may fire a little before its time by clock.now(): what it was armed for counts as due.
+    const now = Math.max(this.clock.now(), this.armed?.at ?? 0);
     this.armed = undefined;
-    const now = this.clock.now();
-    let next: number | undefined;
-    for (const [bucket, ids] of this.buckets) {
-      if (bucket > now) {
-        if (ids.size > 0 && (next === undefined || bucket < next)) next = bucket;
-        else if (ids.size === 0) this.buckets.delete(bucket);
-        continue;
-      }
-      this.buckets.delete(bucket);
-      for (const id of ids) {
-        const pending = this.pending.take(id);
-        if (pending === undefined) continue;
-        pending.settle({ ok: false, error: actorError('ASK_TIMEOUT', `no reply from ${pending.to.kind}:${pending.to.id} within ${pending.timeoutMs} ms`) });
-      }
-    }
-    if (next !== undefined && this.armed === undefined) this.arm(next);
+    const expired = this.pending.takeWhere((pending) => pending.deadline <= now);
+    let next = Infinity;
+    for (const pending of this.pending) if (pending.deadline < next) next = pending.deadline;
+    if (next !== Infinity) this.arm(Math.max(next, now + SWEEP_MS));
+    // Last: a settle may send another ask, which may arm the timer itself.
+    for (const pending of expired) pending.settle({ ok: false, error: actorError('ASK_TIMEOUT', `no reply from ${pending.to.kind}:${pending.to.id} within ${pending.timeoutMs} ms`) });
   }
 
   /** Fail every outstanding ask (at shutdown). */
   protected failPending(error: ActorError): void {
     const all = this.pending.takeAll();
-    this.buckets.clear();
     if (this.armed) this.clock.clearTimer(this.armed.handle);
     this.armed = undefined;
     for (const pending of all) pending.settle({ ok: false, error });

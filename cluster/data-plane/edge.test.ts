@@ -158,15 +158,43 @@ function harness(limits: Partial<{ highWaterBytes: number; maxOutboxBytes: numbe
   // The end of the event-loop turn, run by hand: replies of one turn are flushed together.
   const flushes: (() => void)[] = [];
   const endTurn = () => flushes.splice(0).forEach((flush) => flush());
-  const session = new WsSession(port, { maxBodyBytes: 1000, highWaterBytes: 100, maxOutboxBytes: 10_000, maxInFlight: 2, maxHeld: 3, ...limits }, (request: WsRequest, done) => answers.set(request.id, done), (flush) => flushes.push(flush));
+  // The backlog watchdog's timer, run by hand too.
+  const checks: (() => void)[] = [];
+  const runChecks = () => checks.splice(0).forEach((check) => check());
+  const session = new WsSession(
+    port,
+    { maxBodyBytes: 1000, highWaterBytes: 100, maxOutboxBytes: 10_000, maxInFlight: 2, maxHeld: 3, ...limits },
+    (request: WsRequest, done) => answers.set(request.id, done),
+    (flush) => flushes.push(flush),
+    (check) => checks.push(check),
+  );
   const send = (id: number) => session.onMessage(new TextEncoder().encode(JSON.stringify({ id, function: 'fn' })), false);
   const ids = () => {
     endTurn();
     return port.sent.map((s) => (JSON.parse(s as string) as { id: number }).id);
   };
   const ok: EdgeResponse = { status: 200, headers: {}, body: new TextEncoder().encode('x'.repeat(50)) };
-  return { port, answers, session, send, ids, ok, endTurn, flushes };
+  return { port, answers, session, send, ids, ok, endTurn, flushes, checks, runChecks };
 }
+
+test('WsSession: bytes uWS holds that do not move, with no drain, get an empty cork until none are left', (t) => {
+  const h = harness();
+  h.send(1);
+  h.port.buffered = 40; // what uWS kept of the reply below: under highWaterBytes, so the reply is sent
+  h.answers.get(1)!(h.ok);
+  t.deepEqual(h.ids(), [1]);
+  t.is(h.checks.length, 1, 'the flush left bytes in uWS: a check is due');
+  const corks = h.port.corks;
+  h.runChecks();
+  t.is(h.port.corks, corks + 1, 'nothing moved and no drain came: an empty cork');
+  t.deepEqual(h.ids(), [1], 'and nothing was sent with it');
+  h.session.onDrain();
+  h.runChecks();
+  t.is(h.port.corks, corks + 1, 'a drain came meanwhile: no cork');
+  h.port.buffered = 0;
+  h.runChecks();
+  t.is(h.checks.length, 0, 'nothing held any more: no more checks');
+});
 
 test('WsSession: at most maxInFlight dispatched; the rest held and dispatched as answers come back', (t) => {
   const h = harness();

@@ -182,6 +182,13 @@ export type Dispatch = (request: WsRequest, done: (response: EdgeResponse) => vo
 
 /** Runs a session's flush once the current event-loop turn's replies are in. */
 export type FlushScheduler = (flush: () => void) => void;
+/** Runs `check` once, `ms` from now (the backlog watchdog's timer). */
+export type CheckTimer = (check: () => void, ms: number) => void;
+
+/** How often a session looks at bytes uWS holds for its socket, ms (see WsSession.watchBacklog). */
+export const BACKLOG_CHECK_MS = 25;
+const unrefTimer: CheckTimer = (check, ms) => void setTimeout(check, ms).unref();
+const nothing = (): void => undefined;
 
 /** Whom a reply answers, and in which encoding (a WsRequest is one). */
 export interface ReplyTarget {
@@ -226,6 +233,9 @@ export class WsSession {
   private overflowed = false;
   private inFlight = 0;
   private closed = false;
+  /** uWS drain events so far, and whether the backlog watchdog's timer is pending. */
+  private drains = 0;
+  private watching = false;
 
   constructor(
     private readonly port: WsPort,
@@ -233,6 +243,7 @@ export class WsSession {
     private readonly dispatch: Dispatch,
     /** Runs the flush once this turn's replies are in; setImmediate by default. */
     private readonly schedule: FlushScheduler = setImmediate,
+    private readonly checkLater: CheckTimer = unrefTimer,
   ) {}
 
   get isClosed(): boolean {
@@ -269,6 +280,7 @@ export class WsSession {
 
   /** uWS drained some of the socket's buffer. */
   onDrain(): void {
+    this.drains += 1;
     this.flush();
     this.pump();
   }
@@ -350,10 +362,31 @@ export class WsSession {
     this.pump();
   };
 
+  /**
+   * uWS can stop polling a socket for writability while it still holds bytes for it: seen under CPU
+   * contention, the last reply sat in its buffer with the client reading and no drain ever came. So while uWS
+   * holds any, look again every BACKLOG_CHECK_MS; a backlog that did not move, with no drain since, gets an
+   * empty cork, on which uWS writes what it holds (and polls again for what the socket does not take).
+   */
+  private watchBacklog(): void {
+    if (this.watching || this.closed) return;
+    const held = this.port.bufferedAmount();
+    if (held === 0) return;
+    const drains = this.drains;
+    this.watching = true;
+    this.checkLater(() => {
+      this.watching = false;
+      if (this.closed) return;
+      if (this.drains === drains && this.port.bufferedAmount() === held) this.port.cork(nothing);
+      this.watchBacklog();
+    }, BACKLOG_CHECK_MS);
+  }
+
   /** Offers the outbox, then this turn's replies, in order, to the socket under one cork. */
   private flush(): void {
     if (this.closed || (this.unsentTo.length === 0 && this.parkedHead === this.parked.length)) return;
     this.port.cork(this.sendQueued);
+    this.watchBacklog();
     if (this.overflowed) {
       this.close(1008, 'too many unread replies');
       return;

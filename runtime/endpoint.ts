@@ -76,6 +76,11 @@ export abstract class Endpoint {
   }
 
   reply(origin: number, id: number, result: AskResult): void {
+    // An ask of this endpoint's own (a data plane's invocation, nearly always): no envelope.
+    if (origin === this.index) {
+      this.settleReply(id, result);
+      return;
+    }
     this.route(result.ok ? { t: REPLY, o: origin, i: id, ok: true, v: result.value } : { t: REPLY, o: origin, i: id, ok: false, v: result.error });
   }
 

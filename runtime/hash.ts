@@ -19,14 +19,16 @@ export function shardOf(address: Address, shards: number): number {
 const keys = new WeakMap<Address, string>();
 
 /**
- * Unique string form of an address, used as the actor's name inside its shard. Remembered per address
- * object: a reused address (actors/messages.ts memoizes the per-request ones) costs no new string.
+ * Unique string form of an address, used as the actor's name inside its shard. Remembered for frozen
+ * address objects, which are the reused ones (actors/messages.ts memoizes and freezes the per-request
+ * ones): they cost no new string. Others (an address that crossed threads is a new object every time)
+ * are not remembered: a WeakMap entry per message cost cross-shard messaging a third of its rate.
  */
 export function addressKey(address: Address): string {
   let key = keys.get(address);
   if (key === undefined) {
     key = address.key === undefined ? `${address.kind}/${address.id}` : `${address.kind}/${address.id}@${address.key}`;
-    keys.set(address, key);
+    if (Object.isFrozen(address)) keys.set(address, key);
   }
   return key;
 }

@@ -54,3 +54,13 @@ test('takeAll and takeWhere empty the slots they answer, in slot order', (t) => 
   t.is(table.size, 0);
   t.deepEqual([...table], []);
 });
+
+test('past SLOTS entries held at once, add throws a RangeError and the table stays usable', (t) => {
+  const table = new SlotTable<number>();
+  const first = table.add(0);
+  for (let i = 1; i < SLOTS; i++) table.add(i);
+  t.throws(() => table.add(-1), { instanceOf: RangeError });
+  t.is(table.size, SLOTS);
+  t.is(table.take(first), 0);
+  t.is(table.get(table.add(7)), 7, 'a freed slot is used again');
+});

@@ -24,15 +24,8 @@ export const ASYNC_STORE = 'async.store';
 /** What the persistence service is asked: `list` resolves to StoredJob[]; `put` and `delete` resolve once durable. */
 export type AsyncStoreInput = { readonly op: 'list' } | { readonly op: 'put'; readonly job: StoredJob } | { readonly op: 'delete'; readonly id: string };
 
-export interface AsyncResponse {
-  readonly status: number;
-  readonly headers: Readonly<Record<string, string>>;
-  readonly body: Uint8Array;
-  readonly sandboxId: string;
-  readonly coldStart: boolean;
-  /** ms. */
-  readonly queuedMs: number;
-}
+/** A job's stored answer: the sandbox's outcome. */
+export type AsyncResponse = Omit<Extract<InvocationOutcome, { ok: true }>, 'ok'>;
 
 export interface AsyncError {
   /** The HTTP status the failure would have had on a synchronous call. */

@@ -344,11 +344,16 @@ export type DataPlaneSandboxMessage =
   | { readonly type: 'sb.done'; readonly replyTo: ReplyTo; readonly coldStart: boolean; readonly queuedMs: number; readonly result: AskResult }
   | { readonly type: 'sb.close' };
 
-const sandboxAddressById = memoized((sandboxId: string): { address: Address | undefined } => ({ address: undefined }));
-/** Memoized by sandbox id (ids are unique in a cluster; a reused id with another function gets a new address). */
+/** Data-plane sandbox actors' addresses by sandbox id, memoized as in `memoized`. */
+const sandboxAddresses = new Map<string, Address>();
+/** Ids are unique in a cluster; an id seen again with another function gets a new address. */
 export const dataPlaneSandboxAddress = (functionName: string, sandboxId: string): Address => {
-  const entry = sandboxAddressById(sandboxId);
   const key = functionKey(functionName);
-  if (entry.address === undefined || entry.address.key !== key) entry.address = Object.freeze({ kind: 'dpsandbox', id: sandboxId, key });
-  return entry.address;
+  let address = sandboxAddresses.get(sandboxId);
+  if (address === undefined || address.key !== key) {
+    if (sandboxAddresses.size >= MEMO_LIMIT) sandboxAddresses.clear();
+    address = Object.freeze({ kind: 'dpsandbox', id: sandboxId, key });
+    sandboxAddresses.set(sandboxId, address);
+  }
+  return address;
 };

@@ -150,6 +150,14 @@ export const round = (value: number, digits = 0): number => {
 };
 
 /** A positive integer from the environment, or the default; a bad value names the variable. */
+/** A benchmark that is still running `ms` from now exits with an error (code 2), saying so. */
+export function exitIfStillRunningAfter(bench: string, ms: number): void {
+  setTimeout(() => {
+    console.error(`${bench}: still running after ${ms / 1000} s; giving up`);
+    process.exit(2);
+  }, ms).unref();
+}
+
 export function envInt(name: string, fallback: number): number {
   const raw = process.env[name];
   if (raw === undefined || raw === '') return fallback;

@@ -38,7 +38,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { assertWarm, busyCores, deployPinned, envInt, median, round, sandboxIds, startCluster, type BenchCluster } from './cluster.js';
+import { assertWarm, busyCores, deployPinned, envInt, exitIfStillRunningAfter, median, round, sandboxIds, startCluster, type BenchCluster } from './cluster.js';
 import { collect, loadgen, startBare } from './children.js';
 import type { LoadResult, LoadSpec } from './loadgen.js';
 
@@ -57,14 +57,8 @@ const LOADGEN_CONNECTIONS = 64;
  * GC in the cluster's threads by --trace-gc, and not seen against the bare server), which alone set the p99.
  */
 const LOADGEN_WARMUP_MS = 3000;
-/** Everything must be over by then, or the process exits with an error, ms. */
-const WATCHDOG_MS = (RUNS * SECONDS * 8 + 120) * 1000;
-
-const watchdog = setTimeout(() => {
-  console.error(`bench:warm: still running after ${WATCHDOG_MS / 1000} s; giving up`);
-  process.exit(2);
-}, WATCHDOG_MS);
-watchdog.unref();
+// Everything must be over by then, or the process exits with an error.
+exitIfStillRunningAfter('bench:warm', (RUNS * SECONDS * 8 + 120) * 1000);
 
 // ---- wrk -----------------------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@
 import { availableParallelism } from 'node:os';
 import { Packr } from 'msgpackr';
 import { startBare } from './children.js';
-import { busyCores, deployPinned, envInt, median, round, sandboxIds, startCluster, type BenchCluster } from './cluster.js';
+import { busyCores, deployPinned, envInt, exitIfStillRunningAfter, median, round, sandboxIds, startCluster, type BenchCluster } from './cluster.js';
 import { BenchWebSocket } from './ws-client.js';
 
 const RUNS = envInt('BENCH_RUNS', 3);
@@ -27,13 +27,8 @@ const SHARD_COUNTS = [1, 2] as const;
 const FUNCTION = 'empty';
 /** JIT warm-up before each target's first measured run, s. */
 const WARMUP_SECONDS = 1;
-const WATCHDOG_MS = (RUNS * SECONDS * 8 + 90) * 1000;
 
-const watchdog = setTimeout(() => {
-  console.error(`bench:ws: still running after ${WATCHDOG_MS / 1000} s; giving up`);
-  process.exit(2);
-}, WATCHDOG_MS);
-watchdog.unref();
+exitIfStillRunningAfter('bench:ws', (RUNS * SECONDS * 8 + 90) * 1000);
 
 type Encoding = 'msgpack' | 'json';
 

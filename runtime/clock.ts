@@ -19,20 +19,36 @@ export function monotonicUs(): number {
   return performance.now() * 1000;
 }
 
+export interface RealClockOptions {
+  /** Monotonic time (performance.now, from thread start) instead of wall time. */
+  readonly monotonic?: boolean;
+  /** Timers do not keep the thread alive: for deadlines of I/O that keeps it alive itself. */
+  readonly unref?: boolean;
+}
+
+/** setTimeout's longest delay, ms (a longer one fires at once); a timer due later fires this early. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export class RealClock implements Clock {
   private readonly timers = new Map<number, NodeJS.Timeout>();
   private nextId = 1;
 
+  constructor(private readonly options: RealClockOptions = {}) {}
+
   now(): number {
-    return Date.now();
+    return this.options.monotonic ? performance.now() : Date.now();
   }
 
   setTimer(ms: number, fn: () => void): TimerHandle {
     const id = this.nextId++;
-    const timeout = setTimeout(() => {
-      this.timers.delete(id);
-      fn();
-    }, Math.max(0, ms));
+    const timeout = setTimeout(
+      () => {
+        this.timers.delete(id);
+        fn();
+      },
+      Math.min(MAX_TIMER_MS, Math.max(0, ms)),
+    );
+    if (this.options.unref) timeout.unref();
     this.timers.set(id, timeout);
     return { id };
   }

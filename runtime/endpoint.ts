@@ -2,12 +2,12 @@
 // the process that started the runtime (index = shards). It routes envelopes and keeps the pending
 // asks it sent, with its own correlation ids (never nact's query, which loses replies under load).
 import type { ActorError, Address, AskResult } from '../actors/actor.js';
-import type { Clock, TimerHandle } from './clock.js';
+import type { Clock } from './clock.js';
+import { DeadlineTable } from './deadline-table.js';
 import { ASK, REPLY, SHARD_KIND, TELL, type Envelope } from './envelope.js';
 import { actorError } from './errors.js';
 import { shardOf } from './hash.js';
 import type { OutboundLink } from './link.js';
-import { SlotTable } from './slot-table.js';
 
 interface PendingAsk {
   readonly settle: (result: AskResult) => void;
@@ -17,18 +17,12 @@ interface PendingAsk {
   readonly deadline: number;
 }
 
-/**
- * Ask timeouts are swept, not timed one by one: one clock timer, due at the earliest deadline, and at least
- * this long after the previous sweep, ms; so a timeout fires up to this late. An ask due later than the timer
- * costs nothing more: a timer, or a deadline index, per ask was a visible share of the data plane's CPU (an
- * invocation's ask is due in hours and nearly always answered long before).
- */
+/** Ask timeouts are swept (DeadlineTable) at most this far apart, so one fires up to this late, ms. */
 const SWEEP_MS = 25;
 
 export abstract class Endpoint {
-  /** Asks sent and not settled, by ask id (a SlotTable: see there why not a Map). */
-  private readonly pending = new SlotTable<PendingAsk>();
-  private armed: { readonly at: number; readonly handle: TimerHandle } | undefined;
+  /** Asks sent and not settled, by ask id (a SlotTable underneath: see there why not a Map). */
+  private readonly pending: DeadlineTable<PendingAsk>;
   protected stopped = false;
 
   constructor(
@@ -39,7 +33,11 @@ export abstract class Endpoint {
     protected readonly links: (OutboundLink | undefined)[],
     /** Kinds hosted by other processes: their envelopes go to the client endpoint, which owns the cluster transport. */
     private readonly remoteKinds: ReadonlySet<string> = new Set(),
-  ) {}
+  ) {
+    this.pending = new DeadlineTable<PendingAsk>(clock, SWEEP_MS, (ask) =>
+      ask.settle({ ok: false, error: actorError('ASK_TIMEOUT', `no reply from ${ask.to.kind}:${ask.to.id} within ${ask.timeoutMs} ms`) }),
+    );
+  }
 
   /** Deliver an envelope addressed to an actor on this endpoint (shards only). */
   protected abstract deliverLocal(envelope: Envelope): void;
@@ -68,10 +66,7 @@ export abstract class Endpoint {
       settle({ ok: false, error: actorError('RUNTIME_STOPPED', 'the actor runtime is stopped') });
       return;
     }
-    const deadline = this.clock.now() + timeoutMs;
-    const id = this.pending.add({ settle, to, timeoutMs, deadline });
-    // Usually a sweep is due already, no later than this deadline allows: nothing to do.
-    if (this.armed === undefined || deadline < this.armed.at - SWEEP_MS) this.arm(deadline);
+    const id = this.pending.add({ settle, to, timeoutMs, deadline: this.clock.now() + timeoutMs });
     this.route({ t: ASK, to, m: message, from, o: this.index, i: id, ms: timeoutMs });
   }
 
@@ -97,29 +92,9 @@ export abstract class Endpoint {
     this.pending.take(id)?.settle(result);
   }
 
-  private arm(at: number): void {
-    if (this.armed) this.clock.clearTimer(this.armed.handle);
-    this.armed = { at, handle: this.clock.setTimer(at - this.clock.now(), () => this.expire()) };
-  }
-
-  /** Time out every ask past its deadline, then arm the timer for the earliest deadline left. */
-  private expire(): void {
-    // The timer may fire a little before its time by clock.now(): what it was armed for counts as due.
-    const now = Math.max(this.clock.now(), this.armed?.at ?? 0);
-    this.armed = undefined;
-    const expired = this.pending.takeWhere((pending) => pending.deadline <= now);
-    let next = Infinity;
-    for (const pending of this.pending) if (pending.deadline < next) next = pending.deadline;
-    if (next !== Infinity) this.arm(Math.max(next, now + SWEEP_MS));
-    // Last: a settle may send another ask, which may arm the timer itself.
-    for (const pending of expired) pending.settle({ ok: false, error: actorError('ASK_TIMEOUT', `no reply from ${pending.to.kind}:${pending.to.id} within ${pending.timeoutMs} ms`) });
-  }
-
   /** Fail every outstanding ask (at shutdown). */
   protected failPending(error: ActorError): void {
     const all = this.pending.takeAll();
-    if (this.armed) this.clock.clearTimer(this.armed.handle);
-    this.armed = undefined;
     for (const pending of all) pending.settle({ ok: false, error });
   }
 

@@ -14,8 +14,8 @@
 // thread, which nothing here does; frames.test.ts checks it). Receiving: frames are decoded in place from
 // the socket's chunks; only a frame split across chunks is assembled, into a buffer of its own size.
 import { createServer, connect, type Server, type Socket } from 'node:net';
-import { timingSafeEqual } from 'node:crypto';
 import { Packr, RESERVE_START_SPACE, REUSE_BUFFER_MODE } from 'msgpackr';
+import { listen, secretsMatch } from './net.js';
 
 /** Largest accepted frame, bytes (a 6 MiB body plus headers fits with room to spare). */
 export const MAX_FRAME_BYTES = 64 * 1024 * 1024;
@@ -292,12 +292,6 @@ export class FrameConnection {
   }
 }
 
-function tokensMatch(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
-}
-
 export interface FrameServer {
   readonly port: number;
   readonly host: string;
@@ -332,7 +326,7 @@ export async function listenFrames(options: FrameServerOptions): Promise<FrameSe
       const refusal =
         !hello || typeof hello.token !== 'string' || typeof hello.role !== 'string' || typeof hello.id !== 'string'
           ? 'the first frame must be a hello'
-          : !tokensMatch(hello.token, options.token)
+          : !secretsMatch(hello.token, options.token)
             ? 'wrong cluster token'
             : options.accept(connection, hello);
       if (refusal !== undefined) {
@@ -344,12 +338,7 @@ export async function listenFrames(options: FrameServerOptions): Promise<FrameSe
       options.accepted?.(connection, hello!);
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, options.host, () => resolve());
-  });
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : options.port;
+  const port = await listen(server, options.port, options.host);
   return {
     port,
     host: options.host,

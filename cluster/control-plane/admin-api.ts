@@ -2,7 +2,7 @@
 // Dirigent-compatible form registration; Prometheus metrics; health; the OpenAPI document.
 // Expected outcomes arrive as values from ControlPlane and are mapped to statuses here.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { timingSafeEqual } from 'node:crypto';
+import { listen, secretsMatch } from '../../runtime/net.js';
 import type { ControlPlane, Outcome } from './control-plane.js';
 import { renderControlPlaneMetrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
@@ -46,12 +46,7 @@ export async function startAdminApi(plane: ControlPlane, options: AdminApiOption
     });
   });
   server.keepAliveTimeout = 5000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, options.host, () => resolve());
-  });
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : options.port;
+  const port = await listen(server, options.port, options.host);
   return {
     port,
     url: `http://${options.host}:${port}`,
@@ -133,9 +128,7 @@ function methodNotAllowed(method: string, path: string, allowed: string): HttpEr
 
 function authorize(options: AdminApiOptions, req: IncomingMessage): void {
   if (options.adminToken === undefined) return;
-  const given = Buffer.from((req.headers.authorization ?? '').replace(/^Bearer\s+/i, ''));
-  const wanted = Buffer.from(options.adminToken);
-  if (given.length !== wanted.length || !timingSafeEqual(given, wanted)) throw new HttpError(401, 'UNAUTHORIZED', 'this request needs Authorization: Bearer <admin token>');
+  if (!secretsMatch((req.headers.authorization ?? '').replace(/^Bearer\s+/i, ''), options.adminToken)) throw new HttpError(401, 'UNAUTHORIZED', 'this request needs Authorization: Bearer <admin token>');
 }
 
 async function readText(req: IncomingMessage): Promise<string> {

@@ -16,6 +16,7 @@
 import http, { type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import type { LogLevel } from '../../runtime/host.js';
+import { listen } from '../../runtime/net.js';
 import type { InvokeApi } from './api.js';
 import { errorBody } from './edge.js';
 import { H1Front } from './h1-front.js';
@@ -76,13 +77,7 @@ export class CompatFront {
     server.removeAllListeners('connection');
     const front = new CompatFront(server, h1, h2, listeners[0] as ConnectionListener, log);
     server.on('connection', (socket: Socket) => front.accept(socket));
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(options.port, options.host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    await listen(server, options.port, options.host);
     return front;
   }
 

@@ -2,10 +2,10 @@
 // sandbox actors of the functions hashed to them; an optional Dirigent-compatibility front in this thread
 // (HTTP/1.1 and h2c on one port, compat-front.ts); and a link to the control plane, over which endpoint
 // updates arrive and metrics, backlogs and endpoint lookups leave.
-import { createServer } from 'node:net';
 import { asyncJobsAddress, type AsyncJobsMessage } from '../../actors/async-jobs.js';
 import type { LoadBalancingPolicy } from '../../actors/messages.js';
 import { ActorRuntime, defaultLog, type LogLevel } from '../../runtime/index.js';
+import { freePort } from '../../runtime/net.js';
 import { ControlPlaneLink, parseHostPort } from '../control-plane-link.js';
 import { InvokeApi } from './api.js';
 import { CompatFront } from './compat-front.js';
@@ -160,16 +160,4 @@ async function startRuntime(config: DataPlaneConfig, log: (level: LogLevel, text
       log('warn', `port ${port} was taken before the data plane could listen on it; picking another`);
     }
   }
-}
-
-function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, host, () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }

@@ -3,11 +3,10 @@
 // invocation only abandons that request; the process lives on (unlike a thread, it can be pre-empted).
 import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { Agent, request as httpRequest } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '../../runtime/net.js';
 import { fromIncoming, toOutgoing } from './http-headers.js';
 import type { InvokeRequest, InvokeResponse, Sandbox, SandboxEvent, SandboxRuntime, SandboxSpec } from './runtime.js';
 import { deadline, lineSplitter, LogRing, SandboxError, SandboxEvents, SandboxTable, unsupportedSource, validateSpec } from './runtime.js';
@@ -77,7 +76,8 @@ export class ProcessRuntime implements SandboxRuntime {
       source.kind === 'builtin'
         ? { file: process.execPath, args: [`--max-old-space-size=${spec.memoryMiB}`, BUILTIN_SERVER, source.workload], cwd: undefined }
         : { file: source.command, args: source.args ?? [], cwd: source.cwd };
-    const port = await freePort();
+    // Another process could take the port before the command binds it; the command then fails to start.
+    const port = await freePort(LOOPBACK);
     // Checked again: the id or the runtime may have changed while the port was found.
     this.#checkCanCreate(spec);
 
@@ -244,16 +244,6 @@ function signalGroup(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
-/** A port the kernel considers free now. Another process could take it before the command binds it; the command then fails to start. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, LOOPBACK);
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  server.close();
-  await once(server, 'close');
-  return port;
-}
 
 /** Loopback connects are refused at once when nobody listens; the bound (ms) only covers a full accept backlog. */
 function accepts(port: number, boundMs = 250): Promise<boolean> {

@@ -1,8 +1,8 @@
 // Client of the sandbox invocation protocol (protocol.ts) over one frames connection: for tests, the
 // benchmark and the data plane. Many invocations may be in flight at once on one client.
-import { performance } from 'node:perf_hooks';
 import { connectFrames, type FrameConnection } from '../../runtime/frames.js';
-import { SlotTable } from '../../runtime/slot-table.js';
+import { RealClock } from '../../runtime/clock.js';
+import { DeadlineTable } from '../../runtime/deadline-table.js';
 import { REQUEST_CODEC, RESULT_CODEC } from './invoke-codec.js';
 import type { InvokeRequest, InvokeResponse } from '../sandbox/index.js';
 import type { InvokeErrorCode, RequestFrame, ResultFrame } from './protocol.js';
@@ -40,20 +40,19 @@ export type InvokeCallback = (error: SandboxClientError | undefined, response: I
 
 interface Pending {
   readonly done: InvokeCallback;
-  /** performance.now() past which the invocation has timed out, ms. */
+  /** CLOCK.now() past which the invocation has timed out, ms. */
   readonly deadline: number;
   readonly sandboxId: string;
   readonly timeoutMs: number;
 }
 
 /**
- * Timeouts are swept, not timed one by one: one timer per client, due at the earliest deadline in flight,
- * but never sooner than this after the previous sweep, ms. So a deadline is noticed at most this late when no
- * result comes at all; a result that comes after its deadline is always refused (INVOKE_TIMEOUT).
+ * Timeouts are swept (DeadlineTable) at most this far apart, ms: a deadline is noticed at most this late when
+ * no result comes at all; a result that comes after its deadline is always refused (INVOKE_TIMEOUT).
  */
 const SWEEP_MS = 100;
-/** setTimeout's longest delay, ms; a sweep due later wakes up early and finds nothing due yet. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
+/** Monotonic; its timers leave the thread to the socket, which keeps it alive while the connection is open. */
+const CLOCK = new RealClock({ monotonic: true, unref: true });
 
 /** `host:port`, or `[v6]:port`. */
 export function parseAddress(address: string): { host: string; port: number } {
@@ -65,11 +64,8 @@ export function parseAddress(address: string): { host: string; port: number } {
 }
 
 export class SandboxClient {
-  /** Invocations sent and not answered, by request id (see SlotTable for why not a Map). */
-  private readonly pending = new SlotTable<Pending>();
-  private sweepTimer: NodeJS.Timeout | undefined;
-  /** performance.now() the sweep timer is due at; Infinity when none is armed. */
-  private sweepAt = Infinity;
+  /** Invocations sent and not answered, by request id (a SlotTable underneath: see there why not a Map). */
+  private readonly pending = new DeadlineTable<Pending>(CLOCK, SWEEP_MS, (pending) => pending.done(this.timedOut(pending), undefined));
 
   private constructor(
     private readonly connection: FrameConnection,
@@ -78,7 +74,6 @@ export class SandboxClient {
     connection.useCodec(RESULT_CODEC);
     connection.onFrame((frame) => this.onResult(frame as ResultFrame));
     connection.onClose((error) => {
-      this.disarm();
       const reason = new SandboxClientError('CONNECTION_CLOSED', `connection to ${address} closed${error ? `: ${error.message}` : ''}`);
       for (const pending of this.pending.takeAll()) pending.done(reason, undefined);
     });
@@ -123,8 +118,7 @@ export class SandboxClient {
       queueMicrotask(() => done(error, undefined));
       return;
     }
-    const deadline = performance.now() + timeoutMs;
-    const i = this.pending.add({ done, deadline, sandboxId, timeoutMs });
+    const i = this.pending.add({ done, deadline: CLOCK.now() + timeoutMs, sandboxId, timeoutMs });
     const frame: RequestFrame = { i, s: sandboxId, m: request.method, p: request.path, h: request.headers, b: request.body };
     try {
       this.connection.sendWith(REQUEST_CODEC, frame);
@@ -132,8 +126,6 @@ export class SandboxClient {
       this.pending.take(i);
       throw error;
     }
-    // Usually a sweep is due already, no later than this deadline: nothing to do.
-    if (deadline < this.sweepAt - SWEEP_MS) this.arm(deadline);
   }
 
   close(): void {
@@ -143,7 +135,7 @@ export class SandboxClient {
   private onResult(frame: ResultFrame): void {
     const pending = this.pending.take(frame?.i);
     if (pending === undefined) return; // timed out meanwhile
-    if (performance.now() > pending.deadline) pending.done(this.timedOut(pending), undefined);
+    if (CLOCK.now() > pending.deadline) pending.done(this.timedOut(pending), undefined);
     else if ('e' in frame) pending.done(new SandboxClientError(frame.e.code, frame.e.message), undefined);
     else pending.done(undefined, { status: frame.st, headers: frame.h, body: frame.b });
   }
@@ -151,33 +143,4 @@ export class SandboxClient {
   private timedOut(pending: Pending): SandboxClientError {
     return new SandboxClientError('INVOKE_TIMEOUT', `no result from sandbox ${pending.sandboxId} at ${this.address} within ${pending.timeoutMs} ms`);
   }
-
-  private arm(at: number): void {
-    if (this.sweepTimer !== undefined) clearTimeout(this.sweepTimer);
-    this.sweepAt = at;
-    this.sweepTimer = setTimeout(this.sweep, Math.min(MAX_TIMER_MS, Math.max(0, Math.ceil(at - performance.now()))));
-    // The socket keeps the thread alive while the connection is open; this timer need not.
-    this.sweepTimer.unref();
-  }
-
-  private disarm(): void {
-    if (this.sweepTimer !== undefined) clearTimeout(this.sweepTimer);
-    this.sweepTimer = undefined;
-    this.sweepAt = Infinity;
-  }
-
-  /** Times out every invocation past its deadline, then arms the next sweep if any is left in flight. */
-  private readonly sweep = (): void => {
-    // The timer may fire a little before `sweepAt` by performance.now() (timers count from the loop's
-    // cached time): whatever it was armed for counts as due, as a timer per invocation would have fired.
-    const now = Math.max(performance.now(), this.sweepAt);
-    this.sweepTimer = undefined;
-    this.sweepAt = Infinity;
-    const expired = this.pending.takeWhere((pending) => pending.deadline <= now);
-    let next = Infinity;
-    for (const pending of this.pending) if (pending.deadline < next) next = pending.deadline;
-    if (next !== Infinity) this.arm(Math.max(next, now + SWEEP_MS));
-    // Last: a callback may start another invocation, which may arm the sweep itself.
-    for (const pending of expired) pending.done(this.timedOut(pending), undefined);
-  };
 }

@@ -203,9 +203,10 @@ function released(state: DataPlaneSandboxState, failed: boolean): Effect<DataPla
   return { type: 'send', to: routerAddress(state.functionName), message };
 }
 
+/** The service's answer when it has the shape of one (checked, not copied: this runs per request). */
 function asOutput(value: unknown): SandboxInvokeOutput | undefined {
   if (value === null || typeof value !== 'object') return undefined;
   const { status, headers, body } = value as Partial<SandboxInvokeOutput>;
   if (typeof status !== 'number' || headers === null || typeof headers !== 'object' || !(body instanceof Uint8Array)) return undefined;
-  return { status, headers, body };
+  return value as SandboxInvokeOutput;
 }

@@ -77,10 +77,40 @@ test('an invocation calls the invoke service with the endpoint, and answers the 
     to: replyTo,
     value: { ok: true, status: 201, headers: { 'x-y': 'z' }, body, sandboxId: 's1', coldStart: true, queuedMs: 120 },
   });
-  t.deepEqual(releases(done), [{ to: routerAddress('f'), message: { type: 'rt.released', sandboxId: 's1', failed: false } }]);
+  t.deepEqual(releases(done), [{ to: SELF, message: { type: 'sb.release' } }], 'the release goes behind the answers already queued');
   t.false(stops(done));
   t.is(s.state.inFlight, 0);
   t.is(s.state.served, 1);
+  t.deepEqual(releases(s.step({ type: 'sb.release' })), [{ to: routerAddress('f'), message: { type: 'rt.released', sandboxId: 's1', count: 1, failed: false } }]);
+});
+
+test('releases are batched: one sb.release per batch of answers, one rt.released with their count', (t) => {
+  const s = new Script(undefined, { ...INIT, endpoint: { ...INIT.endpoint, concurrency: 10 } });
+  const calls = [s.invoke(), s.invoke(), s.invoke()].map(({ fx }) => fx[0]);
+  const ok: AskResult = { ok: true, value: { status: 200, headers: {}, body: new Uint8Array() } };
+  const sent = calls.map((call) => (call?.type === 'call' ? releases(s.step(call.then(ok))) : []));
+  t.deepEqual(sent, [[{ to: SELF, message: { type: 'sb.release' } }], [], []], 'only the first answer of a batch sends sb.release');
+  t.is(s.state.unreleased, 3);
+  t.deepEqual(releases(s.step({ type: 'sb.release' })), [{ to: routerAddress('f'), message: { type: 'rt.released', sandboxId: 's1', count: 3, failed: false } }]);
+  t.is(s.state.unreleased, 0);
+  t.deepEqual(s.step({ type: 'sb.release' }), [], 'a release with nothing left to tell does nothing');
+});
+
+test('a broken sandbox, a refusal and sb.close release everything unreleased at once', (t) => {
+  const ok: AskResult = { ok: true, value: { status: 200, headers: {}, body: new Uint8Array() } };
+  const broken = new Script();
+  broken.complete(ok);
+  const failed = broken.complete({ ok: false, error: { code: 'SANDBOX_GONE', message: 'destroyed' } });
+  t.deepEqual(releases(failed.fx), [{ to: routerAddress('f'), message: { type: 'rt.released', sandboxId: 's1', count: 2, failed: true } }]);
+  t.deepEqual(broken.step({ type: 'sb.release' }), [], 'the queued sb.release finds nothing left');
+
+  const closing = new Script();
+  const first = closing.invoke().fx[0];
+  closing.complete(ok);
+  t.deepEqual(releases(closing.step({ type: 'sb.close' })), [{ to: routerAddress('f'), message: { type: 'rt.released', sandboxId: 's1', count: 1, failed: false } }]);
+  const last = first?.type === 'call' ? closing.step(first.then(ok)) : [];
+  t.deepEqual(releases(last), [{ to: routerAddress('f'), message: { type: 'rt.released', sandboxId: 's1', count: 1, failed: false } }], 'closing: at once');
+  t.true(stops(last));
 });
 
 test('the invoke service is the configured one', (t) => {
@@ -109,7 +139,8 @@ test('a failed invocation answers 502 SANDBOX_FAILED; gone, timed-out, crashed o
     t.is(answered.queuedMs, 7);
     t.regex(answered.message, c.message);
     t.is(replyTarget(fx), replyTo);
-    t.deepEqual(releases(fx), [{ to: routerAddress('f'), message: { type: 'rt.released', sandboxId: 's1', failed: c.broken } }], answered.message);
+    const release = c.broken ? { to: routerAddress('f'), message: { type: 'rt.released', sandboxId: 's1', count: 1, failed: true } } : { to: SELF, message: { type: 'sb.release' } };
+    t.deepEqual(releases(fx), [release], answered.message);
     t.is(s.state.failed, 1);
   }
 });
@@ -123,7 +154,7 @@ test('it enforces its slots: a request beyond them is refused with 502 and count
   const answered = outcome(fx);
   t.like(answered, { ok: false, status: 502, code: 'SANDBOX_FAILED', sandboxId: 's1' });
   t.is(replyTarget(fx), replyTo);
-  t.deepEqual(releases(fx), [{ to: routerAddress('f'), message: { type: 'rt.released', sandboxId: 's1', failed: false } }]);
+  t.deepEqual(releases(fx), [{ to: routerAddress('f'), message: { type: 'rt.released', sandboxId: 's1', count: 1, failed: false } }]);
   t.is(s.state.refused, 1);
   t.is(s.state.inFlight, 2);
 });

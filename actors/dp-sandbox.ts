@@ -3,10 +3,15 @@
 // edge's pending ask itself, so a response takes no extra hop back through the router. It then tells the router
 // the slot is free, and whether the sandbox looked broken.
 //
+// Releases are batched: the first request answered after a release sends this actor an `sb.release`, which
+// lands behind the answers already in its mailbox (a socket read delivers a worker's answers together), so the
+// router takes one step per batch instead of one per request. A broken sandbox, a refused request and a
+// closing actor release at once: the router must learn of those before it routes again.
+//
 // Pure: the connection to the sandbox is the host's `call` service (default `sandbox.invoke`). The router spawns
 // one per endpoint and closes it when the endpoint drains or breaks; this actor never decides routing.
 
-import { assertNever, type ActorError, type ActorKind, type Effect, type ReplyTo, type Step } from './actor.js';
+import { assertNever, type ActorError, type ActorKind, type Address, type Effect, type ReplyTo, type Step } from './actor.js';
 import {
   routerAddress,
   type DataPlaneSandboxMessage,
@@ -80,6 +85,8 @@ export interface DataPlaneSandboxState {
   readonly phase: 'open' | 'closing';
   /** Requests handed to the invoke service and not yet answered. */
   readonly inFlight: number;
+  /** Requests answered whose slots the router was not told of yet (an `sb.release` is on its way when > 0). */
+  readonly unreleased: number;
   /** Requests answered with the sandbox's own response. */
   readonly served: number;
   /** Requests answered 502 because the invoke service failed. */
@@ -100,14 +107,15 @@ export function dataPlaneSandboxKind(config: DataPlaneSandboxConfig = {}): Actor
       if (typeof init?.functionName !== 'string' || init.endpoint === undefined || typeof init.timeoutMs !== 'number' || !(init.timeoutMs > 0)) {
         throw new TypeError(`dpsandbox ${address.id}: init needs { functionName, endpoint, timeoutMs > 0 ms }, got ${JSON.stringify(arg)}`);
       }
-      return { functionName: init.functionName, endpoint: init.endpoint, timeoutMs: init.timeoutMs, phase: 'open', inFlight: 0, served: 0, failed: 0, refused: 0 };
+      return { functionName: init.functionName, endpoint: init.endpoint, timeoutMs: init.timeoutMs, phase: 'open', inFlight: 0, unreleased: 0, served: 0, failed: 0, refused: 0 };
     },
-    step: (state, message) => step(state, message, invokeService),
+    step: (state, message, ctx) => step(state, message, ctx.self, invokeService),
     summary: (state) => ({
       sandboxId: state.endpoint.sandboxId,
       address: state.endpoint.address,
       phase: state.phase,
       inFlight: state.inFlight,
+      unreleased: state.unreleased,
       slots: state.endpoint.concurrency,
       served: state.served,
       failed: state.failed,
@@ -116,7 +124,7 @@ export function dataPlaneSandboxKind(config: DataPlaneSandboxConfig = {}): Actor
   };
 }
 
-function step(state: DataPlaneSandboxState, message: DataPlaneSandboxMessage, invokeService: string): Step<DataPlaneSandboxState, DataPlaneSandboxMessage> {
+function step(state: DataPlaneSandboxState, message: DataPlaneSandboxMessage, self: Address, invokeService: string): Step<DataPlaneSandboxState, DataPlaneSandboxMessage> {
   switch (message.type) {
     case 'sb.invoke': {
       const { sandboxId, concurrency } = state.endpoint;
@@ -125,9 +133,9 @@ function step(state: DataPlaneSandboxState, message: DataPlaneSandboxMessage, in
         const effects: Effects = [
           { type: 'log', level: 'warn', text: `refused a request: sandbox ${sandboxId} ${why}` },
           reply(message.replyTo, failure(state, `sandbox ${sandboxId} ${why}`, message.queuedMs)),
-          released(state, false),
+          released(state, state.unreleased + 1, false),
         ];
-        return { state: changed(state, { refused: state.refused + 1 }), effects };
+        return { state: changed(state, { unreleased: 0, refused: state.refused + 1 }), effects };
       }
       const input: SandboxInvokeInput = { address: state.endpoint.address, sandboxId, invocation: message.invocation, timeoutMs: state.timeoutMs };
       const { replyTo, coldStart, queuedMs } = message;
@@ -139,9 +147,8 @@ function step(state: DataPlaneSandboxState, message: DataPlaneSandboxMessage, in
     case 'sb.done': {
       const inFlight = Math.max(0, state.inFlight - 1);
       const effects: Effects = [];
-      let next: DataPlaneSandboxState;
-      let broken = false;
       const output = message.result.ok ? asOutput(message.result.value) : undefined;
+      let broken = false;
       if (output !== undefined) {
         const outcome: InvocationOutcome = {
           ok: true,
@@ -153,25 +160,40 @@ function step(state: DataPlaneSandboxState, message: DataPlaneSandboxMessage, in
           queuedMs: message.queuedMs,
         };
         effects.push(reply(message.replyTo, outcome));
-        next = changed(state, { inFlight, served: state.served + 1 });
       } else {
         const error: ActorError = message.result.ok
           ? { code: 'BAD_RESPONSE', message: 'the invoke service returned no { status, headers, body }' }
           : message.result.error;
         broken = BROKEN_SANDBOX_CODES.has(error.code);
         effects.push(reply(message.replyTo, failure(state, `sandbox ${state.endpoint.sandboxId} failed: ${error.code}: ${error.message}`, message.queuedMs)));
-        next = changed(state, { inFlight, failed: state.failed + 1 });
       }
-      effects.push(released(state, broken));
+      const releaseNow = broken || state.phase === 'closing';
+      if (releaseNow) effects.push(released(state, state.unreleased + 1, broken));
+      else if (state.unreleased === 0) effects.push({ type: 'send', to: self, message: RELEASE });
+      const next = changed(state, {
+        inFlight,
+        unreleased: releaseNow ? 0 : state.unreleased + 1,
+        served: output !== undefined ? state.served + 1 : state.served,
+        failed: output !== undefined ? state.failed : state.failed + 1,
+      });
       if (next.phase === 'closing' && inFlight === 0) effects.push({ type: 'stop' });
       return { state: next, effects };
     }
-    case 'sb.close':
-      return { state: changed(state, { phase: 'closing' }), effects: state.inFlight === 0 ? [{ type: 'stop' }] : [] };
+    case 'sb.release':
+      // Already told (a broken sandbox, a refusal or sb.close released everything since): nothing left.
+      if (state.unreleased === 0) return { state };
+      return { state: changed(state, { unreleased: 0 }), effects: [released(state, state.unreleased, false)] };
+    case 'sb.close': {
+      const effects: Effects = state.unreleased > 0 ? [released(state, state.unreleased, false)] : [];
+      if (state.inFlight === 0) effects.push({ type: 'stop' });
+      return { state: changed(state, { phase: 'closing', unreleased: 0 }), effects };
+    }
     default:
       return assertNever(message, 'dpsandbox message');
   }
 }
+
+const RELEASE: DataPlaneSandboxMessage = { type: 'sb.release' };
 
 /**
  * `state` with `changes`: every field listed, since V8 spreads an object of this many fields several times
@@ -184,6 +206,7 @@ function changed(state: DataPlaneSandboxState, c: Partial<DataPlaneSandboxState>
     timeoutMs: c.timeoutMs === undefined ? state.timeoutMs : c.timeoutMs,
     phase: c.phase === undefined ? state.phase : c.phase,
     inFlight: c.inFlight === undefined ? state.inFlight : c.inFlight,
+    unreleased: c.unreleased === undefined ? state.unreleased : c.unreleased,
     served: c.served === undefined ? state.served : c.served,
     failed: c.failed === undefined ? state.failed : c.failed,
     refused: c.refused === undefined ? state.refused : c.refused,
@@ -198,8 +221,8 @@ function failure(state: DataPlaneSandboxState, message: string, queuedMs: number
   return { ok: false, status: 502, code: 'SANDBOX_FAILED', message, queuedMs, sandboxId: state.endpoint.sandboxId };
 }
 
-function released(state: DataPlaneSandboxState, failed: boolean): Effect<DataPlaneSandboxMessage> {
-  const message: RouterMessage = { type: 'rt.released', sandboxId: state.endpoint.sandboxId, failed };
+function released(state: DataPlaneSandboxState, count: number, failed: boolean): Effect<DataPlaneSandboxMessage> {
+  const message: RouterMessage = { type: 'rt.released', sandboxId: state.endpoint.sandboxId, count, failed };
   return { type: 'send', to: routerAddress(state.functionName), message };
 }
 

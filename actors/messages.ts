@@ -309,8 +309,11 @@ export type RouterMessage =
   | RouterUpdate
   /** Asked by the edge; the reply is an InvocationOutcome (sent by the sandbox actor that served it, or by the router). */
   | { readonly type: 'rt.invoke'; readonly invocation: Invocation }
-  /** From a data-plane sandbox actor: one request finished (`failed`: the sandbox is broken and must not get more). */
-  | { readonly type: 'rt.released'; readonly sandboxId: string; readonly failed: boolean }
+  /**
+   * From a data-plane sandbox actor: `count` (>= 1) of its requests finished and their slots are free (`failed`: the
+   * sandbox is broken and must not get more).
+   */
+  | { readonly type: 'rt.released'; readonly sandboxId: string; readonly count: number; readonly failed: boolean }
   /** Result of asking the function actor for its endpoints (on first use or a version gap). */
   | { readonly type: 'rt.resynced'; readonly snapshot: EndpointSnapshot | null; readonly error?: string }
   /** Timers: metrics to the autoscaler every tick while busy; queue deadline checks. */
@@ -342,6 +345,8 @@ export type DataPlaneSandboxMessage =
       readonly queuedMs: number;
     }
   | { readonly type: 'sb.done'; readonly replyTo: ReplyTo; readonly coldStart: boolean; readonly queuedMs: number; readonly result: AskResult }
+  /** To itself: tell the router of the slots freed since the last release. */
+  | { readonly type: 'sb.release' }
   | { readonly type: 'sb.close' };
 
 /** Data-plane sandbox actors' addresses by sandbox id, memoized as in `memoized`. */

@@ -38,7 +38,7 @@ const delta = (version: number, add: Endpoint[], remove: string[] = [], term = 1
   remove,
 });
 
-const released = (sandboxId: string, failed = false): RouterMessage => ({ type: 'rt.released', sandboxId, failed });
+const released = (sandboxId: string, failed = false, count = 1): RouterMessage => ({ type: 'rt.released', sandboxId, count, failed });
 
 /** Drives one router's pure step with a manual clock, scripted random draws and numbered asks. */
 class Script {
@@ -299,6 +299,18 @@ test('a request that gets a slot freed on a warm sandbox is no cold start, but r
   t.deepEqual(invokes(waiting.fx), []);
   s.now = 40;
   t.deepEqual(invokes(s.step(released('a'))), [`a#${waiting.replyTo.id} warm 40`]);
+});
+
+test('a release of several requests frees that many slots: that many waiting requests go out, oldest first', (t) => {
+  const s = new Script();
+  s.step(snapshot(1, [ep('a', 3)]));
+  s.invoke();
+  s.invoke();
+  s.invoke();
+  const waiting = [s.invoke(), s.invoke(), s.invoke()];
+  t.is(s.state.queue.length, 3);
+  t.deepEqual(invokes(s.step(released('a', false, 2))), waiting.slice(0, 2).map((w) => `a#${w.replyTo.id} warm 0`));
+  t.is(s.state.queue.length, 1);
 });
 
 test('a full queue answers 429 QUEUE_FULL and a large body 413 at once', (t) => {

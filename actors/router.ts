@@ -321,7 +321,7 @@ function step(state: RouterState, message: RouterMessage, ctx: StepContext, sett
       next = onInvoke(state, message.invocation, ctx, fx, settings);
       break;
     case 'rt.released':
-      next = onReleased(state, message.sandboxId, message.failed, ctx, fx, settings);
+      next = onReleased(state, message.sandboxId, message.count, message.failed, ctx, fx, settings);
       break;
     case 'rt.resynced':
       next = onResynced(state, message, ctx, fx, settings);
@@ -585,7 +585,7 @@ function enqueue(state: RouterState, invocation: Invocation, replyTo: ReplyTo, c
   return changed(state, { queue: [...state.queue, { invocation, replyTo, enqueuedAt: ctx.now, addsSeen: state.adds }] });
 }
 
-function onReleased(state: RouterState, sandboxId: string, failed: boolean, ctx: StepContext, fx: Effects, settings: Settings): RouterState {
+function onReleased(state: RouterState, sandboxId: string, count: number, failed: boolean, ctx: StepContext, fx: Effects, settings: Settings): RouterState {
   const index = indexOf(state.sandboxes, sandboxId);
   const slot = state.sandboxes[index];
   // Releases of a sandbox already forgotten (e.g. after rt.deleted, by a fresh router) mean nothing.
@@ -596,7 +596,7 @@ function onReleased(state: RouterState, sandboxId: string, failed: boolean, ctx:
     fx.push(toSandbox(state.name, slot, { type: 'sb.close' }));
     phase = { kind: 'broken' };
   }
-  const next = withSlot(state, index, slotWith(slot, Math.max(0, slot.inFlight - 1), phase));
+  const next = withSlot(state, index, slotWith(slot, Math.max(0, slot.inFlight - count), phase));
   return dispatchWaiting(finishDrain(next, index, fx, settings), ctx, fx, settings);
 }
 

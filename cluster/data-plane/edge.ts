@@ -21,11 +21,25 @@ import type { InvocationOutcome } from '../../actors/messages.js';
 
 export interface EdgeResponse {
   readonly status: number;
-  /** Lower-case names; values already checked for CR/LF. */
+  /** Lower-case names; values already checked for CR/LF. The timing headers are not here but in `timing`. */
   readonly headers: Readonly<Record<string, string>>;
   readonly body: Uint8Array;
   /** Present when the data plane failed the invocation (the body then holds the same, as JSON). */
   readonly error?: { readonly code: string; readonly message: string };
+  /**
+   * The timing headers' values, on every answer to an invocation. Kept as numbers so that a front can write
+   * them as bytes (the uWS front does: strings cost it a UTF-8 copy each); `headersWithTiming` has them as text.
+   */
+  readonly timing?: ResponseTiming;
+}
+
+/** ms, finite and >= 0. */
+export interface ResponseTiming {
+  readonly queuedMs: number;
+  readonly totalMs: number;
+  readonly coldStart: boolean;
+  /** The sandbox that served the request, free of CR, LF and NUL; undefined when none did. */
+  readonly sandboxId: string | undefined;
 }
 
 /** Codes the edge answers with besides the router's own (InvocationOutcome codes). */
@@ -196,15 +210,15 @@ export function errorBody(code: string, message: string): Uint8Array {
   return encoder.encode(JSON.stringify({ error: { code, message } }));
 }
 
-/** `extraHeaders`, when given, becomes the response's header object (it is added to, not copied). */
-export function errorResponse(code: EdgeErrorCode, message: string, extraHeaders?: Record<string, string>): EdgeResponse {
-  const headers = extraHeaders ?? {};
-  headers['content-type'] = 'application/json';
-  return { status: STATUS_OF[code], headers, body: errorBody(code, message), error: { code, message } };
+export function errorResponse(code: EdgeErrorCode, message: string, timing?: ResponseTiming): EdgeResponse {
+  return { status: STATUS_OF[code], headers: JSON_HEADERS, body: errorBody(code, message), error: { code, message }, timing };
 }
 
+const JSON_HEADERS: Readonly<Record<string, string>> = Object.freeze({ 'content-type': 'application/json' });
+
 function reject(code: EdgeErrorCode, message: string, extraHeaders?: Record<string, string>): Target {
-  return { kind: 'reject', response: errorResponse(code, message, extraHeaders) };
+  const response = errorResponse(code, message);
+  return { kind: 'reject', response: extraHeaders === undefined ? response : { ...response, headers: { ...response.headers, ...extraHeaders } } };
 }
 
 export function jsonResponse(status: number, value: unknown): EdgeResponse {
@@ -219,13 +233,34 @@ export function fixed3(ms: number): string {
   return `${(thousandths - fraction) / 1000}.${fraction < 10 ? '00' : fraction < 100 ? '0' : ''}${fraction}`;
 }
 
-/** Adds the timing headers to `headers` (mutated: no spread on the hot path) and returns it. ms. */
-function withTiming(headers: Record<string, string>, queuedMs: number, totalMs: number, coldStart: boolean, sandboxId: string | undefined): Record<string, string> {
-  const queued = queuedMs > 0 ? queuedMs : 0;
-  headers[HEADER_QUEUE_MS] = String(Math.round(queued));
-  headers[HEADER_COLD_START] = coldStart ? 'true' : 'false';
-  headers[HEADER_SERVER_TIMING] = `queue;dur=${fixed3(queued)}, total;dur=${fixed3(totalMs > 0 ? totalMs : 0)}`;
-  if (sandboxId !== undefined && !UNSAFE_VALUE.test(sandboxId)) headers[HEADER_SANDBOX] = sandboxId;
+/** Timing with its numbers made finite and >= 0, and a sandbox id that cannot break a header line dropped. ms. */
+function timingOf(queuedMs: number, totalMs: number, coldStart: boolean, sandboxId: string | undefined): ResponseTiming {
+  return {
+    queuedMs: queuedMs > 0 && queuedMs < Infinity ? queuedMs : 0,
+    totalMs: totalMs > 0 && totalMs < Infinity ? totalMs : 0,
+    coldStart,
+    sandboxId: sandboxId !== undefined && !UNSAFE_VALUE.test(sandboxId) ? sandboxId : undefined,
+  };
+}
+
+/** `x-dirigent-queue-ms`: whole ms. */
+export function queueMsValue(timing: ResponseTiming): string {
+  return String(Math.round(timing.queuedMs));
+}
+
+export function serverTimingValue(timing: ResponseTiming): string {
+  return `queue;dur=${fixed3(timing.queuedMs)}, total;dur=${fixed3(timing.totalMs)}`;
+}
+
+/** The response's headers with its timing headers, as text (a new object when there is timing). */
+export function headersWithTiming(response: EdgeResponse): Record<string, string> {
+  const headers: Record<string, string> = { ...response.headers };
+  const timing = response.timing;
+  if (timing === undefined) return headers;
+  headers[HEADER_QUEUE_MS] = queueMsValue(timing);
+  headers[HEADER_COLD_START] = timing.coldStart ? 'true' : 'false';
+  headers[HEADER_SERVER_TIMING] = serverTimingValue(timing);
+  if (timing.sandboxId !== undefined) headers[HEADER_SANDBOX] = timing.sandboxId;
   return headers;
 }
 
@@ -239,25 +274,25 @@ export function responseFor(result: AskResult, totalMs: number): EdgeResponse {
   if (!result.ok) return askFailureResponse(result.error, totalMs);
   const outcome = result.value as InvocationOutcome | null;
   if (outcome === null || typeof outcome !== 'object' || typeof outcome.ok !== 'boolean') {
-    return errorResponse('ROUTING_FAILED', 'the router answered something that is not an invocation outcome', withTiming({}, 0, totalMs, false, undefined));
+    return errorResponse('ROUTING_FAILED', 'the router answered something that is not an invocation outcome', timingOf(0, totalMs, false, undefined));
   }
   const queuedMs = typeof outcome.queuedMs === 'number' && Number.isFinite(outcome.queuedMs) ? outcome.queuedMs : 0;
   const sandboxId = typeof outcome.sandboxId === 'string' ? outcome.sandboxId : undefined;
   if (!outcome.ok) {
     const code = OUTCOME_CODES.has(outcome.code) ? (outcome.code as EdgeErrorCode) : 'ROUTING_FAILED';
-    return errorResponse(code, typeof outcome.message === 'string' ? outcome.message : code, withTiming({}, queuedMs, totalMs, false, sandboxId));
+    return errorResponse(code, typeof outcome.message === 'string' ? outcome.message : code, timingOf(queuedMs, totalMs, false, sandboxId));
   }
   if (!Number.isInteger(outcome.status) || outcome.status < 200 || outcome.status > 599) {
-    return errorResponse('BAD_SANDBOX_RESPONSE', `the sandbox answered with status ${JSON.stringify(outcome.status)}, which is not in 200..599`, withTiming({}, queuedMs, totalMs, outcome.coldStart === true, sandboxId));
+    return errorResponse('BAD_SANDBOX_RESPONSE', `the sandbox answered with status ${JSON.stringify(outcome.status)}, which is not in 200..599`, timingOf(queuedMs, totalMs, outcome.coldStart === true, sandboxId));
   }
   const body = outcome.body instanceof Uint8Array ? outcome.body : new Uint8Array(0);
   const headers = outcome.headers !== null && typeof outcome.headers === 'object' ? passableResponseHeaders(outcome.headers) : {};
-  return { status: outcome.status, headers: withTiming(headers, queuedMs, totalMs, outcome.coldStart === true, sandboxId), body };
+  return { status: outcome.status, headers, body, timing: timingOf(queuedMs, totalMs, outcome.coldStart === true, sandboxId) };
 }
 
 /** An ask that failed (no outcome at all): timed out, runtime stopping, router crashed or unreachable. */
 export function askFailureResponse(error: ActorError, totalMs: number): EdgeResponse {
-  const timing = withTiming({}, 0, totalMs, false, undefined);
+  const timing = timingOf(0, totalMs, false, undefined);
   switch (error.code) {
     case 'ASK_TIMEOUT':
       return errorResponse('DEADLINE_PASSED', `no outcome within the data plane's request timeout: ${error.message}`, timing);

@@ -5,7 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { LogLevel } from '../../runtime/host.js';
 import type { InvokeApi } from './api.js';
-import { addRequestHeader, errorResponse, resolveTarget, type EdgeResponse } from './edge.js';
+import { addRequestHeader, errorResponse, headersWithTiming, resolveTarget, type EdgeResponse } from './edge.js';
 
 export interface H1FrontOptions {
   /** Largest request body, bytes; a larger one is refused with 413 (before it is read when its length is declared). */
@@ -104,7 +104,7 @@ export class H1Front {
 }
 
 function write(res: ServerResponse, response: EdgeResponse, head: boolean, closeConnection: boolean): void {
-  const headers: Record<string, string> = { ...response.headers };
+  const headers = headersWithTiming(response);
   const noBody = response.status === 204 || response.status === 304;
   if (!noBody) headers['content-length'] = String(response.body.byteLength);
   if (closeConnection) headers.connection = 'close'; // node:http then ends the connection after this response

@@ -6,7 +6,7 @@ import http2, { type Http2Server, type Http2Session, type IncomingHttpHeaders, t
 import type { Socket } from 'node:net';
 import type { LogLevel } from '../../runtime/host.js';
 import type { InvokeApi } from './api.js';
-import { errorResponse, requestHeaders, resolveTarget, type EdgeResponse } from './edge.js';
+import { errorResponse, headersWithTiming, requestHeaders, resolveTarget, type EdgeResponse } from './edge.js';
 
 export interface H2FrontOptions {
   /** bytes. */
@@ -76,7 +76,7 @@ export class H2Front {
       if (stream.destroyed || stream.closed) return;
       const head = method === 'HEAD' || response.status === 204 || response.status === 304;
       try {
-        stream.respond({ ':status': response.status, ...response.headers, ...(head ? {} : { 'content-length': String(response.body.byteLength) }) }, { endStream: head });
+        stream.respond({ ':status': response.status, ...headersWithTiming(response), ...(head ? {} : { 'content-length': String(response.body.byteLength) }) }, { endStream: head });
         if (!head) stream.end(response.body);
       } catch (error) {
         // Node refuses some header sets on HTTP/2 (e.g. connection-specific ones) by throwing.

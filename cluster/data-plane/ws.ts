@@ -18,7 +18,7 @@
 // more than `maxHeld` held requests are answered TOO_MANY_REQUESTS at once. uWS 20.30 cannot pause reading
 // a WebSocket, so holding requests is how we stop reading them.
 import { Packr } from 'msgpackr';
-import { errorResponse, isFunctionName, type EdgeResponse } from './edge.js';
+import { errorResponse, headersWithTiming, isFunctionName, type EdgeResponse } from './edge.js';
 import { packReply } from './msgpack-reply.js';
 
 export type WsEncoding = 'json' | 'msgpack';
@@ -146,14 +146,14 @@ export function encodeReply(packr: Packr, id: RequestId | null, encoding: WsEnco
   if (encoding === 'msgpack') {
     let packed: Uint8Array | undefined = packReply(id, response);
     if (packed === undefined) {
-      const reply: Record<string, unknown> = { id, status: response.status, headers: response.headers, body: response.body };
+      const reply: Record<string, unknown> = { id, status: response.status, headers: headersWithTiming(response), body: response.body };
       if (response.error) reply.error = response.error;
       packed = packr.pack(reply);
     }
     return copy ? Buffer.from(packed) : packed;
   }
   // Built by assignment, not spread: this runs once per reply.
-  const reply: Record<string, unknown> = { id, status: response.status, headers: response.headers };
+  const reply: Record<string, unknown> = { id, status: response.status, headers: headersWithTiming(response) };
   let text: string | undefined;
   if (!base64) {
     try {

@@ -26,7 +26,7 @@ export const DATAPLANE_ID = 'dp1';
 export const TERM = 1;
 
 /** Per-delivery lines left out of transcripts: periodic chatter and the per-request hot path. */
-const QUIET = ['as.tick', 'as.metric', 'fn.load', 'rt.tick', 'sch.checkHeartbeats', 'sch.heartbeat', 'node.heartbeat', 'rt.invoke', 'sb.invoke', 'sb.done', 'rt.released', 'rt.expire'];
+const QUIET = ['as.tick', 'as.metric', 'fn.load', 'rt.tick', 'sch.checkHeartbeats', 'sch.heartbeat', 'node.heartbeat', 'rt.invoke', 'sb.invoke', 'sb.done', 'sb.release', 'rt.released', 'rt.expire'];
 
 export interface HarnessOptions {
   readonly nodes: number;

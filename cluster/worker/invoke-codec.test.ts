@@ -1,6 +1,6 @@
 import test from 'ava';
 import type { FrameCodec } from '../../runtime/frames.js';
-import { REQUEST_CODEC, RESULT_CODEC } from './invoke-codec.js';
+import { decodeShort, REQUEST_CODEC, RESULT_CODEC } from './invoke-codec.js';
 import type { RequestFrame, ResultFrame } from './protocol.js';
 
 /** Writes `frame` at an offset into a larger buffer, as a connection does, and reads it back. */
@@ -65,4 +65,24 @@ test('a __proto__ header is dropped, never set on the object prototype', (t) => 
   const { read } = roundTrip(REQUEST_CODEC, frame);
   t.deepEqual(Object.keys(read.h), ['a']);
   t.is(Object.getPrototypeOf(read.h), Object.prototype);
+});
+
+test('short strings decode as toString does, from the cache or not, whatever shares their slot', (t) => {
+  // 2 000 distinct strings through 256 slots: every slot is taken over many times; each answer must still be its own.
+  const texts = Array.from({ length: 2000 }, (_, k) => (k % 7 === 0 ? `h\u00e9-${k}` : `x-header-${k}`));
+  for (let round = 0; round < 3; round++) {
+    for (const text of texts) {
+      const bytes = Buffer.from(`..${text}..`);
+      t.is(decodeShort(bytes, 2, bytes.length - 4), text);
+    }
+  }
+  const invalid = Buffer.from([0xff, 0xfe, 0x41]);
+  t.is(decodeShort(invalid, 0, 3), invalid.toString('utf8'));
+  t.is(decodeShort(invalid, 0, 3), invalid.toString('utf8'), 'again, from the cache');
+  t.is(decodeShort(Buffer.alloc(0), 0, 0), '');
+  // Bytes change under a cached string: the next decode sees the new bytes.
+  const reused = Buffer.from('content-type');
+  t.is(decodeShort(reused, 0, reused.length), 'content-type');
+  reused.write('content-typf');
+  t.is(decodeShort(reused, 0, reused.length), 'content-typf');
 });

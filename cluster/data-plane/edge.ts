@@ -193,11 +193,26 @@ export function passableResponseHeaders(headers: Readonly<Record<string, unknown
   const out: Record<string, string> = {};
   for (const rawName in headers) {
     const value = headers[rawName];
-    const name = rawName.toLowerCase();
-    if (typeof value !== 'string' || !TOKEN.test(name) || UNSAFE_VALUE.test(value) || HOP_BY_HOP.has(name) || SET_BY_FRONT.has(name) || name === '__proto__') continue;
+    const name = passableName(rawName);
+    if (name === undefined || typeof value !== 'string' || UNSAFE_VALUE.test(value)) continue;
     out[name] = value;
   }
   return out;
+}
+
+/** Verdicts on response header names seen (a sandbox sends the same few on every response): lower-cased, or null. */
+const NAME_VERDICTS = new Map<string, string | null>();
+/** Names remembered at most; past this, names are judged each time. */
+const MAX_NAME_VERDICTS = 1024;
+
+/** `rawName` lower-cased when a client may see it: a token, not hop-by-hop, not one the front sets itself. */
+function passableName(rawName: string): string | undefined {
+  const known = NAME_VERDICTS.get(rawName);
+  if (known !== undefined) return known ?? undefined;
+  const name = rawName.toLowerCase();
+  const verdict = TOKEN.test(name) && !HOP_BY_HOP.has(name) && !SET_BY_FRONT.has(name) && name !== '__proto__' ? name : null;
+  if (NAME_VERDICTS.size < MAX_NAME_VERDICTS) NAME_VERDICTS.set(rawName, verdict);
+  return verdict ?? undefined;
 }
 
 // ---- Responses ----------------------------------------------------------------------------------------

@@ -85,8 +85,10 @@ export interface DataPlaneSandboxState {
   readonly phase: 'open' | 'closing';
   /** Requests handed to the invoke service and not yet answered. */
   readonly inFlight: number;
-  /** Requests answered whose slots the router was not told of yet (an `sb.release` is on its way when > 0). */
+  /** Requests answered whose slots the router was not told of yet. */
   readonly unreleased: number;
+  /** An `sb.release` is in this actor's mailbox: it must not stop before that arrives (it would be a dead letter). */
+  readonly releaseQueued: boolean;
   /** Requests answered with the sandbox's own response. */
   readonly served: number;
   /** Requests answered 502 because the invoke service failed. */
@@ -107,7 +109,7 @@ export function dataPlaneSandboxKind(config: DataPlaneSandboxConfig = {}): Actor
       if (typeof init?.functionName !== 'string' || init.endpoint === undefined || typeof init.timeoutMs !== 'number' || !(init.timeoutMs > 0)) {
         throw new TypeError(`dpsandbox ${address.id}: init needs { functionName, endpoint, timeoutMs > 0 ms }, got ${JSON.stringify(arg)}`);
       }
-      return { functionName: init.functionName, endpoint: init.endpoint, timeoutMs: init.timeoutMs, phase: 'open', inFlight: 0, unreleased: 0, served: 0, failed: 0, refused: 0 };
+      return { functionName: init.functionName, endpoint: init.endpoint, timeoutMs: init.timeoutMs, phase: 'open', inFlight: 0, unreleased: 0, releaseQueued: false, served: 0, failed: 0, refused: 0 };
     },
     step: (state, message, ctx) => step(state, message, ctx.self, invokeService),
     summary: (state) => ({
@@ -168,25 +170,31 @@ function step(state: DataPlaneSandboxState, message: DataPlaneSandboxMessage, se
         effects.push(reply(message.replyTo, failure(state, `sandbox ${state.endpoint.sandboxId} failed: ${error.code}: ${error.message}`, message.queuedMs)));
       }
       const releaseNow = broken || state.phase === 'closing';
+      const queueRelease = !releaseNow && !state.releaseQueued;
       if (releaseNow) effects.push(released(state, state.unreleased + 1, broken));
-      else if (state.unreleased === 0) effects.push({ type: 'send', to: self, message: RELEASE });
+      else if (queueRelease) effects.push({ type: 'send', to: self, message: RELEASE });
       const next = changed(state, {
         inFlight,
         unreleased: releaseNow ? 0 : state.unreleased + 1,
+        releaseQueued: state.releaseQueued || queueRelease,
         served: output !== undefined ? state.served + 1 : state.served,
         failed: output !== undefined ? state.failed : state.failed + 1,
       });
-      if (next.phase === 'closing' && inFlight === 0) effects.push({ type: 'stop' });
+      if (isDone(next)) effects.push({ type: 'stop' });
       return { state: next, effects };
     }
-    case 'sb.release':
-      // Already told (a broken sandbox, a refusal or sb.close released everything since): nothing left.
-      if (state.unreleased === 0) return { state };
-      return { state: changed(state, { unreleased: 0 }), effects: [released(state, state.unreleased, false)] };
-    case 'sb.close': {
+    case 'sb.release': {
+      // Nothing left to tell when a broken sandbox, a refusal or sb.close released everything since.
+      const next = changed(state, { unreleased: 0, releaseQueued: false });
       const effects: Effects = state.unreleased > 0 ? [released(state, state.unreleased, false)] : [];
-      if (state.inFlight === 0) effects.push({ type: 'stop' });
-      return { state: changed(state, { phase: 'closing', unreleased: 0 }), effects };
+      if (isDone(next)) effects.push({ type: 'stop' });
+      return { state: next, effects };
+    }
+    case 'sb.close': {
+      const next = changed(state, { phase: 'closing', unreleased: 0 });
+      const effects: Effects = state.unreleased > 0 ? [released(state, state.unreleased, false)] : [];
+      if (isDone(next)) effects.push({ type: 'stop' });
+      return { state: next, effects };
     }
     default:
       return assertNever(message, 'dpsandbox message');
@@ -194,6 +202,11 @@ function step(state: DataPlaneSandboxState, message: DataPlaneSandboxMessage, se
 }
 
 const RELEASE: DataPlaneSandboxMessage = { type: 'sb.release' };
+
+/** Closing, nothing in flight and no sb.release still to come: the actor stops. */
+function isDone(state: DataPlaneSandboxState): boolean {
+  return state.phase === 'closing' && state.inFlight === 0 && !state.releaseQueued;
+}
 
 /**
  * `state` with `changes`: every field listed, since V8 spreads an object of this many fields several times
@@ -207,6 +220,7 @@ function changed(state: DataPlaneSandboxState, c: Partial<DataPlaneSandboxState>
     phase: c.phase === undefined ? state.phase : c.phase,
     inFlight: c.inFlight === undefined ? state.inFlight : c.inFlight,
     unreleased: c.unreleased === undefined ? state.unreleased : c.unreleased,
+    releaseQueued: c.releaseQueued === undefined ? state.releaseQueued : c.releaseQueued,
     served: c.served === undefined ? state.served : c.served,
     failed: c.failed === undefined ? state.failed : c.failed,
     refused: c.refused === undefined ? state.refused : c.refused,

@@ -55,10 +55,7 @@ export function headerBlock(headers: Readonly<Record<string, string>>, timing: R
   return block.subarray(0, at);
 }
 
-/**
- * The fixed parts (timing, names we own) all fit: BLOCK_BYTES is far above their ~150 bytes. A loop: for these few
- * bytes it beats TypedArray#set's argument checks.
- */
+/** The fixed parts (timing, names we own) all fit: BLOCK_BYTES is far above their ~150 bytes. A few bytes each. */
 function copy(at: number, bytes: Buffer): number {
   const length = bytes.length;
   for (let k = 0; k < length; k++) block[at + k] = bytes[k]!;

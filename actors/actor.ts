@@ -8,6 +8,12 @@ export interface Address {
   readonly id: string;
   /** Colocation key: e.g. a function's name, so its router, autoscaler and sandboxes share a thread. */
   readonly key?: string;
+  /**
+   * Pins the actor to this shard (modulo the shard count) instead of the one its key hashes to: a function's
+   * router has a replica on every data-plane shard. Not part of the actor's name: on the shard the key hashes
+   * to, the pinned address and the plain one name the same actor.
+   */
+  readonly shard?: number;
 }
 
 /** Opaque token identifying a pending ask; an actor answers it with a `reply` effect. */

@@ -34,6 +34,8 @@ export interface DataPlaneSandboxInit {
   readonly endpoint: Endpoint;
   /** Longest one invocation may run, ms (the function's `timeoutMs` when the endpoint was added). */
   readonly timeoutMs: number;
+  /** The router replica that spawned it, which its releases go to (default: the function's `routerAddress`). */
+  readonly router?: Address;
 }
 
 export interface SandboxInvokeInput {
@@ -78,6 +80,7 @@ export const BROKEN_SANDBOX_CODES: ReadonlySet<string> = new Set([
 
 export interface DataPlaneSandboxState {
   readonly functionName: string;
+  readonly router: Address;
   readonly endpoint: Endpoint;
   /** ms. */
   readonly timeoutMs: number;
@@ -109,7 +112,7 @@ export function dataPlaneSandboxKind(config: DataPlaneSandboxConfig = {}): Actor
       if (typeof init?.functionName !== 'string' || init.endpoint === undefined || typeof init.timeoutMs !== 'number' || !(init.timeoutMs > 0)) {
         throw new TypeError(`dpsandbox ${address.id}: init needs { functionName, endpoint, timeoutMs > 0 ms }, got ${JSON.stringify(arg)}`);
       }
-      return { functionName: init.functionName, endpoint: init.endpoint, timeoutMs: init.timeoutMs, phase: 'open', inFlight: 0, unreleased: 0, releaseQueued: false, served: 0, failed: 0, refused: 0 };
+      return { functionName: init.functionName, router: init.router ?? routerAddress(init.functionName), endpoint: init.endpoint, timeoutMs: init.timeoutMs, phase: 'open', inFlight: 0, unreleased: 0, releaseQueued: false, served: 0, failed: 0, refused: 0 };
     },
     step: (state, message, ctx) => step(state, message, ctx.self, invokeService),
     summary: (state) => ({
@@ -215,6 +218,7 @@ function isDone(state: DataPlaneSandboxState): boolean {
 function changed(state: DataPlaneSandboxState, c: Partial<DataPlaneSandboxState>): DataPlaneSandboxState {
   return {
     functionName: c.functionName === undefined ? state.functionName : c.functionName,
+    router: c.router === undefined ? state.router : c.router,
     endpoint: c.endpoint === undefined ? state.endpoint : c.endpoint,
     timeoutMs: c.timeoutMs === undefined ? state.timeoutMs : c.timeoutMs,
     phase: c.phase === undefined ? state.phase : c.phase,
@@ -237,7 +241,7 @@ function failure(state: DataPlaneSandboxState, message: string, queuedMs: number
 
 function released(state: DataPlaneSandboxState, count: number, failed: boolean): Effect<DataPlaneSandboxMessage> {
   const message: RouterMessage = { type: 'rt.released', sandboxId: state.endpoint.sandboxId, count, failed };
-  return { type: 'send', to: routerAddress(state.functionName), message };
+  return { type: 'send', to: state.router, message };
 }
 
 /** The service's answer when it has the shape of one (checked, not copied: this runs per request). */

@@ -39,6 +39,16 @@ export const schedulerAddress: Address = { kind: 'scheduler', id: 'cluster' };
 export const nodeAddress = (nodeId: string): Address => ({ kind: 'node', id: nodeId });
 /** Data plane: the function's router (endpoint set, cold-start queue). Sent from the control plane to every data plane. */
 export const routerAddress = memoized((name: string): Address => Object.freeze({ kind: 'router', id: name, key: functionKey(name) }));
+const replicaAddresses = [memoized((name: string): Address => Object.freeze({ kind: 'router', id: name, key: functionKey(name), shard: 0 }))];
+/**
+ * Data plane: the function's router replica on data-plane shard `shard`. With several shards every shard has one,
+ * fronting that shard's connections with its share of every sandbox's slots; the replica on the shard the key
+ * hashes to is the plain `routerAddress` one, which hears the control plane and relays to the others.
+ */
+export function routerReplicaAddress(name: string, shard: number): Address {
+  for (let k = replicaAddresses.length; k <= shard; k++) replicaAddresses.push(memoized((n: string): Address => Object.freeze({ kind: 'router', id: n, key: functionKey(n), shard: k })));
+  return replicaAddresses[shard]!(name);
+}
 
 // ---- Shared shapes ------------------------------------------------------------------------------
 
@@ -263,11 +273,20 @@ export type NodeMessage =
 
 export type RouterUpdate =
   /** A full endpoint set (on registration, reconnection, failover or a version gap). */
-  | { readonly type: 'rt.snapshot'; readonly term: number; readonly snapshot: EndpointSnapshot }
+  | { readonly type: 'rt.snapshot'; readonly term: number; readonly snapshot: EndpointSnapshot; readonly relayed?: true }
   /** A change keyed by sandbox id; applies only on top of `version - 1`. Removed sandboxes drain first. */
-  | { readonly type: 'rt.delta'; readonly term: number; readonly functionName: string; readonly version: number; readonly add: readonly Endpoint[]; readonly remove: readonly string[] }
+  | {
+      readonly type: 'rt.delta';
+      readonly term: number;
+      readonly functionName: string;
+      readonly version: number;
+      readonly add: readonly Endpoint[];
+      readonly remove: readonly string[];
+      readonly relayed?: true;
+    }
   /** The function was deleted: fail queued requests with 404 and forget it. */
-  | { readonly type: 'rt.deleted'; readonly term: number; readonly functionName: string };
+  | { readonly type: 'rt.deleted'; readonly term: number; readonly functionName: string; readonly relayed?: true };
+// `relayed`: a copy from the router replica that heard the control plane, to the replicas on other shards.
 
 // ---- Data plane: invocations --------------------------------------------------------------------
 
@@ -309,6 +328,8 @@ export type RouterMessage =
   | RouterUpdate
   /** Asked by the edge; the reply is an InvocationOutcome (sent by the sandbox actor that served it, or by the router). */
   | { readonly type: 'rt.invoke'; readonly invocation: Invocation }
+  /** From a router replica with no slots of its own (the function's concurrency is below the shard count). */
+  | { readonly type: 'rt.forwarded'; readonly invocation: Invocation; readonly replyTo: ReplyTo }
   /**
    * From a data-plane sandbox actor: `count` (>= 1) of its requests finished and their slots are free (`failed`: the
    * sandbox is broken and must not get more).
@@ -349,15 +370,26 @@ export type DataPlaneSandboxMessage =
   | { readonly type: 'sb.release' }
   | { readonly type: 'sb.close' };
 
+/**
+ * The id a data-plane shard's router replicas report under (load, backlog, `fn.drained`): the data plane's own
+ * for shard 0, `<id>#<shard>` for the others. The control plane waits for each of a data plane's shards.
+ */
+export function dataplaneReplicaId(dataplaneId: string, shard: number): string {
+  return shard === 0 ? dataplaneId : `${dataplaneId}#${shard}`;
+}
+
 /** Data-plane sandbox actors' addresses by sandbox id, memoized as in `memoized`. */
 const sandboxAddresses = new Map<string, Address>();
-/** Ids are unique in a cluster; an id seen again with another function gets a new address. */
-export const dataPlaneSandboxAddress = (functionName: string, sandboxId: string): Address => {
+/**
+ * Ids are unique in a cluster; an id seen again with another function or shard gets a new address. `shard` pins
+ * it next to the router replica of that shard (see `routerReplicaAddress`).
+ */
+export const dataPlaneSandboxAddress = (functionName: string, sandboxId: string, shard?: number): Address => {
   const key = functionKey(functionName);
   let address = sandboxAddresses.get(sandboxId);
-  if (address === undefined || address.key !== key) {
+  if (address === undefined || address.key !== key || address.shard !== shard) {
     if (sandboxAddresses.size >= MEMO_LIMIT) sandboxAddresses.clear();
-    address = Object.freeze({ kind: 'dpsandbox', id: sandboxId, key });
+    address = Object.freeze(shard === undefined ? { kind: 'dpsandbox', id: sandboxId, key } : { kind: 'dpsandbox', id: sandboxId, key, shard });
     sandboxAddresses.set(sandboxId, address);
   }
   return address;

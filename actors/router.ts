@@ -52,7 +52,7 @@
 // (404, or 503 when the lookup fails) and those answered 404 at `rt.deleted` go unreported: the router stops
 // right after.
 
-import { assertNever, type ActorKind, type AskResult, type Effect, type ReplyTo, type Step, type StepContext } from './actor.js';
+import { assertNever, type ActorKind, type Address, type AskResult, type Effect, type ReplyTo, type Step, type StepContext } from './actor.js';
 import type { DataPlaneSandboxInit } from './dp-sandbox.js';
 import { defaultFunctionSpec } from './function-spec.js';
 import { EMPTY_TOTALS, observeColdStart } from './invocation-totals.js';
@@ -60,6 +60,8 @@ import {
   autoscalerAddress,
   dataPlaneSandboxAddress,
   functionAddress,
+  routerAddress,
+  routerReplicaAddress,
   type AutoscalerMessage,
   type DataPlaneSandboxMessage,
   type Endpoint,
@@ -71,6 +73,7 @@ import {
   type LoadBalancingPolicy,
   type RouterMessage,
   type RouterStatus,
+  type RouterUpdate,
   type RoutingConfig,
 } from './messages.js';
 
@@ -99,6 +102,11 @@ export interface RouterConfig {
   readonly tickMs?: number;
   /** Timeout of `fn.getEndpoints`, ms. Default `DEFAULT_RESYNC_TIMEOUT_MS`. */
   readonly resyncTimeoutMs?: number;
+  /** This replica's data-plane shard and the shard count (default 0 of 1): see `routerReplicaAddress`. */
+  readonly shard?: number;
+  readonly shards?: number;
+  /** The shard a function's `routerAddress` lands on, its home (default: 0). */
+  readonly home?: (functionName: string) => number;
 }
 
 interface Settings {
@@ -106,6 +114,9 @@ interface Settings {
   readonly policy: LoadBalancingPolicy;
   readonly tickMs: number;
   readonly resyncTimeoutMs: number;
+  readonly shard: number;
+  readonly shards: number;
+  readonly home: (functionName: string) => number;
 }
 
 export type RouterPhase =
@@ -231,7 +242,11 @@ function validate(config: RouterConfig): Settings {
   if (!(resyncTimeoutMs > 0) || !Number.isFinite(resyncTimeoutMs)) {
     throw new RangeError(`router: resyncTimeoutMs must be a positive number of ms, got ${resyncTimeoutMs}`);
   }
-  return { dataplaneId: config.dataplaneId, policy: config.policy, tickMs, resyncTimeoutMs };
+  const shards = config.shards ?? 1;
+  const shard = config.shard ?? 0;
+  if (!Number.isInteger(shards) || shards < 1) throw new RangeError(`router: shards must be an integer >= 1, got ${shards}`);
+  if (!Number.isInteger(shard) || shard < 0 || shard >= shards) throw new RangeError(`router: shard must be an integer in 0..${shards - 1}, got ${shard}`);
+  return { dataplaneId: config.dataplaneId, policy: config.policy, tickMs, resyncTimeoutMs, shard, shards, home: config.home ?? (() => 0) };
 }
 
 function initialRouterState(name: string): RouterState {
@@ -303,22 +318,32 @@ function step(state: RouterState, message: RouterMessage, ctx: StepContext, sett
   let next: RouterState;
   switch (message.type) {
     case 'rt.snapshot':
+      relay(state.name, message, fx, settings);
       if (message.term < state.highestTerm) return ignored(state, `${message.type} of term ${message.term} < ${state.highestTerm}`);
       next = replaceSet(changed(state, { highestTerm: message.term }), message.term, message.snapshot, ctx, fx, settings);
       break;
     case 'rt.delta':
+      relay(state.name, message, fx, settings);
       if (message.term < state.highestTerm) return ignored(state, `${message.type} of term ${message.term} < ${state.highestTerm}`);
       next = onDelta(changed(state, { highestTerm: message.term }), message, ctx, fx, settings);
       break;
     case 'rt.deleted': {
+      relay(state.name, message, fx, settings);
       if (message.term < state.highestTerm) return ignored(state, `${message.type} of term ${message.term} < ${state.highestTerm}`);
       next = rejectAll(state, 'UNKNOWN_FUNCTION', `function ${state.name} was deleted`, ctx, fx);
-      for (const slot of next.sandboxes) if (!isClosed(slot)) fx.push(toSandbox(next.name, slot, { type: 'sb.close' }));
+      for (const slot of next.sandboxes) if (!isClosed(slot)) fx.push(toSandbox(next.name, slot, { type: 'sb.close' }, settings));
       fx.push({ type: 'stop' });
       return { state: next, effects: fx };
     }
     case 'rt.invoke':
-      next = onInvoke(state, message.invocation, ctx, fx, settings);
+      if (ctx.replyTo === undefined) {
+        fx.push({ type: 'log', level: 'warn', text: 'dropped rt.invoke that was not asked: nobody to answer' });
+        return { state, effects: fx };
+      }
+      next = onInvoke(state, message.invocation, ctx.replyTo, ctx, fx, settings);
+      break;
+    case 'rt.forwarded':
+      next = onInvoke(state, message.invocation, message.replyTo, ctx, fx, settings);
       break;
     case 'rt.released':
       next = onReleased(state, message.sandboxId, message.count, message.failed, ctx, fx, settings);
@@ -431,11 +456,17 @@ function onDelta(state: RouterState, delta: Extract<RouterMessage, { type: 'rt.d
     if (delta.version === phase.version + 1) {
       let next: RouterState = changed(state, { phase: { ...phase, term: delta.term, version: delta.version } });
       for (const sandboxId of delta.remove) next = unlist(next, sandboxId, fx, settings);
-      for (const endpoint of delta.add) next = list(next, endpoint, phase.routing, fx);
+      for (const endpoint of delta.add) next = list(next, endpoint, phase.routing, fx, settings);
       return dispatchWaiting(next, ctx, fx, settings);
     }
   }
-  // A version gap, a new leader's numbering, or no set to apply it to.
+  // A version gap, a new leader's numbering, or no set to apply it to. Removed sandboxes this router does not
+  // hold are drained here already (the function would otherwise wait for its drain timeout); held ones drain
+  // once the fresh set leaves them out.
+  for (const sandboxId of delta.remove) {
+    const slot = state.sandboxes[indexOf(state.sandboxes, sandboxId)];
+    if (slot?.endpoint.sandboxId !== sandboxId) fx.push(drained(state.name, sandboxId, settings));
+  }
   return resync(state, fx, settings);
 }
 
@@ -493,7 +524,7 @@ function replaceSet(state: RouterState, term: number, snapshot: EndpointSnapshot
   let next: RouterState = changed(state, { phase: { kind: 'known', term, version: snapshot.version, routing: snapshot.routing } });
   const listed = new Set(snapshot.endpoints.map((e) => e.sandboxId));
   for (const slot of state.sandboxes) if (!listed.has(slot.endpoint.sandboxId) && isListed(slot)) next = unlist(next, slot.endpoint.sandboxId, fx, settings);
-  for (const endpoint of snapshot.endpoints) next = list(next, endpoint, snapshot.routing, fx);
+  for (const endpoint of snapshot.endpoints) next = list(next, endpoint, snapshot.routing, fx, settings);
   if (phase.kind !== 'unheard') return dispatchWaiting(next, ctx, fx, settings);
   return trimQueue(dispatchWaiting(admitWaiting(next, snapshot.routing, ctx, fx), ctx, fx, settings), snapshot.routing, ctx, fx);
 }
@@ -520,15 +551,17 @@ function trimQueue(state: RouterState, routing: RoutingConfig, ctx: StepContext,
 }
 
 /** The control plane lists `endpoint`: add it, or take back a draining one; broken ones stay out. */
-function list(state: RouterState, endpoint: Endpoint, routing: RoutingConfig, fx: Effects): RouterState {
+function list(state: RouterState, listed: Endpoint, routing: RoutingConfig, fx: Effects, settings: Settings): RouterState {
+  // This replica's share of the sandbox's slots (all of them with one data-plane shard).
+  const endpoint = settings.shards === 1 ? listed : { ...listed, concurrency: slotShare(listed.concurrency, rank(state.name, settings), settings.shards) };
   const index = indexOf(state.sandboxes, endpoint.sandboxId);
   const slot = state.sandboxes[index];
   if (slot !== undefined && slot.endpoint.sandboxId === endpoint.sandboxId) {
     if (slot.phase.kind !== 'draining') return state;
     return withSlot(state, index, slotWith(slot, slot.inFlight, slot.phase.closed ? { kind: 'broken' } : { kind: 'serving' }));
   }
-  const init: DataPlaneSandboxInit = { functionName: state.name, endpoint, timeoutMs: routing.timeoutMs };
-  fx.push({ type: 'spawn', address: dataPlaneSandboxAddress(state.name, endpoint.sandboxId), init });
+  const init: DataPlaneSandboxInit = { functionName: state.name, endpoint, timeoutMs: routing.timeoutMs, router: selfAddress(state.name, settings) };
+  fx.push({ type: 'spawn', address: sandboxActor(state.name, endpoint.sandboxId, settings), init });
   const added: SandboxSlot = { endpoint, inFlight: 0, phase: { kind: 'serving' }, addSeq: state.adds + 1 };
   return changed(state, { adds: state.adds + 1, sandboxes: [...state.sandboxes.slice(0, index), added, ...state.sandboxes.slice(index)] });
 }
@@ -550,18 +583,13 @@ function finishDrain(state: RouterState, index: number, fx: Effects, settings: S
   const slot = state.sandboxes[index];
   if (slot === undefined || slot.phase.kind !== 'draining' || slot.inFlight > 0) return state;
   fx.push(drained(state.name, slot.endpoint.sandboxId, settings));
-  if (!slot.phase.closed) fx.push(toSandbox(state.name, slot, { type: 'sb.close' }));
+  if (!slot.phase.closed) fx.push(toSandbox(state.name, slot, { type: 'sb.close' }, settings));
   return changed(state, { sandboxes: state.sandboxes.filter((_, i) => i !== index) });
 }
 
 // ---- Requests ------------------------------------------------------------------------------------------
 
-function onInvoke(state: RouterState, invocation: Invocation, ctx: StepContext, fx: Effects, settings: Settings): RouterState {
-  const replyTo = ctx.replyTo;
-  if (replyTo === undefined) {
-    fx.push({ type: 'log', level: 'warn', text: 'dropped rt.invoke that was not asked: nobody to answer' });
-    return state;
-  }
+function onInvoke(state: RouterState, invocation: Invocation, replyTo: ReplyTo, ctx: StepContext, fx: Effects, settings: Settings): RouterState {
   const phase = state.phase;
   if (phase.kind === 'unheard') {
     if (state.queue.length >= UNHEARD_QUEUE_DEPTH) {
@@ -571,12 +599,16 @@ function onInvoke(state: RouterState, invocation: Invocation, ctx: StepContext, 
     return queued.sync.kind === 'asking' ? queued : resync(queued, fx, settings);
   }
   const routing = phase.routing;
+  if (slotShare(routing.concurrency, rank(state.name, settings), settings.shards) === 0) {
+    fx.push(forwarded(state.name, invocation, replyTo, settings));
+    return state;
+  }
   if (invocation.body.byteLength > routing.maxBodyBytes) {
     return reject(state, replyTo, 'BODY_TOO_LARGE', `${limitMessage(state.name, 'BODY_TOO_LARGE', routing)}, got ${invocation.body.byteLength} bytes`, 0, fx);
   }
   const next = state.sync.kind === 'stale' ? resync(state, fx, settings) : state;
   const index = next.queue.length === 0 ? pick(next, settings.policy, ctx.random) : undefined;
-  if (index !== undefined) return dispatch(next, index, invocation, replyTo, false, 0, fx);
+  if (index !== undefined) return dispatch(next, index, invocation, replyTo, false, 0, fx, settings);
   if (next.queue.length >= routing.queueDepth) return reject(next, replyTo, 'QUEUE_FULL', limitMessage(state.name, 'QUEUE_FULL', routing), 0, fx);
   return enqueue(next, invocation, replyTo, ctx);
 }
@@ -593,7 +625,7 @@ function onReleased(state: RouterState, sandboxId: string, count: number, failed
   let phase = slot.phase;
   if (failed && phase.kind === 'serving') {
     fx.push({ type: 'log', level: 'warn', text: `sandbox ${sandboxId} failed: no more requests to it` });
-    fx.push(toSandbox(state.name, slot, { type: 'sb.close' }));
+    fx.push(toSandbox(state.name, slot, { type: 'sb.close' }, settings));
     phase = { kind: 'broken' };
   }
   const next = withSlot(state, index, slotWith(slot, Math.max(0, slot.inFlight - count), phase));
@@ -603,6 +635,10 @@ function onReleased(state: RouterState, sandboxId: string, count: number, failed
 /** Hand waiting requests, oldest first, to free slots. */
 function dispatchWaiting(state: RouterState, ctx: StepContext, fx: Effects, settings: Settings): RouterState {
   if (state.phase.kind !== 'known' || state.queue.length === 0) return state;
+  if (slotShare(state.phase.routing.concurrency, rank(state.name, settings), settings.shards) === 0) {
+    for (const waiting of state.queue) fx.push(forwarded(state.name, waiting.invocation, waiting.replyTo, settings));
+    return changed(state, { queue: [] });
+  }
   let next = state;
   let taken = 0;
   for (const waiting of state.queue) {
@@ -610,16 +646,16 @@ function dispatchWaiting(state: RouterState, ctx: StepContext, fx: Effects, sett
     if (index === undefined) break;
     const slot = next.sandboxes[index];
     const coldStart = slot !== undefined && slot.addSeq > waiting.addsSeen;
-    next = dispatch(next, index, waiting.invocation, waiting.replyTo, coldStart, ctx.now - waiting.enqueuedAt, fx);
+    next = dispatch(next, index, waiting.invocation, waiting.replyTo, coldStart, ctx.now - waiting.enqueuedAt, fx, settings);
     taken += 1;
   }
   return taken === 0 ? next : changed(next, { queue: state.queue.slice(taken) });
 }
 
-function dispatch(state: RouterState, index: number, invocation: Invocation, replyTo: ReplyTo, coldStart: boolean, queuedMs: number, fx: Effects): RouterState {
+function dispatch(state: RouterState, index: number, invocation: Invocation, replyTo: ReplyTo, coldStart: boolean, queuedMs: number, fx: Effects, settings: Settings): RouterState {
   const slot = state.sandboxes[index];
   if (slot === undefined) throw new Error(`router ${state.name}: no sandbox at index ${index}`);
-  fx.push(toSandbox(state.name, slot, { type: 'sb.invoke', invocation, replyTo, coldStart, queuedMs }));
+  fx.push(toSandbox(state.name, slot, { type: 'sb.invoke', invocation, replyTo, coldStart, queuedMs }, settings));
   // One new state per request, not one per field changed: this runs per request.
   const sandboxes = state.sandboxes.slice();
   sandboxes[index] = slotWith(slot, slot.inFlight + 1, slot.phase);
@@ -831,8 +867,45 @@ function drained(name: string, sandboxId: string, settings: Settings): Effect<Ro
   return { type: 'send', to: functionAddress(name), message };
 }
 
-function toSandbox(name: string, slot: SandboxSlot, message: DataPlaneSandboxMessage): Effect<RouterMessage> {
-  return { type: 'send', to: dataPlaneSandboxAddress(name, slot.endpoint.sandboxId), message };
+function toSandbox(name: string, slot: SandboxSlot, message: DataPlaneSandboxMessage, settings: Settings): Effect<RouterMessage> {
+  return { type: 'send', to: sandboxActor(name, slot.endpoint.sandboxId, settings), message };
+}
+
+// ---- Replicas (several data-plane shards) ------------------------------------------------------------
+
+/** This replica's sandbox actor of `sandboxId`: on this replica's shard. */
+function sandboxActor(name: string, sandboxId: string, settings: Settings): Address {
+  return dataPlaneSandboxAddress(name, sandboxId, settings.shards === 1 ? undefined : settings.shard);
+}
+
+function selfAddress(name: string, settings: Settings): Address {
+  return settings.shards === 1 ? routerAddress(name) : routerReplicaAddress(name, settings.shard);
+}
+
+/** This replica's place counted from the function's home shard (0 there). */
+function rank(name: string, settings: Settings): number {
+  return (settings.shard - settings.home(name) + settings.shards) % settings.shards;
+}
+
+/**
+ * The slots of a sandbox with `concurrency` slots held by the replica of rank `rank`: an even split over the
+ * shards, the remainder to the lowest ranks. 0 past `concurrency` when it is below the shard count: those
+ * replicas forward every request to the home replica, which always has a share.
+ */
+export function slotShare(concurrency: number, rank: number, shards: number): number {
+  if (shards === 1) return concurrency;
+  return Math.floor(concurrency / shards) + (rank < concurrency % shards ? 1 : 0);
+}
+
+function forwarded(name: string, invocation: Invocation, replyTo: ReplyTo, settings: Settings): Effect<RouterMessage> {
+  return { type: 'send', to: routerReplicaAddress(name, settings.home(name)), message: { type: 'rt.forwarded', invocation, replyTo } };
+}
+
+/** What the control plane tells the replica on the key's shard goes on to every other shard's replica. */
+function relay(name: string, update: RouterUpdate, fx: Effects, settings: Settings): void {
+  if (settings.shards === 1 || update.relayed) return;
+  const copy: RouterUpdate = { ...update, relayed: true };
+  for (let shard = 0; shard < settings.shards; shard++) if (shard !== settings.shard) fx.push({ type: 'send', to: routerReplicaAddress(name, shard), message: copy });
 }
 
 function toAutoscaler(name: string, message: AutoscalerMessage): Effect<RouterMessage> {

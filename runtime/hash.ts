@@ -13,7 +13,8 @@ export function fnv1a(text: string): number {
 
 export function shardOf(address: Address, shards: number): number {
   // One shard needs no hash (the data plane often runs one, and this runs per message).
-  return shards === 1 ? 0 : fnv1a(defaultKey(address)) % shards;
+  if (shards === 1) return 0;
+  return address.shard !== undefined ? address.shard % shards : fnv1a(defaultKey(address)) % shards;
 }
 
 const keys = new WeakMap<Address, string>();

@@ -4,6 +4,7 @@
 import type { FunctionSpec } from '../../actors/function-spec.js';
 import { parseDirigentRegistration, parseFunctionSpec, updateFunctionSpec } from '../../actors/function-spec.js';
 import {
+  dataplaneReplicaId,
   autoscalerAddress,
   functionAddress,
   nodeAddress,
@@ -55,6 +56,8 @@ interface WorkerInfo {
 }
 
 const ASK_MS = 5000;
+/** Most shards a data plane may announce (each is a data plane the control plane waits for). */
+const MAX_DATAPLANE_SHARDS = 256;
 const KEYS = { functions: 'functions/', nodes: 'nodes/', dataplanes: 'dataplanes/', term: 'leader/term' } as const;
 
 const fail = (status: number, code: string, message: string, details?: unknown): Outcome<never> => ({ ok: false, status, code, message, details });
@@ -62,7 +65,8 @@ const fail = (status: number, code: string, message: string, details?: unknown):
 export class ControlPlane {
   private readonly functions = new Map<string, FunctionSpec>();
   private readonly nodeConnections = new Map<string, FrameConnection>();
-  private readonly dataplanes = new Map<string, { connection: FrameConnection | undefined; invokeAddress: string; compatAddress?: string }>();
+  /** `shards`: how many router replicas report for it, each under its dataplaneReplicaId. */
+  private readonly dataplanes = new Map<string, { connection: FrameConnection | undefined; invokeAddress: string; compatAddress?: string; shards: number }>();
   /** Reconstruction progress, for status and the console. */
   private reconstruction = { workersQueried: 0, sandboxesAdopted: 0 };
 
@@ -113,7 +117,7 @@ export class ControlPlane {
   private async loadDesiredState(): Promise<void> {
     for (const { value } of await this.store.list(KEYS.dataplanes)) {
       const dp = value as { id: string; invokeAddress: string; compatAddress?: string };
-      this.dataplanes.set(dp.id, { connection: undefined, invokeAddress: dp.invokeAddress, compatAddress: dp.compatAddress });
+      this.dataplanes.set(dp.id, { connection: undefined, invokeAddress: dp.invokeAddress, compatAddress: dp.compatAddress, shards: 1 });
     }
     for (const { value } of await this.store.list(KEYS.functions)) {
       const parsed = parseFunctionSpec(value);
@@ -142,8 +146,11 @@ export class ControlPlane {
     return [];
   }
 
+  /** Ids of the connected data planes' router replicas: what draining sandboxes wait for. */
   private connectedDataplanes(): string[] {
-    return [...this.dataplanes.entries()].filter(([, dp]) => dp.connection && !dp.connection.isClosed).map(([id]) => id);
+    return [...this.dataplanes.entries()]
+      .filter(([, dp]) => dp.connection && !dp.connection.isClosed)
+      .flatMap(([id, dp]) => Array.from({ length: dp.shards }, (_, shard) => dataplaneReplicaId(id, shard)));
   }
 
   /** A greeted peer: workers announce their node ids, data planes their invocation address. */
@@ -159,17 +166,18 @@ export class ControlPlane {
       return undefined;
     }
     if (role === 'dataplane') {
-      const { invokeAddress, compatAddress } = (info ?? {}) as { invokeAddress?: unknown; compatAddress?: unknown };
+      const { invokeAddress, compatAddress, shards = 1 } = (info ?? {}) as { invokeAddress?: unknown; compatAddress?: unknown; shards?: unknown };
       if (typeof invokeAddress !== 'string') return 'a data plane must announce its invocation address';
       if (compatAddress !== undefined && typeof compatAddress !== 'string') return 'a compatibility address must be host:port';
+      if (typeof shards !== 'number' || !Number.isInteger(shards) || shards < 1 || shards > MAX_DATAPLANE_SHARDS) return `a data plane's shard count must be an integer in 1..${MAX_DATAPLANE_SHARDS}`;
       const known = this.dataplanes.get(id);
       const registration = { invokeAddress, compatAddress };
-      this.dataplanes.set(id, { connection, ...registration });
+      this.dataplanes.set(id, { connection, shards, ...registration });
       this.transport.attach(connection);
       connection.onClose(() => {
         const current = this.dataplanes.get(id);
         if (current?.connection === connection) {
-          this.dataplanes.set(id, { connection: undefined, ...registration });
+          this.dataplanes.set(id, { connection: undefined, shards, ...registration });
           this.announceDataplanes();
         }
       });

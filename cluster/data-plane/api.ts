@@ -15,16 +15,22 @@ export interface ApiOptions {
   readonly requestTimeoutMs: number;
   /** False when the data plane runs without an asyncDir: the async API answers 501. */
   readonly asyncEnabled: boolean;
+  /** The router (replica) a function's invocations go to; default `routerAddress`. */
+  readonly router?: (functionName: string) => Address;
 }
 
 /** Submitting a job waits for one durable store write; reading one is in memory. ms. */
 const ASYNC_ASK_TIMEOUT_MS = 10_000;
 
 export class InvokeApi {
+  private readonly router: (functionName: string) => Address;
+
   constructor(
     private readonly ask: Ask,
     private readonly options: ApiOptions,
-  ) {}
+  ) {
+    this.router = options.router ?? routerAddress;
+  }
 
   /** Serve a resolved target; `invocation` is only read for invoke and async-submit targets. */
   serve(target: Target, invocation: Invocation, done: (response: EdgeResponse) => void): void {
@@ -45,7 +51,7 @@ export class InvokeApi {
   invoke(functionName: string, invocation: Invocation, done: (response: EdgeResponse) => void): void {
     const startedUs = monotonicUs();
     const message: RouterMessage = { type: 'rt.invoke', invocation };
-    this.ask(routerAddress(functionName), message, this.options.requestTimeoutMs, (result) => done(responseFor(result, (monotonicUs() - startedUs) / 1000)));
+    this.ask(this.router(functionName), message, this.options.requestTimeoutMs, (result) => done(responseFor(result, (monotonicUs() - startedUs) / 1000)));
   }
 
   submitAsync(functionName: string, invocation: Invocation, done: (response: EdgeResponse) => void): void {

@@ -307,7 +307,7 @@ test.serial('stop answers pending HTTP/1.1 and h2c requests 503, closes kept-ali
 
 test.serial('the control plane hears both addresses', async (t) => {
   const { dp, cp } = await startCompat(t);
-  t.deepEqual(cp.hellos[0]?.info, { invokeAddress: dp.invokeAddress, compatAddress: dp.compatAddress });
+  t.deepEqual(cp.hellos[0]?.info, { invokeAddress: dp.invokeAddress, shards: 2, compatAddress: dp.compatAddress });
 });
 
 test.serial("the loader's exact headers reach the real trace workload over HTTP/1.1 and h2c on the compat port", async (t) => {

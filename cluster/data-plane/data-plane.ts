@@ -94,7 +94,8 @@ export class DataPlane {
         token: config.token,
         role: 'dataplane',
         id: config.id,
-        info: { invokeAddress, ...(compatAddress ? { compatAddress } : {}) },
+        // The shard count: each shard's router replicas report as a data plane of their own (dataplaneReplicaId).
+        info: { invokeAddress, shards: runtime.shards, ...(compatAddress ? { compatAddress } : {}) },
         remoteKinds: CONTROL_PLANE_KINDS,
         log,
       });

@@ -191,7 +191,7 @@ test.serial('stop answers requests still pending with 503, closes kept-alive con
 test.serial('the control plane hears the invocation address and the link reconnects', async (t) => {
   const { dp, cp } = await startHarness(t);
   t.is(cp.hellos.length, 1);
-  t.deepEqual(cp.hellos[0]?.info, { invokeAddress: dp.invokeAddress });
+  t.deepEqual(cp.hellos[0]?.info, { invokeAddress: dp.invokeAddress, shards: 2 });
   t.is(cp.hellos[0]?.role, 'dataplane');
   t.is(cp.hellos[0]?.id, 'dp-test');
   cp.disconnectAll();

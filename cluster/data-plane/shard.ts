@@ -7,7 +7,7 @@
 // Each shard thread imports this file afresh, so the state in the module's closure is per shard.
 import type { ActorKind } from '../../actors/actor.js';
 import { ASYNC_STORE, asyncJobsKind, type AsyncJobsConfig } from '../../actors/async-jobs.js';
-import type { LoadBalancingPolicy } from '../../actors/messages.js';
+import { routerAddress, routerReplicaAddress, type LoadBalancingPolicy } from '../../actors/messages.js';
 import type { Service, ShardContext, ShardModule } from '../../runtime/host.js';
 import { InvokeApi } from './api.js';
 import { AsyncJobStore } from './async-store.js';
@@ -127,7 +127,9 @@ export function createDataPlaneModule(routingKinds: RoutingKinds): ShardModule {
       const o = parseDataPlaneOptions(ctx.options);
       // Fails loudly (UWS_NOT_NATIVE) rather than serve from uWS's slow JavaScript fallback.
       const uws = loadNativeUws();
-      const api = new InvokeApi((to, message, timeoutMs, settle) => ctx.askWith(to, message, timeoutMs, settle), { requestTimeoutMs: o.requestTimeoutMs, asyncEnabled: o.asyncDir !== undefined });
+      // Invocations go to this shard's router replica: no thread hop on the way to a sandbox.
+      const router = ctx.shards === 1 ? routerAddress : (name: string) => routerReplicaAddress(name, ctx.shard);
+      const api = new InvokeApi((to, message, timeoutMs, settle) => ctx.askWith(to, message, timeoutMs, settle), { requestTimeoutMs: o.requestTimeoutMs, asyncEnabled: o.asyncDir !== undefined, router });
       front = UwsFront.listen(uws, { host: o.host, port: o.httpPort, maxBodyBytes: o.maxBodyBytes, ws: { ...o.ws, maxBodyBytes: o.maxBodyBytes } }, api, (level, text) => ctx.log(level, text));
     },
     stop: async () => {

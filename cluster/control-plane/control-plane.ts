@@ -168,6 +168,7 @@ export class ControlPlane {
     if (role === 'dataplane') {
       const { invokeAddress, compatAddress, shards = 1 } = (info ?? {}) as { invokeAddress?: unknown; compatAddress?: unknown; shards?: unknown };
       if (typeof invokeAddress !== 'string') return 'a data plane must announce its invocation address';
+      if (id.includes('#')) return `a data plane id may not contain '#' (its shards report as <id>#<shard>), got ${JSON.stringify(id)}`;
       if (compatAddress !== undefined && typeof compatAddress !== 'string') return 'a compatibility address must be host:port';
       if (typeof shards !== 'number' || !Number.isInteger(shards) || shards < 1 || shards > MAX_DATAPLANE_SHARDS) return `a data plane's shard count must be an integer in 1..${MAX_DATAPLANE_SHARDS}`;
       const known = this.dataplanes.get(id);

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ControlPlane } from '../control-plane/control-plane.js';
 import { WorkerDaemon } from '../worker/daemon.js';
+import { routerReplicaAddress } from '../../actors/messages.js';
 import { DataPlane } from './data-plane.js';
 import { errorOf, request, TestWs, until } from './fixtures/harness.js';
 
@@ -88,4 +89,35 @@ test.serial('cold then warm over HTTP/1.1, by path and by Host; unknown function
     return r.status === 'done' ? r : undefined;
   });
   t.is(Buffer.from(job.response!.body, 'base64').toString(), 'later');
+});
+
+test.serial('two shards: each serves its own connections from its router replica and share of the slots; a removed sandbox drains from both', async (t) => {
+  const { plane, dp, port, logs } = await startCluster(t);
+  // Concurrency 4 on one pinned sandbox: 2 slots per shard. The timeout sets the drain timeout (timeoutMs + grace),
+  // far past this test's waits: a replica that never reported `fn.drained` would show as a sandbox still there.
+  const created = await plane.createFunction({ name: 'split', runtime: 'simulated', source: { kind: 'builtin', workload: 'echo' }, concurrency: 4, timeoutMs: 60_000, scaling: { minScale: 1, maxScale: 1, tickMs: 100 } });
+  t.true(created.ok, JSON.stringify(created));
+  await until('the sandbox to be ready', async () => {
+    const view = await plane.getFunction('split');
+    return view.ok && view.value.status?.ready === 1 ? true : undefined;
+  });
+  // A connection of its own per request: the kernel spreads them over both shards.
+  const answers = await Promise.all(Array.from({ length: 24 }, (_, i) => request(port, { method: 'POST', path: '/invoke/split', body: `r${i}`, timeoutMs: 15_000 })));
+  t.deepEqual(answers.map((a) => a.status), answers.map(() => 200), logs.join('\n'));
+  t.deepEqual(answers.map((a) => a.body.toString()), answers.map((_, i) => `r${i}`));
+  const replicas = await Promise.all([0, 1].map((shard) => dp.runtime.inspect(routerReplicaAddress('split', shard))));
+  const served = replicas.map((r) => (r.state as { dispatched: number; endpoints: number }).dispatched);
+  t.true(served.every((n) => n > 0), `both replicas served (${served.join(' + ')})`);
+  t.is(served[0]! + served[1]!, 24);
+
+  const sandboxes = async () => {
+    const view = await plane.getFunction('split');
+    return view.ok ? (view.value.status?.sandboxes ?? []).map((s) => s.phase) : [];
+  };
+  t.deepEqual(await sandboxes(), ['ready']);
+  // Scale to zero: the sandbox is removed from both replicas' sets, and deleted once both report it drained.
+  const updated = await plane.updateFunction('split', { scaling: { minScale: 0, stableWindowMs: 1000, panicWindowMs: 200, keepAliveMs: 500 } });
+  t.true(updated.ok, JSON.stringify(updated));
+  await until('the sandbox to be drained and deleted', async () => ((await sandboxes()).length === 0 ? true : undefined), 15_000);
+  t.false(logs.some((line) => line.includes('not drained')), logs.join('\n'));
 });

@@ -1,7 +1,7 @@
 import test from 'ava';
 import type { Address, AskResult } from '../actors/actor.js';
 import { ActorRuntime, type RuntimeOptions } from './runtime.js';
-import { fnv1a, shardOf } from './hash.js';
+import { addressKey, fnv1a, shardOf } from './hash.js';
 import type { LogLevel } from './host.js';
 
 const kinds = { url: new URL('./fixtures/test-kinds.js', import.meta.url).href };
@@ -36,6 +36,13 @@ test('shard placement is a stable hash of the colocation key', (t) => {
   const counts = [0, 0, 0, 0];
   for (let i = 0; i < 4000; i++) counts[shardOf({ kind: 'x', id: String(i) }, 4)]! += 1;
   for (const count of counts) t.true(count > 800 && count < 1200, `uneven spread ${counts.join(',')}`);
+});
+
+test('a pinned address goes to its shard (modulo the count), whatever its key hashes to; its name ignores the pin', (t) => {
+  const plain = { kind: 'router', id: 'f1', key: 'fn:f1' };
+  for (const shard of [0, 1, 2, 5]) t.is(shardOf({ ...plain, shard }, 3), shard % 3);
+  t.is(shardOf({ ...plain, shard: 2 }, 1), 0);
+  t.is(addressKey({ ...plain, shard: 1 }), addressKey(plain));
 });
 
 test.serial('an actor lives on the shard its key hashes to, and a colocated actor shares it', async (t) => {

@@ -13,10 +13,18 @@
 // continues its numbering (every leader starts with a snapshot, so a delta never crosses a change of leader).
 // Removing a sandbox (by delta, or by its absence from a snapshot) stops new requests to it at once; when
 // its in-flight count is 0 the router tells the function `fn.drained` and closes the sandbox actor. A
-// removal of a sandbox the router does not know is acknowledged with `fn.drained` at once, so the control
-// plane never waits on a data plane that had nothing in flight. A sandbox released with `failed` (broken) is
+// removal of a sandbox the router does not know is acknowledged with `fn.drained` at once (also when the delta
+// that removes it arrives across a version gap), so the control plane never waits on a data plane that had
+// nothing in flight. A sandbox released with `failed` (broken) is
 // closed and gets no more requests; it is forgotten once the control plane removes it, and a set that still
 // lists it meanwhile does not bring it back.
+//
+// Replicas. A data plane with several shards runs a router per function on every shard (`routerReplicaAddress`),
+// each fronting its shard's connections. A replica holds its share of each sandbox's slots (`slotShare`: an even
+// split, the remainder to the lowest ranks counted from the home shard, where `routerAddress` lands) in sandbox
+// actors on its own shard, and reports as a data plane of its own (`dataplaneId`, e.g. `dp1#1`). The home replica
+// hears the control plane and relays every update once (`relayed`); a replica whose share is 0 (the function's
+// concurrency is below the shard count) forwards every request to the home replica (`rt.forwarded`).
 //
 // Requests. Over `maxBodyBytes`: 413 at once. A free slot (by the policy, over serving sandboxes in id order):
 // sent to its sandbox actor. Otherwise queued, FIFO, up to `queueDepth` (then 429). Waiting requests take slots

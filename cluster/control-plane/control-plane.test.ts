@@ -2,7 +2,9 @@ import test from 'ava';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { functionAddress, type FunctionStatus } from '../../actors/messages.js';
+import { functionAddress, routerReplicaAddress, type FunctionStatus } from '../../actors/messages.js';
+import { DataPlane } from '../data-plane/data-plane.js';
+import { request } from '../data-plane/fixtures/harness.js';
 import { WorkerDaemon } from '../worker/daemon.js';
 import { ControlPlane } from './control-plane.js';
 
@@ -77,4 +79,38 @@ test.serial('a restarted control plane finds its functions in the file store and
   t.is(status.creating, 0, 'nothing was recreated');
   t.is(second.status().reconstruction.sandboxesAdopted, 4);
   await until(async () => (await second.nodes()).length === 2, 'nodes registered again');
+});
+
+test.serial('after a control-plane restart, both router replicas of a two-shard data plane take the new term, serve, and drain', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'dirigent-cp-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const store = { kind: 'file' as const, dir };
+  const first = await ControlPlane.start({ host: '127.0.0.1', clusterPort: 0, token: TOKEN, store, shards: 1, onLog: quiet });
+  const clusterAddress = first.clusterAddress;
+  const worker = await WorkerDaemon.start({ id: 'w1', controlPlane: clusterAddress, token: TOKEN, host: '127.0.0.1', runtime: 'simulated', capacity: { cpuMilli: 4000, memoryMiB: 8192, slots: 50 }, shards: 1, onLog: quiet });
+  t.teardown(() => worker.stop());
+  const dp = await DataPlane.start({ id: 'dp1', controlPlane: clusterAddress, token: TOKEN, host: '127.0.0.1', httpPort: 0, shards: 2, onLog: quiet });
+  t.teardown(() => dp.stop());
+  const port = Number(dp.invokeAddress.split(':')[1]);
+  await until(async () => (await first.nodes()).length === 1 && first.listDataplanes().some((d) => d.connected), 'worker and data plane registered');
+  t.true((await first.createFunction({ ...echoSpec('pair'), concurrency: 4, scaling: { minScale: 1, maxScale: 1 } })).ok);
+  await until(async () => (await first.runtime.ask<FunctionStatus>(functionAddress('pair'), { type: 'fn.status' })).ready === 1, 'one ready');
+  await first.stop();
+
+  const second = await ControlPlane.start({ host: '127.0.0.1', clusterPort: Number(clusterAddress.split(':')[1]), token: TOKEN, store, shards: 1, onLog: quiet });
+  t.teardown(() => second.stop());
+  await until(async () => second.listDataplanes().some((d) => d.connected), 'the data plane reconnected');
+  // Both replicas hold the new leader's term (the home replica relayed its snapshot), and serve.
+  const terms = await until(async () => {
+    const views = await Promise.all([0, 1].map((shard) => dp.runtime.inspect(routerReplicaAddress('pair', shard)).catch(() => undefined)));
+    const held = views.map((v) => (v?.state as { term?: number } | undefined)?.term);
+    return held.every((term) => term === second.term) ? held : undefined;
+  }, 'both replicas on the new term');
+  t.deepEqual(terms, [second.term, second.term]);
+  const answers = await Promise.all(Array.from({ length: 12 }, (_, i) => request(port, { method: 'POST', path: '/invoke/pair', body: `x${i}`, timeoutMs: 10_000 })));
+  t.deepEqual(answers.map((a) => a.status), answers.map(() => 200));
+  // The new leader waits for both replicas when the sandbox goes.
+  const updated = await second.updateFunction('pair', { scaling: { minScale: 0, tickMs: 100, stableWindowMs: 1000, panicWindowMs: 200, keepAliveMs: 500 } });
+  t.true(updated.ok, JSON.stringify(updated));
+  await until(async () => ((await second.runtime.ask<FunctionStatus>(functionAddress('pair'), { type: 'fn.status' })).sandboxes.length === 0 ? true : undefined), 'drained and deleted', 500, 20);
 });

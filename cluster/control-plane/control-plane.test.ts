@@ -100,6 +100,7 @@ test.serial('after a control-plane restart, both router replicas of a two-shard 
   const second = await ControlPlane.start({ host: '127.0.0.1', clusterPort: Number(clusterAddress.split(':')[1]), token: TOKEN, store, shards: 1, onLog: quiet });
   t.teardown(() => second.stop());
   await until(async () => second.listDataplanes().some((d) => d.connected), 'the data plane reconnected');
+  t.is(second.status().dataplanes, 1, 'one data plane, whatever its shard count');
   // Both replicas hold the new leader's term (the home replica relayed its snapshot), and serve.
   const terms = await until(async () => {
     const views = await Promise.all([0, 1].map((shard) => dp.runtime.inspect(routerReplicaAddress('pair', shard)).catch(() => undefined)));

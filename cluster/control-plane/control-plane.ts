@@ -299,7 +299,7 @@ export class ControlPlane {
       term: this.term,
       leader: true,
       functions: this.functions.size,
-      dataplanes: this.connectedDataplanes().length,
+      dataplanes: this.listDataplanes().filter((dp) => dp.connected).length,
       workers: new Set(this.nodeConnections.values()).size,
       reconstruction: this.reconstruction,
     };

@@ -39,7 +39,8 @@ export const schedulerAddress: Address = { kind: 'scheduler', id: 'cluster' };
 export const nodeAddress = (nodeId: string): Address => ({ kind: 'node', id: nodeId });
 /** Data plane: the function's router (endpoint set, cold-start queue). Sent from the control plane to every data plane. */
 export const routerAddress = memoized((name: string): Address => Object.freeze({ kind: 'router', id: name, key: functionKey(name) }));
-const replicaAddresses = [memoized((name: string): Address => Object.freeze({ kind: 'router', id: name, key: functionKey(name), shard: 0 }))];
+/** Memoized replica addresses, by shard. */
+const replicaAddresses: ((name: string) => Address)[] = [];
 /**
  * Data plane: the function's router replica on data-plane shard `shard`. With several shards every shard has one,
  * fronting that shard's connections with its share of every sandbox's slots; the replica on the shard the key
@@ -271,6 +272,7 @@ export type NodeMessage =
 
 // ---- Router actor (data plane) ------------------------------------------------------------------
 
+/** `relayed`: a copy from the router replica that heard the control plane to the replicas on other shards. */
 export type RouterUpdate =
   /** A full endpoint set (on registration, reconnection, failover or a version gap). */
   | { readonly type: 'rt.snapshot'; readonly term: number; readonly snapshot: EndpointSnapshot; readonly relayed?: true }
@@ -286,7 +288,6 @@ export type RouterUpdate =
     }
   /** The function was deleted: fail queued requests with 404 and forget it. */
   | { readonly type: 'rt.deleted'; readonly term: number; readonly functionName: string; readonly relayed?: true };
-// `relayed`: a copy from the router replica that heard the control plane, to the replicas on other shards.
 
 // ---- Data plane: invocations --------------------------------------------------------------------
 

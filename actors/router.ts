@@ -561,7 +561,7 @@ function trimQueue(state: RouterState, routing: RoutingConfig, ctx: StepContext,
 /** The control plane lists `endpoint`: add it, or take back a draining one; broken ones stay out. */
 function list(state: RouterState, listed: Endpoint, routing: RoutingConfig, fx: Effects, settings: Settings): RouterState {
   // This replica's share of the sandbox's slots (all of them with one data-plane shard).
-  const endpoint = settings.shards === 1 ? listed : { ...listed, concurrency: slotShare(listed.concurrency, rank(state.name, settings), settings.shards) };
+  const endpoint = settings.shards === 1 ? listed : { ...listed, concurrency: share(state.name, listed.concurrency, settings) };
   const index = indexOf(state.sandboxes, endpoint.sandboxId);
   const slot = state.sandboxes[index];
   if (slot !== undefined && slot.endpoint.sandboxId === endpoint.sandboxId) {
@@ -607,7 +607,7 @@ function onInvoke(state: RouterState, invocation: Invocation, replyTo: ReplyTo, 
     return queued.sync.kind === 'asking' ? queued : resync(queued, fx, settings);
   }
   const routing = phase.routing;
-  if (slotShare(routing.concurrency, rank(state.name, settings), settings.shards) === 0) {
+  if (share(state.name, routing.concurrency, settings) === 0) {
     fx.push(forwarded(state.name, invocation, replyTo, settings));
     return state;
   }
@@ -643,7 +643,7 @@ function onReleased(state: RouterState, sandboxId: string, count: number, failed
 /** Hand waiting requests, oldest first, to free slots. */
 function dispatchWaiting(state: RouterState, ctx: StepContext, fx: Effects, settings: Settings): RouterState {
   if (state.phase.kind !== 'known' || state.queue.length === 0) return state;
-  if (slotShare(state.phase.routing.concurrency, rank(state.name, settings), settings.shards) === 0) {
+  if (share(state.name, state.phase.routing.concurrency, settings) === 0) {
     for (const waiting of state.queue) fx.push(forwarded(state.name, waiting.invocation, waiting.replyTo, settings));
     return changed(state, { queue: [] });
   }
@@ -890,9 +890,11 @@ function selfAddress(name: string, settings: Settings): Address {
   return settings.shards === 1 ? routerAddress(name) : routerReplicaAddress(name, settings.shard);
 }
 
-/** This replica's place counted from the function's home shard (0 there). */
-function rank(name: string, settings: Settings): number {
-  return (settings.shard - settings.home(name) + settings.shards) % settings.shards;
+/** This replica's slots of a sandbox of `name` with `concurrency` slots (all of them with one shard: no lookup). */
+function share(name: string, concurrency: number, settings: Settings): number {
+  if (settings.shards === 1) return concurrency;
+  const rank = (settings.shard - settings.home(name) + settings.shards) % settings.shards;
+  return slotShare(concurrency, rank, settings.shards);
 }
 
 /**

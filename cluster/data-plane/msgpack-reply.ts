@@ -2,7 +2,7 @@
 // into a reused buffer. It runs once per reply, where msgpackr's general encoder was a visible share of the
 // data-plane shard's time. The output is plain msgpack (maps with string keys, str, bin, ints, float64, nil)
 // that any decoder reads as msgpackr's would be read; numbers follow msgpackr's choice of types.
-import { HEADER_COLD_START, HEADER_QUEUE_MS, HEADER_SANDBOX, HEADER_SERVER_TIMING, queueMsValue, serverTimingValue, type EdgeResponse } from './edge.js';
+import { addTimingHeaders, type EdgeResponse } from './edge.js';
 
 let buf = Buffer.allocUnsafe(64 * 1024);
 let pos = 0;
@@ -49,20 +49,12 @@ export function packReply(id: string | number | null, response: EdgeResponse): B
     string(value);
     headerCount += 1;
   }
-  const timing = response.timing;
-  if (timing !== undefined) {
-    string(HEADER_QUEUE_MS);
-    string(queueMsValue(timing));
-    string(HEADER_COLD_START);
-    string(timing.coldStart ? 'true' : 'false');
-    string(HEADER_SERVER_TIMING);
-    string(serverTimingValue(timing));
-    headerCount += 3;
-    if (timing.sandboxId !== undefined) {
-      string(HEADER_SANDBOX);
-      string(timing.sandboxId);
+  if (response.timing !== undefined) {
+    addTimingHeaders(response.timing, (name, value) => {
+      string(name);
+      string(value);
       headerCount += 1;
-    }
+    });
   }
   if (headerCount < 16) buf[sizeAt] = 0x80 | headerCount;
   else {

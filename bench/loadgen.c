@@ -1,0 +1,228 @@
+// An open-loop, rate-limited HTTP/1.1 load generator for bench/warm.ts, in the manner of wrk2 (which is not
+// packaged here). It is C so that its own CPU and pauses weigh as little as possible on what it measures: on
+// this 2-core machine the generator shares the cores with the data plane, and the Node generator it replaces
+// used ~3x the CPU per request and released requests in 1 ms bursts (a Node timer's resolution).
+//
+// Method: request k is due at start + k / rate. The loop releases every due request and sends it on an idle
+// keep-alive connection (one request at a time per connection, no pipelining); a released request that finds
+// no idle connection waits in FIFO order for the next one. Latency runs from the request's DUE time, so a
+// stalled server, a busy connection and the generator's own lateness are all charged to the request (no
+// coordinated omission). The loop sleeps at most until the next due time and at least TICK_NS, so requests
+// leave in bursts of at most rate * TICK_NS (5 at 48 000/s) instead of all at once.
+// Every recorded response must be a 200; `x-dirigent-cold-start` is counted when present. `lateReleases`
+// counts recorded requests the loop itself released more than 1 ms after they were due: the generator's own
+// share of the tail (on this machine ~0.5-1 % of requests, against an idle server too).
+//
+// Build: cc -O2 -o loadgen bench/loadgen.c   (bench/children.ts does this)
+// Usage: loadgen PORT PATH RATE DURATION_MS WARMUP_MS CONNECTIONS   -> one JSON line on stdout.
+//   Requests due in the first WARMUP_MS are sent but not recorded; then DURATION_MS are recorded.
+#define _GNU_SOURCE
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TICK_NS 100000LL            // the shortest sleep of the loop, ns
+#define GRACE_NS 2000000000LL       // after the last request is due, answers still count for this long, ns
+#define LATE_NS 1000000LL            // a release later than this after the due time counts in lateReleases, ns
+#define BUFFER_BYTES 16384          // one response must fit (they are a few hundred bytes)
+#define MAX_EVENTS 256
+
+typedef struct {
+  int fd;
+  int busy;
+  int record;
+  int64_t due;                      // due time of the request in flight, ns (CLOCK_MONOTONIC)
+  size_t length;                    // bytes in buffer
+  char buffer[BUFFER_BYTES];
+} conn_t;
+
+static int port;
+static char request[1024];
+static size_t request_length;
+static int epoll_fd;
+
+static int64_t now_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (int64_t)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+static void fail(const char *what) {
+  fprintf(stderr, "loadgen: %s: %s\n", what, strerror(errno));
+  exit(1);
+}
+
+static void open_conn(conn_t *c) {
+  c->fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (c->fd < 0) fail("socket");
+  struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(c->fd, (struct sockaddr *)&addr, sizeof addr) != 0) fail("connect");
+  int one = 1;
+  setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK);
+  struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+  if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, c->fd, &ev) != 0) fail("epoll_ctl");
+  c->busy = 0;
+  c->length = 0;
+}
+
+static void send_on(conn_t *c, int64_t due, int record) {
+  c->busy = 1;
+  c->due = due;
+  c->record = record;
+  // A request of ~80 bytes into an idle connection's empty send buffer is written whole.
+  if (write(c->fd, request, request_length) != (ssize_t)request_length) fail("write");
+}
+
+/** The value of header `name` (lower case, colon included) in the head [head, end), or NULL. */
+static const char *header(const char *head, const char *end, const char *name) {
+  size_t n = strlen(name);
+  for (const char *line = memchr(head, '\n', (size_t)(end - head)); line && line + 1 + n <= end;
+       line = memchr(line + 1, '\n', (size_t)(end - line - 1))) {
+    if (strncasecmp(line + 1, name, n) == 0) {
+      const char *v = line + 1 + n;
+      while (v < end && (*v == ' ' || *v == '\t')) v++;
+      return v;
+    }
+  }
+  return NULL;
+}
+
+static int compare_i64(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return (x > y) - (x < y);
+}
+
+/** The q-quantile (nearest rank) of n sorted latencies, ms; -1 when there are none. */
+static double percentile_ms(const int64_t *sorted, int64_t n, double q) {
+  if (n == 0) return -1.0;
+  int64_t rank = (int64_t)(q * (double)n + 0.999999);
+  return (double)sorted[rank < 1 ? 0 : rank - 1] / 1e6;
+}
+
+int main(int argc, char **argv) {
+  if (argc != 7) {
+    fprintf(stderr, "usage: loadgen PORT PATH RATE DURATION_MS WARMUP_MS CONNECTIONS\n");
+    return 2;
+  }
+  port = atoi(argv[1]);
+  const char *path = argv[2];
+  double rate = atof(argv[3]);
+  int64_t duration_ms = atoll(argv[4]), warmup_ms = atoll(argv[5]);
+  int connections = atoi(argv[6]);
+  if (port <= 0 || port > 65535 || path[0] != '/' || strlen(path) > 512 || rate <= 0 || duration_ms <= 0 ||
+      warmup_ms < 0 || connections <= 0 || connections > 10000) {
+    fprintf(stderr, "loadgen: bad arguments\n");
+    return 2;
+  }
+  request_length = (size_t)snprintf(request, sizeof request,
+                                    "POST %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Length: 0\r\n\r\n", path, port);
+
+  epoll_fd = epoll_create1(0);
+  if (epoll_fd < 0) fail("epoll_create1");
+  conn_t *conns = calloc((size_t)connections, sizeof(conn_t));
+  conn_t **idle = calloc((size_t)connections, sizeof(conn_t *));
+  if (!conns || !idle) fail("calloc");
+  int idle_count = 0;
+  for (int i = 0; i < connections; i++) {
+    open_conn(&conns[i]);
+    idle[idle_count++] = &conns[i];
+  }
+
+  const int64_t total = (int64_t)((double)(warmup_ms + duration_ms) / 1000.0 * rate);
+  const int64_t first_recorded = (int64_t)((double)warmup_ms / 1000.0 * rate);
+  const int64_t recorded_total = total - first_recorded;
+  int64_t *latencies = malloc(sizeof(int64_t) * (size_t)(recorded_total > 0 ? recorded_total : 1));
+  if (!latencies) fail("malloc");
+  // answered: recorded requests answered or failed; measured: those with a response (and a latency).
+  int64_t answered = 0, measured = 0, errors = 0, cold_starts = 0, warm = 0, done = 0, late_releases = 0;
+  const int64_t start = now_ns() + 5000000LL;
+#define DUE(k) (start + (int64_t)((double)(k) * 1e9 / rate))
+  // Requests [sent, released) wait for a connection; [released, total) are not yet due.
+  int64_t released = 0, sent = 0;
+  const int64_t grace_end = DUE(total) + GRACE_NS;
+  struct epoll_event events[MAX_EVENTS];
+
+  for (;;) {
+    int64_t now = now_ns();
+    for (; released < total && DUE(released) <= now; released++) {
+      if (released >= first_recorded && now - DUE(released) > LATE_NS) late_releases++;
+    }
+    while (sent < released && idle_count > 0) {
+      send_on(idle[--idle_count], DUE(sent), sent >= first_recorded);
+      sent++;
+    }
+    if (done == total || now > grace_end) break;
+    int64_t wait = released < total ? DUE(released) - now : GRACE_NS;
+    if (wait < TICK_NS) wait = TICK_NS;
+    struct timespec timeout = {.tv_sec = wait / 1000000000LL, .tv_nsec = wait % 1000000000LL};
+    int n = epoll_pwait2(epoll_fd, events, MAX_EVENTS, &timeout, NULL);
+    if (n < 0 && errno != EINTR) fail("epoll_pwait2");
+    for (int i = 0; i < n; i++) {
+      conn_t *c = events[i].data.ptr;
+      ssize_t got = read(c->fd, c->buffer + c->length, BUFFER_BYTES - c->length);
+      if (got < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+      if (got <= 0 || !c->busy) {
+        // Closed by the server (or bytes nobody asked for): the request in flight failed; reconnect.
+        if (c->busy) {
+          done++;
+          if (c->record) answered++, errors++;
+        }
+        epoll_ctl(epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
+        close(c->fd);
+        open_conn(c);
+        idle[idle_count++] = c;
+        continue;
+      }
+      c->length += (size_t)got;
+      char *end = memmem(c->buffer, c->length, "\r\n\r\n", 4);
+      if (!end) {
+        if (c->length == BUFFER_BYTES) fail("response head larger than the buffer");
+        continue;
+      }
+      const char *length_value = header(c->buffer, end, "content-length:");
+      size_t whole = (size_t)(end + 4 - c->buffer) + (length_value ? strtoul(length_value, NULL, 10) : 0);
+      if (whole > BUFFER_BYTES) fail("response larger than the buffer");
+      if (c->length < whole) continue;
+      int64_t finished = now_ns();
+      // `HTTP/1.1 200 ...`: three digits at 9.
+      int status = c->length > 12 ? (c->buffer[9] - '0') * 100 + (c->buffer[10] - '0') * 10 + (c->buffer[11] - '0') : 0;
+      const char *cold = header(c->buffer, end, "x-dirigent-cold-start:");
+      if (c->record) {
+        latencies[measured++] = finished - c->due;
+        answered++;
+        if (status != 200) errors++;
+        if (cold && *cold == 't') cold_starts++;
+        else if (cold && *cold == 'f') warm++;
+      }
+      done++;
+      // One request at a time per connection: nothing may follow the response.
+      if (c->length != whole) fail("bytes after a response");
+      c->length = 0;
+      c->busy = 0;
+      idle[idle_count++] = c;
+    }
+  }
+
+  qsort(latencies, (size_t)measured, sizeof(int64_t), compare_i64);
+#define PCT_MS(q) percentile_ms(latencies, measured, q)
+  printf("{\"offeredRps\":%.0f,\"achievedRps\":%.0f,\"recorded\":%lld,\"p50Ms\":%.3f,\"p90Ms\":%.3f,\"p99Ms\":%.3f,"
+         "\"p999Ms\":%.3f,\"maxMs\":%.3f,\"errors\":%lld,\"coldStarts\":%lld,\"warm\":%lld,\"unanswered\":%lld,"
+         "\"lateReleases\":%lld}\n",
+         rate, answered / ((double)duration_ms / 1000.0), (long long)answered, PCT_MS(0.5), PCT_MS(0.9), PCT_MS(0.99),
+         PCT_MS(0.999), PCT_MS(1.0), (long long)errors, (long long)cold_starts, (long long)warm,
+         (long long)(recorded_total - answered), (long long)late_releases);
+  return 0;
+}

@@ -34,9 +34,10 @@
 // own connections. p50Ms/p99Ms come from bench/loadgen.c, an open-loop generator in the manner of wrk2, at
 // half the peak rate (of the configuration reported) on 64 keep-alive connections: request k is due at
 // k / rate, requests leave in bursts of at most ~5, and latency runs from the due time, so server stalls,
-// busy connections and the generator's own lateness are all charged (no coordinated omission). It is C
-// because the Node generator it replaced used ~3x the CPU per request on the cores the data plane needs, and
-// released requests in 1 ms bursts. The same generator against the bare server at the same rate, in every
+// busy connections and the generator's own lateness are all charged (no coordinated omission). It is C so
+// that requests leave when due, not in 1 ms bursts of ~45 (a Node timer's resolution), and with no pauses of
+// its own; it costs more CPU than the Node generator it replaced (~55 % of a core against ~35 % at 46 k/s,
+// mostly the kernel's, for a wake-up every few requests). The same generator against the bare server at the same rate, in every
 // run, gives `bareP50Ms`/`bareP99Ms`: the floor of the machine and the generator. `lateReleasePct` is the
 // share of requests the generator itself released more than 1 ms late (median of the data-plane runs).
 import { spawn } from 'node:child_process';
@@ -58,7 +59,8 @@ const LOADGEN_CONNECTIONS = 64;
 /**
  * Unrecorded start of every half-load run, ms. With 1 s, most first runs against the data plane recorded a
  * ~200 ms episode of 20-40 ms latencies about 2 s after the generator started (a fresh process every run; not
- * GC in the cluster's threads by --trace-gc, and not seen against the bare server), which alone set the p99.
+ * GC in the cluster's threads by --trace-gc, and not seen against the bare server; seen with the Node
+ * generator bench/loadgen.c replaced), which alone set the p99.
  */
 const LOADGEN_WARMUP_MS = 3000;
 // Everything must be over by then, or the process exits with an error.

@@ -1,16 +1,16 @@
 // An open-loop, rate-limited HTTP/1.1 load generator for bench/warm.ts, in the manner of wrk2 (which is not
-// packaged here). It is C so that requests leave when they are due, with no pauses of its own: the Node
+// packaged here). It is C so that requests leave when they are due, with no GC pauses of its own: the Node
 // generator it replaces released requests in 1 ms bursts (a Node timer's resolution), ~45 at once at 46 k/s.
 //
 // Method: request k is due at start + k / rate. The loop releases every due request and sends it on an idle
 // keep-alive connection (one request at a time per connection, no pipelining); a released request that finds
 // no idle connection waits in FIFO order for the next one. Latency runs from the request's DUE time, so a
 // stalled server, a busy connection and the generator's own lateness are all charged to the request (no
-// coordinated omission). The loop sleeps at most until the next due time and at least TICK_NS, so requests
-// leave in bursts of at most rate * TICK_NS (5 at 48 000/s) instead of all at once.
-// Every recorded response must be a 200; `x-dirigent-cold-start` is counted when present. `lateReleases`
-// counts recorded requests the loop itself released more than 1 ms after they were due: the generator's own
-// share of the tail (0.2-1 % of requests on this machine, against the bare server too).
+// coordinated omission). The loop sleeps at most until the next due time and at least TICK_NS, so on time,
+// requests leave in bursts of about rate * TICK_NS (5 at 48 000/s).
+// A recorded response other than 200 counts as an error; `x-dirigent-cold-start` is counted when present.
+// `lateReleases` counts recorded requests the loop itself released more than 1 ms after they were due: the
+// generator's own share of the tail (0.1-1 % of requests on this machine, against the bare server too).
 //
 // Build: cc -O2 -o loadgen bench/loadgen.c   (bench/children.ts does this)
 // Usage: loadgen PORT PATH RATE DURATION_MS WARMUP_MS CONNECTIONS   -> one JSON line on stdout.

@@ -35,11 +35,12 @@
 // half the peak rate (of the configuration reported) on 64 keep-alive connections: request k is due at
 // k / rate, requests leave in bursts of at most ~5, and latency runs from the due time, so server stalls,
 // busy connections and the generator's own lateness are all charged (no coordinated omission). It is C so
-// that requests leave when due, not in 1 ms bursts of ~45 (a Node timer's resolution), and with no pauses of
-// its own; it costs more CPU than the Node generator it replaced (~55 % of a core against ~35 % at 46 k/s,
-// mostly the kernel's, for a wake-up every few requests). The same generator against the bare server at the same rate, in every
-// run, gives `bareP50Ms`/`bareP99Ms`: the floor of the machine and the generator. `lateReleasePct` is the
-// share of requests the generator itself released more than 1 ms late (median of the data-plane runs).
+// that requests leave when due, not in 1 ms bursts of ~45 (a Node timer's resolution), and with no GC pauses
+// of its own; it costs more CPU than the Node generator it replaced (~55 % of a core against ~35 % at
+// 46 k/s, mostly the kernel's, for a wake-up every few requests). The same generator against the bare server
+// at the same rate, in every run, gives `bareP50Ms`/`bareP99Ms`: the floor of the machine and the generator.
+// `lateReleasePct` is the share of requests the generator itself released more than 1 ms late (median of
+// the data-plane runs).
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';

@@ -97,6 +97,12 @@ const EXIT_GRACE_MS = 5000;
 export class ActorRuntime {
   private stopping: Promise<void> | undefined;
 
+  /**
+   * Settles when the port is closed, by either end: a port whose other end closed (a shard thread that exited)
+   * emits 'close' once and not again on close(), so the listener is there from the start.
+   */
+  private readonly portsClosed: Promise<void>[];
+
   private constructor(
     readonly shards: number,
     private readonly workers: Worker[],
@@ -104,7 +110,9 @@ export class ActorRuntime {
     private readonly ports: MessagePort[],
     private readonly clock: RealClock | ManualClock,
     private readonly askTimeoutMs: number,
-  ) {}
+  ) {
+    this.portsClosed = ports.map((port) => new Promise<void>((resolve) => port.once('close', () => resolve())));
+  }
 
   static async start(options: RuntimeOptions = {}): Promise<ActorRuntime> {
     const shards = options.shards ?? availableParallelism();
@@ -290,7 +298,10 @@ export class ActorRuntime {
         clearTimeout(timer);
       }),
     );
+    // close() only starts closing a port: stop settles once every port's handle is gone, so that nothing of
+    // the runtime is left on the event loop when it does.
     for (const port of this.ports) port.close();
+    await Promise.all(this.portsClosed);
   }
 }
 

@@ -34,7 +34,7 @@
 
 #define TICK_NS 100000LL            // the shortest sleep of the loop, ns
 #define GRACE_NS 2000000000LL       // after the last request is due, answers still count for this long, ns
-#define LATE_NS 1000000LL            // a release later than this after the due time counts in lateReleases, ns
+#define LATE_NS 1000000LL           // a release later than this after the due time counts in lateReleases, ns
 #define BUFFER_BYTES 16384          // one response must fit (they are a few hundred bytes)
 #define MAX_EVENTS 256
 

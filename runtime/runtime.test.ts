@@ -286,6 +286,23 @@ test.serial('stop ends every thread, fails pending asks, refuses new ones and le
   t.deepEqual(after.filter((r) => r !== 'Immediate' && r !== 'Timeout'), []);
 });
 
+test.serial('a shard thread that fails or exits while starting makes start reject at once, and leaves no thread or handle', async (t) => {
+  const before = new Set(process.getActiveResourcesInfo());
+  for (const fixture of ['throw-at-load', 'exit-at-load']) {
+    const started = performance.now();
+    const error = await t.throwsAsync(ActorRuntime.start({ shards: 2, modules: [{ url: new URL(`./fixtures/${fixture}.js`, import.meta.url).href }], onLog: () => undefined }));
+    t.is((error as { code?: string }).code, 'SHARD_START_FAILED', fixture);
+    // Not the 5 s a shutdown ask to a dead shard would wait (before, an exited shard made start hang for good).
+    const tookMs = performance.now() - started;
+    t.true(tookMs < 3000, `${fixture}: start rejected after ${tookMs} ms`);
+  }
+  await new Promise((r) => setImmediate(r));
+  t.deepEqual(
+    process.getActiveResourcesInfo().filter((r) => !before.has(r) && r !== 'Immediate' && r !== 'Timeout'),
+    [],
+  );
+});
+
 async function waitFor<T>(probe: () => Promise<T | undefined | false>, attempts = 200, delayMs = 10): Promise<T> {
   for (let i = 0; i < attempts; i++) {
     const value = await probe();

@@ -98,9 +98,11 @@ export class ActorRuntime {
   private stopping: Promise<void> | undefined;
 
   /**
-   * Settles when the port is closed, by either end: a port whose other end closed (a shard thread that exited)
-   * emits 'close' once and not again on close(), so the listener is there from the start.
+   * Settle when each shard thread has exited and each client port has closed (by either end). Both events
+   * fire once: a thread that died while starting, or a port whose other end closed with it, would never
+   * settle a listener added at stop(), so the listeners are there from the start.
    */
+  private readonly workersExited: Promise<void>[];
   private readonly portsClosed: Promise<void>[];
 
   private constructor(
@@ -111,6 +113,7 @@ export class ActorRuntime {
     private readonly clock: RealClock | ManualClock,
     private readonly askTimeoutMs: number,
   ) {
+    this.workersExited = workers.map((worker) => new Promise<void>((resolve) => worker.once('exit', () => resolve())));
     this.portsClosed = ports.map((port) => new Promise<void>((resolve) => port.once('close', () => resolve())));
   }
 
@@ -285,16 +288,16 @@ export class ActorRuntime {
   }
 
   private async doStop(): Promise<void> {
-    await Promise.allSettled(Array.from({ length: this.shards }, (_, shard) => this.controlAt(shard, { op: 'shutdown' }, EXIT_GRACE_MS)));
+    // A shard whose thread has exited (it died while starting) answers nothing: its exit ends the wait.
+    await Promise.allSettled(Array.from({ length: this.shards }, (_, shard) => Promise.race([this.controlAt(shard, { op: 'shutdown' }, EXIT_GRACE_MS), this.workersExited[shard]])));
     this.client.shutdown();
     this.client.closeLinks();
     this.clock.clearAll();
     await Promise.all(
-      this.workers.map(async (worker) => {
-        const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+      this.workers.map(async (worker, index) => {
         worker.postMessage({ type: 'close' });
         const timer = setTimeout(() => void worker.terminate(), EXIT_GRACE_MS);
-        await exited;
+        await this.workersExited[index];
         clearTimeout(timer);
       }),
     );

@@ -33,7 +33,8 @@ Functions (talk to the admin API, default http://127.0.0.1:9091; --admin URL to 
   rm <name>             delete a function (drains and deletes its sandboxes)
   status                cluster status, nodes and data planes
 
-Common: --json (machine-readable output), --admin-token <token>, -h/--help, --version`;
+Common: --json (machine-readable output), --admin-token <token>, -h/--help, --version
+Logs: DIRIGENT_LOG=info or debug (more log lines; debug also prints the stack of an error)`;
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -189,6 +190,8 @@ export async function main(argv: string[]): Promise<void> {
 main(process.argv.slice(2)).catch((error: unknown) => {
   if (error instanceof UsageError) process.stderr.write(`dirigent: ${error.message}\n`);
   else if (error instanceof AdminError) process.stderr.write(`dirigent: ${error.message}${error.status ? ` (HTTP ${error.status}, ${error.code})` : ''}\n`);
-  else process.stderr.write(`dirigent: ${(error as Error).stack ?? String(error)}\n`);
+  // Anything else (a role that could not start, a bug): its message for a person, the stack on request.
+  else if (error instanceof Error) process.stderr.write(`dirigent: ${process.env.DIRIGENT_LOG === 'debug' && error.stack ? error.stack : error.message}\n`);
+  else process.stderr.write(`dirigent: ${String(error)}\n`);
   process.exitCode = error instanceof UsageError ? 2 : 1;
 });

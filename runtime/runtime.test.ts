@@ -290,8 +290,15 @@ test.serial('a shard thread that fails or exits while starting makes start rejec
   const before = new Set(process.getActiveResourcesInfo());
   for (const fixture of ['throw-at-load', 'exit-at-load']) {
     const started = performance.now();
-    const error = await t.throwsAsync(ActorRuntime.start({ shards: 2, modules: [{ url: new URL(`./fixtures/${fixture}.js`, import.meta.url).href }], onLog: () => undefined }));
+    const logs: string[] = [];
+    const onLog = (level: LogLevel, text: string) => logs.push(`${level} ${text}`);
+    const error = await t.throwsAsync(ActorRuntime.start({ shards: 2, modules: [{ url: new URL(`./fixtures/${fixture}.js`, import.meta.url).href }], onLog }));
     t.is((error as { code?: string }).code, 'SHARD_START_FAILED', fixture);
+    if (fixture === 'throw-at-load') {
+      // The module's message for a person; its stack only in the debug log.
+      t.regex(error!.message, /failed to start: this module fails to load$/);
+      t.true(logs.some((line) => line.startsWith('debug') && line.includes('this module fails to load') && line.includes('\n    at ')));
+    }
     // Not the 5 s a shutdown ask to a dead shard would wait (before, an exited shard made start hang for good).
     const tookMs = performance.now() - started;
     t.true(tookMs < 3000, `${fixture}: start rejected after ${tookMs} ms`);

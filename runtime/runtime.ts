@@ -167,10 +167,13 @@ export class ActorRuntime {
       workers.push(worker);
       ready.push(
         new Promise<void>((resolve, reject) => {
-          worker.on('message', (message: { type: string; level?: LogLevel; text?: string; error?: string }) => {
+          worker.on('message', (message: { type: string; level?: LogLevel; text?: string; error?: string; stack?: string }) => {
             if (message.type === 'log') onLog(message.level ?? 'info', message.text ?? '');
             else if (message.type === 'ready') resolve();
-            else if (message.type === 'failed') reject(new ActorRuntimeError('SHARD_START_FAILED', `shard ${index} failed to start: ${message.error}`));
+            else if (message.type === 'failed') {
+              onLog('debug', `[shard ${index}] start failed: ${message.stack}`);
+              reject(new ActorRuntimeError('SHARD_START_FAILED', `shard ${index} failed to start: ${message.error}`));
+            }
           });
           worker.on('error', (error) => {
             onLog('error', `[shard ${index}] thread error: ${error.stack ?? error.message}`);

@@ -51,5 +51,6 @@ try {
   }
   parentPort?.postMessage({ type: 'ready' });
 } catch (error) {
-  parentPort?.postMessage({ type: 'failed', error: describeError(error) });
+  // The message for the error a person reads, the stack for the debug log.
+  parentPort?.postMessage({ type: 'failed', error: describeError(error, false), stack: describeError(error) });
 }

@@ -78,7 +78,7 @@ export class UwsFront {
     });
     if (socket === false) {
       app.close?.();
-      throw Object.assign(new Error(`uWebSockets.js could not listen on ${options.host}:${options.port}`), { code: 'LISTEN_FAILED' });
+      throw Object.assign(new Error(`uWebSockets.js could not listen on ${options.host}:${options.port} (is another process using the port?)`), { code: 'LISTEN_FAILED' });
     }
     front.listenSocket = socket;
     return front;

@@ -326,18 +326,18 @@ function step(state: RouterState, message: RouterMessage, ctx: StepContext, sett
   let next: RouterState;
   switch (message.type) {
     case 'rt.snapshot':
-      relay(state.name, message, fx, settings);
       if (message.term < state.highestTerm) return ignored(state, `${message.type} of term ${message.term} < ${state.highestTerm}`);
+      relay(state.name, message, fx, settings);
       next = replaceSet(changed(state, { highestTerm: message.term }), message.term, message.snapshot, ctx, fx, settings);
       break;
     case 'rt.delta':
-      relay(state.name, message, fx, settings);
       if (message.term < state.highestTerm) return ignored(state, `${message.type} of term ${message.term} < ${state.highestTerm}`);
+      relay(state.name, message, fx, settings);
       next = onDelta(changed(state, { highestTerm: message.term }), message, ctx, fx, settings);
       break;
     case 'rt.deleted': {
-      relay(state.name, message, fx, settings);
       if (message.term < state.highestTerm) return ignored(state, `${message.type} of term ${message.term} < ${state.highestTerm}`);
+      relay(state.name, message, fx, settings);
       next = rejectAll(state, 'UNKNOWN_FUNCTION', `function ${state.name} was deleted`, ctx, fx);
       for (const slot of next.sandboxes) if (!isClosed(slot)) fx.push(toSandbox(next.name, slot, { type: 'sb.close' }, settings));
       fx.push({ type: 'stop' });
@@ -903,7 +903,6 @@ function share(name: string, concurrency: number, settings: Settings): number {
  * replicas forward every request to the home replica, which always has a share.
  */
 export function slotShare(concurrency: number, rank: number, shards: number): number {
-  if (shards === 1) return concurrency;
   return Math.floor(concurrency / shards) + (rank < concurrency % shards ? 1 : 0);
 }
 

@@ -149,7 +149,6 @@ export const round = (value: number, digits = 0): number => {
   return Math.round(value * f) / f;
 };
 
-/** A positive integer from the environment, or the default; a bad value names the variable. */
 /** A benchmark that is still running `ms` from now exits with an error (code 2), saying so. */
 export function exitIfStillRunningAfter(bench: string, ms: number): void {
   setTimeout(() => {
@@ -158,6 +157,7 @@ export function exitIfStillRunningAfter(bench: string, ms: number): void {
   }, ms).unref();
 }
 
+/** A positive integer from the environment, or the default; a bad value names the variable. */
 export function envInt(name: string, fallback: number): number {
   const raw = process.env[name];
   if (raw === undefined || raw === '') return fallback;

@@ -244,7 +244,6 @@ function signalGroup(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
-
 /** Loopback connects are refused at once when nobody listens; the bound (ms) only covers a full accept backlog. */
 function accepts(port: number, boundMs = 250): Promise<boolean> {
   return new Promise((resolve) => {

@@ -44,6 +44,13 @@ export interface Leadership {
 
 const TERM_KEY = 'leader/term';
 
+/** The term after the last one `store` remembers, recorded before it is used (one replica only). */
+export async function takeNextTerm(store: Store): Promise<number> {
+  const term = (((await store.get(TERM_KEY)) as number | undefined) ?? 0) + 1;
+  await store.put(TERM_KEY, term);
+  return term;
+}
+
 /** One replica, always leader; its term is one more than the last one its store remembers. */
 export class SingleLeadership implements Leadership {
   readonly kind = 'single';
@@ -55,8 +62,7 @@ export class SingleLeadership implements Leadership {
   ) {}
 
   async start(events: LeadershipEvents): Promise<void> {
-    const term = (((await this.store.get(TERM_KEY)) as number | undefined) ?? 0) + 1;
-    await this.store.put(TERM_KEY, term);
+    const term = await takeNextTerm(this.store);
     this.view = { info: this.self, term };
     events.elected(term);
   }

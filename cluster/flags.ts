@@ -36,6 +36,11 @@ const options = {
   slots: { type: 'string' },
   policy: { type: 'string' },
   'simulated-latency-ms': { type: 'string' },
+  'lease-ttl-s': { type: 'string' },
+  'reconstruct-timeout-ms': { type: 'string' },
+  'dry-run': { type: 'boolean' },
+  'control-planes': { type: 'string' },
+  'data-planes': { type: 'string' },
 } satisfies ParseArgsConfig['options'];
 
 export type CliValues = ReturnType<typeof parse>['values'];

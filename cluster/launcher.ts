@@ -97,13 +97,14 @@ export class LocalCluster {
     mkdirSync(dataDir, { recursive: true });
     const onOutput = config.onOutput ?? ((line: string) => process.stderr.write(`${line}\n`));
     const timeoutMs = config.startTimeoutMs ?? 30_000;
-    const { plane, admin } = await startControlPlaneRole({ host: config.host, 'admin-port': String(config.adminPort), 'cluster-port': '0', 'data-dir': dataDir, token } as CliValues);
+    const { replica, admin } = await startControlPlaneRole({ host: config.host, 'admin-port': String(config.adminPort), 'cluster-port': '0', 'data-dir': dataDir, token } as CliValues);
     const stopControlPlane = async () => {
+      await replica.stop();
       await admin.close();
-      await plane.stop();
     };
+    const clusterAddress = replica.self.clusterAddress;
     const children: Child[] = [];
-    const common = ['--control-plane', plane.clusterAddress, '--host', config.host];
+    const common = ['--control-plane', clusterAddress, '--host', config.host];
     try {
       const starts = [
         startChild('dp1', ['data-plane', '--id', 'dp1', '--invoke-port', String(config.invokePort), '--compat-port', String(config.compatPort), '--data-dir', join(dataDir, 'dp1'), ...common], token, onOutput, timeoutMs),
@@ -116,7 +117,7 @@ export class LocalCluster {
       const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (failed) throw failed.reason;
       const dataplane = (results[0] as PromiseFulfilledResult<{ ready: Record<string, unknown> }>).value.ready;
-      return new LocalCluster(admin.url, `http://${String(dataplane.invoke)}`, `http://${String(dataplane.compat)}`, plane.clusterAddress, token, children, stopControlPlane);
+      return new LocalCluster(admin.url, `http://${String(dataplane.invoke)}`, `http://${String(dataplane.compat)}`, clusterAddress, token, children, stopControlPlane);
     } catch (error) {
       await Promise.all(children.map(stopChild));
       await stopControlPlane();

@@ -6,6 +6,7 @@ import { resolve } from 'node:path';
 import { AdminClient, AdminError, type FunctionViewJson } from './admin-client.js';
 import { intFlag, parse, UsageError, type CliValues } from './flags.js';
 import { runRole } from './roles.js';
+import { startDistributedCluster } from './cluster-launcher.js';
 import { startLocalCluster } from './launcher.js';
 
 const HELP = `dirigent: a serverless cluster manager (a TypeScript re-implementation of Dirigent)
@@ -17,9 +18,15 @@ Cluster
                           --admin-port 9091 --invoke-port 8080 --compat-port 8081 --host 127.0.0.1
                           --data-dir .dirigent --workers 2 --runtime thread|process|simulated
                           --token <cluster token>
-  control-plane         run the control-plane role   (see docker-compose.yml for the flags)
-  data-plane            run a data-plane role
-  worker                run a worker role
+  cluster               start the distributed topology as local processes: etcd (from PATH), 3 control-plane
+                        replicas, 2 data planes, 3 workers; --control-planes N --data-planes N --workers N
+                          --runtime ... --data-dir .dirigent-cluster --lease-ttl-s 2 --store etcd:<url> (an existing etcd)
+  control-plane         run a control-plane replica   (see docker-compose.yml for the flags)
+                          --id cp1 --store memory|file:<dir>|etcd:<url>[,<url>] --lease-ttl-s 2
+                          --cluster-port 9090 --admin-port 9091 --host <interface and advertised host>
+  data-plane            run a data-plane role   --control-plane <host:port>[,<host:port>...] (every replica)
+  worker                run a worker role       --control-plane <host:port>[,<host:port>...]
+                        every role: --dry-run validates its flags and prints the resolved config
 
 Functions (talk to the admin API, default http://127.0.0.1:9091; --admin URL to change)
   deploy <name>         create or update a function from one of
@@ -144,10 +151,15 @@ async function remove(name: string | undefined, values: CliValues): Promise<void
 
 async function status(values: CliValues): Promise<void> {
   const client = admin(values);
-  const [cluster, nodes, dataplanes] = await Promise.all([client.status(), client.nodes(), client.dataplanes()]);
-  print(values, { cluster, nodes, dataplanes }, () =>
+  const [cluster, nodes, dataplanes, replicas] = await Promise.all([client.status(), client.nodes(), client.dataplanes(), client.replicas()]);
+  const reconstruction = cluster.reconstruction as { phase: string; tookMs: number | null; sandboxesAdopted: number; workersQueried: number; workersExpected: number } | undefined;
+  print(values, { cluster, replicas, nodes, dataplanes }, () =>
     [
       `control plane: term ${String(cluster.term)}, ${String(cluster.functions)} functions, ${String(cluster.workers)} workers, ${String(cluster.dataplanes)} data planes`,
+      ...(reconstruction
+        ? [`reconstruction: ${reconstruction.phase}${reconstruction.tookMs === null ? '' : ` after ${reconstruction.tookMs} ms`}, ${reconstruction.sandboxesAdopted} sandboxes adopted from ${reconstruction.workersQueried}/${reconstruction.workersExpected} workers`]
+        : []),
+      ...replicas.map((r) => `replica ${r.id}: ${r.role}${r.term === null ? '' : ` (term ${r.term})`}, admin ${r.adminUrl}${r.role === 'unreachable' ? ` (${r.readiness})` : ''}`),
       ...nodes.map((n) => `node ${String(n.nodeId)}: ${n.alive ? 'alive' : 'dead'}, ${String(n.sandboxes)} sandboxes, heartbeat ${String(n.heartbeatAgeMs)} ms ago`),
       ...dataplanes.map((d) => `data plane ${d.id}: http://${d.invokeAddress} ${d.connected ? 'connected' : 'disconnected'}`),
     ].join('\n'),
@@ -168,6 +180,8 @@ export async function main(argv: string[]): Promise<void> {
   switch (command) {
     case 'up':
       return startLocalCluster(values);
+    case 'cluster':
+      return startDistributedCluster(values);
     case 'control-plane':
     case 'data-plane':
     case 'worker':

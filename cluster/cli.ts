@@ -24,8 +24,9 @@ Cluster
   control-plane         run a control-plane replica   (see docker-compose.yml for the flags)
                           --id cp1 --store memory|file:<dir>|etcd:<url>[,<url>] --lease-ttl-s 2
                           --cluster-port 9090 --admin-port 9091 --host <interface and advertised host>
+                          --heartbeat-timeout-ms 15000 (a silent node is dead) --reconstruct-timeout-ms 3000
   data-plane            run a data-plane role   --control-plane <host:port>[,<host:port>...] (every replica)
-  worker                run a worker role       --control-plane <host:port>[,<host:port>...]
+  worker                run a worker role       --control-plane <host:port>[,<host:port>...] --heartbeat-ms 5000
                         every role: --dry-run validates its flags and prints the resolved config
 
 Functions (talk to the admin API, default http://127.0.0.1:9091; --admin URL to change)

@@ -39,6 +39,8 @@ const options = {
   'lease-ttl-s': { type: 'string' },
   'reconstruct-timeout-ms': { type: 'string' },
   'dry-run': { type: 'boolean' },
+  'heartbeat-ms': { type: 'string' },
+  'heartbeat-timeout-ms': { type: 'string' },
   'control-planes': { type: 'string' },
   'data-planes': { type: 'string' },
 } satisfies ParseArgsConfig['options'];

@@ -209,15 +209,15 @@ test('data plane lost while a sandbox drains: the function stops waiting for it,
   checkTranscript(t, 'failover-dataplane-lost', h);
 });
 
-// Known bugs, kept as failing scenarios until they are fixed (then drop `.failing` and rewrite the transcript).
+// Two bugs these scenarios found, fixed since: each stays as the test that would catch it again.
 
-test.failing('a creation that completes during the reconstruction wait is adopted or deleted, never left running', async (t) => {
-  // BUG: node.list reports only ready sandboxes (actors/node.ts listReady), and a node answers it as soon as its
+test('a creation that completes during the reconstruction wait is adopted or deleted, never left running', async (t) => {
+  // node.list reports only ready sandboxes (actors/node.ts listReady), and a node answers it as soon as its
   // worker reconnects; the functions start only when the wait ends (cluster/control-plane/control-plane.ts
   // reconstruct). A sandbox still creating when its node listed, that finishes before the wait ends, sends its
-  // fn.sandboxReady to a function actor that does not exist yet: a dead letter. Nobody lists it again, so it
-  // runs for good, known to no function and not accounted by the scheduler. The wait is longest, up to the
-  // bound, exactly when a worker is lost, as here.
+  // fn.sandboxReady to a function actor that does not exist yet: a dead letter. Without the second listing
+  // just before the functions start, it ran for good, known to no function and not accounted by the scheduler.
+  // The wait is longest, up to the bound, exactly when a worker is lost, as here.
   const h = new Harness({ nodes: 3, createMs: 40, nodeCreateMs: { n2: 400 } });
   await h.register({ name: 'late', queueTimeoutMs: 30_000 });
   const pending = h.invoke('late', 6, { holdMs: 1000 });
@@ -236,12 +236,10 @@ test.failing('a creation that completes during the reconstruction wait is adopte
   t.is((await h.nodes()).reduce((sum, n) => sum + n.allocated.slots, 0), runningIds(h).length, 'the scheduler accounts every sandbox that runs');
 });
 
-test.failing('a data plane that rejoins after a leader change still ignores the old leader\'s late updates', async (t) => {
-  // BUG: a router that learns its set by asking the function (`fn.getEndpoints`, on its first request after a
-  // data-plane restart) gets a reply without a term (actors/function.ts snapshotOf), so it holds term 0
-  // (UNKNOWN_TERM) and highestTerm 0 (actors/router.ts onResynced). A late update of the deposed leader (term 1)
-  // is then taken: a term-1 snapshot replaces the whole set (here with none), a term-1 delta that continues the
-  // version would apply. Fencing holds only for routers that have seen an update of the new term.
+test('a data plane that rejoins after a leader change still ignores the old leader\'s late updates', async (t) => {
+  // A router that learns its set by asking the function (`fn.getEndpoints`, on its first request after a
+  // data-plane restart) got a reply without a term, so it held term 0 and took a late update of the deposed
+  // leader (term 1): a term-1 snapshot replaced the whole set. The reply now carries the term.
   const h = new Harness({ nodes: 2 });
   const spec = await h.register({ name: 'rejoin', scaling: { minScale: 2 } });
   await h.sim.advance(100);

@@ -225,7 +225,7 @@ export class Harness {
   /**
    * A new leader of `term` takes over, as ControlPlane.start and `reconstruct` do: a scheduler of the new
    * term; every reachable worker reconnects (its nodes register again and are asked `node.list`); the leader
-   * waits until every node has listed or `listTimeoutMs` has passed; then the scheduler adopts what was found,
+   * waits until every node has listed or `listTimeoutMs` has passed, and lists those once more; then the scheduler adopts what was found,
    * sandboxes of functions that no longer exist get `node.delete`, and each stored function starts with its
    * sandboxes ready (`adopted`, which also holds scale-down for one stable window) and is configured, which
    * pushes its first snapshot under the new term. Nodes that did not list come later with `reconnect`.
@@ -252,7 +252,12 @@ export class Harness {
     if (lists.size < this.nodeIds.length) await this.sim.advance(listTimeoutMs);
     const listed = this.nodeIds.filter((id) => lists.has(id));
     const missing = this.nodeIds.filter((id) => !lists.has(id));
-    const reports = listed.flatMap((id) => lists.get(id) ?? []);
+    // As ControlPlane.reconstruct: the nodes that listed are listed once more just before the functions start
+    // (a creation that finished during the wait told a function that did not exist yet).
+    const relisting = Promise.all(listed.map((id) => this.sim.ask<SandboxReport[]>(nodeAddress(id), { type: 'node.list' }, listTimeoutMs).catch(() => [])));
+    await this.sim.run();
+    const relisted = await relisting;
+    const reports = [...new Map([...listed.map((id) => lists.get(id) ?? []), ...relisted].flat().map((r) => [r.sandboxId, r])).values()];
     this.sim.note(`leader of term ${term}: ${reports.length} sandbox(es) listed by ${listed.join(', ') || 'no node'}${missing.length > 0 ? `; no answer from ${missing.join(', ')}` : ''}; serving`);
     const byFunction = this.adoptReports(reports);
     for (const spec of this.specs.values()) {

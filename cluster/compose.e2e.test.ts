@@ -37,12 +37,16 @@ let env: NodeJS.ProcessEnv;
 let controlPlanes: Role[] = [];
 let dataPlanes: Role[] = [];
 let workers: ComposeService[] = [];
+let allContainers: string[] = [];
 const killed = new Set<string>();
 
 const container = (service: string) => `${PROJECT}_${service}_1`;
 const compose = (args: string[], timeoutMs: number) => run('podman-compose', ['-p', PROJECT, '-f', COMPOSE_FILE, ...args], { env, timeoutMs });
 
-/** Polls until `probe` gives a value; a probe that throws counts as not yet. */
+/** A probe's verdict that waiting longer cannot help. */
+class GiveUp extends Error {}
+
+/** Polls until `probe` gives a value; a probe that throws counts as not yet, unless it throws GiveUp. */
 async function until<T>(what: string, probe: () => Promise<T | undefined>, withinMs: number, intervalMs = 250): Promise<T> {
   const deadline = Date.now() + withinMs;
   let last = '';
@@ -51,12 +55,27 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, withi
       const value = await probe();
       if (value !== undefined) return value;
     } catch (error) {
+      if (error instanceof GiveUp) throw error;
       last = ` (last: ${(error as Error).message})`;
     }
     if (Date.now() > deadline) throw new Error(`timed out after ${withinMs} ms waiting for ${what}${last}`);
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
 }
+
+/** Throws GiveUp, with its log, when a container keeps exiting (podman restarts it at once, without a back-off). */
+async function noCrashLoop(): Promise<void> {
+  const inspect = await run('podman', ['inspect', '--format', '{{.Name}} {{.RestartCount}}', ...allContainers], { env, timeoutMs: 20_000 });
+  for (const line of inspect.stdout.trim().split('\n')) {
+    const [name, restarts] = line.split(' ');
+    if (name === undefined || Number(restarts) < 10) continue;
+    const logs = await run('podman', ['logs', '--tail', '5', name], { env, timeoutMs: 10_000 });
+    throw new GiveUp(`${name} keeps exiting (${restarts} restarts); its last lines:\n${withoutSystemdNoise(logs.stdout + logs.stderr)}`);
+  }
+}
+
+/** podman without systemd says on every start that it cannot schedule the healthcheck: not our news. */
+const withoutSystemdNoise = (text: string) => text.replace(/^.*systemd.*\n?/gm, '');
 
 async function admin(port: number, path: string, init: { method?: string; body?: string; contentType?: string } = {}): Promise<HttpResult> {
   const headers: Record<string, string> = init.contentType ? { 'content-type': init.contentType } : {};
@@ -123,6 +142,7 @@ test.before(async (t) => {
   controlPlanes = services.filter((s) => roleOf(s) === 'control-plane').map((s) => ({ service: s, container: container(s.name), port: published(s, Number(flagOf(s.command, 'admin-port'))) }));
   dataPlanes = services.filter((s) => roleOf(s) === 'data-plane').map((s) => ({ service: s, container: container(s.name), port: published(s, Number(flagOf(s.command, 'invoke-port'))) }));
   workers = services.filter((s) => roleOf(s) === 'worker');
+  allContainers = services.map((s) => container(s.name));
 
   await compose(['down', '-v'], 120_000); // what an interrupted run may have left
   const started = Date.now();
@@ -140,25 +160,34 @@ test.before(async (t) => {
   if (previous.code === 0 && previous.stdout.trim() !== build.stdout.trim().split('\n').at(-1)) await run('podman', ['rmi', previous.stdout.trim()], { env, timeoutMs: 60_000 });
   const up = await compose(['up', '-d'], 120_000);
   if (up.code !== 0) throw new Error(`podman-compose up failed:\n${up.stderr.slice(-4000)}`);
-  await until('every control plane ready', async () => {
-    for (const cp of controlPlanes) if ((await admin(cp.port, '/readyz')).status !== 200) return undefined;
-    return true;
-  }, READY_MS);
-  const lead = await until('a leader', leader, READY_MS);
-  await until(`${workers.length} workers and ${dataPlanes.length} data planes connected`, async () => {
-    const nodes = JSON.parse((await admin(lead.port, '/api/v1/nodes')).body.toString()) as { nodes: { alive: boolean }[] };
-    const dps = JSON.parse((await admin(lead.port, '/api/v1/dataplanes')).body.toString()) as { dataplanes: { connected: boolean }[] };
-    return nodes.nodes.filter((n) => n.alive).length === workers.length && dps.dataplanes.filter((d) => d.connected).length === dataPlanes.length ? true : undefined;
-  }, READY_MS);
+  try {
+    await until('every control plane ready', async () => {
+      await noCrashLoop();
+      for (const cp of controlPlanes) if ((await admin(cp.port, '/readyz')).status !== 200) return undefined;
+      return true;
+    }, READY_MS);
+    const lead = await until('a leader', leader, READY_MS);
+    await until(`${workers.length} workers and ${dataPlanes.length} data planes connected`, async () => {
+      const nodes = JSON.parse((await admin(lead.port, '/api/v1/nodes')).body.toString()) as { nodes: { alive: boolean }[] };
+      const dps = JSON.parse((await admin(lead.port, '/api/v1/dataplanes')).body.toString()) as { dataplanes: { connected: boolean }[] };
+      return nodes.nodes.filter((n) => n.alive).length === workers.length && dps.dataplanes.filter((d) => d.connected).length === dataPlanes.length ? true : undefined;
+    }, READY_MS);
+  } catch (error) {
+    if (!(error instanceof GiveUp)) await logContainers(t);
+    throw error;
+  }
   t.log(`base images ${basesDone - started} ms, image ${built - basesDone} ms, up and ready ${Date.now() - built} ms`);
 });
 
-test.afterEach.always(async (t) => {
-  if (!available || t.passed) return;
-  for (const name of [...controlPlanes, ...dataPlanes].map((r) => r.container).concat(workers.map((w) => container(w.name)))) {
+async function logContainers(t: ExecutionContext): Promise<void> {
+  for (const name of allContainers) {
     const logs = await run('podman', ['logs', '--tail', '15', name], { env, timeoutMs: 10_000 });
-    t.log(`--- ${name}\n${(logs.stdout + logs.stderr).replace(/^.*systemd.*\n?/gm, '')}`);
+    t.log(`--- ${name}\n${withoutSystemdNoise(logs.stdout + logs.stderr)}`);
   }
+}
+
+test.afterEach.always(async (t) => {
+  if (available && !t.passed) await logContainers(t);
 });
 
 test.after.always(async () => {

@@ -20,8 +20,9 @@ const SETUP_MS = 5 * 60_000;
 const READY_MS = 90_000;
 const FAILOVER_MS = 30_000;
 
-const available = (await installed('podman')) && (await installed('podman-compose'));
-if (!available) console.log('# compose.e2e: skipped: podman and podman-compose are needed (apt-get install podman podman-compose catatonit mmdebstrap)');
+// `podman info` also fails where podman is installed but cannot work (no storage, no privileges).
+const available = (await installed('podman', ['info'])) && (await installed('podman-compose'));
+if (!available) console.log('# compose.e2e: skipped: a working podman and podman-compose are needed (apt-get install podman podman-compose catatonit mmdebstrap)');
 const serial = available ? test.serial : test.serial.skip;
 
 interface Role {

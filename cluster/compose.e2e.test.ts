@@ -18,6 +18,7 @@ const TOKEN = 'compose-e2e-token-0123456789';
 /** ms */
 const SETUP_MS = 5 * 60_000;
 const READY_MS = 90_000;
+const BUILD_STAGE_TAG = 'localhost/dirigent-ts-build-stage:latest';
 const FAILOVER_MS = 30_000;
 
 // `podman info` also fails where podman is installed but cannot work (no storage, no privileges).
@@ -154,7 +155,12 @@ test.before(async (t) => {
   const image = /^ {2}image:\s*(\S+)\s*$/m.exec(await readFile(COMPOSE_FILE, 'utf8'))?.[1];
   if (image === undefined) throw new Error('docker-compose.yml names no image for the dirigent services');
   const previous = await run('podman', ['image', 'inspect', '--format', '{{.Id}}', image], { env, timeoutMs: 30_000 });
-  const build = await run('nice', ['-n', '10', 'podman', 'build', '--quiet', '--format', 'docker', '--pull=never', '--network', 'host', '-t', image, '.'], { env, timeoutMs: 240_000 });
+  const podmanBuild = (args: string[]) => run('nice', ['-n', '10', 'podman', 'build', '--quiet', '--format', 'docker', '--pull=never', '--network', 'host', ...args, '.'], { env, timeoutMs: 240_000 });
+  // The build stage tagged first keeps its layers (npm ci above all) as the cache of the next run, and
+  // makes the previous run's build stage dangling, for the prune in the teardown.
+  const stage = await podmanBuild(['--target', 'build', '-t', BUILD_STAGE_TAG]);
+  if (stage.code !== 0) throw new Error(`podman build --target build failed:\n${stage.stderr.slice(-4000)}`);
+  const build = await podmanBuild(['-t', image]);
   if (build.code !== 0) throw new Error(`podman build failed:\n${build.stderr.slice(-4000)}`);
   const built = Date.now();
   // The image this build replaced, if any: nothing else would ever remove it.
@@ -196,7 +202,7 @@ test.after.always(async () => {
   await compose(['down', '-v'], 120_000);
   // podman-compose 1.0.3 leaves the project's network behind.
   await run('podman', ['network', 'rm', '--force', `${PROJECT}_default`], { env, timeoutMs: 30_000 });
-  // The build stage's images (the final image stays, tagged): ~550 MB each, left dangling by every build.
+  // Earlier runs' build stages (~550 MB each), dangling now; this run's stays, tagged, as the cache.
   await run('podman', ['image', 'prune', '--force', '--filter', 'label=dirigent-ts.stage=build'], { env, timeoutMs: 60_000 });
   await rm(workDir, { recursive: true, force: true });
 });

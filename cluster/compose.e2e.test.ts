@@ -118,6 +118,29 @@ async function register(t: ExecutionContext, name: string): Promise<HttpResult> 
 
 const invoke = (dp: Role, name: string, body: string, timeoutMs = 15_000) => request(dp.port, { method: 'POST', path: '/', body, timeoutMs, headers: { host: name, 'content-type': 'text/plain' } });
 
+/** One invocation as `status body` (status 0 and the error when no answer came), for assertions that say what happened. */
+async function answer(dp: Role, name: string, body: string): Promise<string> {
+  const started = Date.now();
+  try {
+    const r = await invoke(dp, name, body);
+    return `${r.status} ${r.body.toString()}`;
+  } catch (error) {
+    return `0 ${(error as Error).message} (after ${Date.now() - started} ms)`;
+  }
+}
+
+/** `down -v`, and what it can miss: a container podman was restarting meanwhile (and so its volume), and the
+ * project's network, which podman-compose 1.0.3 never removes. */
+async function removeProject(): Promise<void> {
+  await compose(['down', '-v'], 120_000);
+  const label = `label=io.podman.compose.project=${PROJECT}`;
+  const left = await run('podman', ['ps', '-aq', '--filter', label], { env, timeoutMs: 30_000 });
+  if (left.stdout.trim() !== '') await run('podman', ['rm', '--force', '--time', '1', ...left.stdout.trim().split('\n')], { env, timeoutMs: 60_000 });
+  const volumes = await run('podman', ['volume', 'ls', '-q', '--filter', label], { env, timeoutMs: 30_000 });
+  if (volumes.stdout.trim() !== '') await run('podman', ['volume', 'rm', '--force', ...volumes.stdout.trim().split('\n')], { env, timeoutMs: 60_000 });
+  await run('podman', ['network', 'rm', '--force', `${PROJECT}_default`], { env, timeoutMs: 30_000 });
+}
+
 test.before(async (t) => {
   if (!available) return;
   t.timeout(SETUP_MS);
@@ -146,7 +169,7 @@ test.before(async (t) => {
   workers = services.filter((s) => roleOf(s) === 'worker');
   allContainers = services.map((s) => container(s.name));
 
-  await compose(['down', '-v'], 120_000); // what an interrupted run may have left
+  await removeProject(); // what an interrupted run may have left
   const started = Date.now();
   const bases = await run('nice', ['-n', '10', `${ROOT}scripts/base-images.sh`], { env, timeoutMs: 180_000 });
   if (bases.code !== 0) throw new Error(`scripts/base-images.sh failed:\n${bases.stderr}`);
@@ -199,9 +222,7 @@ test.afterEach.always(async (t) => {
 
 test.after.always(async () => {
   if (!available || env === undefined) return;
-  await compose(['down', '-v'], 120_000);
-  // podman-compose 1.0.3 leaves the project's network behind.
-  await run('podman', ['network', 'rm', '--force', `${PROJECT}_default`], { env, timeoutMs: 30_000 });
+  await removeProject();
   // Earlier runs' build stages (~550 MB each), dangling now; this run's stays, tagged, as the cache.
   await run('podman', ['image', 'prune', '--force', '--filter', 'label=dirigent-ts.stage=build'], { env, timeoutMs: 60_000 });
   await rm(workDir, { recursive: true, force: true });
@@ -242,7 +263,7 @@ serial('the leader control plane killed: warm invocations go on, and a new funct
   t.is(kill.code, 0, kill.stderr);
   killed.add(old.container);
   // Warm requests never involve the control plane.
-  for (let i = 0; i < 5; i++) t.is((await invoke(dp, 'compose-echo', `warm ${i}`)).body.toString(), `warm ${i}`);
+  for (let i = 0; i < 5; i++) t.is(await answer(dp, 'compose-echo', `warm ${i}`), `200 warm ${i}`, `warm invocation ${i} on ${dp.service.name} after the kill`);
   if (controlPlanes.length === 1) {
     // One replica: nothing takes over; it comes back with its file store and rebuilds from the workers.
     // (`podman kill` counts as stopped by the user, so the restart policy leaves it down.)
@@ -266,5 +287,17 @@ serial('the leader control plane killed: warm invocations go on, and a new funct
   // The function is new, so a sandbox was created for it; the answer that came back may be a retry's.
   t.log(`the new function served ${Date.now() - killedAt} ms after the kill (cold-start header: ${String(cold.headers['x-dirigent-cold-start'])})`);
   // The function registered before the kill is still there and served.
-  t.is((await invoke(dataPlanes.at(-1)!, 'compose-echo', 'still')).body.toString(), 'still');
+  for (const other of dataPlanes) {
+    const still = await answer(other, 'compose-echo', 'still');
+    if (still !== '200 still') t.log(`compose-echo as the leader sees it: ${(await admin(next.port, '/api/v1/functions/compose-echo').catch((e: Error) => ({ body: e.message }))).body.toString()}`);
+    t.is(still, '200 still', `compose-echo on ${other.service.name} after the failover`);
+  }
+});
+
+serial('down -v leaves no container, volume or network of the project behind', async (t) => {
+  await removeProject();
+  const label = `label=io.podman.compose.project=${PROJECT}`;
+  t.is((await run('podman', ['ps', '-aq', '--filter', label], { env, timeoutMs: 30_000 })).stdout.trim(), '');
+  t.is((await run('podman', ['volume', 'ls', '-q', '--filter', label], { env, timeoutMs: 30_000 })).stdout.trim(), '');
+  t.not((await run('podman', ['network', 'exists', `${PROJECT}_default`], { env, timeoutMs: 30_000 })).code, 0);
 });

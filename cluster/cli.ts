@@ -5,9 +5,6 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { AdminClient, AdminError, type FunctionViewJson } from './admin-client.js';
 import { intFlag, parse, UsageError, type CliValues } from './flags.js';
-import { runRole } from './roles.js';
-import { startDistributedCluster } from './cluster-launcher.js';
-import { startLocalCluster } from './launcher.js';
 
 const HELP = `dirigent: a serverless cluster manager (a TypeScript re-implementation of Dirigent)
 
@@ -179,14 +176,16 @@ export async function main(argv: string[]): Promise<void> {
   if (values.version) return void process.stdout.write(`${version()}\n`);
   if (values.help || command === undefined || command === 'help') return void process.stdout.write(`${HELP}\n`);
   switch (command) {
+    // Roles and launchers load the runtime, uWS and the etcd client: imported only by the commands that run them,
+    // so that `ls` or `deploy` start in a fraction of the time.
     case 'up':
-      return startLocalCluster(values);
+      return (await import('./launcher.js')).startLocalCluster(values);
     case 'cluster':
-      return startDistributedCluster(values);
+      return (await import('./cluster-launcher.js')).startDistributedCluster(values);
     case 'control-plane':
     case 'data-plane':
     case 'worker':
-      return runRole(command, values);
+      return (await import('./roles.js')).runRole(command, values);
     case 'deploy':
       return deploy(name, values);
     case 'invoke':

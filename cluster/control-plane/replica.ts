@@ -15,7 +15,7 @@ import type { PlacementPolicy } from '../../actors/placement.js';
 import { defaultLog, type LogLevel } from '../../runtime/index.js';
 import { listenFrames, type FrameServer, type FrameServerOptions } from '../../runtime/frames.js';
 import { EtcdLeadership, LEADER_KEY, SingleLeadership, type LeaderView, type Leadership, type ReplicaInfo } from '../leadership/index.js';
-import { EtcdStore, openStore, type Store, type StoreConfig } from '../store/index.js';
+import { openStore, type EtcdStore, type Store, type StoreConfig } from '../store/index.js';
 import { readiness, startAdminApi, type AdminApi, type AdminTarget, type ReplicaStatus } from './admin-api.js';
 import { ControlPlane, type ClusterListener } from './control-plane.js';
 
@@ -88,10 +88,10 @@ export class ControlPlaneReplica implements AdminTarget {
         { host: config.host, port: config.adminPort, adminToken: config.adminToken, registrationRuntime: config.registrationRuntime },
       );
       const self: ReplicaInfo = { id: config.id, adminUrl: admin.url, clusterAddress: `${config.host}:${listener.port}` };
-      const leadership =
-        store instanceof EtcdStore
-          ? new EtcdLeadership({ client: store.client, prefix: store.prefix, self, ttlS: config.leaseTtlS, log: (level, text) => log(level, `${config.id}: ${text}`) })
-          : new SingleLeadership(store, self);
+      const etcd = config.store.kind === 'etcd' ? (store as EtcdStore) : undefined;
+      const leadership = etcd
+        ? new EtcdLeadership({ client: etcd.client, prefix: etcd.prefix, self, ttlS: config.leaseTtlS, log: (level, text) => log(level, `${config.id}: ${text}`) })
+        : new SingleLeadership(store, self);
       replica = new ControlPlaneReplica(config, self, store, leadership, listener, log);
       await store.put(`${REPLICAS_KEY}${config.id}`, self);
       await leadership.start({
@@ -138,7 +138,7 @@ export class ControlPlaneReplica implements AdminTarget {
     this.transitions = this.transitions.then(async () => {
       if (this.stopped || this.leadingTerm !== term) return;
       // Writes commit only while this term lasts: a deposed leader that has not noticed cannot overwrite.
-      const store = this.store instanceof EtcdStore ? this.store.fenced(LEADER_KEY, term) : this.store;
+      const store = this.config.store.kind === 'etcd' ? (this.store as EtcdStore).fenced(LEADER_KEY, term) : this.store;
       try {
         const plane = await ControlPlane.start({
           host: this.config.host,

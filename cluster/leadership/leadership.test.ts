@@ -2,7 +2,8 @@ import test, { type ExecutionContext } from 'ava';
 import { Etcd3 } from 'etcd3';
 import { etcdMissingReason, sharedEtcd, stopSharedEtcd, uniquePrefix } from '../fixtures/etcd.js';
 import { startTcpProxy } from '../fixtures/tcp-proxy.js';
-import { etcdClientOptions, MemoryStore } from '../store/index.js';
+import { etcdClientOptions } from '../store/etcd.js';
+import { MemoryStore } from '../store/index.js';
 import { EtcdLeadership, SingleLeadership, type LeaderView, type LeadershipEvents } from './index.js';
 
 test.after.always(() => stopSharedEtcd());

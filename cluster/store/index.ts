@@ -5,12 +5,12 @@
 // layout and value schemas (the control plane owns them), leadership (cluster/leadership).
 
 import { assertNever } from '../../actors/actor.js';
-import { EtcdStore } from './etcd.js';
 import { FileStore } from './file.js';
 import { MemoryStore } from './memory.js';
 import type { Store } from './store.js';
 
-export { EtcdStore, etcdClientOptions } from './etcd.js';
+// The etcd client (gRPC, protobuf) takes ~0.8 s of CPU to import: loaded only when an etcd store is opened.
+export type { EtcdStore } from './etcd.js';
 export { FileStore } from './file.js';
 export { MemoryStore } from './memory.js';
 export { MAX_KEY_LENGTH, StoreError, type Store, type StoreErrorCode } from './store.js';
@@ -24,7 +24,7 @@ export async function openStore(config: StoreConfig): Promise<Store> {
     case 'file':
       return FileStore.open(config.dir);
     case 'etcd':
-      return EtcdStore.open(config);
+      return (await import('./etcd.js')).EtcdStore.open(config);
     default:
       return assertNever(config, 'store kind');
   }

@@ -3,7 +3,8 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { etcdMissingReason, sharedEtcd, stopSharedEtcd, uniquePrefix } from '../fixtures/etcd.js';
-import { EtcdStore, FileStore, MAX_KEY_LENGTH, openStore, StoreError, type Store, type StoreConfig, type StoreErrorCode } from './index.js';
+import type { EtcdStore } from './etcd.js';
+import { FileStore, MAX_KEY_LENGTH, openStore, StoreError, type Store, type StoreConfig, type StoreErrorCode } from './index.js';
 
 test.after.always(() => stopSharedEtcd());
 

@@ -228,6 +228,7 @@ test('a data plane that leaves is no longer waited for', (t) => {
   const down = step(withReady(1, ['dp1', 'dp2']), { type: 'fn.scale', desired: 0, reason: 'idle' });
   const fewer = step(down.state, { type: 'fn.dataplanes', ids: ['dp2', 'dp3'] });
   t.like(fewer.state.sandboxes.get('f-7-0'), { phase: 'draining', waitingFor: ['dp2'] });
+  t.deepEqual(sends(fewer.effects), ['router:f <- rt.snapshot'], 'dp3 joined: it gets the full set');
   const none = step(fewer.state, { type: 'fn.dataplanes', ids: [] });
   t.deepEqual(sends(none.effects), ['node:n0 <- node.delete']);
 });

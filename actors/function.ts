@@ -491,6 +491,7 @@ function adopt(w: Work, reports: readonly SandboxReport[]): void {
 }
 
 function setDataplanes(w: Work, ids: readonly string[]): void {
+  const joined = ids.some((id) => !w.dataplanes.includes(id));
   w.dataplanes = sortedUnique(ids);
   // A data plane that went away serves nothing any more: forget its load report.
   if ([...w.load.keys()].some((id) => !w.dataplanes.includes(id))) w.load = new Map([...w.load].filter(([id]) => w.dataplanes.includes(id)));
@@ -502,6 +503,9 @@ function setDataplanes(w: Work, ids: readonly string[]): void {
     if (waitingFor.length === 0) deleteOnNode(w, record);
     else if (waitingFor.length !== record.waitingFor.length) w.put({ ...record, waitingFor });
   }
+  // A data plane that joined (or came back, or reached a new leader) may hold an older set, or another term's:
+  // the full set under this term brings it up to date at once rather than at the next change.
+  if (joined && w.autoscalerStarted && !w.deleting) pushSnapshot(w);
 }
 
 /** Moves creating + ready (plus outstanding placements) towards the desired count. */

@@ -344,7 +344,9 @@ export type RouterMessage =
   /** Coalesced backlog report to the autoscaler (a 0 ms timer, so one burst is one report). */
   | { readonly type: 'rt.backlog' }
   /** Asked by the console/admin: replies RouterStatus. */
-  | { readonly type: 'rt.status' };
+  | { readonly type: 'rt.status' }
+  /** Timer: look an unheard function up again (its last lookup failed: no control plane, say). */
+  | { readonly type: 'rt.lookup' };
 
 export interface RouterStatus {
   readonly functionName: string;

@@ -16,7 +16,7 @@ import {
   type RouterStatus,
   type RoutingConfig,
 } from './messages.js';
-import { BACKLOG_TIMER, EXPIRE_TIMER, TICK_TIMER, routerKind, slotShare, type RouterConfig, type RouterState } from './router.js';
+import { BACKLOG_TIMER, EXPIRE_TIMER, LOOKUP_PATIENCE_MS, LOOKUP_RETRY_MS, LOOKUP_TIMER, TICK_TIMER, routerKind, slotShare, type RouterConfig, type RouterState } from './router.js';
 
 const NAME = 'f';
 const SELF = routerAddress(NAME);
@@ -711,12 +711,31 @@ test('a router that has not heard of its function tells the autoscaler nothing, 
   t.true(stops(new Script().step({ type: 'rt.backlog' })), 'an idle router of an unheard function stops');
 });
 
-test('a failed lookup answers 503 and the router stops', (t) => {
-  const { fx, asked } = lookup({ ok: false, error: { code: 'ASK_TIMEOUT', message: 'no reply' } });
-  t.deepEqual(replies(fx), asked.map((r) => `#${r.id} 503 NO_CAPACITY 20`));
+test('a failed lookup (no leader reachable) is tried again every LOOKUP_RETRY_MS; the requests are served once it answers', (t) => {
+  const { s, fx, asked } = lookup({ ok: false, error: { code: 'PEER_UNAVAILABLE', message: 'no connected process hosts function:f' } });
+  t.deepEqual(replies(fx), [], 'nobody is answered yet');
+  t.deepEqual(timers(fx), [`${LOOKUP_TIMER} +${LOOKUP_RETRY_MS}`]);
+  t.false(stops(fx));
+  s.now = 20 + LOOKUP_RETRY_MS;
+  const [again] = asks(s.step({ type: 'rt.lookup' }));
+  must(again !== undefined, 'the timer asks again');
+  const served = s.step(again.then({ ok: true, value: { functionName: NAME, version: 1, endpoints: [ep('a'), ep('b')], routing: ROUTING, term: 3 } }));
+  t.is(invokes(served).length, asked.length, 'every waiting request dispatched');
+});
+
+test('a lookup that keeps failing answers 503 once the oldest request waited LOOKUP_PATIENCE_MS, and the router stops', (t) => {
+  const { s, asked } = lookup({ ok: false, error: { code: 'ASK_TIMEOUT', message: 'no reply' } });
+  let fx: Effect<RouterMessage>[] = [];
+  for (let at = 20 + LOOKUP_RETRY_MS; fx.length === 0 || !stops(fx); at += LOOKUP_RETRY_MS) {
+    s.now = at;
+    const [ask] = asks(s.step({ type: 'rt.lookup' }));
+    must(ask !== undefined && at < LOOKUP_PATIENCE_MS + 1000, 'asks until its patience runs out');
+    fx = s.step(ask.then({ ok: false, error: { code: 'ASK_TIMEOUT', message: 'no reply' } }));
+  }
+  t.deepEqual(replies(fx), asked.map((r) => `#${r.id} 503 NO_CAPACITY ${s.now}`));
+  t.true(s.now >= LOOKUP_PATIENCE_MS - LOOKUP_RETRY_MS);
   t.deepEqual(toAutoscaler(fx), []);
   t.deepEqual(timers(fx), []);
-  t.true(stops(fx));
 });
 
 test('requests that waited for the lookup get the function limits, then the warm sandboxes', (t) => {

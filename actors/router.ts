@@ -87,6 +87,14 @@ import {
 
 /** Period of `as.metric` while busy, ms (Dirigent's and Knative's 2 s). */
 export const DEFAULT_TICK_MS = 2000;
+/**
+ * A lookup of a function never heard of that fails (no leader reachable: a failover, a restart) is tried again
+ * after LOOKUP_RETRY_MS while its oldest request has waited less than LOOKUP_PATIENCE_MS (the default queue
+ * timeout); after that the waiting requests get 503. ms.
+ */
+export const LOOKUP_RETRY_MS = 250;
+export const LOOKUP_PATIENCE_MS = 10_000;
+export const LOOKUP_TIMER = 'rt.lookup';
 /** How long the router waits for `fn.getEndpoints`, ms. */
 export const DEFAULT_RESYNC_TIMEOUT_MS = 5000;
 /**
@@ -141,7 +149,9 @@ export type SyncState =
    */
   | { readonly kind: 'asking'; readonly term: number; readonly again: boolean }
   /** A gap was seen and the ask failed: the next request asks again. */
-  | { readonly kind: 'stale' };
+  | { readonly kind: 'stale' }
+  /** An unheard function's lookup failed; `rt.lookup` (or the next request) asks again. */
+  | { readonly kind: 'retrying' };
 
 export type SlotPhase =
   /** Listed by the control plane and healthy: gets requests. */
@@ -407,6 +417,9 @@ function step(state: RouterState, message: RouterMessage, ctx: StepContext, sett
       if (ctx.replyTo) fx.push({ type: 'reply', to: ctx.replyTo, value: routerStatus(state) });
       next = state;
       break;
+    case 'rt.lookup':
+      next = state.sync.kind === 'retrying' ? resync(changed(state, { sync: { kind: 'idle' } }), fx, settings) : state;
+      break;
     default:
       return assertNever(message, 'router message');
   }
@@ -424,7 +437,8 @@ function ignored(state: RouterState, what: string): Step<RouterState, RouterMess
 function settle(state: RouterState, ctx: StepContext, fx: Effects, settings: Settings): RouterState {
   const phase = state.phase;
   if (phase.kind === 'unheard') {
-    // Invariant: an unheard router with waiting requests is asking, so this is the end of its business.
+    // Invariant: an unheard router with waiting requests is asking or about to ask again, so this is the end of
+    // its business.
     if (state.queue.length === 0 && state.sync.kind !== 'asking') fx.push({ type: 'stop' });
     return state;
   }
@@ -522,9 +536,14 @@ function onResynced(state: RouterState, message: Extract<RouterMessage, { type: 
     fx.push({ type: 'log', level: 'warn', text: `resync of ${state.name} failed (${message.error ?? 'no such function'}); keeping version ${idle.phase.version}` });
     return changed(idle, { sync: { kind: 'stale' } });
   }
-  return message.error === undefined
-    ? rejectAll(idle, 'UNKNOWN_FUNCTION', `no function named ${state.name}`, ctx, fx)
-    : rejectAll(idle, 'NO_CAPACITY', `the endpoints of ${state.name} are unknown: ${message.error}`, ctx, fx);
+  if (message.error === undefined) return rejectAll(idle, 'UNKNOWN_FUNCTION', `no function named ${state.name}`, ctx, fx);
+  const oldest = idle.queue[0];
+  if (oldest !== undefined && ctx.now - oldest.enqueuedAt + LOOKUP_RETRY_MS < LOOKUP_PATIENCE_MS) {
+    fx.push({ type: 'log', level: 'debug', text: `lookup of ${state.name} failed (${message.error}); trying again in ${LOOKUP_RETRY_MS} ms` });
+    fx.push({ type: 'schedule', afterMs: LOOKUP_RETRY_MS, message: { type: 'rt.lookup' }, timer: LOOKUP_TIMER });
+    return changed(idle, { sync: { kind: 'retrying' } });
+  }
+  return rejectAll(idle, 'NO_CAPACITY', `the endpoints of ${state.name} are unknown: ${message.error}`, ctx, fx);
 }
 
 /** Apply a full set numbered `snapshot.version` by the leader of `term`, unless the set held is newer. */

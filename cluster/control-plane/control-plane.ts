@@ -302,6 +302,9 @@ export class ControlPlane {
       return undefined;
     }
     if (role === 'dataplane') {
+      // Until the functions run, a data plane's lookups would find no function actor and answer 404: it keeps
+      // routing with the set it holds and connects again in a moment (its link retries every <= 200 ms).
+      if (!this.isServing) return 'the leader is rebuilding from the workers; retry shortly';
       const { invokeAddress, compatAddress, shards = 1 } = (info ?? {}) as { invokeAddress?: unknown; compatAddress?: unknown; shards?: unknown };
       if (typeof invokeAddress !== 'string') return 'a data plane must announce its invocation address';
       if (id.includes('#')) return `a data plane id may not contain '#' (its shards report as <id>#<shard>), got ${JSON.stringify(id)}`;

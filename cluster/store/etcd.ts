@@ -40,6 +40,11 @@ export function etcdClientOptions(endpoints: readonly string[]): IOptions {
 export class EtcdStore implements Store {
   private closed = false;
   private writeCount = 0;
+  /**
+   * Writes run one after another: concurrent gRPC calls may be applied by etcd in any order, and the port
+   * promises that the last put to a key (in call order) wins.
+   */
+  private tail: Promise<unknown> = Promise.resolve();
 
   private constructor(
     readonly client: Etcd3,
@@ -83,28 +88,41 @@ export class EtcdStore implements Store {
     this.ensureOpen();
     checkKey(key);
     const text = encodeValue(key, value);
-    if (this.fence === undefined) await this.client.put(this.prefix + key).value(text);
-    else await this.fencedCommit(key, this.client.put(this.prefix + key).value(text));
-    this.writeCount += 1;
+    await this.enqueue(async () => {
+      if (this.fence === undefined) await this.client.put(this.prefix + key).value(text);
+      else await this.fencedCommit(key, this.client.put(this.prefix + key).value(text));
+      this.writeCount += 1;
+    });
   }
 
   async delete(key: string): Promise<boolean> {
     this.ensureOpen();
     checkKey(key);
-    let deleted: boolean;
-    if (this.fence === undefined) {
-      deleted = Number((await this.client.delete().key(this.prefix + key)).deleted) > 0;
-    } else {
-      const response = await this.fencedCommit(key, this.client.delete().key(this.prefix + key));
-      deleted = Number(response.responses[0]?.response_delete_range?.deleted ?? 0) > 0;
-    }
-    if (deleted) this.writeCount += 1;
-    return deleted;
+    return this.enqueue(async () => {
+      let deleted: boolean;
+      if (this.fence === undefined) {
+        deleted = Number((await this.client.delete().key(this.prefix + key)).deleted) > 0;
+      } else {
+        const response = await this.fencedCommit(key, this.client.delete().key(this.prefix + key));
+        deleted = Number(response.responses[0]?.response_delete_range?.deleted ?? 0) > 0;
+      }
+      if (deleted) this.writeCount += 1;
+      return deleted;
+    });
   }
 
+  /** Lets writes already accepted finish; later calls fail with STORE_CLOSED. */
   async close(): Promise<void> {
     this.closed = true;
+    await this.tail;
     if (this.ownsClient) this.client.close();
+  }
+
+  private enqueue<T>(operation: () => Promise<T>): Promise<T> {
+    const result = this.tail.then(operation);
+    // A failed write fails its own caller only; the queue goes on.
+    this.tail = result.catch(() => undefined);
+    return result;
   }
 
   private async fencedCommit(key: string, operation: Parameters<ReturnType<Etcd3['if']>['then']>[0]) {

@@ -225,6 +225,19 @@ function extras(record: Readonly<Record<string, unknown>>, known: readonly strin
     .join(' ');
 }
 
+/** Scaling fields by importance: field, label, unit. */
+const SCALING_SHOWN: readonly (readonly [string, string, string])[] = [
+  ['minScale', 'min', ''],
+  ['maxScale', 'max', ''],
+  ['keepAliveMs', 'keep-alive', ' ms'],
+  ['targetUtilizationPercent', 'target', ' %'],
+  ['tickMs', 'tick', ' ms'],
+  ['stableWindowMs', 'stable', ' ms'],
+  ['panicWindowMs', 'panic', ' ms'],
+  ['panicThresholdPercent', 'panic at', ' %'],
+  ['maxScaleUpRate', 'up', 'x'],
+  ['maxScaleDownRate', 'down', '/'],
+];
 const SPEC_SHOWN = ['name', 'version', 'runtime', 'source', 'cpuMilli', 'memoryMiB', 'concurrency', 'timeoutMs', 'queueDepth', 'queueTimeoutMs', 'maxBodyBytes', 'env', 'scaling'];
 const STATUS_SHOWN = ['name', 'specVersion', 'endpointVersion', 'desired', 'creating', 'ready', 'draining', 'deleting', 'sandboxes', 'events'];
 const SANDBOX_SHOWN = ['sandboxId', 'nodeId', 'phase', 'since'];
@@ -248,8 +261,9 @@ function describeText(view: FunctionViewJson, nowMs: number): string {
   row('Queue', `depth ${valueText(spec.queueDepth)}, timeout ${valueText(spec.queueTimeoutMs)} ms, body up to ${valueText(spec.maxBodyBytes)} bytes`);
   const env = Object.entries(spec.env ?? {});
   row('Env', env.length === 0 ? '(none)' : env.map(([k, v]) => `${k}=${v}`).join(' '));
-  const sc = spec.scaling;
-  row('Scaling', `min ${sc.minScale}, max ${sc.maxScale}, keep-alive ${sc.keepAliveMs} ms, target ${sc.targetUtilizationPercent} %, tick ${sc.tickMs} ms, stable ${sc.stableWindowMs} ms, panic ${sc.panicWindowMs} ms at ${sc.panicThresholdPercent} %`);
+  const scaling = SCALING_SHOWN.flatMap(([field, label, unit]) => (spec.scaling[field] === undefined ? [] : [`${label} ${spec.scaling[field]}${unit}`]));
+  const moreScaling = extras(spec.scaling, SCALING_SHOWN.map(([field]) => field));
+  row('Scaling', [...scaling, ...(moreScaling ? [moreScaling] : [])].join(', '));
   const moreSpec = extras(spec, SPEC_SHOWN);
   if (moreSpec) row('Spec (more)', moreSpec);
 

@@ -138,7 +138,7 @@ async function list(values: CliValues): Promise<void> {
     return print(values, functions, () => listText(functions));
   }
   const intervalMs = intIn(values, 'interval-ms', WATCH_INTERVAL_MS) ?? DEFAULT_WATCH_INTERVAL_MS;
-  await watch(values, intervalMs, async () => {
+  await watch(values, 'dirigent ls', intervalMs, async () => {
     const functions = await client.listFunctions();
     return { data: functions, text: listText(functions) };
   });
@@ -149,7 +149,7 @@ async function list(values: CliValues): Promise<void> {
  * cleared before each frame; a pipe gets the frames one after the other, each under a header line; `--json`
  * prints one line per change. An unreachable control plane is shown as a frame, and watching goes on.
  */
-async function watch(values: CliValues, intervalMs: number, look: () => Promise<{ data: unknown; text: string }>): Promise<void> {
+async function watch(values: CliValues, title: string, intervalMs: number, look: () => Promise<{ data: unknown; text: string }>): Promise<void> {
   const stop = interrupted();
   const tty = process.stdout.isTTY === true && !values.json;
   let last: string | undefined;
@@ -165,7 +165,7 @@ async function watch(values: CliValues, intervalMs: number, look: () => Promise<
       }
       if (frame !== last && !stop.signal.aborted) {
         last = frame;
-        const header = `Every ${intervalMs / 1000} s: dirigent ls    ${new Date().toISOString()}`;
+        const header = `Every ${intervalMs / 1000} s: ${title}    ${new Date().toISOString()}`;
         process.stdout.write(values.json ? `${frame}\n` : `${tty ? '\x1b[H\x1b[2J' : ''}${header}\n${frame}\n\n`);
       }
       await sleep(intervalMs, undefined, { signal: stop.signal }).catch(() => undefined);

@@ -421,11 +421,12 @@ export function commandHelp(command: CommandName): string {
   ].join('\n');
 }
 
-/** An integer flag within `range`, or undefined when absent; a wrong value names the flag, the range and the unit. */
+/** An integer flag in min..max `unit`, or undefined when absent (the roles' flags: ports, threads, capacities). */
 export function intFlag(values: Readonly<Record<string, unknown>>, name: string, unit: string, min = 0, max = 2 ** 31 - 1): number | undefined {
   return intIn(values, name, { min, max, unit });
 }
 
+/** An integer flag within `r`, or undefined when absent; a wrong value names the flag, the range and the unit. */
 export function intIn(values: Readonly<Record<string, unknown>>, name: string, r: IntRange): number | undefined {
   const raw = values[name];
   if (raw === undefined) return undefined;

@@ -22,7 +22,7 @@ test('the ring keeps the newest lines within its line and byte bounds, cuts long
   t.throws(() => new LogRing({ lines: 0, bytes: 10, lineChars: 10 }), { instanceOf: RangeError });
 });
 
-test.serial('a thread sandbox captures console and direct writes, each line stamped and tagged with its stream', async (t) => {
+test.serial('a thread sandbox captures console and direct writes, each line stamped and tagged with its stream; an unfinished line ends with the turn', async (t) => {
   const runtime = new ThreadRuntime();
   t.teardown(() => runtime.close());
   const before = Date.now();
@@ -37,11 +37,12 @@ test.serial('a thread sandbox captures console and direct writes, each line stam
     ['stdout', 'direct stdout line'],
     ['stdout', 'partial joined'],
     ['stderr', 'direct stderr line'],
+    ['stdout', 'no newline at the end'],
   ];
   t.true(await eventually(() => sandbox.logs().length === expected.length), JSON.stringify(sandbox.logs()));
   const entries = sandbox.logs();
   t.deepEqual(entries.map((e) => [e.stream, e.line]), expected);
-  t.deepEqual(entries.map((e) => e.seq), [1, 2, 3, 4, 5, 6, 7, 8]);
+  t.deepEqual(entries.map((e) => e.seq), [1, 2, 3, 4, 5, 6, 7, 8, 9]);
   t.true(entries.every((e) => e.t >= before && e.t <= Date.now()), 'stamped with wall time when written');
   await runtime.destroy('out1');
   t.is(sandbox.logs().length, expected.length, 'the lines outlive the sandbox');

@@ -88,27 +88,39 @@ function describe(error: unknown): string {
 /**
  * Sends the user code's output to the host line by line, stamped and tagged with its stream, instead of
  * interleaving it into the worker process's own output: console methods and direct process.stdout/stderr
- * writes alike. Costs nothing while the code writes nothing (measured: `npm run bench:logs`).
+ * writes alike. Costs nothing while the code writes nothing (measured: `npm run bench:logs`). A line still
+ * unfinished when the turn ends is sent as it is, so output without a final newline is not held forever.
  */
 function captureOutput(): void {
   const port = parentPort;
   if (port === null) return;
   const clock = new RealClock();
   let batch: ThreadLogBatch['lines'] = [];
-  const flush = () => {
+  let flushQueued = false;
+  const splitters: ReturnType<typeof lineSplitter>[] = [];
+  const post = () => {
     if (batch.length === 0) return;
     port.postMessage({ type: 'sandboxLog', lines: batch } satisfies ThreadLogBatch);
     batch = [];
   };
+  const endOfTurn = () => {
+    flushQueued = false;
+    for (const splitter of splitters) splitter.end();
+    post();
+  };
   const sink = (stream: LogStream) => {
     const lines = lineSplitter((line) => {
-      if (batch.length === 0) queueMicrotask(flush);
       batch.push({ t: clock.now(), stream, line });
-      if (batch.length >= MAX_BATCH_LINES) flush();
+      if (batch.length >= MAX_BATCH_LINES) post();
     });
+    splitters.push(lines);
     // The shape of Writable.write that console and user code call: (chunk, [encoding], [callback]).
     return (chunk: string | Uint8Array, encodingOrCallback?: unknown, callback?: unknown): boolean => {
       lines.write(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8'));
+      if (!flushQueued) {
+        flushQueued = true;
+        queueMicrotask(endOfTurn);
+      }
       const done = typeof encodingOrCallback === 'function' ? encodingOrCallback : callback;
       if (typeof done === 'function') queueMicrotask(() => done());
       return true;

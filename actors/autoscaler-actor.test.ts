@@ -171,6 +171,16 @@ test('scale to zero waits for the keep-alive after the last request', async (t) 
   t.deepEqual(scalesIn(sim).slice(4), [{ at: 13_000, desired: 0, reason: 'stable' }], 'the first tick 10 000 ms after the last request (t=2500), and no more');
 });
 
+test('a configure with a shorter stable window shortens a hold to one such window from now', async (t) => {
+  const sim = simulation();
+  sim.tell(self, { type: 'as.ready', ready: 3 } satisfies AutoscalerMessage);
+  sim.tell(self, { type: 'as.hold', untilMs: 60_000 } satisfies AutoscalerMessage);
+  await sim.advance(1000);
+  sim.tell(self, { type: 'as.configure', config: { ...config, stableWindowMs: 2000, panicWindowMs: 1000 }, containerConcurrency: 1 } satisfies AutoscalerMessage);
+  await sim.advance(5000);
+  t.true(scalesIn(sim).some((s) => s.desired < 3 && s.at <= 4000), JSON.stringify(scalesIn(sim)));
+});
+
 test('a hold keeps the count up after reconstruction', async (t) => {
   const sim = simulation();
   sim.tell(self, { type: 'as.ready', ready: 3 } satisfies AutoscalerMessage);

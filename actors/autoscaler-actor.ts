@@ -131,7 +131,10 @@ function step(state: AutoscalerActorState, message: AutoscalerMessage, ctx: Step
       if (!isCount(message.containerConcurrency) || message.containerConcurrency < 1) {
         return logOnly(state, `as.configure ignored: containerConcurrency must be an integer >= 1 requests, got ${message.containerConcurrency}`);
       }
-      const next = { ...state, config: message.config, containerConcurrency: message.containerConcurrency, ticking: true };
+      // A hold lasts at most one stable window of the config in force: a shorter window needs less history.
+      const holdUntil = Math.min(state.scaler.holdUntil, ctx.now + message.config.stableWindowMs);
+      const scaler = holdUntil === state.scaler.holdUntil ? state.scaler : { ...state.scaler, holdUntil };
+      const next = { ...state, scaler, config: message.config, containerConcurrency: message.containerConcurrency, ticking: true };
       // Re-arm only when needed: re-arming on every update would postpone the tick each time.
       const arm = !state.ticking || state.config.tickMs !== message.config.tickMs;
       const tick: Effect<AutoscalerMessage>[] = arm ? [scheduleTick(next.config)] : [];

@@ -347,6 +347,27 @@ test('fn.adopt takes reported sandboxes as ready, pushes a snapshot and keeps th
   t.like(status, { type: 'reply', value: { ready: 2, creating: 0, desired: 2 } });
 });
 
+test('a function rebuilt by a new leader starts with the adopted sandboxes ready: its first snapshot routes to them and scale-down waits one stable window', (t) => {
+  const reports: SandboxReport[] = ['f-3-0', 'f-3-1'].map((sandboxId, i) => ({
+    sandboxId,
+    functionName: 'f',
+    nodeId: `n${i}`,
+    endpoint: endpoint(sandboxId, `n${i}`),
+    resources: { cpuMilli: 100, memoryMiB: 128 },
+    createdAt: 10,
+  }));
+  const spec = makeSpec();
+  const rebuilt = functionKind.init(functionAddress('f'), { spec, term: TERM, adopted: reports }, 500);
+  t.like(rebuilt, { desired: 2, counts: { creating: 0, ready: 2, draining: 0, gone: 0 } });
+  const configured = step(rebuilt, { type: 'fn.configure', spec }, { now: 500 });
+  t.deepEqual(sends(configured.effects), ['autoscaler:f <- as.hold', 'autoscaler:f <- as.configure', 'router:f <- rt.snapshot', 'autoscaler:f <- as.ready']);
+  t.deepEqual(sent(configured.effects, 'as.hold'), [{ type: 'as.hold', untilMs: 500 + spec.scaling.stableWindowMs }]);
+  t.like(sent<{ term: number; snapshot: EndpointSnapshot }>(configured.effects, 'rt.snapshot')[0], { term: TERM, snapshot: { version: 1, endpoints: [endpoint('f-3-0', 'n0'), endpoint('f-3-1', 'n1')] } });
+  t.false(configured.effects.some((e) => e.type === 'ask'), 'nothing is created');
+  // A function started afresh holds nothing.
+  t.deepEqual(sent(step(fresh(), { type: 'fn.configure', spec }).effects, 'as.hold'), []);
+});
+
 test('impossible phase transitions throw', (t) => {
   const creating: SandboxRecord = { phase: 'creating', sandboxId: 's', nodeId: 'n', createdAt: 0, since: 0 };
   const gone = toGone(creating, 1);

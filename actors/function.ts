@@ -49,6 +49,12 @@ export interface FunctionInit {
   readonly term: number;
   /** Data planes connected when the actor starts (see `fn.dataplanes`). */
   readonly dataplanes?: readonly string[];
+  /**
+   * Set when a new leader rebuilds the function: the sandboxes the workers reported. They start ready (so the
+   * first snapshot routes to them), and the autoscaler, whose metrics start from nothing, may not scale down
+   * for one stable window.
+   */
+  readonly adopted?: readonly SandboxReport[];
 }
 
 interface SandboxBase {
@@ -74,6 +80,8 @@ export interface FunctionState {
   readonly spec: FunctionSpec;
   /** True once the first `fn.configure` spawned the autoscaler. */
   readonly autoscalerStarted: boolean;
+  /** The function was rebuilt by a new leader: hold the autoscaler's scale-down when it is spawned. */
+  readonly holdOnStart: boolean;
   /** Sandboxes wanted (creating + ready), as last asked by the autoscaler. */
   readonly desired: number;
   readonly deleting: boolean;
@@ -119,18 +127,25 @@ export function sandboxTemplateOf(spec: FunctionSpec): SandboxTemplate {
   return { name, runtime, source, cpuMilli, memoryMiB, concurrency, timeoutMs, env };
 }
 
-export function initialFunctionState(init: FunctionInit): FunctionState {
+export function initialFunctionState(init: FunctionInit, now = 0): FunctionState {
+  const sandboxes = new Map<string, SandboxRecord>();
+  for (const report of init.adopted ?? []) {
+    if (report.functionName !== init.spec.name) continue;
+    const { sandboxId, nodeId, createdAt, endpoint } = report;
+    sandboxes.set(sandboxId, { phase: 'ready', sandboxId, nodeId, createdAt, since: now, endpoint });
+  }
   return {
     name: init.spec.name,
     term: init.term,
     spec: init.spec,
     autoscalerStarted: false,
-    desired: 0,
+    holdOnStart: init.adopted !== undefined,
+    desired: sandboxes.size,
     deleting: false,
     nextSeq: 0,
     nextRequestId: 0,
-    sandboxes: new Map(),
-    counts: { creating: 0, ready: 0, draining: 0, gone: 0 },
+    sandboxes,
+    counts: { creating: 0, ready: sandboxes.size, draining: 0, gone: 0 },
     placing: new Map(),
     endpointVersion: 0,
     reportedReady: 0,
@@ -141,11 +156,11 @@ export function initialFunctionState(init: FunctionInit): FunctionState {
 
 export const functionKind: ActorKind<FunctionState, FunctionMessage> = {
   kind: 'function',
-  init(address, arg) {
+  init(address, arg, now) {
     const init = arg as FunctionInit | undefined;
     if (init?.spec === undefined || typeof init.term !== 'number') throw new TypeError(`function ${address.id}: init needs { spec, term }`);
     if (init.spec.name !== address.id) throw new TypeError(`function ${address.id}: spec is for ${init.spec.name}`);
-    return initialFunctionState(init);
+    return initialFunctionState(init, now);
   },
   step(state, message, ctx) {
     const w = new Work(state, ctx);
@@ -284,6 +299,7 @@ class Work {
       term: before.term,
       spec: this.spec,
       autoscalerStarted: this.autoscalerStarted,
+      holdOnStart: before.holdOnStart,
       desired: this.desired,
       deleting: this.deleting,
       nextSeq: this.nextSeq,
@@ -397,6 +413,8 @@ function configure(w: Work, spec: FunctionSpec): void {
     w.effects.push({ type: 'spawn', address: autoscalerAddress(w.name), init: { config: spec.scaling, containerConcurrency: spec.concurrency } });
     w.autoscalerStarted = true;
     w.reportedReady = 0;
+    // Rebuilt by a new leader: no metric has been seen yet, so a first tick would read no demand.
+    if (w.base.holdOnStart) w.send(autoscalerAddress(w.name), { type: 'as.hold', untilMs: w.ctx.now + spec.scaling.stableWindowMs });
   }
   w.send(autoscalerAddress(w.name), configureScaler);
   pushSnapshot(w);

@@ -371,6 +371,19 @@ test('a request that queues schedules a 0 ms rt.backlog instead of telling the a
   t.is(s.state.backlogTold, 1);
 });
 
+test('a snapshot of a new leader\'s term re-announces the backlog at once: the new autoscaler never heard it', (t) => {
+  const s = new Script();
+  s.step(snapshot(1, [ep('a')], 1, { queueDepth: 20 }));
+  s.invoke();
+  s.invoke();
+  s.step({ type: 'rt.backlog' });
+  t.is(s.state.backlogTold, 1);
+  t.deepEqual(backlogTimers(s.step(snapshot(2, [ep('a')], 1))), [], 'the same leader knows it already');
+  const newLeader = s.step(snapshot(1, [ep('a')], 2));
+  t.deepEqual(backlogTimers(newLeader), [BACKLOG_SCHEDULE]);
+  t.deepEqual(toAutoscaler(s.step({ type: 'rt.backlog' })), ['as.backlog dp1 inFlight=1 queued=1']);
+});
+
 test('a burst arriving together is one report with the whole backlog', (t) => {
   const s = new Script();
   s.step(snapshot(1, [ep('a')], 1, { queueDepth: 200 }));

@@ -530,6 +530,8 @@ function replaceSet(state: RouterState, term: number, snapshot: EndpointSnapshot
     return state;
   }
   let next: RouterState = changed(state, { phase: { kind: 'known', term, version: snapshot.version, routing: snapshot.routing } });
+  // A new leader never heard of the requests waiting here: `settle` tells its autoscaler at once.
+  if (phase.kind === 'known' && term > phase.term && next.backlogTold > 0) next = changed(next, { backlogTold: 0 });
   const listed = new Set(snapshot.endpoints.map((e) => e.sandboxId));
   for (const slot of state.sandboxes) if (!listed.has(slot.endpoint.sandboxId) && isListed(slot)) next = unlist(next, slot.endpoint.sandboxId, fx, settings);
   for (const endpoint of snapshot.endpoints) next = list(next, endpoint, snapshot.routing, fx, settings);

@@ -123,6 +123,10 @@ export class AdminClient {
     return (await this.request<{ nodes: Record<string, unknown>[] }>('GET', '/api/v1/nodes')).nodes;
   }
 
+  async replicas(): Promise<{ id: string; adminUrl: string; role: string; term: number | null; readiness: string }[]> {
+    return (await this.request<{ replicas: { id: string; adminUrl: string; role: string; term: number | null; readiness: string }[] }>('GET', '/api/v1/replicas')).replicas;
+  }
+
   async dataplanes(): Promise<{ id: string; invokeAddress: string; connected: boolean }[]> {
     return (await this.request<{ dataplanes: { id: string; invokeAddress: string; connected: boolean }[] }>('GET', '/api/v1/dataplanes')).dataplanes;
   }

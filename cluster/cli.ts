@@ -25,8 +25,6 @@ import {
   WATCH_INTERVAL_MS,
   type CliValues,
 } from './flags.js';
-import { runRole } from './roles.js';
-import { startLocalCluster } from './launcher.js';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -325,10 +323,15 @@ async function remove(name: string, values: CliValues): Promise<void> {
 
 async function status(values: CliValues): Promise<void> {
   const client = admin(values);
-  const [cluster, nodes, dataplanes] = await Promise.all([client.status(), client.nodes(), client.dataplanes()]);
-  print(values, { cluster, nodes, dataplanes }, () =>
+  const [cluster, nodes, dataplanes, replicas] = await Promise.all([client.status(), client.nodes(), client.dataplanes(), client.replicas()]);
+  const reconstruction = cluster.reconstruction as { phase: string; tookMs: number | null; sandboxesAdopted: number; workersQueried: number; workersExpected: number } | undefined;
+  print(values, { cluster, replicas, nodes, dataplanes }, () =>
     [
       `control plane: term ${String(cluster.term)}, ${String(cluster.functions)} functions, ${String(cluster.workers)} workers, ${String(cluster.dataplanes)} data planes`,
+      ...(reconstruction
+        ? [`reconstruction: ${reconstruction.phase}${reconstruction.tookMs === null ? '' : ` after ${reconstruction.tookMs} ms`}, ${reconstruction.sandboxesAdopted} sandboxes adopted from ${reconstruction.workersQueried}/${reconstruction.workersExpected} workers`]
+        : []),
+      ...replicas.map((r) => `replica ${r.id}: ${r.role}${r.term === null ? '' : ` (term ${r.term})`}, admin ${r.adminUrl}${r.role === 'unreachable' ? ` (${r.readiness})` : ''}`),
       ...nodes.map((n) => `node ${String(n.nodeId)}: ${n.alive ? 'alive' : 'dead'}, ${String(n.sandboxes)} sandboxes, heartbeat ${String(n.heartbeatAgeMs)} ms ago`),
       ...dataplanes.map((d) => `data plane ${d.id}: http://${d.invokeAddress} ${d.connected ? 'connected' : 'disconnected'}`),
     ].join('\n'),
@@ -345,12 +348,16 @@ export async function main(argv: string[]): Promise<void> {
   // parseCommandLine checked the count of positional arguments against the command's.
   const name = args[0]!;
   switch (command) {
+    // The roles load lazily: their modules (actor runtime, uWS, etcd client) take seconds to import on a busy
+    // machine, which no user command should wait for (`dirigent ls` loads only the admin client).
     case 'up':
-      return startLocalCluster(values);
+      return (await import('./launcher.js')).startLocalCluster(values);
+    case 'cluster':
+      return (await import('./cluster-launcher.js')).startDistributedCluster(values);
     case 'control-plane':
     case 'data-plane':
     case 'worker':
-      return runRole(command, values);
+      return (await import('./roles.js')).runRole(command, values);
     case 'deploy':
       return deploy(name, values);
     case 'invoke':

@@ -51,6 +51,11 @@ const FLAG_TYPES = {
   slots: { type: 'string' },
   policy: { type: 'string' },
   'simulated-latency-ms': { type: 'string' },
+  'lease-ttl-s': { type: 'string' },
+  'reconstruct-timeout-ms': { type: 'string' },
+  'dry-run': { type: 'boolean' },
+  'control-planes': { type: 'string' },
+  'data-planes': { type: 'string' },
 } as const satisfies Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }>;
 
 export type FlagName = keyof typeof FLAG_TYPES;
@@ -97,9 +102,11 @@ const intHelp = (flag: (typeof DEPLOY_INT_FLAGS)[number]['flag'], what: string):
   return ['N', `${what}: ${range(def.range)}`];
 };
 
-const CONTROL_PLANE_ADDRESS: FlagHelp = ['<host:port>', 'the control plane\'s cluster listener (default 127.0.0.1:9090)'];
+const CONTROL_PLANE_ADDRESS: FlagHelp = ['<host:port>[,...]', 'every control-plane replica\'s cluster listener (default 127.0.0.1:9090)'];
 const TOKEN: FlagHelp = ['<token>', 'cluster token, at least 8 characters (or DIRIGENT_TOKEN)'];
 const SHARDS: FlagHelp = ['N', 'actor shard threads (default: one per core)'];
+const DRY_RUN: FlagHelp = ['', 'validate the flags, print the resolved config and exit'];
+const LEASE_TTL: FlagHelp = ['N', 'leader lease with etcd, 2..60 s (default 2)'];
 
 export const COMMANDS = {
   up: {
@@ -121,22 +128,46 @@ export const COMMANDS = {
       json: ['', 'print the addresses as one JSON line'],
     },
   },
-  'control-plane': {
+  cluster: {
     group: 'Cluster',
-    usage: 'control-plane [flags]',
-    summary: 'run the control-plane role (see docker-compose.yml)',
+    usage: 'cluster [flags]',
+    summary: 'start the distributed topology as local processes: etcd (from PATH), control-plane replicas, data planes, workers',
+    details: 'Runs until Ctrl-C; a process that exits is restarted after 1 s (kill -9 the leader to see a failover).',
     args: [0, 0],
     client: false,
     flags: {
+      'control-planes': ['N', 'control-plane replicas, 1..9 (default 3)'],
+      'data-planes': ['N', 'data planes, 1..8 (default 2)'],
+      workers: ['N', 'worker processes, 1..64 (default 3)'],
+      runtime: ['thread|process|simulated', 'what the workers run (default thread)'],
       host: ['<addr>', 'interface to listen on (default 127.0.0.1)'],
+      'data-dir': ['<dir>', 'default .dirigent-cluster'],
+      'lease-ttl-s': LEASE_TTL,
+      store: ['etcd:<url>', 'an etcd that runs already, instead of starting one'],
+      token: TOKEN,
+      json: ['', 'print the processes as one JSON line'],
+    },
+  },
+  'control-plane': {
+    group: 'Cluster',
+    usage: 'control-plane [flags]',
+    summary: 'run a control-plane replica (see docker-compose.yml)',
+    args: [0, 0],
+    client: false,
+    flags: {
+      id: ['<id>', 'replica id (default cp1)'],
+      host: ['<addr>', 'interface to listen on, and the host it advertises (default 127.0.0.1)'],
       'cluster-port': ['N', 'where workers and data planes connect (default 9090)'],
       'admin-port': ['N', 'admin API port (default 9091)'],
       'admin-token': ['<token>', 'changes through the admin API need it'],
-      store: ['memory|file:<dir>', 'desired-state store (default file:<data-dir>/store)'],
+      store: ['memory|file:<dir>|etcd:<url>[,<url>]', 'desired-state store (default file:<data-dir>/store); etcd elects a leader among replicas'],
       'data-dir': ['<dir>', 'default .dirigent'],
+      'lease-ttl-s': LEASE_TTL,
+      'reconstruct-timeout-ms': ['N', 'how long a new leader waits for the workers to list their sandboxes, 0..600000 ms'],
       policy: ['<placement>', 'random, round-robin, least-allocated, balanced-allocation or kubernetes (default)'],
       token: TOKEN,
       shards: SHARDS,
+      'dry-run': DRY_RUN,
     },
   },
   'data-plane': {
@@ -155,6 +186,7 @@ export const COMMANDS = {
       policy: ['<load balancing>', 'least-in-flight (default), random, round-robin or power-of-two'],
       token: TOKEN,
       shards: SHARDS,
+      'dry-run': DRY_RUN,
     },
   },
   worker: {
@@ -175,6 +207,7 @@ export const COMMANDS = {
       'simulated-latency-ms': ['N', 'creation latency of simulated sandboxes, ms'],
       token: TOKEN,
       shards: SHARDS,
+      'dry-run': DRY_RUN,
     },
   },
   deploy: {
@@ -261,7 +294,7 @@ export const COMMANDS = {
   status: {
     group: 'Functions',
     usage: 'status [flags]',
-    summary: 'cluster status, nodes and data planes',
+    summary: 'cluster status: replicas with leader and term, reconstruction, nodes, data planes',
     args: [0, 0],
     client: true,
     flags: { json: ['', 'print JSON'] },

@@ -29,13 +29,13 @@ export interface LocalClusterConfig {
 const CLI = new URL('./cli.js', import.meta.url).pathname;
 const STOP_GRACE_MS = 5000;
 
-interface Child {
+export interface Child {
   readonly name: string;
   readonly process: ChildProcess;
   readonly exited: Promise<void>;
 }
 
-function startChild(name: string, args: string[], token: string, onOutput: (line: string) => void, timeoutMs: number): Promise<{ child: Child; ready: Record<string, unknown> }> {
+export function startChild(name: string, args: string[], token: string, onOutput: (line: string) => void, timeoutMs: number): Promise<{ child: Child; ready: Record<string, unknown> }> {
   const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, DIRIGENT_TOKEN: token }, stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const recent: string[] = [];
@@ -69,7 +69,7 @@ function startChild(name: string, args: string[], token: string, onOutput: (line
   });
 }
 
-async function stopChild(child: Child): Promise<void> {
+export async function stopChild(child: Child): Promise<void> {
   if (child.process.exitCode !== null || child.process.signalCode !== null) return;
   child.process.kill('SIGTERM');
   const timer = setTimeout(() => child.process.kill('SIGKILL'), STOP_GRACE_MS);
@@ -97,13 +97,14 @@ export class LocalCluster {
     mkdirSync(dataDir, { recursive: true });
     const onOutput = config.onOutput ?? ((line: string) => process.stderr.write(`${line}\n`));
     const timeoutMs = config.startTimeoutMs ?? 30_000;
-    const { plane, admin } = await startControlPlaneRole({ host: config.host, 'admin-port': String(config.adminPort), 'cluster-port': '0', 'data-dir': dataDir, token } as CliValues);
+    const { replica, admin } = await startControlPlaneRole({ host: config.host, 'admin-port': String(config.adminPort), 'cluster-port': '0', 'data-dir': dataDir, token } as CliValues);
     const stopControlPlane = async () => {
+      await replica.stop();
       await admin.close();
-      await plane.stop();
     };
+    const clusterAddress = replica.self.clusterAddress;
     const children: Child[] = [];
-    const common = ['--control-plane', plane.clusterAddress, '--host', config.host];
+    const common = ['--control-plane', clusterAddress, '--host', config.host];
     try {
       const starts = [
         startChild('dp1', ['data-plane', '--id', 'dp1', '--invoke-port', String(config.invokePort), '--compat-port', String(config.compatPort), '--data-dir', join(dataDir, 'dp1'), ...common], token, onOutput, timeoutMs),
@@ -116,7 +117,7 @@ export class LocalCluster {
       const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (failed) throw failed.reason;
       const dataplane = (results[0] as PromiseFulfilledResult<{ ready: Record<string, unknown> }>).value.ready;
-      return new LocalCluster(admin.url, `http://${String(dataplane.invoke)}`, `http://${String(dataplane.compat)}`, plane.clusterAddress, token, children, stopControlPlane);
+      return new LocalCluster(admin.url, `http://${String(dataplane.invoke)}`, `http://${String(dataplane.compat)}`, clusterAddress, token, children, stopControlPlane);
     } catch (error) {
       await Promise.all(children.map(stopChild));
       await stopControlPlane();

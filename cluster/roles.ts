@@ -1,14 +1,16 @@
-// One role per process, as `dirigent control-plane|data-plane|worker` runs it (and as docker-compose
-// and `dirigent up` start it). Config: typed defaults, then DIRIGENT_* environment, then flags, then
-// validation naming the value and its unit. Each role prints one JSON line `{"ready": role, ...}` on
-// stdout once it serves, logs on stderr, and stops cleanly on SIGINT/SIGTERM.
+// One role per process, as `dirigent control-plane|data-plane|worker` runs it (and as docker-compose,
+// `dirigent up` and `dirigent cluster` start it). Config: typed defaults, then DIRIGENT_* environment, then
+// flags, then validation naming the value and its unit (`--dry-run` stops there and prints the result).
+// Each role prints one JSON line `{"ready": role, ...}` on stdout once it serves, logs on stderr, and stops
+// cleanly on SIGINT/SIGTERM.
 import { availableParallelism, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { intFlag, UsageError, type CliValues } from './flags.js';
-import { startAdminApi } from './control-plane/admin-api.js';
-import { ControlPlane } from './control-plane/control-plane.js';
-import { DataPlane } from './data-plane/index.js';
-import { WorkerDaemon } from './worker/daemon.js';
+import { parseAddressList } from './control-plane-link.js';
+import { ControlPlaneReplica, type ReplicaConfig } from './control-plane/replica.js';
+import { DataPlane, type DataPlaneConfig } from './data-plane/index.js';
+import type { StoreConfig } from './store/index.js';
+import { WorkerDaemon, type WorkerDaemonConfig } from './worker/daemon.js';
 import type { LoadBalancingPolicy } from '../actors/messages.js';
 import { PLACEMENT_POLICIES, type PlacementPolicy } from '../actors/placement.js';
 import { LOAD_BALANCING_POLICIES } from '../actors/router.js';
@@ -50,80 +52,118 @@ function stopSignal(): Promise<string> {
   });
 }
 
-export async function startControlPlaneRole(values: CliValues) {
-  const host = pick(values, 'host', 'HOST', '127.0.0.1');
-  const storeSpec = pick(values, 'store', 'STORE', `file:${join(pick(values, 'data-dir', 'DATA_DIR', '.dirigent'), 'store')}`);
-  const store = storeSpec === 'memory' ? ({ kind: 'memory' } as const) : storeSpec.startsWith('file:') ? ({ kind: 'file', dir: resolve(storeSpec.slice(5)) } as const) : undefined;
-  if (store === undefined) throw new UsageError(`--store must be memory or file:<dir>, got ${JSON.stringify(storeSpec)}`);
-  const policy = oneOf(pick(values, 'policy', 'PLACEMENT', 'kubernetes'), PLACEMENT_POLICIES, '--policy (placement)') as PlacementPolicy;
-  const plane = await ControlPlane.start({
-    host,
-    clusterPort: port(values, 'cluster-port', 'CLUSTER_PORT', 9090),
-    token: token(values),
-    store,
-    shards: intFlag(values, 'shards', 'threads', 1, 256),
-    placement: policy,
-  });
-  try {
-    const admin = await startAdminApi(plane, {
-      host,
-      port: port(values, 'admin-port', 'ADMIN_PORT', 9091),
-      adminToken: values['admin-token'] ?? env('ADMIN_TOKEN'),
-    });
-    return { plane, admin };
-  } catch (error) {
-    await plane.stop();
-    throw error;
+/** `memory`, `file:<dir>` or `etcd:<url>[,<url>...]`. */
+export function parseStoreSpec(spec: string): StoreConfig {
+  if (spec === 'memory') return { kind: 'memory' };
+  if (spec.startsWith('file:') && spec.length > 5) return { kind: 'file', dir: resolve(spec.slice(5)) };
+  if (spec.startsWith('etcd:')) {
+    const endpoints = spec.slice(5).split(',').map((e) => e.trim()).filter(Boolean);
+    const bad = endpoints.find((e) => !/^https?:\/\/[^/\s]+:\d{1,5}$/.test(e));
+    if (endpoints.length > 0 && bad === undefined) return { kind: 'etcd', endpoints };
+    throw new UsageError(`--store etcd: needs client URLs like http://127.0.0.1:2379[,http://...], got ${JSON.stringify(spec.slice(5))}`);
   }
+  throw new UsageError(`--store must be memory, file:<dir> or etcd:<url>[,<url>...], got ${JSON.stringify(spec)}`);
 }
 
-export async function runRole(role: 'control-plane' | 'data-plane' | 'worker', values: CliValues): Promise<void> {
+function controlPlaneAddresses(values: CliValues): string {
+  const text = pick(values, 'control-plane', 'CONTROL_PLANE', '127.0.0.1:9090');
+  try {
+    parseAddressList(text);
+  } catch (error) {
+    throw new UsageError(`--control-plane: ${(error as Error).message}`);
+  }
+  return text;
+}
+
+export function controlPlaneConfig(values: CliValues): Omit<ReplicaConfig, 'onLog' | 'onFatal'> {
+  const host = pick(values, 'host', 'HOST', '127.0.0.1');
+  return {
+    id: pick(values, 'id', 'ID', 'cp1'),
+    host,
+    clusterPort: port(values, 'cluster-port', 'CLUSTER_PORT', 9090),
+    adminPort: port(values, 'admin-port', 'ADMIN_PORT', 9091),
+    token: token(values),
+    store: parseStoreSpec(pick(values, 'store', 'STORE', `file:${join(pick(values, 'data-dir', 'DATA_DIR', '.dirigent'), 'store')}`)),
+    leaseTtlS: intFlag({ 'lease-ttl-s': values['lease-ttl-s'] ?? env('LEASE_TTL_S') }, 'lease-ttl-s', 's', 2, 60),
+    reconstructTimeoutMs: intFlag(values, 'reconstruct-timeout-ms', 'ms', 0, 600_000),
+    adminToken: values['admin-token'] ?? env('ADMIN_TOKEN'),
+    shards: intFlag(values, 'shards', 'threads', 1, 256),
+    placement: oneOf(pick(values, 'policy', 'PLACEMENT', 'kubernetes'), PLACEMENT_POLICIES, '--policy (placement)') as PlacementPolicy,
+  };
+}
+
+export function dataPlaneConfig(values: CliValues): DataPlaneConfig {
+  return {
+    id: pick(values, 'id', 'ID', 'dp1'),
+    controlPlane: controlPlaneAddresses(values),
+    token: token(values),
+    host: pick(values, 'host', 'HOST', '127.0.0.1'),
+    httpPort: port(values, 'invoke-port', 'INVOKE_PORT', 8080),
+    // HTTP/1.1 (underscore header names included, as Dirigent's loader sends them) and h2c on one port.
+    compatPort: port(values, 'compat-port', 'COMPAT_PORT', 8081),
+    shards: intFlag(values, 'shards', 'threads', 1, 256),
+    policy: oneOf(pick(values, 'policy', 'LOAD_BALANCING', 'least-in-flight'), LOAD_BALANCING_POLICIES, '--policy (load balancing)') as LoadBalancingPolicy,
+    asyncDir: resolve(pick(values, 'data-dir', 'DATA_DIR', '.dirigent'), 'async'),
+  };
+}
+
+export function workerConfig(values: CliValues): WorkerDaemonConfig {
+  return {
+    id: pick(values, 'id', 'ID', 'w1'),
+    controlPlane: controlPlaneAddresses(values),
+    token: token(values),
+    host: pick(values, 'host', 'HOST', '127.0.0.1'),
+    runtime: oneOf(pick(values, 'runtime', 'RUNTIME', 'thread'), ['thread', 'process', 'simulated'] as const, '--runtime'),
+    nodes: intFlag(values, 'nodes', 'nodes', 1, 10_000),
+    capacity: {
+      cpuMilli: intFlag(values, 'cpu', 'millicores', 1) ?? availableParallelism() * 1000,
+      memoryMiB: intFlag(values, 'memory', 'MiB', 1) ?? Math.floor(totalmem() / 2 / 1024 / 1024),
+      slots: intFlag(values, 'slots', 'sandboxes', 1, 1_000_000) ?? 64,
+    },
+    shards: intFlag(values, 'shards', 'threads', 1, 256),
+    simulatedLatencyMs: intFlag(values, 'simulated-latency-ms', 'ms', 0, 600_000),
+  };
+}
+
+type Role = 'control-plane' | 'data-plane' | 'worker';
+
+/** The role's resolved config with its secrets masked, as `--dry-run` prints it. */
+export function roleConfig(role: Role, values: CliValues): Record<string, unknown> {
+  const config: Record<string, unknown> = { ...(role === 'control-plane' ? controlPlaneConfig(values) : role === 'data-plane' ? dataPlaneConfig(values) : workerConfig(values)) };
+  for (const secret of ['token', 'adminToken']) if (config[secret] !== undefined) config[secret] = '***';
+  return config;
+}
+
+export async function startControlPlaneRole(values: CliValues, onFatal?: (error: Error) => void) {
+  return ControlPlaneReplica.start({ ...controlPlaneConfig(values), onFatal });
+}
+
+export async function runRole(role: Role, values: CliValues): Promise<void> {
+  if (values['dry-run']) return void process.stdout.write(`${JSON.stringify({ dryRun: role, config: roleConfig(role, values) })}\n`);
   const stopping = stopSignal();
   let stop: () => Promise<void>;
   switch (role) {
     case 'control-plane': {
-      const { plane, admin } = await startControlPlaneRole(values);
-      ready(role, { cluster: plane.clusterAddress, admin: admin.url, term: plane.term });
+      const { replica, admin } = await startControlPlaneRole(values, (error) => {
+        defaultLog('error', `control-plane: ${error.message}; exiting so that a supervisor restarts this replica`);
+        process.exit(1);
+      });
+      const leader = replica.leader();
+      ready(role, { id: replica.replicaId, cluster: replica.self.clusterAddress, admin: admin.url, leadership: replica.leadership.kind, leader: leader?.info.id ?? null, term: leader?.term ?? null });
       stop = async () => {
+        await replica.stop();
         await admin.close();
-        await plane.stop();
       };
       break;
     }
     case 'data-plane': {
-      const dataDir = pick(values, 'data-dir', 'DATA_DIR', '.dirigent');
-      const dataplane = await DataPlane.start({
-        id: pick(values, 'id', 'ID', 'dp1'),
-        controlPlane: pick(values, 'control-plane', 'CONTROL_PLANE', '127.0.0.1:9090'),
-        token: token(values),
-        host: pick(values, 'host', 'HOST', '127.0.0.1'),
-        httpPort: port(values, 'invoke-port', 'INVOKE_PORT', 8080),
-        // HTTP/1.1 (underscore header names included, as Dirigent's loader sends them) and h2c on one port.
-        compatPort: port(values, 'compat-port', 'COMPAT_PORT', 8081),
-        shards: intFlag(values, 'shards', 'threads', 1, 256),
-        policy: oneOf(pick(values, 'policy', 'LOAD_BALANCING', 'least-in-flight'), LOAD_BALANCING_POLICIES, '--policy (load balancing)') as LoadBalancingPolicy,
-        asyncDir: resolve(dataDir, 'async'),
-      });
+      const dataplane = await DataPlane.start(dataPlaneConfig(values));
       ready(role, { invoke: dataplane.invokeAddress, compat: dataplane.compatAddress, id: dataplane.id });
       stop = () => dataplane.stop();
       break;
     }
     case 'worker': {
-      const worker = await WorkerDaemon.start({
-        id: pick(values, 'id', 'ID', 'w1'),
-        controlPlane: pick(values, 'control-plane', 'CONTROL_PLANE', '127.0.0.1:9090'),
-        token: token(values),
-        host: pick(values, 'host', 'HOST', '127.0.0.1'),
-        runtime: oneOf(pick(values, 'runtime', 'RUNTIME', 'thread'), ['thread', 'process', 'simulated'] as const, '--runtime'),
-        nodes: intFlag(values, 'nodes', 'nodes', 1, 10_000),
-        capacity: {
-          cpuMilli: intFlag(values, 'cpu', 'millicores', 1) ?? availableParallelism() * 1000,
-          memoryMiB: intFlag(values, 'memory', 'MiB', 1) ?? Math.floor(totalmem() / 2 / 1024 / 1024),
-          slots: intFlag(values, 'slots', 'sandboxes', 1, 1_000_000) ?? 64,
-        },
-        shards: intFlag(values, 'shards', 'threads', 1, 256),
-        simulatedLatencyMs: intFlag(values, 'simulated-latency-ms', 'ms', 0, 600_000),
-      });
+      const worker = await WorkerDaemon.start(workerConfig(values));
       ready(role, { id: worker.nodeIds });
       stop = () => worker.stop();
       break;

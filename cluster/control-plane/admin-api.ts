@@ -1,10 +1,18 @@
 // The control plane's admin API: JSON REST for functions, nodes, data planes and cluster status;
 // Dirigent-compatible form registration; Prometheus metrics; health; the OpenAPI document.
 // Expected outcomes arrive as values from ControlPlane and are mapped to statuses here.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+//
+// Every replica serves it. The leader answers; a follower forwards the request to the leader's admin URL
+// and relays the answer (status, headers, body), so clients (the CLI, Dirigent's loader) may talk to any
+// replica and need not follow redirects with a body. A forwarded request carries `x-dirigent-forwarded-by`
+// and is never forwarded again (503 NOT_LEADER), so two replicas that disagree cannot loop. With no leader
+// known: 503 NO_LEADER and `retry-after: 1`. Health, readiness, metrics and the replica list are answered by
+// each replica for itself.
+import { createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { advanceLogCursor, LOG_TAIL_LIMIT, logCursorFrom } from '../../actors/sandbox-logs.js';
 import { listen, secretsMatch } from '../../runtime/net.js';
+import type { LeaderView } from '../leadership/index.js';
 import type { ControlPlane, Outcome } from './control-plane.js';
 import { renderControlPlaneMetrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
@@ -13,6 +21,11 @@ import { openApiDocument } from './openapi.js';
 const MAX_ADMIN_BODY_BYTES = 1024 * 1024;
 /** Between two reads of a followed function's output, ms: what following adds to a line's delay at most. */
 const FOLLOW_POLL_MS = 500;
+/**
+ * A followed stream quiet for this long gets an empty line, ms: well inside FORWARD_TIMEOUT_MS, so a follower
+ * relaying it (or any proxy) does not take a quiet function for a dead connection. Clients skip empty lines.
+ */
+const FOLLOW_KEEPALIVE_MS = 10_000;
 
 export interface AdminApiOptions {
   readonly host: string;
@@ -23,6 +36,53 @@ export interface AdminApiOptions {
   /** Runtime for Dirigent-form registrations (which only name images). */
   readonly registrationRuntime?: 'thread' | 'simulated';
 }
+
+/** One replica as `GET /api/v1/replicas` lists it. */
+export interface ReplicaStatus {
+  readonly id: string;
+  readonly adminUrl: string;
+  readonly clusterAddress: string;
+  /** `unreachable`: its admin API did not answer within the probe's bound. */
+  readonly role: 'leader' | 'follower' | 'candidate' | 'unreachable';
+  /** The term it leads, or the term of the leader it follows. */
+  readonly term: number | null;
+  /** What its /readyz said. */
+  readonly readiness: string;
+}
+
+/** What the admin API serves: one replica of the control plane. */
+export interface AdminTarget {
+  readonly replicaId: string;
+  /** The leader incarnation while this replica leads (answers even while it reconstructs: operations wait). */
+  plane(): ControlPlane | undefined;
+  /** The leader as this replica last saw it. */
+  leader(): LeaderView | undefined;
+  replicas(): Promise<ReplicaStatus[]>;
+}
+
+/** The embedded control plane: one replica that always leads. */
+export function soleReplica(plane: ControlPlane, adminUrl = '', clusterAddress = plane.clusterAddress): AdminTarget {
+  const info = { id: 'leader', adminUrl, clusterAddress };
+  return {
+    replicaId: info.id,
+    plane: () => plane,
+    leader: () => ({ info, term: plane.term }),
+    replicas: async () => [{ ...info, role: 'leader', term: plane.term, readiness: readiness(plane, undefined, info.id).text }],
+  };
+}
+
+/** `/readyz`: 200 for a serving leader or a follower that knows its leader; 503 otherwise. */
+export function readiness(plane: ControlPlane | undefined, leader: LeaderView | undefined, replicaId: string): { ready: boolean; text: string } {
+  if (plane) return plane.isServing ? { ready: true, text: `leader (term ${plane.term})` } : { ready: false, text: `leader (term ${plane.term}), reconstructing` };
+  if (leader && leader.info.id !== replicaId) return { ready: true, text: `follower (leader: ${leader.info.id}, term ${leader.term})` };
+  return { ready: false, text: 'candidate (no leader elected yet)' };
+}
+
+/** Request headers not passed on when forwarding (hop-by-hop, or recomputed by the client). */
+const HOP_HEADERS = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'host', 'content-length']);
+const FORWARDED_BY = 'x-dirigent-forwarded-by';
+/** Bound on a forwarded request, ms (a deploy waits for the leader to start the function). */
+const FORWARD_TIMEOUT_MS = 30_000;
 
 export interface AdminApi {
   readonly port: number;
@@ -40,9 +100,9 @@ class HttpError extends Error {
   }
 }
 
-export async function startAdminApi(plane: ControlPlane, options: AdminApiOptions): Promise<AdminApi> {
+export async function startAdminApi(target: AdminTarget, options: AdminApiOptions): Promise<AdminApi> {
   const server: Server = createServer((req, res) => {
-    handle(plane, options, req, res).catch((error: unknown) => {
+    route(target, options, req, res).catch((error: unknown) => {
       const status = error instanceof HttpError ? error.status : 500;
       const code = error instanceof HttpError ? error.code : 'INTERNAL';
       if (!(error instanceof HttpError)) process.stderr.write(`error admin API ${req.method} ${req.url}: ${(error as Error).stack ?? String(error)}\n`);
@@ -62,16 +122,65 @@ export async function startAdminApi(plane: ControlPlane, options: AdminApiOption
   };
 }
 
+/** What every replica answers for itself; the rest goes to the leader. */
+async function route(target: AdminTarget, options: AdminApiOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const path = new URL(req.url ?? '/', 'http://admin').pathname.replace(/\/+$/, '') || '/';
+  const plane = target.plane();
+  const leader = target.leader();
+  if (path === '/healthz') return sendText(res, 200, 'ok\n');
+  if (path === '/readyz') {
+    const { ready, text } = readiness(plane, leader, target.replicaId);
+    return sendText(res, ready ? 200 : 503, `${text}\n`);
+  }
+  if (path === '/openapi.json') return sendJson(res, 200, openApiDocument);
+  if (path === '/api/v1/replicas') {
+    if (req.method !== 'GET') throw methodNotAllowed(req.method ?? '', path, 'GET');
+    return sendJson(res, 200, { replicas: await target.replicas() });
+  }
+  if (plane) return handle(plane, options, req, res);
+  if (path === '/metrics') {
+    // Scrape the leader for the cluster's metrics; a follower only says that it follows.
+    const text = `# HELP dirigent_control_plane_leader 1 when this replica leads.\n# TYPE dirigent_control_plane_leader gauge\ndirigent_control_plane_leader{replica="${target.replicaId}"} 0\n`;
+    return sendText(res, 200, text, 'text/plain; version=0.0.4');
+  }
+  if (req.headers[FORWARDED_BY] !== undefined) throw new HttpError(503, 'NOT_LEADER', `replica ${target.replicaId} was forwarded a request by ${String(req.headers[FORWARDED_BY])} but does not lead; retry`);
+  if (!leader || leader.info.id === target.replicaId) {
+    res.setHeader('retry-after', '1');
+    throw new HttpError(503, 'NO_LEADER', 'no control-plane replica leads at the moment (an election is under way); retry in a second');
+  }
+  return forward(target.replicaId, leader, req, res);
+}
+
+/** Relays the request to the leader and its answer back. */
+function forward(replicaId: string, leader: LeaderView, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const headers: IncomingHttpHeaders = {};
+  for (const [name, value] of Object.entries(req.headers)) if (!HOP_HEADERS.has(name)) headers[name] = value;
+  headers[FORWARDED_BY] = replicaId;
+  const url = new URL(req.url ?? '/', leader.info.adminUrl);
+  return new Promise<void>((resolve, reject) => {
+    const upstream = httpRequest(url, { method: req.method, headers, timeout: FORWARD_TIMEOUT_MS }, (answer) => {
+      const relayed: Record<string, string | string[]> = {};
+      for (const [name, value] of Object.entries(answer.headers)) if (value !== undefined && !HOP_HEADERS.has(name)) relayed[name] = value;
+      res.writeHead(answer.statusCode ?? 502, { ...relayed, 'x-dirigent-leader': leader.info.id });
+      // A client gone before the answer ends (a followed log stream) ends the relayed request too.
+      res.once('close', () => upstream.destroy());
+      answer.pipe(res);
+      answer.on('end', resolve);
+      answer.on('error', reject);
+    });
+    upstream.on('timeout', () => upstream.destroy(new Error(`the leader ${leader.info.id} did not answer within ${FORWARD_TIMEOUT_MS} ms`)));
+    upstream.on('error', (error) => reject(new HttpError(503, 'LEADER_UNREACHABLE', `could not forward to the leader ${leader.info.id} at ${leader.info.adminUrl}: ${error.message}`)));
+    req.pipe(upstream);
+  });
+}
+
 async function handle(plane: ControlPlane, options: AdminApiOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://admin');
   const path = url.pathname.replace(/\/+$/, '') || '/';
   const method = req.method ?? 'GET';
   const segments = path.split('/').filter(Boolean);
 
-  if (path === '/healthz') return sendText(res, 200, 'ok\n');
-  if (path === '/readyz') return sendText(res, 200, 'ready\n');
   if (path === '/metrics') return sendText(res, 200, await renderControlPlaneMetrics(plane), 'text/plain; version=0.0.4');
-  if (path === '/openapi.json') return sendJson(res, 200, openApiDocument);
 
   if (segments[0] === 'api' && segments[1] === 'v1') {
     const resource = segments[2];
@@ -147,6 +256,7 @@ async function serveLogs(plane: ControlPlane, name: string, params: URLSearchPar
   const gone = new AbortController();
   res.once('close', () => gone.abort());
   let cursor = logCursorFrom(sinceMs);
+  let wroteAt = performance.now();
   while (!gone.signal.aborted) {
     if (!outcome.ok) {
       res.write(`${JSON.stringify({ error: { code: outcome.code, message: outcome.message } })}\n`);
@@ -154,7 +264,10 @@ async function serveLogs(plane: ControlPlane, name: string, params: URLSearchPar
     }
     const next = advanceLogCursor(cursor, outcome.value.lines);
     cursor = next.cursor;
-    if (next.fresh.length > 0) res.write(next.fresh.map((line) => `${JSON.stringify(line)}\n`).join(''));
+    if (next.fresh.length > 0 || performance.now() - wroteAt >= FOLLOW_KEEPALIVE_MS) {
+      res.write(next.fresh.map((line) => `${JSON.stringify(line)}\n`).join('') || '\n');
+      wroteAt = performance.now();
+    }
     const stopped = await sleep(FOLLOW_POLL_MS, true, { signal: gone.signal }).then(
       () => false,
       () => true,

@@ -19,7 +19,12 @@ import { clampTail, mergeLogLines, type SandboxLogLine } from '../../actors/sand
 import { ActorRuntime, defaultLog, type LogLevel } from '../../runtime/index.js';
 import { listenFrames, type FrameConnection, type FrameServer } from '../../runtime/frames.js';
 import { ClusterTransport } from '../../runtime/transport.js';
+import { takeNextTerm } from '../leadership/index.js';
 import { openStore, type Store, type StoreConfig } from '../store/index.js';
+
+function isStore(store: StoreConfig | Store): store is Store {
+  return typeof (store as Store).get === 'function';
+}
 
 export interface ControlPlaneConfig {
   /** Where workers and data planes connect. */
@@ -27,7 +32,12 @@ export interface ControlPlaneConfig {
   /** 0 picks a free port. */
   readonly clusterPort: number;
   readonly token: string;
-  readonly store: StoreConfig;
+  /** A store to open, or an open one (used as is, and left open by `stop`: its owner closes it). */
+  readonly store: StoreConfig | Store;
+  /** This leader's term, from the leadership port; absent: the next term counted in the store (one replica). */
+  readonly term?: number;
+  /** After a leader change, how long to wait for the registered workers to list their sandboxes before serving, ms. */
+  readonly reconstructTimeoutMs?: number;
   readonly shards?: number;
   readonly placement?: PlacementPolicy;
   /** A node silent for longer is dead, ms. */
@@ -62,10 +72,27 @@ interface WorkerInfo {
   readonly nodes: readonly string[];
 }
 
+/** Rebuilding actual state after a leader change: from the leadership won to serving. */
+export interface ReconstructionStatus {
+  /** `waiting`: for the registered workers to list their sandboxes; functions are not started yet. */
+  readonly phase: 'waiting' | 'serving';
+  /** Workers registered in the store when this leader started. */
+  readonly workersExpected: number;
+  /** Workers whose nodes listed their sandboxes to this leader (during and after the wait). */
+  readonly workersQueried: number;
+  readonly sandboxesAdopted: number;
+  /** Registered workers that had not listed when the wait ended. */
+  readonly workersMissing: readonly string[];
+  /** From the start of this leader to serving, ms (null while waiting). */
+  readonly tookMs: number | null;
+}
+
 const ASK_MS = 5000;
 /** Most shards a data plane may announce (each is a data plane the control plane waits for). */
 const MAX_DATAPLANE_SHARDS = 256;
-const KEYS = { functions: 'functions/', nodes: 'nodes/', dataplanes: 'dataplanes/', term: 'leader/term' } as const;
+const KEYS = { functions: 'functions/', workers: 'workers/', dataplanes: 'dataplanes/' } as const;
+/** Default bound on the reconstruction wait, ms: workers reconnect within their retry backoff (<= 500 ms). */
+export const RECONSTRUCT_TIMEOUT_MS = 3000;
 
 const fail = (status: number, code: string, message: string, details?: unknown): Outcome<never> => ({ ok: false, status, code, message, details });
 
@@ -74,28 +101,50 @@ export class ControlPlane {
   private readonly nodeConnections = new Map<string, FrameConnection>();
   /** `shards`: how many router replicas report for it, each under its dataplaneReplicaId. */
   private readonly dataplanes = new Map<string, { connection: FrameConnection | undefined; invokeAddress: string; compatAddress?: string; shards: number }>();
-  /** Reconstruction progress, for status and the console. */
-  private reconstruction = { workersQueried: 0, sandboxesAdopted: 0 };
+  /** Worker registrations (desired state): id -> its node ids, as last announced. */
+  private readonly workers = new Map<string, readonly string[]>();
+  /** While waiting: what each worker's nodes listed, by worker id. */
+  private readonly listed = new Map<string, SandboxReport[]>();
+  /** Called whenever a worker listed while waiting: ends the wait once every registered worker has. */
+  private allListedCheck: () => void = () => undefined;
+  /** Ids of the workers connected now. */
+  private readonly connectedWorkers = new Set<string>();
+  /** Registered workers that had not listed when the wait ended. */
+  private workersMissing: readonly string[] = [];
+  private reconstruction: Omit<ReconstructionStatus, 'workersMissing'> = { phase: 'waiting', workersExpected: 0, workersQueried: 0, sandboxesAdopted: 0, tookMs: null };
+  private readonly startedAt = performance.now();
+  private finishWaiting: () => void = () => undefined;
+  /** Resolves once the functions run (reconstruction done); admin operations wait for it. */
+  private readonly serving: Promise<void>;
 
   private constructor(
     readonly runtime: ActorRuntime,
     readonly store: Store,
+    private readonly ownsStore: boolean,
     private readonly transport: ClusterTransport,
     private readonly server: FrameServer,
     readonly term: number,
     private readonly log: (level: LogLevel, text: string) => void,
-  ) {}
+  ) {
+    this.serving = new Promise((resolve) => {
+      this.finishWaiting = resolve;
+    });
+  }
 
   get clusterAddress(): string {
     return `${this.server.host}:${this.server.port}`;
   }
 
+  /**
+   * Listens at once and rebuilds in the background: loads desired state, waits (bounded) for the registered
+   * workers to list their sandboxes, then starts every function with what was found (see `reconstruct`).
+   * `whenServing` resolves once that is done; admin operations wait for it.
+   */
   static async start(config: ControlPlaneConfig): Promise<ControlPlane> {
     const log = config.onLog ?? defaultLog;
-    const store = await openStore(config.store);
-    // Each start is a new leadership term, so workers and data planes can tell stale commands apart.
-    const term = (((await store.get(KEYS.term)) as number | undefined) ?? 0) + 1;
-    await store.put(KEYS.term, term);
+    const ownsStore = !isStore(config.store);
+    const store = isStore(config.store) ? config.store : await openStore(config.store);
+    const term = config.term ?? (await takeNextTerm(store));
     const runtime = await ActorRuntime.start({
       shards: config.shards,
       modules: [{ url: new URL('./module.js', import.meta.url).href }],
@@ -112,19 +161,33 @@ export class ControlPlane {
       id: 'leader',
       info: { term },
       accept: (connection, hello) => (plane ? plane.accept(connection, hello.role, hello.id, hello.info) : 'the control plane is starting'),
-      accepted: (_connection, hello) => plane?.accepted(hello.role, hello.info),
+      accepted: (_connection, hello) => plane?.accepted(hello.role, hello.id, hello.info),
     });
-    plane = new ControlPlane(runtime, store, transport, server, term, log);
+    plane = new ControlPlane(runtime, store, ownsStore, transport, server, term, log);
     runtime.spawn(schedulerAddress, { term, policy: config.placement, heartbeatTimeoutMs: config.heartbeatTimeoutMs });
     await plane.loadDesiredState();
+    void plane.reconstruct(config.reconstructTimeoutMs ?? RECONSTRUCT_TIMEOUT_MS);
     return plane;
   }
 
-  /** Desired state only: function specs and data-plane registrations. Sandboxes come from the workers. */
+  /** Resolves once reconstruction is done and the functions run. */
+  whenServing(): Promise<void> {
+    return this.serving;
+  }
+
+  get isServing(): boolean {
+    return this.reconstruction.phase === 'serving';
+  }
+
+  /** Desired state only: function specs, data-plane and worker registrations. Sandboxes come from the workers. */
   private async loadDesiredState(): Promise<void> {
     for (const { value } of await this.store.list(KEYS.dataplanes)) {
       const dp = value as { id: string; invokeAddress: string; compatAddress?: string };
-      this.dataplanes.set(dp.id, { connection: undefined, invokeAddress: dp.invokeAddress, compatAddress: dp.compatAddress, shards: 1 });
+      if (!this.dataplanes.has(dp.id)) this.dataplanes.set(dp.id, { connection: undefined, invokeAddress: dp.invokeAddress, compatAddress: dp.compatAddress, shards: 1 });
+    }
+    for (const { value } of await this.store.list(KEYS.workers)) {
+      const worker = value as { id: string; nodes: string[] };
+      if (!this.workers.has(worker.id)) this.workers.set(worker.id, worker.nodes);
     }
     for (const { value } of await this.store.list(KEYS.functions)) {
       const parsed = parseFunctionSpec(value);
@@ -132,13 +195,42 @@ export class ControlPlane {
         this.log('error', `stored function is invalid and was skipped: ${JSON.stringify(parsed.errors)}`);
         continue;
       }
-      await this.startFunction(parsed.spec);
+      this.functions.set(parsed.spec.name, parsed.spec);
     }
+    this.reconstruction = { ...this.reconstruction, workersExpected: this.workers.size };
   }
 
-  private async startFunction(spec: FunctionSpec): Promise<FunctionStatus> {
+  /**
+   * A new leader's rebuild: wait until every registered worker has listed its nodes' sandboxes (or the bound
+   * passes), then start each function with its sandboxes already ready, so that its first endpoint snapshot,
+   * under this term, routes to exactly what runs; delete what no function wants; hold scale-down for one
+   * stable window (in the function actor). Workers that come later are adopted as they connect.
+   */
+  private async reconstruct(timeoutMs: number): Promise<void> {
+    if (this.workers.size > 0 && [...this.workers.keys()].some((id) => !this.listed.has(id))) {
+      const timer = setTimeout(() => this.finishWaiting(), timeoutMs);
+      this.allListedCheck = () => {
+        if ([...this.workers.keys()].every((id) => this.listed.has(id))) this.finishWaiting();
+      };
+      await this.serving;
+      clearTimeout(timer);
+    }
+    const reports = [...this.listed.values()].flat();
+    this.listed.clear();
+    const missing = [...this.workers.keys()].filter((id) => !this.connectedWorkers.has(id));
+    if (missing.length > 0) this.log('warn', `reconstruction: no answer from worker(s) ${missing.join(', ')} within ${timeoutMs} ms; their sandboxes are adopted if they come back`);
+    const byFunction = this.adoptReports(reports);
+    await Promise.all([...this.functions.values()].map((spec) => this.startFunction(spec, byFunction.get(spec.name) ?? [])));
+    this.reconstruction = { ...this.reconstruction, phase: 'serving', tookMs: Math.round(performance.now() - this.startedAt) };
+    this.workersMissing = missing;
+    this.log('info', `term ${this.term}: serving after ${this.reconstruction.tookMs} ms; ${this.reconstruction.sandboxesAdopted} sandbox(es) adopted from ${this.reconstruction.workersQueried} worker(s), ${this.functions.size} function(s)`);
+    this.finishWaiting();
+  }
+
+  /** `adopted`: given when this leader rebuilds the function (possibly empty), so that it holds scale-down. */
+  private async startFunction(spec: FunctionSpec, adopted?: readonly SandboxReport[]): Promise<FunctionStatus> {
     this.functions.set(spec.name, spec);
-    this.runtime.spawn(functionAddress(spec.name), { spec, term: this.term, dataplanes: this.connectedDataplanes() });
+    this.runtime.spawn(functionAddress(spec.name), { spec, term: this.term, dataplanes: this.connectedDataplanes(), adopted });
     return this.runtime.ask<FunctionStatus>(functionAddress(spec.name), { type: 'fn.configure', spec }, ASK_MS);
   }
 
@@ -167,9 +259,17 @@ export class ControlPlane {
       if (!Array.isArray(nodes) || !nodes.every((n) => typeof n === 'string')) return 'a worker must announce its node ids';
       for (const nodeId of nodes) this.nodeConnections.set(nodeId, connection);
       this.transport.attach(connection);
+      this.connectedWorkers.add(id);
       connection.onClose(() => {
         for (const nodeId of nodes) if (this.nodeConnections.get(nodeId) === connection) this.nodeConnections.delete(nodeId);
+        if (![...this.nodeConnections.values()].includes(connection)) this.connectedWorkers.delete(id);
       });
+      // A registration is desired state: the next leader waits for this worker to list its sandboxes.
+      const known = this.workers.get(id);
+      if (known === undefined || known.length !== nodes.length || known.some((n, i) => n !== nodes[i])) {
+        this.workers.set(id, nodes);
+        this.persist(`${KEYS.workers}${id}`, { id, nodes });
+      }
       return undefined;
     }
     if (role === 'dataplane') {
@@ -189,15 +289,20 @@ export class ControlPlane {
           this.announceDataplanes();
         }
       });
-      if (known?.invokeAddress !== invokeAddress || known.compatAddress !== compatAddress) void this.store.put(`${KEYS.dataplanes}${id}`, { id, ...registration });
+      if (known?.invokeAddress !== invokeAddress || known.compatAddress !== compatAddress) this.persist(`${KEYS.dataplanes}${id}`, { id, ...registration });
       return undefined;
     }
     return `unknown role ${role}`;
   }
 
+  /** A registration write off the handshake's path; a failure is logged (the peer works, the next leader may not expect it). */
+  private persist(key: string, value: unknown): void {
+    this.store.put(key, value).catch((error: Error) => this.log('warn', `could not store ${key}: ${error.message}`));
+  }
+
   /** After the welcome: ask a worker's nodes what they run; tell functions about a new data plane. */
-  private accepted(role: string, info: unknown): void {
-    if (role === 'worker') void this.reconstructFrom((info as WorkerInfo).nodes);
+  private accepted(role: string, id: string, info: unknown): void {
+    if (role === 'worker') void this.reconstructFrom(id, (info as WorkerInfo).nodes);
     else if (role === 'dataplane') this.announceDataplanes();
   }
 
@@ -207,29 +312,46 @@ export class ControlPlane {
     for (const name of this.functions.keys()) this.runtime.tell(functionAddress(name), { type: 'fn.dataplanes', ids });
   }
 
-  /** Rebuild actual state from what the workers run: the store never holds sandboxes. */
-  private async reconstructFrom(nodes: readonly string[]): Promise<void> {
-    const reports: SandboxReport[] = [];
-    for (const nodeId of nodes) {
-      try {
-        reports.push(...(await this.runtime.ask<SandboxReport[]>(nodeAddress(nodeId), { type: 'node.list' }, ASK_MS)));
-      } catch (error) {
-        this.log('warn', `reconstruction: node ${nodeId} did not list its sandboxes: ${(error as Error).message}`);
-      }
+  /** Rebuild actual state from what a worker runs: the store never holds sandboxes. */
+  private async reconstructFrom(workerId: string, nodes: readonly string[]): Promise<void> {
+    const lists = await Promise.all(
+      nodes.map((nodeId) =>
+        this.runtime.ask<SandboxReport[]>(nodeAddress(nodeId), { type: 'node.list' }, ASK_MS).catch((error: Error) => {
+          this.log('warn', `reconstruction: node ${nodeId} did not list its sandboxes: ${error.message}`);
+          return [];
+        }),
+      ),
+    );
+    const reports = lists.flat();
+    this.reconstruction = { ...this.reconstruction, workersQueried: this.reconstruction.workersQueried + 1 };
+    if (!this.isServing) {
+      // Functions start once every registered worker has listed (see `reconstruct`), with these sandboxes.
+      this.listed.set(workerId, [...(this.listed.get(workerId) ?? []), ...reports]);
+      this.allListedCheck();
+      return;
     }
-    this.reconstruction = { workersQueried: this.reconstruction.workersQueried + 1, sandboxesAdopted: this.reconstruction.sandboxesAdopted + reports.length };
-    if (reports.length === 0) return;
-    this.runtime.tell(schedulerAddress, { type: 'sch.adopt', sandboxes: reports });
+    for (const [name, sandboxes] of this.adoptReports(reports)) this.runtime.tell(functionAddress(name), { type: 'fn.adopt', sandboxes });
+  }
+
+  /**
+   * Accounts `reports` with the scheduler, deletes the sandboxes of functions that no longer exist (nothing may
+   * be left running), and returns the rest by function.
+   */
+  private adoptReports(reports: readonly SandboxReport[]): Map<string, SandboxReport[]> {
     const byFunction = new Map<string, SandboxReport[]>();
-    for (const report of reports) byFunction.set(report.functionName, [...(byFunction.get(report.functionName) ?? []), report]);
-    for (const [name, sandboxes] of byFunction) {
-      if (this.functions.has(name)) {
-        this.runtime.tell(functionAddress(name), { type: 'fn.adopt', sandboxes });
+    if (reports.length === 0) return byFunction;
+    this.reconstruction = { ...this.reconstruction, sandboxesAdopted: this.reconstruction.sandboxesAdopted + reports.length };
+    this.runtime.tell(schedulerAddress, { type: 'sch.adopt', sandboxes: reports });
+    for (const report of reports) {
+      if (this.functions.has(report.functionName)) {
+        const list = byFunction.get(report.functionName);
+        if (list) list.push(report);
+        else byFunction.set(report.functionName, [report]);
       } else {
-        // Sandboxes of a function that no longer exists: delete them, nothing may be left running.
-        for (const sandbox of sandboxes) this.runtime.tell(nodeAddress(sandbox.nodeId), { type: 'node.delete', term: this.term, sandboxId: sandbox.sandboxId });
+        this.runtime.tell(nodeAddress(report.nodeId), { type: 'node.delete', term: this.term, sandboxId: report.sandboxId });
       }
     }
+    return byFunction;
   }
 
   // ---- Operations for the admin API ---------------------------------------------------------------
@@ -252,6 +374,7 @@ export class ControlPlane {
   }
 
   private async create(spec: FunctionSpec): Promise<Outcome<FunctionView>> {
+    await this.serving;
     if (this.functions.has(spec.name)) return fail(409, 'FUNCTION_EXISTS', `function ${spec.name} already exists`);
     this.functions.set(spec.name, spec);
     await this.store.put(`${KEYS.functions}${spec.name}`, spec);
@@ -260,6 +383,7 @@ export class ControlPlane {
   }
 
   async updateFunction(name: string, patch: unknown): Promise<Outcome<FunctionView>> {
+    await this.serving;
     const current = this.functions.get(name);
     if (current === undefined) return fail(404, 'UNKNOWN_FUNCTION', `no function named ${name}`);
     const updated = updateFunctionSpec(current, patch);
@@ -271,6 +395,7 @@ export class ControlPlane {
   }
 
   async deleteFunction(name: string): Promise<Outcome<{ deleted: string }>> {
+    await this.serving;
     if (!this.functions.has(name)) return fail(404, 'UNKNOWN_FUNCTION', `no function named ${name}`);
     this.functions.delete(name);
     await this.store.delete(`${KEYS.functions}${name}`);
@@ -279,6 +404,7 @@ export class ControlPlane {
   }
 
   async getFunction(name: string): Promise<Outcome<FunctionView>> {
+    await this.serving;
     const spec = this.functions.get(name);
     if (spec === undefined) return fail(404, 'UNKNOWN_FUNCTION', `no function named ${name}`);
     const [status, autoscaler] = await Promise.all([
@@ -289,6 +415,7 @@ export class ControlPlane {
   }
 
   async listFunctions(): Promise<FunctionView[]> {
+    await this.serving;
     const views = await Promise.all([...this.functions.keys()].sort().map((name) => this.getFunction(name)));
     return views.flatMap((v) => (v.ok ? [v.value] : []));
   }
@@ -322,21 +449,23 @@ export class ControlPlane {
     return [...this.dataplanes.entries()].map(([id, dp]) => ({ id, invokeAddress: dp.invokeAddress, compatAddress: dp.compatAddress, connected: dp.connection !== undefined && !dp.connection.isClosed }));
   }
 
-  status(): { term: number; leader: true; functions: number; dataplanes: number; workers: number; reconstruction: { workersQueried: number; sandboxesAdopted: number } } {
+  status(): { term: number; leader: true; functions: number; dataplanes: number; workers: number; reconstruction: ReconstructionStatus } {
     return {
       term: this.term,
       leader: true,
       functions: this.functions.size,
       dataplanes: this.listDataplanes().filter((dp) => dp.connected).length,
-      workers: new Set(this.nodeConnections.values()).size,
-      reconstruction: this.reconstruction,
+      workers: this.connectedWorkers.size,
+      reconstruction: { ...this.reconstruction, workersMissing: this.isServing ? this.workersMissing.filter((id) => !this.connectedWorkers.has(id)) : [...this.workers.keys()].filter((id) => !this.listed.has(id)) },
     };
   }
 
   async stop(): Promise<void> {
     this.transport.close();
     await this.server.close();
+    // Waiting admin calls go on and fail on the stopped runtime rather than hang.
+    this.finishWaiting();
     await this.runtime.stop();
-    await this.store.close();
+    if (this.ownsStore) await this.store.close();
   }
 }

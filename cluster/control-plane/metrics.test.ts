@@ -2,7 +2,7 @@
 // worker with simulated sandboxes and a data plane; requests over HTTP, then GET /metrics.
 import test from 'ava';
 import { ControlPlane } from './control-plane.js';
-import { startAdminApi } from './admin-api.js';
+import { soleReplica, startAdminApi } from './admin-api.js';
 import { WorkerDaemon } from '../worker/daemon.js';
 import { DataPlane } from '../data-plane/data-plane.js';
 import { COLD_START_BUCKETS_MS } from '../../actors/messages.js';
@@ -85,7 +85,7 @@ test.serial('/metrics counts invocations, cold starts with their queue-time hist
   const onLog = (level: string, text: string) => logs.push(`${level} ${text}`);
   const plane = await ControlPlane.start({ host: '127.0.0.1', clusterPort: 0, token: TOKEN, store: { kind: 'memory' }, shards: 1, onLog });
   t.teardown(() => plane.stop());
-  const admin = await startAdminApi(plane, { host: '127.0.0.1', port: 0 });
+  const admin = await startAdminApi(soleReplica(plane), { host: '127.0.0.1', port: 0 });
   t.teardown(() => admin.close());
   const worker = await WorkerDaemon.start({
     id: 'w1',

@@ -6,7 +6,7 @@ import { asyncJobsAddress, type AsyncJobsMessage } from '../../actors/async-jobs
 import type { LoadBalancingPolicy } from '../../actors/messages.js';
 import { ActorRuntime, defaultLog, type LogLevel } from '../../runtime/index.js';
 import { freePort } from '../../runtime/net.js';
-import { ControlPlaneLink, parseHostPort } from '../control-plane-link.js';
+import { ControlPlaneLink, parseAddressList } from '../control-plane-link.js';
 import { InvokeApi } from './api.js';
 import { CompatFront } from './compat-front.js';
 import { DEFAULT_MAX_BODY_BYTES, DEFAULT_REQUEST_TIMEOUT_MS, parseDataPlaneOptions, type DataPlaneModuleOptions } from './shard.js';
@@ -19,7 +19,7 @@ export const dataPlaneModuleUrl = new URL('./module.js', import.meta.url).href;
 export interface DataPlaneConfig {
   /** This data plane's id in the cluster (registrations, metrics, drain acknowledgements). */
   readonly id: string;
-  /** `host:port` of the control plane's cluster listener. */
+  /** `host:port` of the control plane's cluster listener; with replicas, every replica's, comma-separated. */
   readonly controlPlane: string;
   readonly token: string;
   /** Interface the fronts listen on; also the host of the announced addresses. */
@@ -74,7 +74,7 @@ export class DataPlane {
 
   static async start(config: DataPlaneConfig): Promise<DataPlane> {
     const log = config.onLog ?? defaultLog;
-    parseHostPort(config.controlPlane);
+    parseAddressList(config.controlPlane);
     const { runtime, port } = await startRuntime(config, log);
     let compat: CompatFront | undefined;
     let link: ControlPlaneLink | undefined;

@@ -2,7 +2,10 @@ import test, { type ExecutionContext } from 'ava';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FileStore, MAX_KEY_LENGTH, openStore, StoreError, type Store, type StoreConfig, type StoreErrorCode } from './index.js';
+import { etcdMissingReason, sharedEtcd, stopSharedEtcd, uniquePrefix } from '../fixtures/etcd.js';
+import { EtcdStore, FileStore, MAX_KEY_LENGTH, openStore, StoreError, type Store, type StoreConfig, type StoreErrorCode } from './index.js';
+
+test.after.always(() => stopSharedEtcd());
 
 /** A fresh temp directory, removed when the test ends whatever its outcome. */
 async function tempDir(t: ExecutionContext): Promise<string> {
@@ -21,15 +24,28 @@ async function assertCode(t: ExecutionContext, promise: Promise<unknown>, code: 
 const kinds: { kind: StoreConfig['kind']; open(t: ExecutionContext): Promise<Store> }[] = [
   { kind: 'memory', open: async () => openStore({ kind: 'memory' }) },
   { kind: 'file', open: async (t) => openStore({ kind: 'file', dir: await tempDir(t) }) },
+  { kind: 'etcd', open: (t) => openEtcd(t) },
 ];
 
+/** A store on the shared real etcd under a prefix of its own, closed when the test ends. */
+async function openEtcd(t: ExecutionContext, prefix = uniquePrefix('store')): Promise<EtcdStore> {
+  const etcd = await sharedEtcd();
+  const store = (await openStore({ kind: 'etcd', endpoints: [etcd.endpoint], prefix })) as EtcdStore;
+  t.teardown(() => store.close());
+  return store;
+}
+
+const etcdMissing = etcdMissingReason();
+if (etcdMissing) console.log(`# etcd store tests skipped: ${etcdMissing}`);
+
 for (const { kind, open } of kinds) {
-  test(`${kind}: get of an absent key is undefined`, async (t) => {
+  const test_ = kind === 'etcd' && etcdMissing ? test.skip : test;
+  test_(`${kind}: get of an absent key is undefined`, async (t) => {
     const store = await open(t);
     t.is(await store.get('functions/missing'), undefined);
   });
 
-  test(`${kind}: put then get returns an equal copy, isolated from both sides`, async (t) => {
+  test_(`${kind}: put then get returns an equal copy, isolated from both sides`, async (t) => {
     const store = await open(t);
     const value = { name: 'hello', scaling: { maxScale: 3 }, env: { A: '1' } };
     await store.put('functions/hello', value);
@@ -40,7 +56,7 @@ for (const { kind, open } of kinds) {
     t.deepEqual(await store.get('functions/hello'), { name: 'hello', scaling: { maxScale: 3 }, env: { A: '1' } });
   });
 
-  test(`${kind}: values round-trip as JSON (undefined fields dropped, dates become strings)`, async (t) => {
+  test_(`${kind}: values round-trip as JSON (undefined fields dropped, dates become strings)`, async (t) => {
     const store = await open(t);
     await store.put('nodes/n1', { a: undefined, at: new Date(0), list: [1, 'two', null, true] });
     t.deepEqual(await store.get('nodes/n1'), { at: '1970-01-01T00:00:00.000Z', list: [1, 'two', null, true] });
@@ -48,14 +64,14 @@ for (const { kind, open } of kinds) {
     t.is(await store.get('nodes/n2'), 'plain string');
   });
 
-  test(`${kind}: put overwrites`, async (t) => {
+  test_(`${kind}: put overwrites`, async (t) => {
     const store = await open(t);
     await store.put('dataplanes/d1', { port: 1 });
     await store.put('dataplanes/d1', { port: 2 });
     t.deepEqual(await store.get('dataplanes/d1'), { port: 2 });
   });
 
-  test(`${kind}: list returns the entries under a prefix, sorted by key`, async (t) => {
+  test_(`${kind}: list returns the entries under a prefix, sorted by key`, async (t) => {
     const store = await open(t);
     for (const key of ['functions/b', 'nodes/x', 'functions/a', 'functions/c-1', 'functionsX', 'dataplanes/d']) {
       await store.put(key, { key });
@@ -72,7 +88,7 @@ for (const { kind, open } of kinds) {
     t.deepEqual(await store.list('workers/'), []);
   });
 
-  test(`${kind}: delete says whether the key existed`, async (t) => {
+  test_(`${kind}: delete says whether the key existed`, async (t) => {
     const store = await open(t);
     await store.put('functions/a', 1);
     t.true(await store.delete('functions/a'));
@@ -81,7 +97,7 @@ for (const { kind, open } of kinds) {
     t.deepEqual(await store.list('functions/'), []);
   });
 
-  test(`${kind}: writes counts committed puts and deletes, never reads`, async (t) => {
+  test_(`${kind}: writes counts committed puts and deletes, never reads`, async (t) => {
     const store = await open(t);
     t.is(store.writes, 0);
     await store.put('functions/a', 1);
@@ -95,7 +111,7 @@ for (const { kind, open } of kinds) {
     t.is(store.writes, 3);
   });
 
-  test(`${kind}: invalid keys are rejected with STORE_INVALID_KEY`, async (t) => {
+  test_(`${kind}: invalid keys are rejected with STORE_INVALID_KEY`, async (t) => {
     const store = await open(t);
     const tooLong = 'k'.repeat(MAX_KEY_LENGTH + 1);
     for (const key of ['', '\uD800', tooLong, 'é'.repeat(40)]) {
@@ -109,7 +125,7 @@ for (const { kind, open } of kinds) {
     t.is(store.writes, 2);
   });
 
-  test(`${kind}: values without a JSON form are rejected with STORE_NOT_JSON and not stored`, async (t) => {
+  test_(`${kind}: values without a JSON form are rejected with STORE_NOT_JSON and not stored`, async (t) => {
     const store = await open(t);
     const cyclic: Record<string, unknown> = {};
     cyclic['self'] = cyclic;
@@ -118,7 +134,7 @@ for (const { kind, open } of kinds) {
     t.is(store.writes, 0);
   });
 
-  test(`${kind}: a closed store rejects every call with STORE_CLOSED`, async (t) => {
+  test_(`${kind}: a closed store rejects every call with STORE_CLOSED`, async (t) => {
     const store = await open(t);
     await store.put('functions/a', 1);
     await store.close();
@@ -129,7 +145,7 @@ for (const { kind, open } of kinds) {
     await t.notThrowsAsync(store.close(), 'closing twice is harmless');
   });
 
-  test(`${kind}: concurrent puts all land, and the last put to a key wins`, async (t) => {
+  test_(`${kind}: concurrent puts all land, and the last put to a key wins`, async (t) => {
     const store = await open(t);
     await Promise.all([
       ...Array.from({ length: 50 }, (_, i) => store.put(`functions/f${String(i).padStart(2, '0')}`, { i })),
@@ -258,4 +274,30 @@ test('file: open creates the directory and ignores files that are not the store\
   t.deepEqual(await reopened.list(''), [{ key: 'functions/a', value: 1 }]);
   await reopened.close();
   t.is(await readFile(join(dir, 'README'), 'utf8'), 'operator notes');
+});
+
+const etcdTest = etcdMissing ? test.skip : test;
+
+etcdTest('etcd: a second store on the same prefix sees what the first wrote (the replicas share it)', async (t) => {
+  const prefix = uniquePrefix('shared');
+  const a = await openEtcd(t, prefix);
+  const b = await openEtcd(t, prefix);
+  await a.put('functions/f', { name: 'f' });
+  t.deepEqual(await b.get('functions/f'), { name: 'f' });
+  t.deepEqual(await b.list('functions/'), [{ key: 'functions/f', value: { name: 'f' } }]);
+});
+
+etcdTest('etcd: a fenced view writes only while the leader key keeps the create revision it was won with', async (t) => {
+  const store = await openEtcd(t);
+  await store.client.put(`${store.prefix}leader`).value('cp1');
+  const term = Number((await store.client.get(`${store.prefix}leader`).exec()).kvs[0]!.create_revision);
+  const leader = store.fenced('leader', term);
+  await leader.put('functions/f', { v: 1 });
+  t.deepEqual(await store.get('functions/f'), { v: 1 });
+  // A new leader: the key is deleted and created again, at a higher revision.
+  await store.client.delete().key(`${store.prefix}leader`);
+  await store.client.put(`${store.prefix}leader`).value('cp2');
+  await assertCode(t, leader.put('functions/f', { v: 2 }), 'STORE_FENCED');
+  await assertCode(t, leader.delete('functions/f'), 'STORE_FENCED');
+  t.deepEqual(await store.get('functions/f'), { v: 1 });
 });

@@ -26,7 +26,9 @@ export type StoreErrorCode =
   /** The value has no JSON form (undefined, a function, a BigInt, a cycle). */
   | 'STORE_NOT_JSON'
   /** A committed file cannot be read back; the store refuses to open rather than forget state. */
-  | 'STORE_CORRUPT';
+  | 'STORE_CORRUPT'
+  /** A fenced write (etcd) was refused: the writer's leadership term is over. */
+  | 'STORE_FENCED';
 
 export class StoreError extends Error {
   override readonly name = 'StoreError';

@@ -8,7 +8,7 @@ import type { WorkerOptions } from './module.js';
 
 export interface WorkerDaemonConfig {
   readonly id: string;
-  /** `host:port` of the control plane's cluster listener. */
+  /** `host:port` of the control plane's cluster listener; with replicas, every replica's, comma-separated. */
   readonly controlPlane: string;
   readonly token: string;
   /** Where data planes reach this worker's sandboxes. */

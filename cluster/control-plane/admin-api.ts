@@ -163,7 +163,9 @@ function forward(replicaId: string, leader: LeaderView, req: IncomingMessage, re
       for (const [name, value] of Object.entries(answer.headers)) if (value !== undefined && !HOP_HEADERS.has(name)) relayed[name] = value;
       res.writeHead(answer.statusCode ?? 502, { ...relayed, 'x-dirigent-leader': leader.info.id });
       // A client gone before the answer ends (a followed log stream) ends the relayed request too.
-      res.once('close', () => upstream.destroy());
+      res.once('close', () => {
+        if (!answer.complete) upstream.destroy();
+      });
       answer.pipe(res);
       answer.on('end', resolve);
       answer.on('error', reject);

@@ -367,7 +367,8 @@ function handle(w: Work, message: FunctionMessage): void {
       return reconcile(w);
     }
     case 'fn.getEndpoints':
-      return w.reply(snapshotOf(w));
+      // With the term, so that a router that had seen none (a data plane that just restarted) fences from now on.
+      return w.reply({ ...snapshotOf(w), term: w.base.term });
     case 'fn.status':
       return w.reply(statusOf(w));
     case 'fn.adopt':

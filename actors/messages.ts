@@ -342,7 +342,7 @@ export type RouterMessage =
    */
   | { readonly type: 'rt.released'; readonly sandboxId: string; readonly count: number; readonly failed: boolean }
   /** Result of asking the function actor for its endpoints (on first use or a version gap). */
-  | { readonly type: 'rt.resynced'; readonly snapshot: EndpointSnapshot | null; readonly error?: string }
+  | { readonly type: 'rt.resynced'; readonly snapshot: EndpointSnapshot | null; readonly error?: string; /** The leader's term, when its reply named it. */ readonly term?: number }
   /** Timers: metrics to the autoscaler every tick while busy; queue deadline checks. */
   | { readonly type: 'rt.tick' }
   | { readonly type: 'rt.expire' }

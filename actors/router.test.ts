@@ -687,6 +687,15 @@ test('a function that does not exist answers every waiting request 404, and the 
   }
 });
 
+test('a router that looked its function up takes the leader\'s term from the reply, and then refuses an older leader\'s late updates', (t) => {
+  const { s } = lookup({ ok: true, value: { functionName: NAME, version: 4, endpoints: [ep('a'), ep('b')], routing: ROUTING, term: 2 } });
+  t.is(s.state.highestTerm, 2);
+  t.like(s.state.phase, { kind: 'known', term: 2, version: 4 });
+  s.step(snapshot(9, [], 1));
+  s.step(delta(5, [], ['a'], 1));
+  t.deepEqual(s.ids(), ['a:serving:1', 'b:serving:1'], 'the old leader\'s snapshot and delta change nothing (each still serves a request that waited)');
+});
+
 test('a router that has not heard of its function tells the autoscaler nothing, even if rt.backlog arrives', (t) => {
   const s = new Script();
   const first = s.invoke();

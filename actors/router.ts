@@ -7,8 +7,8 @@
 // seen is ignored. A snapshot replaces the set unless it is older than the set held (same term, lower
 // version); a snapshot of a newer term always replaces (a new leader may number versions afresh). A delta
 // applies only on top of `version - 1` of the same term; any other gap asks the function actor for a snapshot
-// (`fn.getEndpoints`). That reply carries no term, so it counts as of the highest term seen when asking, and
-// if another gap shows up while asking, the router asks again once the reply is in. Leader terms start at 1:
+// (`fn.getEndpoints`). That reply carries the leader's term (counted as the highest term seen when asking if
+// it does not), and if another gap shows up while asking, the router asks again once the reply is in. Leader terms start at 1:
 // a set looked up before any update was seen has term 0 (unknown) and takes the term of the first delta that
 // continues its numbering (every leader starts with a snapshot, so a delta never crosses a change of leader).
 // Removing a sandbox (by delta, or by its absence from a snapshot) stops new requests to it at once; when
@@ -493,11 +493,11 @@ function toResynced(result: AskResult): RouterMessage {
       : { type: 'rt.resynced', snapshot: null, error: `${result.error.code}: ${result.error.message}` };
   }
   if (result.value === null || result.value === undefined) return { type: 'rt.resynced', snapshot: null };
-  const snapshot = result.value as Partial<EndpointSnapshot>;
+  const { term, ...snapshot } = result.value as Partial<EndpointSnapshot> & { term?: unknown };
   if (!Array.isArray(snapshot.endpoints) || typeof snapshot.version !== 'number' || snapshot.routing === undefined) {
     return { type: 'rt.resynced', snapshot: null, error: `BAD_REPLY: fn.getEndpoints answered ${JSON.stringify(result.value)}` };
   }
-  return { type: 'rt.resynced', snapshot: snapshot as EndpointSnapshot };
+  return { type: 'rt.resynced', snapshot: snapshot as EndpointSnapshot, ...(typeof term === 'number' ? { term } : {}) };
 }
 
 function onResynced(state: RouterState, message: Extract<RouterMessage, { type: 'rt.resynced' }>, ctx: StepContext, fx: Effects, settings: Settings): RouterState {
@@ -508,7 +508,12 @@ function onResynced(state: RouterState, message: Extract<RouterMessage, { type: 
   }
   const idle: RouterState = changed(state, { sync: { kind: 'idle' } });
   if (message.snapshot !== null) {
-    const next = replaceSet(idle, sync.term, message.snapshot, ctx, fx, settings);
+    const term = Math.max(sync.term, message.term ?? 0);
+    if (term < state.highestTerm) {
+      fx.push({ type: 'log', level: 'debug', text: `ignored rt.resynced of term ${term} < ${state.highestTerm}` });
+      return sync.again ? resync(idle, fx, settings) : idle;
+    }
+    const next = replaceSet(changed(idle, { highestTerm: term }), term, message.snapshot, ctx, fx, settings);
     return sync.again ? resync(next, fx, settings) : next;
   }
   if (idle.phase.kind === 'known') {

@@ -8,6 +8,7 @@
 // follower, a worker under its stable id (its surviving sandboxes are adopted).
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
+import { get as httpGet } from 'node:http';
 import { join, resolve } from 'node:path';
 import { freePort } from '../runtime/net.js';
 import { startEtcd, type EtcdProcess } from './etcd-process.js';
@@ -47,6 +48,8 @@ export interface ClusterProcess {
 }
 
 const RESTART_DELAY_MS = 1000;
+/** Bound on one readiness probe, ms. */
+const PROBE_MS = 500;
 const BASE = { admin: 9091, cluster: 9190, invoke: 8080 } as const;
 
 export class DistributedCluster {
@@ -134,6 +137,17 @@ export class DistributedCluster {
     });
   }
 
+  /** Starts a process that exited (killed by hand or by a test) again with its arguments; resolves when it is ready. */
+  async restart(name: string): Promise<ClusterProcess> {
+    const entry = this.byName(name);
+    if (entry.child.process.exitCode === null && entry.child.process.signalCode === null) throw new Error(`${name} is still running`);
+    const { child, ready } = await startChild(entry.name, [...entry.args], this.token, this.config.onOutput ?? ((line) => process.stderr.write(`${line}\n`)), this.config.startTimeoutMs ?? 30_000);
+    entry.child = child;
+    entry.ready = ready;
+    entry.restarts += 1;
+    return entry;
+  }
+
   byName(name: string): ClusterProcess {
     const entry = this.processes.find((p) => p.name === name);
     if (entry === undefined) throw new Error(`no process named ${name}`);
@@ -148,13 +162,8 @@ export class DistributedCluster {
   async leader(): Promise<{ name: string; term: number; adminUrl: string } | undefined> {
     for (const replica of this.of('control-plane')) {
       const adminUrl = String(replica.ready.admin);
-      try {
-        const text = await (await fetch(`${adminUrl}/readyz`, { signal: AbortSignal.timeout(500) })).text();
-        const term = /^leader \(term (\d+)\)/.exec(text);
-        if (term) return { name: replica.name, term: Number(term[1]), adminUrl };
-      } catch {
-        // Down or slow: not the leader we can use.
-      }
+      const term = /^leader \(term (\d+)\)/.exec(await readyz(adminUrl));
+      if (term) return { name: replica.name, term: Number(term[1]), adminUrl };
     }
     return undefined;
   }
@@ -166,6 +175,23 @@ export class DistributedCluster {
     for (const role of ['worker', 'data-plane', 'control-plane'] as const) await Promise.all(this.of(role).map((p) => stopChild(p.child)));
     await this.etcd?.stop();
   }
+}
+
+/**
+ * A replica's /readyz text ('' when it does not answer within PROBE_MS). One connection per probe, closed after
+ * it: polling a replica that was just killed must not leave pooled sockets behind.
+ */
+function readyz(adminUrl: string): Promise<string> {
+  return new Promise((resolve) => {
+    const req = httpGet(`${adminUrl}/readyz`, { agent: false, timeout: PROBE_MS }, (res) => {
+      let text = '';
+      res.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+      res.on('end', () => resolve(text));
+      res.on('error', () => resolve(''));
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(''));
+  });
 }
 
 /** The CLI's `dirigent cluster`: start, print each process and the URLs, run until Ctrl-C. */

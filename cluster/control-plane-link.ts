@@ -30,8 +30,11 @@ export interface ControlPlaneLinkOptions {
 
 /** Bound on one connection attempt (TCP connect and handshake), ms: a dead host may never answer. */
 const CONNECT_TIMEOUT_MS = 1000;
-/** Default cap on the backoff, ms: after a failover the new leader is found within this. */
-const MAX_RETRY_MS = 500;
+/**
+ * Default cap on the backoff between rounds, ms: after a failover the new leader is found within this. A round
+ * is one connection attempt per replica, refused at once by a follower on loopback or a LAN: cheap.
+ */
+const MAX_RETRY_MS = 200;
 
 /** `a:1,b:2` -> the addresses, each checked. */
 export function parseAddressList(text: string): { host: string; port: number }[] {

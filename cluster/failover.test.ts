@@ -9,6 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AdminClient } from './admin-client.js';
+import { request } from './data-plane/fixtures/harness.js';
 import { DistributedCluster } from './cluster-launcher.js';
 import { until } from '../runtime/fixtures/until.js';
 import { etcdMissingReason } from './fixtures/etcd.js';
@@ -30,13 +31,25 @@ const output: string[] = [];
 test.before(async () => {
   if (etcdMissing) return;
   dataDir = await mkdtemp(join(tmpdir(), 'dirigent-failover-'));
-  cluster = await DistributedCluster.start({ dataDir, controlPlanes: 3, dataPlanes: 2, workers: 2, runtime: 'simulated', ports: 'free', leaseTtlS: LEASE_TTL_S, restart: false, onOutput: (line) => output.push(line) });
+  cluster = await DistributedCluster.start({
+    dataDir,
+    controlPlanes: 3,
+    dataPlanes: 2,
+    workers: 2,
+    runtime: 'simulated',
+    ports: 'free',
+    leaseTtlS: LEASE_TTL_S,
+    restart: false,
+    // A node silent for 3 s is dead (heartbeats every 500 ms), so that worker loss is seen within a test.
+    extraArgs: { 'control-plane': ['--heartbeat-timeout-ms', '3000'], worker: ['--heartbeat-ms', '500'] },
+    onOutput: (line) => {
+      if (!line.startsWith('[etcd]')) output.push(line);
+    },
+  });
 });
 
 test.after.always(async () => {
-  process.stderr.write(`DEBUG after start ${performance.now()}\n`);
   await cluster?.stop();
-  process.stderr.write(`DEBUG after stopped ${performance.now()}\n`);
   if (dataDir) await rm(dataDir, { recursive: true, force: true });
 });
 
@@ -134,4 +147,79 @@ serial('followers answer /readyz as followers of the leader and forward the admi
     t.deepEqual(replicas.map((r) => r.id), ['cp1', 'cp2', 'cp3']);
     t.is(replicas.filter((r) => r.role === 'leader').length, 1);
   }
+});
+
+/** `count` POSTs to `path` spread over the data planes, in parallel; their statuses and serving sandboxes. */
+async function burst(path: string, count: number, headers: Record<string, string> = {}, urls = invokeUrls()): Promise<{ status: number; sandbox: string | null }[]> {
+  return Promise.all(
+    Array.from({ length: count }, async (_, i) => {
+      const response = await fetch(`${urls[i % urls.length]!}${path}`, { method: 'POST', body: `b${i}`, headers, signal: AbortSignal.timeout(15_000) });
+      await response.text();
+      return { status: response.status, sandbox: response.headers.get('x-dirigent-sandbox') };
+    }),
+  );
+}
+
+serial('Dirigent registration through a follower answers both data planes\' addresses, and each routes by Host', async (t) => {
+  const leader = await until('a leader', () => cluster.leader(), 15_000, 100);
+  const follower = cluster.of('control-plane').find((p) => p.child.process.exitCode === null && p.child.process.signalCode === null && p.name !== leader.name)!;
+  const form = new URLSearchParams([['name', 'loader'], ['image', 'docker.io/cvetkovic/dirigent_empty_function:latest'], ['port_forwarding', '80'], ['port_forwarding', 'tcp'], ['requested_cpu', '10'], ['requested_memory', '16'], ['scaling_upper_bound', '2'], ['scaling_lower_bound', '0']]);
+  const response = await fetch(`${String(follower.ready.admin)}/registerService`, { method: 'POST', body: form, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+  const body = await response.text();
+  t.is(response.status, 200, body);
+  const compat = cluster.of('data-plane').map((dp) => String(dp.ready.compat));
+  t.is(body, compat.join(';'));
+  for (const address of body.split(';')) {
+    // fetch() may not set Host; Dirigent's loader does.
+    const answer = await request(Number(address.split(':')[1]), { method: 'POST', path: '/', body: 'hi', headers: { host: 'loader' }, timeoutMs: 15_000 });
+    t.is(answer.status, 200, `through ${address}`);
+  }
+});
+
+serial('a lost worker: its sandboxes are recreated on the other and no answer comes from a dead one; it comes back under its id', async (t) => {
+  const leader = await until('a leader', () => cluster.leader(), 15_000, 100);
+  const client = new AdminClient({ adminUrl: leader.adminUrl });
+  await client.createFunction({ name: 'spread', runtime: 'simulated', source: { kind: 'builtin', workload: 'echo' }, concurrency: 4, scaling: { minScale: 4, maxScale: 4 } });
+  const nodeOf = async () => {
+    const view = (await client.getFunction('spread')) as unknown as { status: { sandboxes: { sandboxId: string; nodeId: string; phase: string }[] } };
+    return view.status.sandboxes.filter((s) => s.phase === 'ready');
+  };
+  await until('4 ready on both workers', async () => {
+    const ready = await nodeOf();
+    return ready.length === 4 && new Set(ready.map((s) => s.nodeId)).size === 2 ? true : undefined;
+  }, 15_000, 100);
+  cluster.byName('w2').child.process.kill('SIGKILL');
+  const recovered = await until('4 ready, all on w1', async () => {
+    const ready = await nodeOf();
+    return ready.length === 4 && ready.every((s) => s.nodeId === 'w1') ? ready : undefined;
+  }, 15_000, 200);
+  const live = new Set(recovered.map((s) => s.sandboxId));
+  const answers = await burst('/invoke/spread', 40);
+  t.deepEqual(answers.filter((a) => a.status !== 200), []);
+  t.true(answers.every((a) => a.sandbox !== null && live.has(a.sandbox)), 'only live sandboxes answer');
+
+  await cluster.restart('w2');
+  await until('w2 alive again', async () => ((await client.nodes()).some((n) => n.nodeId === 'w2' && n.alive === true) ? true : undefined), 15_000, 200);
+  t.pass();
+});
+
+serial('a lost data plane is dropped and its registration kept; the other serves; when it returns it is routed to again', async (t) => {
+  const leader = await until('a leader', () => cluster.leader(), 15_000, 100);
+  const client = new AdminClient({ adminUrl: leader.adminUrl });
+  await client.createFunction({ name: 'steady', runtime: 'simulated', source: { kind: 'builtin', workload: 'echo' }, concurrency: 8, scaling: { minScale: 1, maxScale: 1 } });
+  await until('steady served by both data planes', async () => ((await burst('/invoke/steady', 4)).every((a) => a.status === 200) ? true : undefined), 15_000, 200);
+  cluster.byName('dp2').child.process.kill('SIGKILL');
+  await until('dp2 disconnected', async () => ((await client.dataplanes()).find((d) => d.id === 'dp2')?.connected === false ? true : undefined), 10_000, 100);
+  t.deepEqual((await client.dataplanes()).map((d) => d.id).sort(), ['dp1', 'dp2'], 'the registration stays');
+  const dp1 = [`http://${String(cluster.byName('dp1').ready.invoke)}`];
+  t.deepEqual((await burst('/invoke/steady', 20, {}, dp1)).filter((a) => a.status !== 200), []);
+
+  const back = await cluster.restart('dp2');
+  await until('dp2 connected', async () => ((await client.dataplanes()).find((d) => d.id === 'dp2')?.connected === true ? true : undefined), 10_000, 100);
+  const answers = await until('dp2 routes to warm', async () => {
+    const result = await burst('/invoke/steady', 10, {}, [`http://${String(back.ready.invoke)}`]);
+    return result.every((a) => a.status === 200) ? result : undefined;
+  }, 10_000, 200);
+  t.is(answers.length, 10);
+  t.true((await client.dataplanes()).every((d) => d.connected));
 });

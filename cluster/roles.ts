@@ -86,6 +86,7 @@ export function controlPlaneConfig(values: CliValues): Omit<ReplicaConfig, 'onLo
     store: parseStoreSpec(pick(values, 'store', 'STORE', `file:${join(pick(values, 'data-dir', 'DATA_DIR', '.dirigent'), 'store')}`)),
     leaseTtlS: intFlag({ 'lease-ttl-s': values['lease-ttl-s'] ?? env('LEASE_TTL_S') }, 'lease-ttl-s', 's', 2, 60),
     reconstructTimeoutMs: intFlag(values, 'reconstruct-timeout-ms', 'ms', 0, 600_000),
+    heartbeatTimeoutMs: intFlag(values, 'heartbeat-timeout-ms', 'ms', 100, 3_600_000),
     adminToken: values['admin-token'] ?? env('ADMIN_TOKEN'),
     shards: intFlag(values, 'shards', 'threads', 1, 256),
     placement: oneOf(pick(values, 'policy', 'PLACEMENT', 'kubernetes'), PLACEMENT_POLICIES, '--policy (placement)') as PlacementPolicy,
@@ -122,6 +123,7 @@ export function workerConfig(values: CliValues): WorkerDaemonConfig {
     },
     shards: intFlag(values, 'shards', 'threads', 1, 256),
     simulatedLatencyMs: intFlag(values, 'simulated-latency-ms', 'ms', 0, 600_000),
+    heartbeatMs: intFlag(values, 'heartbeat-ms', 'ms', 10, 600_000),
   };
 }
 

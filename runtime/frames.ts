@@ -305,6 +305,7 @@ export interface FrameServerOptions {
   readonly token: string;
   readonly role: string;
   readonly id: string;
+  /** Sent in every welcome; a function is called for each welcome (the info may change while listening). */
   readonly info?: unknown;
   /** Decide on a greeted peer; return a reason string to refuse it. Must not send on the connection yet. */
   readonly accept: (connection: FrameConnection, hello: Hello) => string | undefined;
@@ -334,7 +335,8 @@ export async function listenFrames(options: FrameServerOptions): Promise<FrameSe
         connection.close();
         return;
       }
-      connection.send({ welcome: { role: options.role, id: options.id, info: options.info } } satisfies HandshakeFrame);
+      const info = typeof options.info === 'function' ? (options.info as () => unknown)() : options.info;
+      connection.send({ welcome: { role: options.role, id: options.id, info } } satisfies HandshakeFrame);
       options.accepted?.(connection, hello!);
     });
   });

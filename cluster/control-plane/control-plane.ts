@@ -17,7 +17,7 @@ import {
 import type { PlacementPolicy } from '../../actors/placement.js';
 import { clampTail, mergeLogLines, type SandboxLogLine } from '../../actors/sandbox-logs.js';
 import { ActorRuntime, defaultLog, type LogLevel } from '../../runtime/index.js';
-import { listenFrames, type FrameConnection, type FrameServer } from '../../runtime/frames.js';
+import { listenFrames, type FrameConnection, type FrameServer, type FrameServerOptions } from '../../runtime/frames.js';
 import { ClusterTransport } from '../../runtime/transport.js';
 import { takeNextTerm } from '../leadership/index.js';
 import { openStore, type Store, type StoreConfig } from '../store/index.js';
@@ -32,6 +32,12 @@ export interface ControlPlaneConfig {
   /** 0 picks a free port. */
   readonly clusterPort: number;
   readonly token: string;
+  /**
+   * A cluster listener owned by someone else (a replica listens from its start, leading or not, so that its
+   * port stays its own and followers can refuse with the leader's name): this incarnation serves its greeted
+   * peers while it runs. Absent: the control plane listens on host:clusterPort itself.
+   */
+  readonly listener?: ClusterListener;
   /** A store to open, or an open one (used as is, and left open by `stop`: its owner closes it). */
   readonly store: StoreConfig | Store;
   /** This leader's term, from the leadership port; absent: the next term counted in the store (one replica). */
@@ -43,6 +49,13 @@ export interface ControlPlaneConfig {
   /** A node silent for longer is dead, ms. */
   readonly heartbeatTimeoutMs?: number;
   readonly onLog?: (level: LogLevel, text: string) => void;
+}
+
+/** Greeted peers of a listener are handed to whoever `serve`s it (undefined: nobody, refuse them). */
+export interface ClusterListener {
+  readonly host: string;
+  readonly port: number;
+  serve(handlers: Pick<FrameServerOptions, 'accept' | 'accepted'> | undefined): void;
 }
 
 export type Outcome<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly status: number; readonly code: string; readonly message: string; readonly details?: unknown };
@@ -109,8 +122,11 @@ export class ControlPlane {
   private allListedCheck: () => void = () => undefined;
   /** Ids of the workers connected now. */
   private readonly connectedWorkers = new Set<string>();
+  /** Every peer connection accepted by this incarnation: `stop` destroys them (a listener may outlive it). */
+  private readonly connections = new Set<FrameConnection>();
   /** Registered workers that had not listed when the wait ended. */
   private workersMissing: readonly string[] = [];
+  private stopped = false;
   private reconstruction: Omit<ReconstructionStatus, 'workersMissing'> = { phase: 'waiting', workersExpected: 0, workersQueried: 0, sandboxesAdopted: 0, tookMs: null };
   private readonly startedAt = performance.now();
   private finishWaiting: () => void = () => undefined;
@@ -153,20 +169,26 @@ export class ControlPlane {
     });
     let plane: ControlPlane | undefined;
     const transport = new ClusterTransport(runtime, (address) => plane?.peersFor(address.kind, address.id) ?? [], new Set(['node', 'router', 'dpsandbox']));
-    const server = await listenFrames({
-      host: config.host,
-      port: config.clusterPort,
-      token: config.token,
-      role: 'control-plane',
-      id: 'leader',
-      info: { term },
+    const handlers: Pick<FrameServerOptions, 'accept' | 'accepted'> = {
       accept: (connection, hello) => (plane ? plane.accept(connection, hello.role, hello.id, hello.info) : 'the control plane is starting'),
       accepted: (_connection, hello) => plane?.accepted(hello.role, hello.id, hello.info),
-    });
+    };
+    let server: FrameServer;
+    if (config.listener) {
+      const listener = config.listener;
+      listener.serve(handlers);
+      // Closing this incarnation's side: stop serving; its connections are destroyed by `stop`.
+      server = { host: listener.host, port: listener.port, close: async () => listener.serve(undefined) };
+    } else {
+      server = await listenFrames({ host: config.host, port: config.clusterPort, token: config.token, role: 'control-plane', id: 'leader', info: { term }, ...handlers });
+    }
     plane = new ControlPlane(runtime, store, ownsStore, transport, server, term, log);
     runtime.spawn(schedulerAddress, { term, policy: config.placement, heartbeatTimeoutMs: config.heartbeatTimeoutMs });
     await plane.loadDesiredState();
-    void plane.reconstruct(config.reconstructTimeoutMs ?? RECONSTRUCT_TIMEOUT_MS);
+    plane.reconstruct(config.reconstructTimeoutMs ?? RECONSTRUCT_TIMEOUT_MS).catch((error: Error) => {
+      // Stopped mid-way (deposed, shut down): its asks fail with the runtime; anything else is a bug to see.
+      if (!plane!.stopped) log('error', `term ${term}: reconstruction failed: ${error.stack ?? error.message}`);
+    });
     return plane;
   }
 
@@ -215,7 +237,12 @@ export class ControlPlane {
       await this.serving;
       clearTimeout(timer);
     }
-    const reports = [...this.listed.values()].flat();
+    // A sandbox that was still being created when its node listed may have become ready since, and told a
+    // function actor that does not exist yet: list once more just before the functions start, or it would run
+    // unknown to any of them.
+    const relisted = await Promise.all([...this.listed.keys()].map((id) => this.listNodes(this.workers.get(id) ?? [])));
+    const reports = [...new Map([...this.listed.values(), ...relisted].flat().map((r) => [r.sandboxId, r])).values()];
+    const listedMs = Math.round(performance.now() - this.startedAt);
     this.listed.clear();
     const missing = [...this.workers.keys()].filter((id) => !this.connectedWorkers.has(id));
     if (missing.length > 0) this.log('warn', `reconstruction: no answer from worker(s) ${missing.join(', ')} within ${timeoutMs} ms; their sandboxes are adopted if they come back`);
@@ -223,7 +250,7 @@ export class ControlPlane {
     await Promise.all([...this.functions.values()].map((spec) => this.startFunction(spec, byFunction.get(spec.name) ?? [])));
     this.reconstruction = { ...this.reconstruction, phase: 'serving', tookMs: Math.round(performance.now() - this.startedAt) };
     this.workersMissing = missing;
-    this.log('info', `term ${this.term}: serving after ${this.reconstruction.tookMs} ms; ${this.reconstruction.sandboxesAdopted} sandbox(es) adopted from ${this.reconstruction.workersQueried} worker(s), ${this.functions.size} function(s)`);
+    this.log('info', `term ${this.term}: serving after ${this.reconstruction.tookMs} ms (workers listed after ${listedMs} ms); ${this.reconstruction.sandboxesAdopted} sandbox(es) adopted from ${this.reconstruction.workersQueried} worker(s), ${this.functions.size} function(s)`);
     this.finishWaiting();
   }
 
@@ -254,6 +281,15 @@ export class ControlPlane {
 
   /** A greeted peer: workers announce their node ids, data planes their invocation address. */
   private accept(connection: FrameConnection, role: string, id: string, info: unknown): string | undefined {
+    const refusal = this.acceptRole(connection, role, id, info);
+    if (refusal === undefined) {
+      this.connections.add(connection);
+      connection.onClose(() => this.connections.delete(connection));
+    }
+    return refusal;
+  }
+
+  private acceptRole(connection: FrameConnection, role: string, id: string, info: unknown): string | undefined {
     if (role === 'worker') {
       const nodes = (info as WorkerInfo | undefined)?.nodes;
       if (!Array.isArray(nodes) || !nodes.every((n) => typeof n === 'string')) return 'a worker must announce its node ids';
@@ -314,15 +350,7 @@ export class ControlPlane {
 
   /** Rebuild actual state from what a worker runs: the store never holds sandboxes. */
   private async reconstructFrom(workerId: string, nodes: readonly string[]): Promise<void> {
-    const lists = await Promise.all(
-      nodes.map((nodeId) =>
-        this.runtime.ask<SandboxReport[]>(nodeAddress(nodeId), { type: 'node.list' }, ASK_MS).catch((error: Error) => {
-          this.log('warn', `reconstruction: node ${nodeId} did not list its sandboxes: ${error.message}`);
-          return [];
-        }),
-      ),
-    );
-    const reports = lists.flat();
+    const reports = await this.listNodes(nodes);
     this.reconstruction = { ...this.reconstruction, workersQueried: this.reconstruction.workersQueried + 1 };
     if (!this.isServing) {
       // Functions start once every registered worker has listed (see `reconstruct`), with these sandboxes.
@@ -331,6 +359,19 @@ export class ControlPlane {
       return;
     }
     for (const [name, sandboxes] of this.adoptReports(reports)) this.runtime.tell(functionAddress(name), { type: 'fn.adopt', sandboxes });
+  }
+
+  /** The ready sandboxes of `nodes`, as their node actors list them (a node that does not answer lists none). */
+  private async listNodes(nodes: readonly string[]): Promise<SandboxReport[]> {
+    const lists = await Promise.all(
+      nodes.map((nodeId) =>
+        this.runtime.ask<SandboxReport[]>(nodeAddress(nodeId), { type: 'node.list' }, ASK_MS).catch((error: Error) => {
+          this.log('warn', `reconstruction: node ${nodeId} did not list its sandboxes: ${error.message}`);
+          return [];
+        }),
+      ),
+    );
+    return lists.flat();
   }
 
   /**
@@ -461,8 +502,11 @@ export class ControlPlane {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     this.transport.close();
-    await this.server.close();
+    const closing = this.server.close();
+    for (const connection of this.connections) connection.destroy();
+    await closing;
     // Waiting admin calls go on and fail on the stopped runtime rather than hang.
     this.finishWaiting();
     await this.runtime.stop();

@@ -58,7 +58,13 @@ export const openApiDocument = {
     },
     '/metrics': { get: { summary: 'Prometheus metrics', responses: { '200': { description: 'Text exposition format' } } } },
     '/healthz': { get: { summary: 'Liveness', responses: { '200': { description: 'ok' } } } },
-    '/readyz': { get: { summary: 'Readiness', responses: { '200': { description: 'ready' } } } },
+    '/readyz': {
+      get: {
+        summary: 'Readiness of this replica',
+        responses: { '200': { description: '`leader (term N)` or `follower (leader: <id>, term N)`' }, '503': { description: 'no leader elected yet, or the leader is still rebuilding from the workers' } },
+      },
+    },
+    '/api/v1/replicas': { get: { summary: 'Every control-plane replica with its role and term (each probed)', responses: { '200': { description: 'Replicas', ...json({ type: 'object' }) } } } },
   },
   components: {
     schemas: {

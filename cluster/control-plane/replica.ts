@@ -6,24 +6,25 @@
 //             rebuilds from them (ControlPlane.reconstruct), serves
 //   deposed:  the incarnation stops at once (its cluster connections are closed first, so no command leaves
 //             after this), then the replica campaigns again as a follower
-//   follower: the admin API forwards to the leader; the cluster port is not listened on, so workers and data
-//             planes, which try every replica's address, reach only the leader
+//   follower: the admin API forwards to the leader; the cluster listener (bound at start, so that the port
+//             stays this replica's) refuses workers and data planes with the leader's name, and they, given
+//             every replica's address, go on to the next
 //
 // `single` leadership (the embedded `dirigent up`): one replica that is elected at start and never deposed.
 import type { PlacementPolicy } from '../../actors/placement.js';
 import { defaultLog, type LogLevel } from '../../runtime/index.js';
-import { freePort } from '../../runtime/net.js';
+import { listenFrames, type FrameServer, type FrameServerOptions } from '../../runtime/frames.js';
 import { EtcdLeadership, LEADER_KEY, SingleLeadership, type LeaderView, type Leadership, type ReplicaInfo } from '../leadership/index.js';
 import { EtcdStore, openStore, type Store, type StoreConfig } from '../store/index.js';
 import { readiness, startAdminApi, type AdminApi, type AdminTarget, type ReplicaStatus } from './admin-api.js';
-import { ControlPlane } from './control-plane.js';
+import { ControlPlane, type ClusterListener } from './control-plane.js';
 
 export interface ReplicaConfig {
   /** Unique among the replicas; names it in status, logs and forwarded requests. */
   readonly id: string;
   /** Interface to listen on, and the host the others reach it at. */
   readonly host: string;
-  /** Cluster listener while leading; 0 picks a free port now (it must be known before the campaign). */
+  /** Cluster listener (bound at start; served only while leading); 0 picks a free port. */
   readonly clusterPort: number;
   /** 0 picks a free port. */
   readonly adminPort: number;
@@ -65,6 +66,7 @@ export class ControlPlaneReplica implements AdminTarget {
     readonly self: ReplicaInfo,
     readonly store: Store,
     readonly leadership: Leadership,
+    private readonly listener: ClusterListener & { readonly server: FrameServer },
     private readonly log: (level: LogLevel, text: string) => void,
   ) {}
 
@@ -74,33 +76,35 @@ export class ControlPlaneReplica implements AdminTarget {
 
   static async start(config: ReplicaConfig): Promise<{ replica: ControlPlaneReplica; admin: AdminApi }> {
     const log = config.onLog ?? defaultLog;
-    const clusterPort = config.clusterPort || (await freePort(config.host));
     const store = await openStore(config.store);
     let admin: AdminApi | undefined;
+    let listener: (ClusterListener & { server: FrameServer }) | undefined;
     try {
       let replica: ControlPlaneReplica | undefined;
-      // The admin API first: its URL is part of what the replica publishes when it leads.
+      listener = await startClusterListener(config, () => replica);
+      // The admin API before the campaign: its URL is part of what the replica publishes when it leads.
       admin = await startAdminApi(
         { replicaId: config.id, plane: () => replica?.plane(), leader: () => replica?.leader(), replicas: async () => replica?.replicas() ?? [] },
         { host: config.host, port: config.adminPort, adminToken: config.adminToken, registrationRuntime: config.registrationRuntime },
       );
-      const self: ReplicaInfo = { id: config.id, adminUrl: admin.url, clusterAddress: `${config.host}:${clusterPort}` };
+      const self: ReplicaInfo = { id: config.id, adminUrl: admin.url, clusterAddress: `${config.host}:${listener.port}` };
       const leadership =
         store instanceof EtcdStore
           ? new EtcdLeadership({ client: store.client, prefix: store.prefix, self, ttlS: config.leaseTtlS, log: (level, text) => log(level, `${config.id}: ${text}`) })
           : new SingleLeadership(store, self);
-      replica = new ControlPlaneReplica({ ...config, clusterPort }, self, store, leadership, log);
+      replica = new ControlPlaneReplica(config, self, store, leadership, listener, log);
       await store.put(`${REPLICAS_KEY}${config.id}`, self);
       await leadership.start({
         elected: (term) => replica!.lead(term),
         deposed: (reason) => replica!.stepDown(reason),
       });
-      // The embedded replica is elected during start: return once it listens, as `dirigent up` expects.
+      // The embedded replica is elected during start: return once it serves, as `dirigent up` expects.
       await replica.transitions;
       if (leadership.kind === 'single' && replica.incarnation === undefined) throw new Error('the control plane failed to start; see the log above');
       return { replica, admin };
     } catch (error) {
       await admin?.close();
+      await listener?.server.close();
       await store.close();
       throw error;
     }
@@ -138,7 +142,8 @@ export class ControlPlaneReplica implements AdminTarget {
       try {
         const plane = await ControlPlane.start({
           host: this.config.host,
-          clusterPort: this.config.clusterPort,
+          clusterPort: this.listener.port,
+          listener: this.listener,
           token: this.config.token,
           store,
           term,
@@ -176,8 +181,32 @@ export class ControlPlaneReplica implements AdminTarget {
     await this.leadership.close();
     this.stepDown('stopping');
     await this.transitions;
+    await this.listener.server.close();
     await this.store.close();
   }
+}
+
+/**
+ * The replica's cluster listener: greeted peers go to the leading incarnation; while there is none they are
+ * refused with the leader's name, and the welcome always carries the current term.
+ */
+async function startClusterListener(config: ReplicaConfig, replica: () => ControlPlaneReplica | undefined): Promise<ClusterListener & { server: FrameServer }> {
+  let handlers: Pick<FrameServerOptions, 'accept' | 'accepted'> | undefined;
+  const server = await listenFrames({
+    host: config.host,
+    port: config.clusterPort,
+    token: config.token,
+    role: 'control-plane',
+    id: config.id,
+    info: () => ({ term: replica()?.plane()?.term ?? 0 }),
+    accept: (connection, hello) => {
+      if (handlers) return handlers.accept(connection, hello);
+      const leader = replica()?.leader();
+      return leader && leader.info.id !== config.id ? `replica ${config.id} does not lead; the leader is ${leader.info.id} at ${leader.info.clusterAddress}` : `replica ${config.id} does not lead; no leader is elected yet`;
+    },
+    accepted: (connection, hello) => handlers?.accepted?.(connection, hello),
+  });
+  return { host: config.host, port: server.port, server, serve: (next) => (handlers = next) };
 }
 
 async function probe(info: ReplicaInfo): Promise<ReplicaStatus> {

@@ -2,11 +2,19 @@
 // data plane in one deterministic Simulation (memory transport, manual clock, seeded randomness),
 // with fake ports in place of sandbox runtimes. Scenario tests drive it as scripts and compare the
 // transcript with a stored one.
-import type { Address } from '../../actors/actor.js';
+//
+// Failures it can inject, each standing for what the rest of the cluster would see:
+// - a leader's death or partition: `killLeader` removes the function, autoscaler and scheduler actors (a
+//   partitioned old leader differs only by its commands arriving late, which a script delivers by hand);
+// - a leader change: `failover` does what ControlPlane.reconstruct does for a new term;
+// - a worker the leader cannot reach: `partition` (its node actor runs on, but nothing gets in or out),
+//   `reconnect` (its worker connects again, as ControlPlane.accepted -> reconstructFrom);
+// - a data plane's death and return: `killDataplane`, `restartDataplane`.
+import type { ActorKind, Address, Effect } from '../../actors/actor.js';
 import { autoscalerKind } from '../../actors/autoscaler-actor.js';
 import { dataPlaneSandboxKind } from '../../actors/dp-sandbox.js';
-import { functionKind } from '../../actors/function.js';
-import { parseFunctionSpec, type FunctionSpec } from '../../actors/function-spec.js';
+import { functionKind, type FunctionState } from '../../actors/function.js';
+import { parseFunctionSpec, updateFunctionSpec, type FunctionSpec } from '../../actors/function-spec.js';
 import {
   functionAddress,
   nodeAddress,
@@ -16,11 +24,13 @@ import {
   type InvocationOutcome,
   type NodeCapacity,
   type NodeView,
+  type SandboxReport,
 } from '../../actors/messages.js';
-import { nodeKind, type SandboxCreateInput } from '../../actors/node.js';
-import { routerKind } from '../../actors/router.js';
+import { nodeKind, type NodeInput, type NodeState, type SandboxCreateInput } from '../../actors/node.js';
+import { routerKind, type RouterState } from '../../actors/router.js';
 import { schedulerKind } from '../../actors/scheduler.js';
 import { delayed, delayedFailure, Simulation } from '../../runtime/sim.js';
+import { RECONSTRUCT_TIMEOUT_MS } from '../control-plane/control-plane.js';
 
 export const DATAPLANE_ID = 'dp1';
 export const TERM = 1;
@@ -33,7 +43,32 @@ export interface HarnessOptions {
   readonly capacity?: NodeCapacity;
   /** Simulated sandbox creation time, ms. */
   readonly createMs?: number;
+  /** Creation time on particular nodes (a slow node), ms; the others take `createMs`. */
+  readonly nodeCreateMs?: Readonly<Record<string, number>>;
   readonly seed?: number;
+}
+
+export interface FailoverOptions {
+  /** The new leader's term: higher than every earlier one. */
+  readonly term: number;
+  /** Bound on the wait for the nodes to list their sandboxes, ms (ControlPlane's `reconstructTimeoutMs`). */
+  readonly listTimeoutMs?: number;
+}
+
+export interface FailoverReport {
+  /** Nodes that listed their sandboxes within the bound. */
+  readonly listed: readonly string[];
+  /** Nodes that did not (killed or partitioned): adopted when they reconnect. */
+  readonly missing: readonly string[];
+  /** Sandboxes found on the listed nodes, of every function. */
+  readonly reports: readonly SandboxReport[];
+}
+
+/** One sandbox as its node actor holds it, for assertions (read from state: nothing shows in the transcript). */
+export interface NodeSandbox {
+  readonly sandboxId: string;
+  readonly functionName: string;
+  readonly phase: 'creating' | 'ready' | 'deleting';
 }
 
 export interface InvokeOptions {
@@ -45,21 +80,43 @@ export interface InvokeOptions {
 export class Harness {
   readonly sim: Simulation;
   readonly nodeIds: string[];
+  private readonly capacity: NodeCapacity;
   /** Sandbox ids whose next invocation fails (a crashed sandbox seen by the data plane). */
   private readonly broken = new Set<string>();
+  /** Nodes whose worker the control plane cannot reach (see `partition`). */
+  private readonly partitioned = new Set<string>();
+  /** Desired state, as the store holds it: the specs a new leader loads. */
+  private readonly specs = new Map<string, FunctionSpec>();
   private holdMs = 0;
   invocations = 0;
+  /** The current leader's term: carried by what `register` and `failover` start. */
+  term = TERM;
+  /** Connected data planes (router replica ids): what draining sandboxes wait for. */
+  dataplanes: readonly string[] = [DATAPLANE_ID];
+  /** Every `sandbox.create` call, in order, by sandbox id: a sandbox created twice shows up twice. */
+  readonly created: string[] = [];
 
   constructor(options: HarnessOptions) {
     const createMs = options.createMs ?? 0;
     this.nodeIds = Array.from({ length: options.nodes }, (_, i) => `n${i + 1}`);
     this.sim = new Simulation({
-      kinds: [functionKind, autoscalerKind, schedulerKind, nodeKind, routerKind({ dataplaneId: DATAPLANE_ID, policy: 'least-in-flight' }), dataPlaneSandboxKind({})],
+      kinds: [
+        functionKind,
+        autoscalerKind,
+        schedulerKind,
+        partitionable(nodeKind, this.partitioned),
+        routerKind({ dataplaneId: DATAPLANE_ID, policy: 'least-in-flight' }),
+        dataPlaneSandboxKind({}),
+      ],
       seed: options.seed ?? 7,
       quiet: QUIET,
       services: {
         'sandbox.address': () => 'worker.local:7000',
-        'sandbox.create': (input) => delayed(createMs, { address: `${(input as SandboxCreateInput).nodeId}.local:7000` }),
+        'sandbox.create': (input) => {
+          const { nodeId, sandboxId } = input as SandboxCreateInput;
+          this.created.push(sandboxId);
+          return delayed(options.nodeCreateMs?.[nodeId] ?? createMs, { address: `${nodeId}.local:7000` });
+        },
         'sandbox.destroy': () => null,
         'sandbox.invoke': (input) => {
           const { sandboxId } = input as { sandboxId: string };
@@ -69,9 +126,10 @@ export class Harness {
         },
       },
     });
+    this.capacity = options.capacity ?? { cpuMilli: 16_000, memoryMiB: 32_768, slots: 100 };
     this.sim.spawn(schedulerAddress, { term: TERM, policy: 'round-robin' });
     for (const nodeId of this.nodeIds) {
-      this.sim.spawn(nodeAddress(nodeId), { nodeId, capacity: options.capacity ?? { cpuMilli: 16_000, memoryMiB: 32_768, slots: 100 } });
+      this.sim.spawn(nodeAddress(nodeId), { nodeId, capacity: this.capacity });
       this.sim.tell(nodeAddress(nodeId), { type: 'node.start' });
     }
   }
@@ -81,9 +139,22 @@ export class Harness {
     const parsed = parseFunctionSpec({ runtime: 'simulated', source: { kind: 'builtin', workload: 'echo' }, ...input });
     if (!parsed.ok) throw new Error(`bad spec: ${JSON.stringify(parsed.errors)}`);
     this.sim.note(`register ${parsed.spec.name}`);
-    this.sim.spawn(functionAddress(parsed.spec.name), { spec: parsed.spec, term: TERM, dataplanes: [DATAPLANE_ID] });
+    this.specs.set(parsed.spec.name, parsed.spec);
+    this.sim.spawn(functionAddress(parsed.spec.name), { spec: parsed.spec, term: this.term, dataplanes: this.dataplanes });
     await this.sim.request(functionAddress(parsed.spec.name), { type: 'fn.configure', spec: parsed.spec });
     return parsed.spec;
+  }
+
+  /** Update a function's spec, as the control plane does on update (stored, then `fn.configure`). */
+  async update(name: string, patch: Record<string, unknown>): Promise<FunctionSpec> {
+    const current = this.specs.get(name);
+    if (current === undefined) throw new Error(`no function named ${name}`);
+    const updated = updateFunctionSpec(current, patch);
+    if (!updated.ok) throw new Error(`bad update: ${JSON.stringify(updated.errors)}`);
+    this.sim.note(`update ${name} to spec version ${updated.spec.version}`);
+    this.specs.set(name, updated.spec);
+    await this.sim.request(functionAddress(name), { type: 'fn.configure', spec: updated.spec });
+    return updated.spec;
   }
 
   /** Send `count` invocations through the data plane's router; the outcomes settle as time advances. */
@@ -121,6 +192,140 @@ export class Harness {
     return this.sim.state(address) !== undefined;
   }
 
+  /** Every sandbox each live node actor holds, whatever its phase (read from state, for assertions). */
+  onNodes(): Record<string, NodeSandbox[]> {
+    const held: Record<string, NodeSandbox[]> = {};
+    for (const nodeId of this.nodeIds) {
+      const state = this.sim.state<NodeState>(nodeAddress(nodeId));
+      if (state === undefined) continue;
+      held[nodeId] = [...state.sandboxes].map(([sandboxId, entry]) => ({ sandboxId, functionName: entry.template.name, phase: entry.phase })).sort((a, b) => (a.sandboxId < b.sandboxId ? -1 : 1));
+    }
+    return held;
+  }
+
+  /** The function actor's state (read from state, for assertions: nothing shows in the transcript). */
+  functionState(name: string): FunctionState | undefined {
+    return this.sim.state<FunctionState>(functionAddress(name));
+  }
+
+  /** The function's router as the data plane holds it (read from state, for assertions). */
+  router(name: string): RouterState | undefined {
+    return this.sim.state<RouterState>(routerAddress(name));
+  }
+
+  /**
+   * The leader dies (or is cut off from everything, which the rest of the cluster cannot tell apart): its
+   * function, autoscaler and scheduler actors vanish with their timers. Workers and data planes run on.
+   */
+  killLeader(how: 'killed' | 'partitioned' = 'killed'): void {
+    this.sim.note(`leader of term ${this.term} ${how}`);
+    for (const kind of ['function', 'autoscaler', 'scheduler']) for (const address of this.sim.list(kind)) this.sim.kill(address);
+  }
+
+  /**
+   * A new leader of `term` takes over, as ControlPlane.start and `reconstruct` do: a scheduler of the new
+   * term; every reachable worker reconnects (its nodes register again and are asked `node.list`); the leader
+   * waits until every node has listed or `listTimeoutMs` has passed, and lists those once more; then the scheduler adopts what was found,
+   * sandboxes of functions that no longer exist get `node.delete`, and each stored function starts with its
+   * sandboxes ready (`adopted`, which also holds scale-down for one stable window) and is configured, which
+   * pushes its first snapshot under the new term. Nodes that did not list come later with `reconnect`.
+   */
+  async failover(options: FailoverOptions): Promise<FailoverReport> {
+    const { term, listTimeoutMs = RECONSTRUCT_TIMEOUT_MS } = options;
+    if (!(term > this.term)) throw new RangeError(`failover: term ${term} must be higher than ${this.term}`);
+    const leftOver = ['function', 'autoscaler', 'scheduler'].flatMap((kind) => this.sim.list(kind));
+    if (leftOver.length > 0) throw new Error(`failover: the old leader still runs ${leftOver.length} actor(s); killLeader first`);
+    this.term = term;
+    this.sim.note(`leader of term ${term}: ${this.specs.size} function spec(s) loaded; asking ${this.nodeIds.length} node(s) for their sandboxes (wait <= ${listTimeoutMs} ms)`);
+    this.sim.spawn(schedulerAddress, { term, policy: 'round-robin' });
+    const lists = new Map<string, SandboxReport[]>();
+    for (const nodeId of this.nodeIds) {
+      // A dead worker never connects; a partitioned one's messages are lost on the way.
+      if (!this.alive(nodeAddress(nodeId))) continue;
+      this.sim.tell(nodeAddress(nodeId), { type: 'node.start' });
+      this.sim.ask<SandboxReport[]>(nodeAddress(nodeId), { type: 'node.list' }, listTimeoutMs).then(
+        (reports) => lists.set(nodeId, reports),
+        () => undefined,
+      );
+    }
+    await this.sim.run();
+    if (lists.size < this.nodeIds.length) await this.sim.advance(listTimeoutMs);
+    const listed = this.nodeIds.filter((id) => lists.has(id));
+    const missing = this.nodeIds.filter((id) => !lists.has(id));
+    // As ControlPlane.reconstruct: the nodes that listed are listed once more just before the functions start
+    // (a creation that finished during the wait told a function that did not exist yet).
+    const relisting = Promise.all(listed.map((id) => this.sim.ask<SandboxReport[]>(nodeAddress(id), { type: 'node.list' }, listTimeoutMs).catch(() => [])));
+    await this.sim.run();
+    const relisted = await relisting;
+    const reports = [...new Map([...listed.map((id) => lists.get(id) ?? []), ...relisted].flat().map((r) => [r.sandboxId, r])).values()];
+    this.sim.note(`leader of term ${term}: ${reports.length} sandbox(es) listed by ${listed.join(', ') || 'no node'}${missing.length > 0 ? `; no answer from ${missing.join(', ')}` : ''}; serving`);
+    const byFunction = this.adoptReports(reports);
+    for (const spec of this.specs.values()) {
+      this.sim.spawn(functionAddress(spec.name), { spec, term, dataplanes: this.dataplanes, adopted: byFunction.get(spec.name) ?? [] });
+      await this.sim.request(functionAddress(spec.name), { type: 'fn.configure', spec });
+    }
+    return { listed, missing, reports };
+  }
+
+  /** The node's worker loses its connection to the control plane: nothing reaches the node actor, nothing leaves it. */
+  partition(nodeId: string): void {
+    this.sim.note(`worker of ${nodeId} partitioned from the control plane`);
+    this.partitioned.add(nodeId);
+  }
+
+  /**
+   * The node's worker connects to the leader again, as ControlPlane.accepted -> reconstructFrom: the node
+   * registers (a killed node comes back as a restarted worker, with nothing running) and lists its
+   * sandboxes, which the scheduler and the functions adopt (`fn.adopt`), or which are deleted when their
+   * function no longer exists.
+   */
+  async reconnect(nodeId: string): Promise<SandboxReport[]> {
+    this.partitioned.delete(nodeId);
+    const address = nodeAddress(nodeId);
+    const restarted = !this.alive(address);
+    this.sim.note(`worker of ${nodeId} ${restarted ? 'restarted' : 'reconnected'}`);
+    if (restarted) this.sim.spawn(address, { nodeId, capacity: this.capacity });
+    this.sim.tell(address, { type: 'node.start' });
+    const reports = await this.sim.request<SandboxReport[]>(address, { type: 'node.list' });
+    for (const [name, sandboxes] of this.adoptReports(reports)) this.sim.tell(functionAddress(name), { type: 'fn.adopt', sandboxes });
+    await this.sim.run();
+    return reports;
+  }
+
+  /** As ControlPlane.adoptReports: account with the scheduler, delete what no stored function wants, group the rest. */
+  private adoptReports(reports: readonly SandboxReport[]): Map<string, SandboxReport[]> {
+    const byFunction = new Map<string, SandboxReport[]>();
+    if (reports.length === 0) return byFunction;
+    this.sim.tell(schedulerAddress, { type: 'sch.adopt', sandboxes: reports });
+    for (const report of reports) {
+      if (this.specs.has(report.functionName)) byFunction.set(report.functionName, [...(byFunction.get(report.functionName) ?? []), report]);
+      else this.sim.tell(nodeAddress(report.nodeId), { type: 'node.delete', term: this.term, sandboxId: report.sandboxId });
+    }
+    return byFunction;
+  }
+
+  /**
+   * The data plane's process dies: its routers and sandbox actors vanish (with the requests they held), and
+   * the control plane, seeing the connection close, tells every function the data planes left.
+   */
+  killDataplane(): void {
+    this.sim.note(`data plane ${DATAPLANE_ID} lost`);
+    for (const kind of ['router', 'dpsandbox']) for (const address of this.sim.list(kind)) this.sim.kill(address);
+    this.dataplanes = [];
+    this.announceDataplanes();
+  }
+
+  /** A data plane connects again: the functions wait for it again; its routers start empty and ask for a snapshot on first use. */
+  restartDataplane(): void {
+    this.sim.note(`data plane ${DATAPLANE_ID} connected`);
+    this.dataplanes = [DATAPLANE_ID];
+    this.announceDataplanes();
+  }
+
+  private announceDataplanes(): void {
+    for (const name of this.specs.keys()) if (this.alive(functionAddress(name))) this.sim.tell(functionAddress(name), { type: 'fn.dataplanes', ids: this.dataplanes });
+  }
+
   /** One line summing up the function for the transcript. */
   async describe(name: string): Promise<string> {
     const s = await this.status(name);
@@ -128,6 +333,42 @@ export class Harness {
     this.sim.note(line);
     return line;
   }
+}
+
+/**
+ * The node kind with a network partition around it: while its id is in `cut`, a message from anyone but
+ * itself (its timers and runtime calls) is lost, and so is everything it sends out; an ask it makes times
+ * out. The node itself runs on, keeping its sandboxes, as a worker that lost its connection does.
+ */
+function partitionable(kind: ActorKind<NodeState, NodeInput>, cut: ReadonlySet<string>): ActorKind<NodeState, NodeInput> {
+  return {
+    ...kind,
+    step(state, message, ctx) {
+      if (!cut.has(ctx.self.id)) return kind.step(state, message, ctx);
+      const fromItself = ctx.sender?.kind === ctx.self.kind && ctx.sender.id === ctx.self.id;
+      if (!fromItself) return { state, effects: [{ type: 'log', level: 'warn', text: `partitioned: ${message.type} lost` }] };
+      const result = kind.step(state, message, ctx);
+      const effects: Effect<NodeInput>[] = [];
+      for (const effect of result.effects ?? []) {
+        switch (effect.type) {
+          case 'send': {
+            const type = (effect.message as { type?: string }).type ?? '?';
+            if (!QUIET.includes(type)) effects.push({ type: 'log', level: 'warn', text: `partitioned: ${type} to ${effect.to.kind}:${effect.to.id} lost` });
+            break;
+          }
+          case 'ask':
+            effects.push({ type: 'schedule', afterMs: effect.timeoutMs, message: effect.then({ ok: false, error: { code: 'ASK_TIMEOUT', message: `partitioned: no reply from ${effect.to.kind}:${effect.to.id}` } }) });
+            break;
+          case 'reply':
+          case 'fail':
+            break;
+          default:
+            effects.push(effect);
+        }
+      }
+      return { state: result.state, effects };
+    },
+  };
 }
 
 /** Counts outcomes by status, e.g. `200x50` or `200x3 504x1`. */

@@ -1,31 +1,10 @@
 // Scripted scenarios on the in-process cluster harness. Each stores its transcript in
 // cluster/harness/transcripts/<name>.txt; `UPDATE_TRANSCRIPTS=1 npm test` rewrites them, and the
 // diff is reviewed like code.
-import test, { type ExecutionContext } from 'ava';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { autoscalerAddress, functionAddress, nodeAddress, routerAddress, type InvocationOutcome } from '../../actors/messages.js';
+import test from 'ava';
+import { autoscalerAddress, functionAddress, nodeAddress, routerAddress } from '../../actors/messages.js';
 import { Harness, tally } from './harness.js';
-
-const transcripts = new URL('../../../cluster/harness/transcripts/', import.meta.url);
-
-function checkTranscript(t: ExecutionContext, name: string, harness: Harness): void {
-  const file = new URL(`${name}.txt`, transcripts);
-  const actual = `${harness.sim.transcript.join('\n')}\n`;
-  if (process.env.UPDATE_TRANSCRIPTS === '1' || !existsSync(file)) {
-    mkdirSync(transcripts, { recursive: true });
-    writeFileSync(file, actual);
-    t.log(`wrote ${file.pathname}`);
-    return;
-  }
-  t.is(actual, readFileSync(file, 'utf8'), `transcript ${name} changed; rerun with UPDATE_TRANSCRIPTS=1 and review the diff`);
-}
-
-async function settle(harness: Harness, pending: Promise<InvocationOutcome>[], stepMs = 100, limitMs = 120_000): Promise<InvocationOutcome[]> {
-  let done = 0;
-  pending.forEach((p) => p.then(() => (done += 1), () => (done += 1)));
-  for (let waited = 0; done < pending.length && waited < limitMs; waited += stepMs) await harness.sim.advance(stepMs);
-  return Promise.all(pending);
-}
+import { checkTranscript, settle } from './script.js';
 
 test('register: the function spawns its autoscaler and pushes an endpoint snapshot', async (t) => {
   const h = new Harness({ nodes: 2 });

@@ -122,6 +122,8 @@ const fakeNode: ActorKind<FakeNodeState, FakeNodeMessage> = {
           effects: [toFunction(sandbox.functionName, { type: 'fn.sandboxFailed', sandboxId: message.sandboxId, nodeId: state.nodeId, reason: 'exit code 1' })],
         };
       }
+      case 'node.logs':
+        return { state, effects: ctx.replyTo ? [{ type: 'reply', to: ctx.replyTo, value: [] }] : [] };
       case 'node.sandboxFailed':
       case 'node.deleted':
       case 'node.registered':

@@ -113,8 +113,8 @@ const SOURCE_FIELDS: Readonly<Record<RuntimeSource['kind'], readonly string[]>> 
   builtin: ['kind', 'workload'],
 };
 const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
-// POSIX portable environment variable names.
-const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** POSIX portable environment variable names (the CLI checks `--env` with it too). */
+export const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /** Validates a new function's spec. A stored spec parses back to itself, so the store's content is checked on load too. */
 export function parseFunctionSpec(input: unknown): SpecResult {

@@ -262,6 +262,11 @@ export type NodeMessage =
   | { readonly type: 'node.delete'; readonly term: number; readonly sandboxId: string }
   /** Asked on reconstruction: replies `SandboxReport[]`. */
   | { readonly type: 'node.list' }
+  /**
+   * Asked by the control plane for `dirigent logs`: replies `SandboxLogLine[]`, this node's newest `tail` lines of
+   * the function's sandboxes (recently gone ones too) written at or after `sinceMs` (ms since the epoch), oldest first.
+   */
+  | { readonly type: 'node.logs'; readonly functionName: string; readonly sinceMs: number; readonly tail: number }
   /** From the sandbox runtime: a sandbox died on its own. */
   | { readonly type: 'node.sandboxFailed'; readonly sandboxId: string; readonly reason: string }
   | { readonly type: 'node.heartbeat' }

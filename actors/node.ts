@@ -1,6 +1,7 @@
 // The node actor: one per worker host. It registers the node with the scheduler and heartbeats, creates
 // and deletes sandboxes through the worker's sandbox services, tells each function actor how its sandboxes
-// fare, and answers `node.list` so that a new leader can rebuild the actual state from the workers.
+// fare, and answers `node.list` so that a new leader can rebuild the actual state from the workers, and
+// `node.logs` (through the worker's log service) for `dirigent logs`.
 // Pure: the sandbox runtime is reached only through `call` effects on the services named below, which the
 // worker daemon (cluster/worker) provides on every shard.
 //
@@ -8,7 +9,7 @@
 // node actor's own shard (each shard runs its own invocation server), asked once on `node.start`. It is not
 // an init argument because whoever spawns the actor cannot know which shard, hence which server, it lands on.
 
-import { assertNever, type ActorError, type ActorKind, type Effect, type StepContext } from './actor.js';
+import { assertNever, type ActorError, type ActorKind, type AskResult, type Effect, type ReplyTo, type StepContext } from './actor.js';
 import {
   functionAddress,
   schedulerAddress,
@@ -29,6 +30,8 @@ export const SANDBOX_ADDRESS = 'sandbox.address';
 export const SANDBOX_CREATE = 'sandbox.create';
 /** Input `SandboxDestroyInput`; resolves once nothing of the sandbox runs (idempotent, never rejects). */
 export const SANDBOX_DESTROY = 'sandbox.destroy';
+/** Input `SandboxLogsInput`; resolves to `SandboxLogLine[]` (oldest first). */
+export const SANDBOX_LOGS = 'sandbox.logs';
 
 export interface SandboxCreateInput {
   /** The node that owns the sandbox: runtime failures of it are told to `nodeAddress(nodeId)`. */
@@ -44,6 +47,19 @@ export interface SandboxCreateOutput {
 
 export interface SandboxDestroyInput {
   readonly sandboxId: string;
+}
+
+/**
+ * The output of this node's sandboxes of one function, those it runs and those it ran recently: the worker
+ * keeps a gone sandbox's lines for a while, which the node's table (live sandboxes only) cannot name.
+ */
+export interface SandboxLogsInput {
+  readonly nodeId: string;
+  readonly functionName: string;
+  /** Lines written at or after this time, ms since the epoch. */
+  readonly sinceMs: number;
+  /** The newest this many lines. */
+  readonly tail: number;
 }
 
 // ---- Configuration --------------------------------------------------------------------------------
@@ -118,7 +134,10 @@ export interface NodeState {
 }
 
 /** Internal results of the node's own effects; not part of the cluster protocol. */
-export type NodeInternalMessage = { readonly type: 'node.addressed'; readonly address: string | null; readonly error?: string };
+export type NodeInternalMessage =
+  | { readonly type: 'node.addressed'; readonly address: string | null; readonly error?: string }
+  /** The outcome of `sandbox.logs` for the pending `node.logs` ask `replyTo`. */
+  | { readonly type: 'node.logsRead'; readonly replyTo: ReplyTo; readonly result: AskResult };
 
 export type NodeInput = NodeMessage | NodeInternalMessage;
 
@@ -157,6 +176,10 @@ export function stepNode(state: NodeState, message: NodeInput, ctx: StepContext)
       return sandboxFailed(state, message.sandboxId, message.reason);
     case 'node.list':
       return { state, effects: ctx.replyTo ? [{ type: 'reply', to: ctx.replyTo, value: listReady(state) }] : [] };
+    case 'node.logs':
+      return readLogs(state, message, ctx.replyTo);
+    case 'node.logsRead':
+      return { state, effects: [message.result.ok ? { type: 'reply', to: message.replyTo, value: message.result.value } : { type: 'fail', to: message.replyTo, error: message.result.error }] };
     default: {
       // Messages come off the network: an unknown one is logged, never a crash (a restart would forget
       // every sandbox this node runs). The `never` keeps the switch exhaustive at compile time.
@@ -371,6 +394,13 @@ function sandboxFailed(state: NodeState, sandboxId: string, reason: string): Res
   if (entry === undefined || entry.phase !== 'ready') return ignore(state, 'debug', `node.sandboxFailed ${sandboxId} ignored (${entry?.phase ?? 'unknown'})`);
   state.sandboxes.delete(sandboxId);
   return { state, effects: [{ type: 'log', level: 'warn', text: `sandbox ${sandboxId} failed: ${reason}` }, failed(state, entry.template.name, sandboxId, reason)] };
+}
+
+/** The worker keeps the lines (and outlives a sandbox's entry here), so the node only forwards the ask. */
+function readLogs(state: NodeState, message: Extract<NodeMessage, { type: 'node.logs' }>, replyTo: ReplyTo | undefined): Result {
+  if (replyTo === undefined) return ignore(state, 'debug', 'node.logs without an ask to answer ignored');
+  const input: SandboxLogsInput = { nodeId: state.nodeId, functionName: message.functionName, sinceMs: message.sinceMs, tail: message.tail };
+  return { state, effects: [{ type: 'call', service: SANDBOX_LOGS, input, then: (result) => ({ type: 'node.logsRead', replyTo, result }) }] };
 }
 
 export function listReady(state: NodeState): SandboxReport[] {

@@ -1,4 +1,6 @@
 // A small client of the admin API and the invocation endpoint, used by the CLI and the tests.
+import type { SandboxLogLine } from '../actors/sandbox-logs.js';
+import { lineSplitter } from './sandbox/runtime.js';
 
 export class AdminError extends Error {
   constructor(
@@ -21,21 +23,24 @@ export interface AdminClientOptions {
 export class AdminClient {
   constructor(private readonly options: AdminClientOptions) {}
 
-  private async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+  /** `signal` replaces the per-request timeout (a followed stream has none). */
+  private async send(method: string, path: string, body: unknown, signal: AbortSignal): Promise<Response> {
     const headers: Record<string, string> = {};
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (this.options.adminToken) headers.authorization = `Bearer ${this.options.adminToken}`;
-    let response: Response;
     try {
-      response = await fetch(`${this.options.adminUrl}${path}`, {
-        method,
-        headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(this.options.timeoutMs ?? 30_000),
-      });
+      return await fetch(`${this.options.adminUrl}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal });
     } catch (error) {
       throw new AdminError(0, 'UNREACHABLE', `cannot reach the control plane at ${this.options.adminUrl} (${(error as Error).message}); is \`dirigent up\` running?`);
     }
+  }
+
+  private async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    return this.decode<T>(await this.send(method, path, body, AbortSignal.timeout(this.options.timeoutMs ?? 30_000)));
+  }
+
+  /** The JSON body, or an AdminError with the server's code and message. */
+  private async decode<T>(response: Response): Promise<T> {
     const text = await response.text();
     let parsed: unknown;
     try {
@@ -70,6 +75,46 @@ export class AdminClient {
     return this.request('DELETE', `/api/v1/functions/${encodeURIComponent(name)}`);
   }
 
+  /** `sinceMs`: ms since the epoch; `tail`: the newest lines. */
+  functionLogs(name: string, query: LogQuery = {}): Promise<{ lines: SandboxLogLine[]; unreachable: string[] }> {
+    return this.request('GET', `/api/v1/functions/${encodeURIComponent(name)}/logs${logQueryString(query, false)}`);
+  }
+
+  /**
+   * Streams the function's output to `onLine` (the newest `tail` lines first, then each new one) until `signal`
+   * aborts, which resolves; rejects when the function is deleted or the control plane goes away.
+   */
+  async followLogs(name: string, query: LogQuery, onLine: (line: SandboxLogLine) => void, signal: AbortSignal): Promise<void> {
+    let response: Response;
+    try {
+      response = await this.send('GET', `/api/v1/functions/${encodeURIComponent(name)}/logs${logQueryString(query, true)}`, undefined, signal);
+    } catch (error) {
+      if (signal.aborted) return;
+      throw error;
+    }
+    if (!response.ok || response.body === null) {
+      await this.decode(response);
+      throw new AdminError(response.status, 'HTTP_ERROR', 'the control plane answered the follow request without a stream');
+    }
+    let failure: AdminError | undefined;
+    const lines = lineSplitter((text) => {
+      if (text === '' || failure !== undefined) return;
+      const parsed = JSON.parse(text) as SandboxLogLine | { error: { code: string; message: string } };
+      if ('error' in parsed) failure = new AdminError(200, parsed.error.code, parsed.error.message);
+      else onLine(parsed);
+    });
+    const decoder = new TextDecoder();
+    try {
+      for await (const chunk of response.body) lines.write(decoder.decode(chunk, { stream: true }));
+    } catch (error) {
+      if (signal.aborted) return;
+      throw new AdminError(0, 'UNREACHABLE', `lost the control plane at ${this.options.adminUrl} (${(error as Error).message})`);
+    }
+    lines.end();
+    if (failure !== undefined) throw failure;
+    if (!signal.aborted) throw new AdminError(0, 'UNREACHABLE', `the control plane at ${this.options.adminUrl} ended the stream`);
+  }
+
   status(): Promise<Record<string, unknown>> {
     return this.request('GET', '/api/v1/status');
   }
@@ -87,9 +132,48 @@ export class AdminClient {
   }
 }
 
-/** The JSON shape of a function view (see cluster/control-plane FunctionView). */
+export interface LogQuery {
+  /** ms since the Unix epoch. */
+  readonly sinceMs?: number;
+  readonly tail?: number;
+}
+
+function logQueryString(query: LogQuery, follow: boolean): string {
+  const params = new URLSearchParams();
+  if (query.sinceMs !== undefined) params.set('since', String(query.sinceMs));
+  if (query.tail !== undefined) params.set('tail', String(query.tail));
+  if (follow) params.set('follow', 'true');
+  const text = params.toString();
+  return text === '' ? '' : `?${text}`;
+}
+
+/**
+ * The JSON shape of a function view (see cluster/control-plane FunctionView). Only what the CLI reads is
+ * typed; the index signatures keep whatever else the server sends, which `describe` shows as it comes.
+ */
 export interface FunctionViewJson {
-  readonly spec: { readonly name: string; readonly runtime: string; readonly source: Record<string, unknown>; readonly concurrency: number; readonly scaling: Record<string, number> };
-  readonly status: { readonly desired: number; readonly creating: number; readonly ready: number; readonly draining: number } | null;
-  readonly autoscaler: { readonly panic: boolean; readonly observedInFlight: number } | null;
+  readonly spec: {
+    readonly name: string;
+    readonly runtime: string;
+    readonly source: Record<string, unknown>;
+    readonly concurrency: number;
+    readonly scaling: Record<string, number>;
+    readonly version?: number;
+    readonly env?: Record<string, string>;
+    readonly [field: string]: unknown;
+  };
+  readonly status: {
+    readonly desired: number;
+    readonly creating: number;
+    readonly ready: number;
+    readonly draining: number;
+    readonly sandboxes?: readonly { readonly sandboxId: string; readonly nodeId: string; readonly phase: string; readonly since: number; readonly [field: string]: unknown }[];
+    readonly [field: string]: unknown;
+  } | null;
+  readonly autoscaler: {
+    readonly panic: boolean;
+    readonly observedInFlight: number;
+    readonly totals?: { readonly invocations: number; readonly coldStarts: number; readonly coldStartMsSum: number; readonly rejected: Readonly<Record<string, number>> };
+    readonly [field: string]: unknown;
+  } | null;
 }

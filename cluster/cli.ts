@@ -1,45 +1,30 @@
 #!/usr/bin/env node
 // `dirigent <command>`: one CLI for every role and for users. Progress and errors are written for a
-// person; `--json` prints one JSON document for scripts instead.
+// person; `--json` prints JSON for scripts instead: results on stdout, and an error as one line
+// `{"error":{"code","message"}}` on stderr, so stdout never mixes the two. Exit codes: 2 for a mistake in
+// the command line, 1 for anything else that failed, 0 when `logs --follow` or `ls --watch` end by Ctrl-C.
+// Commands and flags are declared in flags.ts, which also writes each command's --help.
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { SandboxLogLine } from '../actors/sandbox-logs.js';
+import { LOG_TAIL_LIMIT } from '../actors/sandbox-logs.js';
 import { AdminClient, AdminError, type FunctionViewJson } from './admin-client.js';
-import { intFlag, parse, UsageError, type CliValues } from './flags.js';
-
-const HELP = `dirigent: a serverless cluster manager (a TypeScript re-implementation of Dirigent)
-
-Usage: dirigent <command> [options]
-
-Cluster
-  up                    start a local cluster: control plane, data plane and 2 workers on loopback
-                          --admin-port 9091 --invoke-port 8080 --compat-port 8081 --host 127.0.0.1
-                          --data-dir .dirigent --workers 2 --runtime thread|process|simulated
-                          --token <cluster token>
-  cluster               start the distributed topology as local processes: etcd (from PATH), 3 control-plane
-                        replicas, 2 data planes, 3 workers; --control-planes N --data-planes N --workers N
-                          --runtime ... --data-dir .dirigent-cluster --lease-ttl-s 2 --store etcd:<url> (an existing etcd)
-  control-plane         run a control-plane replica   (see docker-compose.yml for the flags)
-                          --id cp1 --store memory|file:<dir>|etcd:<url>[,<url>] --lease-ttl-s 2
-                          --cluster-port 9090 --admin-port 9091 --host <interface and advertised host>
-                          --heartbeat-timeout-ms 15000 (a silent node is dead) --reconstruct-timeout-ms 3000
-  data-plane            run a data-plane role   --control-plane <host:port>[,<host:port>...] (every replica)
-  worker                run a worker role       --control-plane <host:port>[,<host:port>...] --heartbeat-ms 5000
-                        every role: --dry-run validates its flags and prints the resolved config
-
-Functions (talk to the admin API, default http://127.0.0.1:9091; --admin URL to change)
-  deploy <name>         create or update a function from one of
-                          --module <file.mjs|.js>      an ES module exporting handler(request)
-                          --command "<cmd> [args]"     any command serving HTTP on $PORT
-                          --builtin empty|echo|trace   a built-in workload
-                        scaling: --min-scale N --max-scale N --concurrency N --keep-alive-ms N
-                        resources: --memory MiB --cpu millicores --timeout-ms N --runtime thread|process|simulated
-  invoke <name>         invoke once: --data <body> --url http://127.0.0.1:8080
-  ls                    list functions with desired and ready scale
-  rm <name>             delete a function (drains and deletes its sandboxes)
-  status                cluster status, nodes and data planes
-
-Common: --json (machine-readable output), --admin-token <token>, -h/--help, --version
-Logs: DIRIGENT_LOG=info or debug (more log lines; debug also prints the stack of an error)`;
+import {
+  commandHelp,
+  DEFAULT_WATCH_INTERVAL_MS,
+  DEPLOY_INT_FLAGS,
+  envFromFlags,
+  intIn,
+  overviewHelp,
+  parseCommandLine,
+  parseSince,
+  splitCommand,
+  UsageError,
+  wantsJson,
+  WATCH_INTERVAL_MS,
+  type CliValues,
+} from './flags.js';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -59,41 +44,46 @@ function scaleLine(view: FunctionViewJson): string {
   return s ? `desired ${s.desired}, ready ${s.ready}, creating ${s.creating}, draining ${s.draining}` : 'status unavailable';
 }
 
+/** Resolves at the first Ctrl-C (or SIGTERM): how `logs --follow` and `ls --watch` end, with exit code 0. */
+function interrupted(): { readonly signal: AbortSignal; dispose(): void } {
+  const controller = new AbortController();
+  const stop = () => controller.abort();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  return {
+    signal: controller.signal,
+    dispose: () => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+    },
+  };
+}
+
 function specFromFlags(name: string, values: CliValues): Record<string, unknown> {
   const sources = [values.module, values.command, values.builtin].filter((v) => v !== undefined);
   if (sources.length > 1) throw new UsageError('give only one of --module, --command, --builtin');
   const spec: Record<string, unknown> = { name };
   if (values.module !== undefined) spec.source = { kind: 'thread', module: resolve(values.module) };
   if (values.command !== undefined) {
-    const [command, ...args] = values.command.split(/\s+/).filter(Boolean);
-    if (!command) throw new UsageError('--command needs a command line');
+    const [command, ...args] = splitCommand(values.command);
     spec.source = { kind: 'process', command, args };
   }
   if (values.builtin !== undefined) spec.source = { kind: 'builtin', workload: values.builtin };
   if (values.runtime !== undefined) spec.runtime = values.runtime;
-  const numbers: [string, string, string][] = [
-    ['concurrency', 'concurrency', 'requests'],
-    ['memory', 'memoryMiB', 'MiB'],
-    ['cpu', 'cpuMilli', 'millicores'],
-    ['timeout-ms', 'timeoutMs', 'ms'],
-  ];
-  for (const [flag, field, unit] of numbers) {
-    const value = intFlag(values, flag, unit);
-    if (value !== undefined) spec[field] = value;
-  }
+  const env = envFromFlags(values.env);
+  if (env !== undefined) spec.env = env;
   const scaling: Record<string, number> = {};
-  const minScale = intFlag(values, 'min-scale', 'sandboxes');
-  const maxScale = intFlag(values, 'max-scale', 'sandboxes');
-  const keepAlive = intFlag(values, 'keep-alive-ms', 'ms');
-  if (minScale !== undefined) scaling.minScale = minScale;
-  if (maxScale !== undefined) scaling.maxScale = maxScale;
-  if (keepAlive !== undefined) scaling.keepAliveMs = keepAlive;
+  for (const { flag, field, range } of DEPLOY_INT_FLAGS) {
+    const value = intIn(values, flag, range);
+    if (value === undefined) continue;
+    if (field.startsWith('scaling.')) scaling[field.slice('scaling.'.length)] = value;
+    else spec[field] = value;
+  }
   if (Object.keys(scaling).length > 0) spec.scaling = scaling;
   return spec;
 }
 
-async function deploy(name: string | undefined, values: CliValues): Promise<void> {
-  if (!name) throw new UsageError('deploy needs a function name: dirigent deploy <name> --builtin echo');
+async function deploy(name: string, values: CliValues): Promise<void> {
   const client = admin(values);
   const spec = specFromFlags(name, values);
   let view: FunctionViewJson;
@@ -110,8 +100,7 @@ async function deploy(name: string | undefined, values: CliValues): Promise<void
   print(values, view, () => `${action} ${name} (${view.spec.runtime}, ${JSON.stringify(view.spec.source)}): ${scaleLine(view)}`);
 }
 
-async function invoke(name: string | undefined, values: CliValues): Promise<void> {
-  if (!name) throw new UsageError('invoke needs a function name');
+async function invoke(name: string, values: CliValues): Promise<void> {
   const url = `${values.url ?? process.env.DIRIGENT_URL ?? 'http://127.0.0.1:8080'}/invoke/${encodeURIComponent(name)}`;
   const started = performance.now();
   let response: Response;
@@ -134,15 +123,200 @@ async function invoke(name: string | undefined, values: CliValues): Promise<void
   if (!response.ok) process.exitCode = 1;
 }
 
-async function list(values: CliValues): Promise<void> {
-  const functions = await admin(values).listFunctions();
-  print(values, functions, () =>
-    functions.length === 0 ? 'no functions; deploy one with: dirigent deploy hello --builtin echo' : functions.map((f) => `${f.spec.name.padEnd(24)} ${f.spec.runtime.padEnd(10)} ${scaleLine(f)}`).join('\n'),
-  );
+function listText(functions: readonly FunctionViewJson[]): string {
+  return functions.length === 0
+    ? 'no functions; deploy one with: dirigent deploy hello --builtin echo'
+    : functions.map((f) => `${f.spec.name.padEnd(24)} ${f.spec.runtime.padEnd(10)} ${scaleLine(f)}`).join('\n');
 }
 
-async function remove(name: string | undefined, values: CliValues): Promise<void> {
-  if (!name) throw new UsageError('rm needs a function name');
+async function list(values: CliValues): Promise<void> {
+  const client = admin(values);
+  if (!values.watch) {
+    const functions = await client.listFunctions();
+    return print(values, functions, () => listText(functions));
+  }
+  const intervalMs = intIn(values, 'interval-ms', WATCH_INTERVAL_MS) ?? DEFAULT_WATCH_INTERVAL_MS;
+  await watch(values, 'dirigent ls', intervalMs, async () => {
+    const functions = await client.listFunctions();
+    return { data: functions, text: listText(functions) };
+  });
+}
+
+/**
+ * `--watch`: looks every `intervalMs` and redraws only when the answer changed, until Ctrl-C. A terminal is
+ * cleared before each frame; a pipe gets the frames one after the other, each under a header line; `--json`
+ * prints one line per change. An unreachable control plane is shown as a frame, and watching goes on.
+ */
+async function watch(values: CliValues, title: string, intervalMs: number, look: () => Promise<{ data: unknown; text: string }>): Promise<void> {
+  const stop = interrupted();
+  const tty = process.stdout.isTTY === true && !values.json;
+  let last: string | undefined;
+  try {
+    while (!stop.signal.aborted) {
+      let frame: string;
+      try {
+        const { data, text } = await look();
+        frame = values.json ? JSON.stringify(data) : text;
+      } catch (error) {
+        if (!(error instanceof AdminError)) throw error;
+        frame = values.json ? JSON.stringify({ error: { code: error.code, message: error.message } }) : `dirigent: ${error.message}`;
+      }
+      if (frame !== last && !stop.signal.aborted) {
+        last = frame;
+        const header = `Every ${intervalMs / 1000} s: ${title}    ${new Date().toISOString()}`;
+        process.stdout.write(values.json ? `${frame}\n` : `${tty ? '\x1b[H\x1b[2J' : ''}${header}\n${frame}\n\n`);
+      }
+      await sleep(intervalMs, undefined, { signal: stop.signal }).catch(() => undefined);
+    }
+  } finally {
+    stop.dispose();
+  }
+}
+
+function logLineText(l: SandboxLogLine): string {
+  return `${new Date(l.t).toISOString()} ${l.nodeId}/${l.sandboxId} ${l.stream} ${l.line}`;
+}
+
+async function logs(name: string, values: CliValues): Promise<void> {
+  const client = admin(values);
+  const query = { tail: intIn(values, 'tail', LOG_TAIL_LIMIT), sinceMs: values.since === undefined ? undefined : parseSince(values.since, Date.now()) };
+  const write = (l: SandboxLogLine) => process.stdout.write(`${values.json ? JSON.stringify(l) : logLineText(l)}\n`);
+  if (!values.follow) {
+    const { lines, unreachable } = await client.functionLogs(name, query);
+    for (const l of lines) write(l);
+    if (unreachable.length > 0) process.stderr.write(`dirigent: no answer from node${unreachable.length > 1 ? 's' : ''} ${unreachable.join(', ')}: their lines are missing\n`);
+    if (lines.length === 0 && !values.json) process.stderr.write(`dirigent: no output from ${name}${values.since === undefined ? '' : ` since ${values.since}`}\n`);
+    return;
+  }
+  const stop = interrupted();
+  try {
+    await client.followLogs(name, query, write, stop.signal);
+  } finally {
+    stop.dispose();
+  }
+}
+
+/** `3s`, `4m05s`, `2h03m`, `5d`: how long ago `sinceMs` was. */
+function age(sinceMs: number, nowMs: number): string {
+  const s = Math.max(0, Math.floor((nowMs - sinceMs) / 1000));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  if (s < 86_400) return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+  return `${Math.floor(s / 86_400)}d`;
+}
+
+function valueText(value: unknown): string {
+  return typeof value === 'string' ? value : JSON.stringify(value);
+}
+
+/** Rows of a table, columns padded to their widest cell. */
+function table(header: readonly string[], rows: readonly (readonly string[])[]): string[] {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  return [header, ...rows].map((r) => `  ${r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')}`.trimEnd());
+}
+
+/** Fields of a record not named in `known`, as `key=value`: what a newer server added shows without a change here. */
+function extras(record: Readonly<Record<string, unknown>>, known: readonly string[]): string {
+  return Object.entries(record)
+    .filter(([key, value]) => !known.includes(key) && value !== undefined)
+    .map(([key, value]) => `${key}=${valueText(value)}`)
+    .join(' ');
+}
+
+/** Scaling fields by importance: field, label, unit. */
+const SCALING_SHOWN: readonly (readonly [string, string, string])[] = [
+  ['minScale', 'min', ''],
+  ['maxScale', 'max', ''],
+  ['keepAliveMs', 'keep-alive', ' ms'],
+  ['targetUtilizationPercent', 'target', ' %'],
+  ['tickMs', 'tick', ' ms'],
+  ['stableWindowMs', 'stable', ' ms'],
+  ['panicWindowMs', 'panic', ' ms'],
+  ['panicThresholdPercent', 'panic at', ' %'],
+  ['maxScaleUpRate', 'up', 'x'],
+  ['maxScaleDownRate', 'down', '/'],
+];
+const SPEC_SHOWN = ['name', 'version', 'runtime', 'source', 'cpuMilli', 'memoryMiB', 'concurrency', 'timeoutMs', 'queueDepth', 'queueTimeoutMs', 'maxBodyBytes', 'env', 'scaling'];
+const STATUS_SHOWN = ['name', 'specVersion', 'endpointVersion', 'desired', 'creating', 'ready', 'draining', 'deleting', 'sandboxes', 'events'];
+const SANDBOX_SHOWN = ['sandboxId', 'nodeId', 'phase', 'since'];
+/** Names an event's time, kind, reason and text may have (the first present is used). */
+const EVENT_FIELDS = { at: ['at', 'time', 't', 'since'], type: ['type', 'kind', 'level'], reason: ['reason', 'code'], message: ['message', 'text', 'error'] } as const;
+
+/**
+ * `describe` as sections: each renders what it knows of the view, and the last shows every status field
+ * none of them knows, so a field the function status gains appears before a section is written for it.
+ */
+function describeText(view: FunctionViewJson, nowMs: number): string {
+  const { spec, status, autoscaler } = view;
+  const lines: string[] = [];
+  const row = (label: string, text: string) => lines.push(`${`${label}:`.padEnd(14)}${text}`);
+  row('Name', spec.name);
+  row('Version', `${spec.version ?? '?'}${typeof status?.endpointVersion === 'number' ? ` (endpoint set v${status.endpointVersion})` : ''}`);
+  row('Runtime', spec.runtime);
+  const source = spec.source as { kind?: string; module?: string; command?: string; args?: string[]; workload?: string };
+  row('Source', source.kind === 'thread' ? `module ${source.module}` : source.kind === 'process' ? `command ${[source.command, ...(source.args ?? [])].map((w) => JSON.stringify(w)).join(' ')}` : source.kind === 'builtin' ? `builtin ${source.workload}` : valueText(source));
+  row('Resources', `cpu ${valueText(spec.cpuMilli)} millicores, memory ${valueText(spec.memoryMiB)} MiB, concurrency ${spec.concurrency}, timeout ${valueText(spec.timeoutMs)} ms`);
+  row('Queue', `depth ${valueText(spec.queueDepth)}, timeout ${valueText(spec.queueTimeoutMs)} ms, body up to ${valueText(spec.maxBodyBytes)} bytes`);
+  const env = Object.entries(spec.env ?? {});
+  row('Env', env.length === 0 ? '(none)' : env.map(([k, v]) => `${k}=${v}`).join(' '));
+  const scaling = SCALING_SHOWN.flatMap(([field, label, unit]) => (spec.scaling[field] === undefined ? [] : [`${label} ${spec.scaling[field]}${unit}`]));
+  const moreScaling = extras(spec.scaling, SCALING_SHOWN.map(([field]) => field));
+  row('Scaling', [...scaling, ...(moreScaling ? [moreScaling] : [])].join(', '));
+  const moreSpec = extras(spec, SPEC_SHOWN);
+  if (moreSpec) row('Spec (more)', moreSpec);
+
+  if (status === null) row('Status', 'unavailable (the function actor did not answer)');
+  else row('Scale', `desired ${status.desired}, ready ${status.ready}, creating ${status.creating}, draining ${status.draining}${status.deleting === true ? ', being deleted' : ''}`);
+  if (autoscaler !== null) {
+    row('Autoscaler', `${autoscaler.panic ? 'panic' : 'stable'}, ${autoscaler.observedInFlight} in flight or queued${typeof autoscaler.decisions === 'number' ? `, ${autoscaler.decisions} decisions` : ''}${autoscaler.lastDecision ? `, last: ${valueText(autoscaler.lastDecision)}` : ''}`);
+    const totals = autoscaler.totals;
+    if (totals !== undefined) {
+      const meanQueue = totals.coldStarts > 0 ? `, ${Math.round(totals.coldStartMsSum / totals.coldStarts)} ms queued on average` : '';
+      const rejected = Object.entries(totals.rejected).map(([code, n]) => `${code} x${n}`);
+      row('Invocations', `${totals.invocations}, cold starts ${totals.coldStarts}${meanQueue}${rejected.length > 0 ? `; answered without a sandbox: ${rejected.join(', ')}` : ''}`);
+    }
+  }
+
+  if (status !== null) {
+    const sandboxes = status.sandboxes ?? [];
+    lines.push('', `Sandboxes (${sandboxes.length}):`);
+    if (sandboxes.length === 0) lines.push('  (none)');
+    else lines.push(...table(['SANDBOX', 'NODE', 'STATE', 'AGE', ''], sandboxes.map((s) => [s.sandboxId, s.nodeId, s.phase, age(s.since, nowMs), extras(s, SANDBOX_SHOWN)])));
+
+    const events = Array.isArray(status.events) ? (status.events as Record<string, unknown>[]) : undefined;
+    if (events !== undefined) {
+      lines.push('', `Events (${events.length}):`);
+      const pick = (e: Record<string, unknown>, names: readonly string[]) => names.map((n) => e[n]).find((v) => v !== undefined);
+      if (events.length === 0) lines.push('  (none)');
+      else {
+        const used: string[] = Object.values(EVENT_FIELDS).flat();
+        lines.push(
+          ...table(
+            ['AGE', 'TYPE', 'REASON', 'MESSAGE'],
+            events.map((e) => {
+              const at = pick(e, EVENT_FIELDS.at);
+              const more = extras(e, used);
+              return [typeof at === 'number' ? age(at, nowMs) : valueText(at ?? '-'), valueText(pick(e, EVENT_FIELDS.type) ?? '-'), valueText(pick(e, EVENT_FIELDS.reason) ?? '-'), `${valueText(pick(e, EVENT_FIELDS.message) ?? '')}${more ? ` (${more})` : ''}`];
+            }),
+          ),
+        );
+      }
+    }
+    const other = Object.entries(status).filter(([key, value]) => !STATUS_SHOWN.includes(key) && value !== undefined);
+    if (other.length > 0) {
+      lines.push('', 'Status (more):');
+      for (const [key, value] of other) lines.push(`  ${key}: ${valueText(value)}`);
+    }
+  }
+  return lines.join('\n');
+}
+
+async function describe(name: string, values: CliValues): Promise<void> {
+  const view = await admin(values).getFunction(name);
+  print(values, view, () => describeText(view, Date.now()));
+}
+
+async function remove(name: string, values: CliValues): Promise<void> {
   const result = await admin(values).deleteFunction(name);
   print(values, result, () => `deleted ${name}; its sandboxes are drained and deleted`);
 }
@@ -165,19 +339,17 @@ async function status(values: CliValues): Promise<void> {
 }
 
 export async function main(argv: string[]): Promise<void> {
-  let parsed;
-  try {
-    parsed = parse(argv);
-  } catch (error) {
-    throw new UsageError((error as Error).message);
+  const { command, values, args } = parseCommandLine(argv);
+  if (command === undefined) {
+    if (values.version) return void process.stdout.write(`${version()}\n`);
+    return void process.stdout.write(`${overviewHelp()}\n`);
   }
-  const { values, positionals } = parsed;
-  const [command, name] = positionals;
-  if (values.version) return void process.stdout.write(`${version()}\n`);
-  if (values.help || command === undefined || command === 'help') return void process.stdout.write(`${HELP}\n`);
+  if (values.help) return void process.stdout.write(`${commandHelp(command)}\n`);
+  // parseCommandLine checked the count of positional arguments against the command's.
+  const name = args[0]!;
   switch (command) {
-    // Roles and launchers load the runtime, uWS and the etcd client: imported only by the commands that run them,
-    // so that `ls` or `deploy` start in a fraction of the time.
+    // The roles load lazily: their modules (actor runtime, uWS, etcd client) take seconds to import on a busy
+    // machine, which no user command should wait for (`dirigent ls` loads only the admin client).
     case 'up':
       return (await import('./launcher.js')).startLocalCluster(values);
     case 'cluster':
@@ -192,20 +364,35 @@ export async function main(argv: string[]): Promise<void> {
       return invoke(name, values);
     case 'ls':
       return list(values);
+    case 'describe':
+      return describe(name, values);
+    case 'logs':
+      return logs(name, values);
     case 'rm':
       return remove(name, values);
     case 'status':
       return status(values);
-    default:
-      throw new UsageError(`unknown command ${command}; see dirigent --help`);
   }
 }
 
-main(process.argv.slice(2)).catch((error: unknown) => {
-  if (error instanceof UsageError) process.stderr.write(`dirigent: ${error.message}\n`);
-  else if (error instanceof AdminError) process.stderr.write(`dirigent: ${error.message}${error.status ? ` (HTTP ${error.status}, ${error.code})` : ''}\n`);
-  // Anything else (a role that could not start, a bug): its message for a person, the stack on request.
-  else if (error instanceof Error) process.stderr.write(`dirigent: ${process.env.DIRIGENT_LOG === 'debug' && error.stack ? error.stack : error.message}\n`);
-  else process.stderr.write(`dirigent: ${String(error)}\n`);
+/** Stable codes for what is neither a usage error nor an admin API answer. */
+function errorCode(error: unknown): string {
+  if (error instanceof UsageError || error instanceof AdminError) return error.code;
+  return 'INTERNAL';
+}
+
+const argv = process.argv.slice(2);
+main(argv).catch((error: unknown) => {
+  const message = error instanceof Error ? error.message : String(error);
+  if (wantsJson(argv)) {
+    process.stderr.write(`${JSON.stringify({ error: { code: errorCode(error), message } })}\n`);
+  } else if (error instanceof AdminError) {
+    process.stderr.write(`dirigent: ${message}${error.status ? ` (HTTP ${error.status}, ${error.code})` : ''}\n`);
+  } else if (error instanceof Error && !(error instanceof UsageError) && process.env.DIRIGENT_LOG === 'debug' && error.stack) {
+    // Anything else (a role that could not start, a bug): its message for a person, the stack on request.
+    process.stderr.write(`dirigent: ${error.stack}\n`);
+  } else {
+    process.stderr.write(`dirigent: ${message}\n`);
+  }
   process.exitCode = error instanceof UsageError ? 2 : 1;
 });

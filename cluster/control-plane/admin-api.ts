@@ -9,6 +9,8 @@
 // known: 503 NO_LEADER and `retry-after: 1`. Health, readiness, metrics and the replica list are answered by
 // each replica for itself.
 import { createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { advanceLogCursor, LOG_TAIL_LIMIT, logCursorFrom } from '../../actors/sandbox-logs.js';
 import { listen, secretsMatch } from '../../runtime/net.js';
 import type { LeaderView } from '../leadership/index.js';
 import type { ControlPlane, Outcome } from './control-plane.js';
@@ -17,6 +19,13 @@ import { openApiDocument } from './openapi.js';
 
 /** Admin request bodies are small JSON or form documents, bytes. */
 const MAX_ADMIN_BODY_BYTES = 1024 * 1024;
+/** Between two reads of a followed function's output, ms: what following adds to a line's delay at most. */
+const FOLLOW_POLL_MS = 500;
+/**
+ * A followed stream quiet for this long gets an empty line, ms: well inside FORWARD_TIMEOUT_MS, so a follower
+ * relaying it (or any proxy) does not take a quiet function for a dead connection. Clients skip empty lines.
+ */
+const FOLLOW_KEEPALIVE_MS = 10_000;
 
 export interface AdminApiOptions {
   readonly host: string;
@@ -153,6 +162,10 @@ function forward(replicaId: string, leader: LeaderView, req: IncomingMessage, re
       const relayed: Record<string, string | string[]> = {};
       for (const [name, value] of Object.entries(answer.headers)) if (value !== undefined && !HOP_HEADERS.has(name)) relayed[name] = value;
       res.writeHead(answer.statusCode ?? 502, { ...relayed, 'x-dirigent-leader': leader.info.id });
+      // A client gone before the answer ends (a followed log stream) ends the relayed request too.
+      res.once('close', () => {
+        if (!answer.complete) upstream.destroy();
+      });
       answer.pipe(res);
       answer.on('end', resolve);
       answer.on('error', reject);
@@ -174,6 +187,10 @@ async function handle(plane: ControlPlane, options: AdminApiOptions, req: Incomi
   if (segments[0] === 'api' && segments[1] === 'v1') {
     const resource = segments[2];
     const name = segments[3] === undefined ? undefined : decodeURIComponent(segments[3]);
+    if (resource === 'functions' && name !== undefined && segments[4] === 'logs' && segments.length === 5) {
+      if (method !== 'GET') throw methodNotAllowed(method, path, 'GET');
+      return serveLogs(plane, name, url.searchParams, res);
+    }
     if (segments.length > 4) throw new HttpError(404, 'NOT_FOUND', `no route ${path}`);
     switch (resource) {
       case 'functions':
@@ -218,6 +235,58 @@ async function handle(plane: ControlPlane, options: AdminApiOptions, req: Incomi
     return sendText(res, 200, outcome.value);
   }
   throw new HttpError(404, 'NOT_FOUND', `no route ${method} ${path}`);
+}
+
+/**
+ * `GET /api/v1/functions/<name>/logs?since=<ms since the epoch>&tail=<lines>&follow=true`: the function's output
+ * merged by time, as `{ lines, unreachable }`; with `follow`, a chunked NDJSON stream of one line object each
+ * (then, past the first `tail` lines, every new line) until the client goes away, and an `{ error }` object
+ * last if the function is deleted meanwhile.
+ */
+async function serveLogs(plane: ControlPlane, name: string, params: URLSearchParams, res: ServerResponse): Promise<void> {
+  for (const key of params.keys()) {
+    if (!['since', 'tail', 'follow'].includes(key)) throw new HttpError(400, 'INVALID_QUERY', `unknown query parameter ${JSON.stringify(key)}; known: since, tail, follow`);
+  }
+  const sinceMs = queryInt(params, 'since', 0, Number.MAX_SAFE_INTEGER, 'ms since the Unix epoch') ?? 0;
+  const tail = queryInt(params, 'tail', LOG_TAIL_LIMIT.min, LOG_TAIL_LIMIT.max, LOG_TAIL_LIMIT.unit);
+  const follow = params.get('follow');
+  if (follow !== null && !['true', 'false', '1', '0', ''].includes(follow)) throw new HttpError(400, 'INVALID_QUERY', `follow must be true or false, got ${JSON.stringify(follow)}`);
+  let outcome = await plane.functionLogs(name, { sinceMs, tail });
+  if (!outcome.ok || follow === null || follow === 'false' || follow === '0') return sendOutcome(res, outcome);
+
+  res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+  const gone = new AbortController();
+  res.once('close', () => gone.abort());
+  let cursor = logCursorFrom(sinceMs);
+  let wroteAt = performance.now();
+  while (!gone.signal.aborted) {
+    if (!outcome.ok) {
+      res.write(`${JSON.stringify({ error: { code: outcome.code, message: outcome.message } })}\n`);
+      break;
+    }
+    const next = advanceLogCursor(cursor, outcome.value.lines);
+    cursor = next.cursor;
+    if (next.fresh.length > 0 || performance.now() - wroteAt >= FOLLOW_KEEPALIVE_MS) {
+      res.write(next.fresh.map((line) => `${JSON.stringify(line)}\n`).join('') || '\n');
+      wroteAt = performance.now();
+    }
+    const stopped = await sleep(FOLLOW_POLL_MS, true, { signal: gone.signal }).then(
+      () => false,
+      () => true,
+    );
+    if (stopped) break;
+    outcome = await plane.functionLogs(name, { sinceMs: cursor.sinceMs }).catch((error: unknown) => ({ ok: false as const, status: 503, code: 'UNAVAILABLE', message: (error as Error).message }));
+  }
+  res.end();
+}
+
+/** An optional integer query parameter in min..max; the error names it, the range and the unit. */
+function queryInt(params: URLSearchParams, key: string, min: number, max: number, unit: string): number | undefined {
+  const raw = params.get(key);
+  if (raw === null) return undefined;
+  const value = /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
+  if (!Number.isSafeInteger(value) || value < min || value > max) throw new HttpError(400, 'INVALID_QUERY', `${key} must be an integer in ${min}..${max} ${unit}, got ${JSON.stringify(raw)}`);
+  return value;
 }
 
 function isForm(req: IncomingMessage): boolean {

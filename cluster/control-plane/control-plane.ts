@@ -15,6 +15,7 @@ import {
   type SandboxReport,
 } from '../../actors/messages.js';
 import type { PlacementPolicy } from '../../actors/placement.js';
+import { clampTail, mergeLogLines, type SandboxLogLine } from '../../actors/sandbox-logs.js';
 import { ActorRuntime, defaultLog, type LogLevel } from '../../runtime/index.js';
 import { listenFrames, type FrameConnection, type FrameServer, type FrameServerOptions } from '../../runtime/frames.js';
 import { ClusterTransport } from '../../runtime/transport.js';
@@ -66,6 +67,12 @@ export interface DataPlaneInfo {
   /** `host:port` of the Dirigent-compatibility front (HTTP/1.1 and h2c), when the data plane has one. */
   readonly compatAddress?: string;
   readonly connected: boolean;
+}
+
+/** A function's output merged over the nodes, and the nodes that did not answer (their lines are missing). */
+export interface FunctionLogs {
+  readonly lines: readonly SandboxLogLine[];
+  readonly unreachable: readonly string[];
 }
 
 export interface FunctionView {
@@ -455,6 +462,27 @@ export class ControlPlane {
     await this.serving;
     const views = await Promise.all([...this.functions.keys()].sort().map((name) => this.getFunction(name)));
     return views.flatMap((v) => (v.ok ? [v.value] : []));
+  }
+
+  /**
+   * `dirigent logs`: lines written at or after `sinceMs` (ms since the epoch), the newest `tail`, merged by time.
+   * Every live node is asked, not only those running the function now: a worker keeps the output of sandboxes
+   * that are gone (scaled to zero, crashed), which is when a person most wants to read it.
+   */
+  async functionLogs(name: string, query: { readonly sinceMs: number; readonly tail?: number }): Promise<Outcome<FunctionLogs>> {
+    if (!this.functions.has(name)) return fail(404, 'UNKNOWN_FUNCTION', `no function named ${name}`);
+    const tail = clampTail(query.tail);
+    const nodes = (await this.nodes()).filter((n) => n.alive);
+    const answers = await Promise.all(
+      nodes.map((n) =>
+        this.runtime.ask<SandboxLogLine[]>(nodeAddress(n.nodeId), { type: 'node.logs', functionName: name, sinceMs: query.sinceMs, tail }, ASK_MS).then(
+          (lines) => ({ nodeId: n.nodeId, lines }),
+          () => ({ nodeId: n.nodeId, lines: undefined }),
+        ),
+      ),
+    );
+    const unreachable = answers.flatMap((a) => (a.lines === undefined ? [a.nodeId] : []));
+    return { ok: true, value: { lines: mergeLogLines(answers.map((a) => a.lines ?? []), tail), unreachable } };
   }
 
   nodes(): Promise<NodeView[]> {

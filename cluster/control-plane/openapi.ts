@@ -1,4 +1,5 @@
 // OpenAPI 3.0 description of the admin API, served at /openapi.json.
+import { LOG_TAIL_LIMIT } from '../../actors/sandbox-logs.js';
 
 const error = { $ref: '#/components/schemas/Error' };
 const json = (schema: unknown) => ({ content: { 'application/json': { schema } } });
@@ -26,6 +27,24 @@ export const openApiDocument = {
       patch: { summary: 'Update fields of a function (scaling merges field by field)', requestBody: { required: true, ...json({ type: 'object' }) }, responses: { '200': { description: 'Updated', ...json({ $ref: '#/components/schemas/FunctionView' }) }, ...errors } },
       put: { summary: 'Same as PATCH', requestBody: { required: true, ...json({ type: 'object' }) }, responses: { '200': { description: 'Updated', ...json({ $ref: '#/components/schemas/FunctionView' }) }, ...errors } },
       delete: { summary: 'Deregister: drain and delete every sandbox', responses: { '200': { description: 'Deleted', ...json({ type: 'object', properties: { deleted: { type: 'string' } } }) }, ...errors } },
+    },
+    '/api/v1/functions/{name}/logs': {
+      parameters: [
+        { name: 'name', in: 'path', required: true, schema: { type: 'string' } },
+        { name: 'since', in: 'query', schema: { type: 'integer', minimum: 0 }, description: 'lines written at or after this time, ms since the Unix epoch' },
+        { name: 'tail', in: 'query', schema: { type: 'integer', minimum: LOG_TAIL_LIMIT.min, maximum: LOG_TAIL_LIMIT.max }, description: `the newest this many lines (default: ${LOG_TAIL_LIMIT.max})` },
+        { name: 'follow', in: 'query', schema: { type: 'boolean' }, description: 'stream: NDJSON, one LogLine per line, new lines as they come, until the client disconnects' },
+      ],
+      get: {
+        summary: "The function's stdout and stderr, from every sandbox it runs or ran recently, merged by time",
+        responses: {
+          '200': {
+            description: 'Lines, oldest first, and the nodes that did not answer; with follow, application/x-ndjson',
+            ...json({ type: 'object', properties: { lines: { type: 'array', items: { $ref: '#/components/schemas/LogLine' } }, unreachable: { type: 'array', items: { type: 'string' } } } }),
+          },
+          ...errors,
+        },
+      },
     },
     '/api/v1/nodes': { get: { summary: 'Worker nodes: capacity, allocation, heartbeat age', responses: { '200': { description: 'Nodes', ...json({ type: 'object' }) } } } },
     '/api/v1/dataplanes': { get: { summary: 'Registered data planes', responses: { '200': { description: 'Data planes', ...json({ type: 'object' }) } } } },
@@ -73,6 +92,17 @@ export const openApiDocument = {
           maxBodyBytes: { type: 'integer', description: 'bytes' },
           env: { type: 'object', additionalProperties: { type: 'string' } },
           scaling: { type: 'object', description: 'Autoscaler fields (tickMs, stableWindowMs, panicWindowMs, panicThresholdPercent, maxScaleUpRate, maxScaleDownRate, targetUtilizationPercent, minScale, maxScale, keepAliveMs)' },
+        },
+      },
+      LogLine: {
+        type: 'object',
+        properties: {
+          t: { type: 'integer', description: 'when written, ms since the Unix epoch' },
+          stream: { enum: ['stdout', 'stderr'] },
+          sandboxId: { type: 'string' },
+          nodeId: { type: 'string' },
+          seq: { type: 'integer', description: "position in the sandbox's output, from 1" },
+          line: { type: 'string' },
         },
       },
       FunctionView: { type: 'object', properties: { spec: { type: 'object' }, status: { type: 'object', nullable: true }, autoscaler: { type: 'object', nullable: true } } },

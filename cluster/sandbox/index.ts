@@ -6,10 +6,12 @@ export type {
   BuiltinWorkload,
   InvokeRequest,
   InvokeResponse,
+  LogRingBounds,
   RuntimeSource,
   Sandbox,
   SandboxErrorCode,
   SandboxEvent,
+  SandboxLogEntry,
   SandboxRuntime,
   SandboxSpec,
 } from './runtime.js';

@@ -2,7 +2,7 @@ import test from 'ava';
 import { ProcessRuntime } from './process.js';
 import type { RuntimeSource, SandboxEvent } from './runtime.js';
 import { SandboxError } from './runtime.js';
-import { eventually, fixture, processGone, request, spec, text } from './testing.js';
+import { eventually, fixture, lines, processGone, request, spec, text } from './testing.js';
 
 const server: RuntimeSource = { kind: 'process', command: process.execPath, args: [fixture('server.mjs')] };
 
@@ -26,9 +26,9 @@ test.serial('probes the command ready, forwards invocations and captures its out
   t.is(answer.headers['connection'], undefined);
   // Kept-alive connection: a second call reuses it.
   t.is(text((await sandbox.invoke(request('/again', 'def'))).body), 'pong def');
-  t.true(await eventually(() => sandbox.logs().includes('POST /again def')));
-  t.regex(sandbox.logs()[0] ?? '', /^listening on \d+$/);
-  t.true(sandbox.logs().includes('POST /echo?x=1 abc'));
+  t.true(await eventually(() => lines(sandbox).includes('POST /again def')));
+  t.regex(lines(sandbox)[0] ?? '', /^listening on \d+$/);
+  t.true(lines(sandbox).includes('POST /echo?x=1 abc'));
 });
 
 test.serial('destroy kills the whole process group', async (t) => {
@@ -59,7 +59,7 @@ test.serial('a command that ignores SIGTERM is killed after the grace period', a
   await rt.destroy('p3');
   t.true(performance.now() - started >= 190, 'waited for the grace period before SIGKILL');
   t.throws(() => process.kill(pid, 0), { code: 'ESRCH' });
-  t.true(sandbox.logs().includes('ignoring SIGTERM'));
+  t.true(lines(sandbox).includes('ignoring SIGTERM'));
 });
 
 test.serial('a crash emits an exited event and the sandbox is gone', async (t) => {
@@ -69,7 +69,7 @@ test.serial('a crash emits an exited event and the sandbox is gone', async (t) =
   t.is(error?.code, 'SANDBOX_CRASHED');
   t.true(await eventually(() => events.length === 1));
   t.deepEqual(events, [{ type: 'exited', sandboxId: 'p4', code: 3 }]);
-  t.true(sandbox.logs().includes('crashing on request'));
+  t.true(lines(sandbox).includes('crashing on request'));
   t.deepEqual(rt.list(), []);
   const gone = await t.throwsAsync(sandbox.invoke(request('/')), { instanceOf: SandboxError });
   t.is(gone?.code, 'SANDBOX_GONE');

@@ -6,15 +6,18 @@ import { spawn } from 'node:child_process';
 import { Agent, request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { RealClock } from '../../runtime/clock.js';
 import { freePort } from '../../runtime/net.js';
 import { fromIncoming, toOutgoing } from './http-headers.js';
-import type { InvokeRequest, InvokeResponse, Sandbox, SandboxEvent, SandboxRuntime, SandboxSpec } from './runtime.js';
-import { deadline, lineSplitter, LogRing, SandboxError, SandboxEvents, SandboxTable, unsupportedSource, validateSpec } from './runtime.js';
+import type { InvokeRequest, InvokeResponse, LogRingBounds, Sandbox, SandboxEvent, SandboxRuntime, SandboxSpec } from './runtime.js';
+import { deadline, DEFAULT_LOG_BOUNDS, lineSplitter, LogRing, SandboxError, SandboxEvents, SandboxTable, unsupportedSource, validateSpec } from './runtime.js';
 
 /** The compiled builtin-server script, which this runtime runs for `builtin` sources. */
 export const BUILTIN_SERVER = fileURLToPath(new URL('./builtin-server.js', import.meta.url));
 
 const LOOPBACK = '127.0.0.1';
+/** Stamps output lines as they arrive, ms since the epoch. */
+const WALL_CLOCK = new RealClock();
 
 export interface ProcessRuntimeOptions {
   /** Bound on spawn-to-ready, ms. */
@@ -23,8 +26,8 @@ export interface ProcessRuntimeOptions {
   killGraceMs?: number;
   /** Pause between readiness probes, ms. */
   probeIntervalMs?: number;
-  /** stdout+stderr lines kept per sandbox. */
-  logLines?: number;
+  /** What each sandbox's ring of stdout and stderr lines keeps. */
+  logBounds?: LogRingBounds;
 }
 
 /** `exited` and `destroyed` are final. */
@@ -47,7 +50,7 @@ export class ProcessRuntime implements SandboxRuntime {
   readonly #createTimeoutMs: number;
   readonly #killGraceMs: number;
   readonly #probeIntervalMs: number;
-  readonly #logLines: number;
+  readonly #logBounds: LogRingBounds;
   readonly #table = new SandboxTable<Entry>((entry) => this.#killGroup(entry));
   readonly #entries = this.#table.entries;
   readonly #events = new SandboxEvents();
@@ -64,7 +67,7 @@ export class ProcessRuntime implements SandboxRuntime {
     this.#createTimeoutMs = options.createTimeoutMs ?? 10_000;
     this.#killGraceMs = options.killGraceMs ?? 2_000;
     this.#probeIntervalMs = options.probeIntervalMs ?? 20;
-    this.#logLines = options.logLines ?? 500;
+    this.#logBounds = options.logBounds ?? DEFAULT_LOG_BOUNDS;
     process.on('exit', this.#killAllOnHostExit);
   }
 
@@ -96,9 +99,9 @@ export class ProcessRuntime implements SandboxRuntime {
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    const logs = new LogRing(this.#logLines);
-    for (const stream of [child.stdout, child.stderr]) {
-      const lines = lineSplitter((line) => logs.push(line));
+    const logs = new LogRing(this.#logBounds);
+    for (const [name, stream] of [['stdout', child.stdout], ['stderr', child.stderr]] as const) {
+      const lines = lineSplitter((line) => logs.push(name, line, WALL_CLOCK.now()));
       stream?.setEncoding('utf8').on('data', (chunk: string) => lines.write(chunk)).on('end', () => lines.end());
     }
     const exit = new Promise<{ code: number | null; spawnError?: Error }>((resolve) => {
@@ -119,7 +122,7 @@ export class ProcessRuntime implements SandboxRuntime {
     return {
       id: spec.sandboxId,
       invoke: (req, signal) => this.#invoke(entry, req, signal),
-      logs: () => entry.logs.lines(),
+      logs: (sinceMs) => entry.logs.entries(sinceMs),
     };
   }
 

@@ -1,6 +1,7 @@
 // The sandbox-runtime port: what a worker node asks of whatever runs function code. Everything that
 // crosses it is plain data (it may cross threads), except the `Sandbox` handle, which stays on the node.
 import { isAbsolute } from 'node:path';
+import type { LogStream } from '../../actors/sandbox-logs.js';
 
 /** What to run and with which limits. Units are in the field names or comments. */
 export interface SandboxSpec {
@@ -65,8 +66,22 @@ export interface Sandbox {
    * Otherwise answers what `invoke` would; never throws (failures are rejected promises).
    */
   invokeNow?(req: InvokeRequest): InvokeResponse | Promise<InvokeResponse>;
-  /** Recent output lines, oldest first (process: stdout and stderr; thread: console output). */
-  logs(): string[];
+  /**
+   * Recent output lines written at or after `sinceMs` (ms since the epoch; default: all kept), oldest first
+   * (process: the command's stdout and stderr; thread: console and process.stdout/stderr of the user code).
+   * Still answers after the sandbox is gone.
+   */
+  logs(sinceMs?: number): SandboxLogEntry[];
+}
+
+/** One line of a sandbox's output. */
+export interface SandboxLogEntry {
+  /** When it was written, ms since the Unix epoch. */
+  readonly t: number;
+  readonly stream: LogStream;
+  /** 1 for the sandbox's first line, counting lines the ring dropped since. */
+  readonly seq: number;
+  readonly line: string;
 }
 
 export interface SandboxRuntime {
@@ -204,22 +219,63 @@ export class SandboxEvents {
   }
 }
 
-/** Keeps the last `capacity` lines; longer lines are cut at `maxLineChars` so one line cannot hold memory. */
+export interface LogRingBounds {
+  /** Lines kept. */
+  readonly lines: number;
+  /** UTF-8 bytes of line text kept: a few long lines cannot hold more memory than many short ones. */
+  readonly bytes: number;
+  /** A longer line is cut to this many characters (and marked with `...`). */
+  readonly lineChars: number;
+}
+
+export const DEFAULT_LOG_BOUNDS: LogRingBounds = Object.freeze({ lines: 1000, bytes: 256 * 1024, lineChars: 4096 });
+
+/** A sandbox's newest output lines within `bounds`; the oldest go first. A circular buffer: O(1) per line. */
 export class LogRing {
-  readonly #lines: string[] = [];
+  readonly #slots: (SandboxLogEntry | undefined)[];
+  #head = 0;
+  #count = 0;
+  #bytes = 0;
+  #seq = 0;
 
-  constructor(
-    readonly capacity: number,
-    readonly maxLineChars = 4096,
-  ) {}
-
-  push(line: string): void {
-    this.#lines.push(line.length > this.maxLineChars ? `${line.slice(0, this.maxLineChars)}...` : line);
-    if (this.#lines.length > this.capacity) this.#lines.shift();
+  constructor(readonly bounds: LogRingBounds = DEFAULT_LOG_BOUNDS) {
+    for (const [name, value] of Object.entries(bounds)) {
+      if (!Number.isInteger(value) || value < 1) throw new RangeError(`log bound ${name}=${JSON.stringify(value)} must be an integer >= 1`);
+    }
+    this.#slots = new Array<SandboxLogEntry | undefined>(bounds.lines);
   }
 
+  push(stream: LogStream, line: string, t: number): void {
+    const text = line.length > this.bounds.lineChars ? `${line.slice(0, this.bounds.lineChars)}...` : line;
+    if (this.#count === this.bounds.lines) this.#dropOldest();
+    this.#slots[(this.#head + this.#count) % this.bounds.lines] = { t, stream, seq: ++this.#seq, line: text };
+    this.#count += 1;
+    this.#bytes += Buffer.byteLength(text);
+    // The newest line stays even when it alone is over the byte bound (it is already cut to lineChars).
+    while (this.#bytes > this.bounds.bytes && this.#count > 1) this.#dropOldest();
+  }
+
+  #dropOldest(): void {
+    const oldest = this.#slots[this.#head];
+    this.#slots[this.#head] = undefined;
+    this.#head = (this.#head + 1) % this.bounds.lines;
+    this.#count -= 1;
+    this.#bytes -= oldest === undefined ? 0 : Buffer.byteLength(oldest.line);
+  }
+
+  /** Lines written at or after `sinceMs`, oldest first. */
+  entries(sinceMs = Number.NEGATIVE_INFINITY): SandboxLogEntry[] {
+    const out: SandboxLogEntry[] = [];
+    for (let i = 0; i < this.#count; i++) {
+      const entry = this.#slots[(this.#head + i) % this.bounds.lines];
+      if (entry !== undefined && entry.t >= sinceMs) out.push(entry);
+    }
+    return out;
+  }
+
+  /** The lines' text alone, oldest first. */
   lines(): string[] {
-    return [...this.#lines];
+    return this.entries().map((e) => e.line);
   }
 }
 

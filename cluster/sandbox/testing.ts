@@ -1,7 +1,7 @@
 // Helpers shared by this folder's tests (not exported from index.ts).
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { InvokeRequest, RuntimeSource, SandboxSpec } from './runtime.js';
+import type { InvokeRequest, RuntimeSource, Sandbox, SandboxSpec } from './runtime.js';
 
 /** Tests run from dist/cluster/sandbox/; fixtures stay in the source tree. */
 export function fixture(name: string): string {
@@ -14,6 +14,11 @@ export function spec(sandboxId: string, runtime: RuntimeSource, overrides: Parti
 
 export function request(path: string, body = '', headers: Record<string, string> = {}, method = 'POST'): InvokeRequest {
   return { method, path, headers, body: new TextEncoder().encode(body) };
+}
+
+/** A sandbox's kept output, text only. */
+export function lines(sandbox: Sandbox): string[] {
+  return sandbox.logs().map((entry) => entry.line);
 }
 
 export function text(body: Uint8Array): string {

@@ -1,7 +1,7 @@
 import test from 'ava';
 import type { SandboxEvent } from './runtime.js';
 import { SandboxError } from './runtime.js';
-import { eventually, fixture, osThreadCount, request, spec, text } from './testing.js';
+import { eventually, fixture, lines, osThreadCount, request, spec, text } from './testing.js';
 import { ThreadRuntime } from './thread.js';
 
 const handler = { kind: 'thread', module: fixture('handler.mjs') } as const;
@@ -41,7 +41,7 @@ test.serial('a handler that throws answers 500 with its message and the sandbox 
   t.is(text(failed.body), 'boom');
   t.is((await sandbox.invoke(request('/hello', 'again'))).status, 200);
   t.deepEqual(events, []);
-  t.true(await eventually(() => sandbox.logs().includes('handler failed: boom')));
+  t.true(await eventually(() => lines(sandbox).includes('handler failed: boom')));
 });
 
 test.serial('console output of the user code is kept per sandbox', async (t) => {
@@ -49,8 +49,8 @@ test.serial('console output of the user code is kept per sandbox', async (t) => 
   const sandbox = await rt.create(spec('t3', handler));
   await sandbox.invoke(request('/log'));
   // Lines travel on a different channel from responses, so they may land just after the answer.
-  t.true(await eventually(() => sandbox.logs().length === 2));
-  t.deepEqual(sandbox.logs(), ['first line', 'second line']);
+  t.true(await eventually(() => lines(sandbox).length === 2));
+  t.deepEqual(lines(sandbox), ['first line', 'second line']);
 });
 
 test.serial('concurrency lets that many invocations run inside one sandbox at once', async (t) => {

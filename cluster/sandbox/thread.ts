@@ -3,17 +3,17 @@
 // the worker is killed through the task's AbortSignal, the sandbox fails and the node replaces it.
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
-import type { InvokeRequest, InvokeResponse, Sandbox, SandboxEvent, SandboxRuntime, SandboxSpec } from './runtime.js';
-import { assertNever, deadline, LogRing, SandboxError, SandboxEvents, SandboxTable, unsupportedSource, validateSpec } from './runtime.js';
-import type { ThreadLogLine, ThreadResult, ThreadTask, ThreadWorkerData } from './thread-worker.js';
+import type { InvokeRequest, InvokeResponse, LogRingBounds, Sandbox, SandboxEvent, SandboxRuntime, SandboxSpec } from './runtime.js';
+import { assertNever, deadline, DEFAULT_LOG_BOUNDS, LogRing, SandboxError, SandboxEvents, SandboxTable, unsupportedSource, validateSpec } from './runtime.js';
+import type { ThreadLogBatch, ThreadResult, ThreadTask, ThreadWorkerData } from './thread-worker.js';
 
 const WORKER_FILE = fileURLToPath(new URL('./thread-worker.js', import.meta.url));
 
 export interface ThreadRuntimeOptions {
   /** Bound on loading the module in a fresh worker, ms. */
   createTimeoutMs?: number;
-  /** Console lines kept per sandbox. */
-  logLines?: number;
+  /** What each sandbox's ring of output lines keeps. */
+  logBounds?: LogRingBounds;
 }
 
 /** `failed` and `destroyed` are final; both mean the pool is torn down (or being torn down). */
@@ -31,7 +31,7 @@ interface Entry {
 export class ThreadRuntime implements SandboxRuntime {
   readonly name = 'thread';
   readonly #createTimeoutMs: number;
-  readonly #logLines: number;
+  readonly #logBounds: LogRingBounds;
   readonly #table = new SandboxTable<Entry>((entry) => entry.pool.destroy());
   readonly #entries = this.#table.entries;
   readonly #events = new SandboxEvents();
@@ -39,7 +39,7 @@ export class ThreadRuntime implements SandboxRuntime {
 
   constructor(options: ThreadRuntimeOptions = {}) {
     this.#createTimeoutMs = options.createTimeoutMs ?? 10_000;
-    this.#logLines = options.logLines ?? 200;
+    this.#logBounds = options.logBounds ?? DEFAULT_LOG_BOUNDS;
   }
 
   async create(spec: SandboxSpec): Promise<Sandbox> {
@@ -69,11 +69,11 @@ export class ThreadRuntime implements SandboxRuntime {
       env: { ...spec.env },
       workerData,
     });
-    const entry: Entry = { spec, pool, logs: new LogRing(this.#logLines), phase: 'starting' };
+    const entry: Entry = { spec, pool, logs: new LogRing(this.#logBounds), phase: 'starting' };
     this.#entries.set(spec.sandboxId, entry);
 
-    pool.on('message', (message: ThreadLogLine) => {
-      if (message.type === 'sandboxLog') entry.logs.push(message.line);
+    pool.on('message', (message: ThreadLogBatch) => {
+      if (message.type === 'sandboxLog') for (const l of message.lines) entry.logs.push(l.stream, l.line, l.t);
     });
     // An uncaught error in the worker outside any task; without a listener it would crash the host.
     pool.on('error', (error: Error) => this.#fail(entry, `worker thread error: ${error.message}`));
@@ -90,7 +90,7 @@ export class ThreadRuntime implements SandboxRuntime {
     return {
       id: spec.sandboxId,
       invoke: (req, signal) => this.#invoke(entry, req, signal),
-      logs: () => entry.logs.lines(),
+      logs: (sinceMs) => entry.logs.entries(sinceMs),
     };
   }
 

@@ -120,8 +120,8 @@ test('validateSpec names the bad field, value and unit', (t) => {
 });
 
 test('the log ring keeps the newest lines and splits streams into lines', (t) => {
-  const ring = new LogRing(3, 5);
-  const lines = lineSplitter((line) => ring.push(line));
+  const ring = new LogRing({ lines: 3, bytes: 1024, lineChars: 5 });
+  const lines = lineSplitter((line) => ring.push('stdout', line, 0));
   lines.write('a\nb');
   lines.write('b\r\nc\nabcdefgh\ntail');
   t.deepEqual(ring.lines(), ['bb', 'c', 'abcde...']);

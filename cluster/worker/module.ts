@@ -4,9 +4,12 @@
 //   sandbox.address  -> `host:port` of this shard's invocation server
 //   sandbox.create   { nodeId, sandboxId, template } -> { address } once the sandbox can serve
 //   sandbox.destroy  { sandboxId } -> nothing left running (never rejects; a runtime error is logged)
+//   sandbox.logs     { nodeId, functionName, sinceMs, tail } -> the node's newest lines of that function's
+//                    sandboxes, live ones and the last RETIRED_KEPT gone ones of this shard
 // A sandbox dying on its own (runtime `failed`/`exited` event) becomes `node.sandboxFailed` to its node actor.
 // Each shard thread imports this file afresh, so the module-level state below is per shard.
-import { nodeKind, type SandboxCreateInput, type SandboxCreateOutput, type SandboxDestroyInput } from '../../actors/node.js';
+import { nodeKind, type SandboxCreateInput, type SandboxCreateOutput, type SandboxDestroyInput, type SandboxLogsInput } from '../../actors/node.js';
+import { clampTail, mergeLogLines, type SandboxLogLine } from '../../actors/sandbox-logs.js';
 import { assertNever } from '../../actors/actor.js';
 import { nodeAddress, type NodeMessage, type SandboxTemplate } from '../../actors/messages.js';
 import type { Service, ShardContext, ShardModule } from '../../runtime/host.js';
@@ -118,15 +121,23 @@ function createRuntime(options: Required<WorkerOptions>, ctx: ShardContext): San
 
 interface Owned {
   readonly nodeId: string;
+  readonly functionName: string;
   /** Set once the sandbox can serve. */
   sandbox?: Sandbox;
 }
+
+/**
+ * Gone sandboxes whose output a shard keeps, newest last: `dirigent logs` still shows why a sandbox crashed,
+ * or what it printed before a scale to zero. Each holds at most its ring (DEFAULT_LOG_BOUNDS).
+ */
+const RETIRED_KEPT = 64;
 
 /** One shard's worker: its sandbox runtime, invocation server and which node owns which sandbox. */
 class WorkerShard {
   private readonly options: Required<WorkerOptions>;
   private started: { readonly runtime: SandboxRuntime; readonly server: InvocationServer } | undefined;
   private readonly owned = new Map<string, Owned>();
+  private readonly retired: (Owned & { readonly sandbox: Sandbox })[] = [];
 
   constructor(private readonly ctx: ShardContext) {
     this.options = parseWorkerOptions(ctx.options);
@@ -155,6 +166,7 @@ class WorkerShard {
     await started.server.close();
     await started.runtime.close();
     this.owned.clear();
+    this.retired.length = 0;
   }
 
   services(): Record<string, Service> {
@@ -162,6 +174,7 @@ class WorkerShard {
       'sandbox.address': async () => this.running().server.address,
       'sandbox.create': (input) => this.create(input as SandboxCreateInput),
       'sandbox.destroy': (input) => this.destroy(input as SandboxDestroyInput),
+      'sandbox.logs': async (input) => this.logs(input as SandboxLogsInput),
     };
   }
 
@@ -173,7 +186,7 @@ class WorkerShard {
   private async create({ nodeId, sandboxId, template }: SandboxCreateInput): Promise<SandboxCreateOutput> {
     const { runtime, server } = this.running();
     if (this.owned.has(sandboxId)) throw new WorkerError('SANDBOX_EXISTS', `sandbox ${sandboxId} already exists on shard ${this.ctx.shard}`);
-    const owned: Owned = { nodeId };
+    const owned: Owned = { nodeId, functionName: template.name };
     this.owned.set(sandboxId, owned);
     try {
       owned.sandbox = await runtime.create(toSandboxSpec(sandboxId, template));
@@ -185,7 +198,7 @@ class WorkerShard {
   }
 
   private async destroy({ sandboxId }: SandboxDestroyInput): Promise<void> {
-    this.owned.delete(sandboxId);
+    this.retire(sandboxId);
     if (this.started === undefined) return; // stopping: close() destroys everything
     try {
       await this.started.runtime.destroy(sandboxId);
@@ -194,10 +207,28 @@ class WorkerShard {
     }
   }
 
+  /** Forgets a sandbox but keeps its output; its handle answers `logs` after the sandbox is gone. */
+  private retire(sandboxId: string): void {
+    const owned = this.owned.get(sandboxId);
+    this.owned.delete(sandboxId);
+    if (owned?.sandbox === undefined) return;
+    this.retired.push({ ...owned, sandbox: owned.sandbox });
+    if (this.retired.length > RETIRED_KEPT) this.retired.shift();
+  }
+
+  private logs({ nodeId, functionName, sinceMs, tail }: SandboxLogsInput): SandboxLogLine[] {
+    const lines: SandboxLogLine[] = [];
+    for (const [sandboxId, owned] of [...this.retired.map((r) => [r.sandbox.id, r] as const), ...this.owned]) {
+      if (owned.nodeId !== nodeId || owned.functionName !== functionName || owned.sandbox === undefined) continue;
+      for (const e of owned.sandbox.logs(sinceMs)) lines.push({ t: e.t, stream: e.stream, sandboxId, nodeId, seq: e.seq, line: e.line });
+    }
+    return mergeLogLines([lines], clampTail(tail));
+  }
+
   private onEvent(event: SandboxEvent): void {
     const owned = this.owned.get(event.sandboxId);
     if (owned === undefined) return;
-    this.owned.delete(event.sandboxId);
+    this.retire(event.sandboxId);
     let reason: string;
     switch (event.type) {
       case 'failed':

@@ -348,7 +348,7 @@ test('fn.adopt takes reported sandboxes as ready, pushes a snapshot and keeps th
   t.like(status, { type: 'reply', value: { ready: 2, creating: 0, desired: 2 } });
 });
 
-test('a function rebuilt by a new leader starts with the adopted sandboxes ready: its first snapshot routes to them and scale-down waits one stable window', (t) => {
+test('a function rebuilt by a new leader announces nothing until configured, adopts what the workers list, then routes to it and holds scale-down one stable window', (t) => {
   const reports: SandboxReport[] = ['f-3-0', 'f-3-1'].map((sandboxId, i) => ({
     sandboxId,
     functionName: 'f',
@@ -358,9 +358,15 @@ test('a function rebuilt by a new leader starts with the adopted sandboxes ready
     createdAt: 10,
   }));
   const spec = makeSpec();
-  const rebuilt = functionKind.init(functionAddress('f'), { spec, term: TERM, adopted: reports }, 500);
-  t.like(rebuilt, { desired: 2, counts: { creating: 0, ready: 2, draining: 0, gone: 0 } });
-  const configured = step(rebuilt, { type: 'fn.configure', spec }, { now: 500 });
+  const rebuilt = functionKind.init(functionAddress('f'), { spec, term: TERM, rebuilt: true }, 0);
+  // During the wait a sandbox that the old leader was creating becomes ready: it reaches this actor, which
+  // does not want it.
+  const late = step(rebuilt, { type: 'fn.sandboxReady', sandboxId: 'f-3-9', endpoint: endpoint('f-3-9', 'n2') });
+  t.deepEqual(sends(late.effects), ['node:n2 <- node.delete']);
+  const adopted = step(late.state, { type: 'fn.adopt', sandboxes: reports });
+  t.deepEqual(sends(adopted.effects), [], 'nothing is announced before the first configure');
+  t.like(adopted.state, { desired: 2, counts: { creating: 0, ready: 2, draining: 0, gone: 0 } });
+  const configured = step(adopted.state, { type: 'fn.configure', spec }, { now: 500 });
   t.deepEqual(sends(configured.effects), ['autoscaler:f <- as.hold', 'autoscaler:f <- as.configure', 'router:f <- rt.snapshot', 'autoscaler:f <- as.ready']);
   t.deepEqual(sent(configured.effects, 'as.hold'), [{ type: 'as.hold', untilMs: 500 + spec.scaling.stableWindowMs }]);
   t.like(sent<{ term: number; snapshot: EndpointSnapshot }>(configured.effects, 'rt.snapshot')[0], { term: TERM, snapshot: { version: 1, endpoints: [endpoint('f-3-0', 'n0'), endpoint('f-3-1', 'n1')] } });

@@ -50,11 +50,11 @@ export interface FunctionInit {
   /** Data planes connected when the actor starts (see `fn.dataplanes`). */
   readonly dataplanes?: readonly string[];
   /**
-   * Set when a new leader rebuilds the function: the sandboxes the workers reported. They start ready (so the
-   * first snapshot routes to them), and the autoscaler, whose metrics start from nothing, may not scale down
-   * for one stable window.
+   * Set when a new leader rebuilds the function: it is spawned before the workers have listed their sandboxes
+   * (so that a sandbox that becomes ready meanwhile reaches an actor), learns them with `fn.adopt`, and when
+   * configured holds its autoscaler's scale-down for one stable window (its metrics start from nothing).
    */
-  readonly adopted?: readonly SandboxReport[];
+  readonly rebuilt?: boolean;
 }
 
 interface SandboxBase {
@@ -127,25 +127,19 @@ export function sandboxTemplateOf(spec: FunctionSpec): SandboxTemplate {
   return { name, runtime, source, cpuMilli, memoryMiB, concurrency, timeoutMs, env };
 }
 
-export function initialFunctionState(init: FunctionInit, now = 0): FunctionState {
-  const sandboxes = new Map<string, SandboxRecord>();
-  for (const report of init.adopted ?? []) {
-    if (report.functionName !== init.spec.name) continue;
-    const { sandboxId, nodeId, createdAt, endpoint } = report;
-    sandboxes.set(sandboxId, { phase: 'ready', sandboxId, nodeId, createdAt, since: now, endpoint });
-  }
+export function initialFunctionState(init: FunctionInit): FunctionState {
   return {
     name: init.spec.name,
     term: init.term,
     spec: init.spec,
     autoscalerStarted: false,
-    holdOnStart: init.adopted !== undefined,
-    desired: sandboxes.size,
+    holdOnStart: init.rebuilt === true,
+    desired: 0,
     deleting: false,
     nextSeq: 0,
     nextRequestId: 0,
-    sandboxes,
-    counts: { creating: 0, ready: sandboxes.size, draining: 0, gone: 0 },
+    sandboxes: new Map(),
+    counts: { creating: 0, ready: 0, draining: 0, gone: 0 },
     placing: new Map(),
     endpointVersion: 0,
     reportedReady: 0,
@@ -156,11 +150,11 @@ export function initialFunctionState(init: FunctionInit, now = 0): FunctionState
 
 export const functionKind: ActorKind<FunctionState, FunctionMessage> = {
   kind: 'function',
-  init(address, arg, now) {
+  init(address, arg) {
     const init = arg as FunctionInit | undefined;
     if (init?.spec === undefined || typeof init.term !== 'number') throw new TypeError(`function ${address.id}: init needs { spec, term }`);
     if (init.spec.name !== address.id) throw new TypeError(`function ${address.id}: spec is for ${init.spec.name}`);
-    return initialFunctionState(init, now);
+    return initialFunctionState(init);
   },
   step(state, message, ctx) {
     const w = new Work(state, ctx);
@@ -276,7 +270,8 @@ class Work {
   commit(): Step<FunctionState, FunctionMessage> {
     const before = this.base;
     const first: Effect<FunctionMessage>[] = [];
-    if (!this.snapshotSent) {
+    // Nothing is announced before the first configure, which pushes the whole set (a rebuilt function adopts first).
+    if (!this.snapshotSent && this.autoscalerStarted) {
       const delta = endpointDelta(this.before, this.sandboxes, this.touched);
       if (delta.add.length > 0 || delta.remove.length > 0) {
         this.endpointVersion += 1;
@@ -487,7 +482,7 @@ function adopt(w: Work, reports: readonly SandboxReport[]): void {
   // evict them at the next reconcile, before the autoscaler has seen a single metric.
   const counts = w.counts;
   w.desired = Math.max(w.desired, counts.creating + counts.ready);
-  pushSnapshot(w);
+  if (w.autoscalerStarted) pushSnapshot(w);
 }
 
 function setDataplanes(w: Work, ids: readonly string[]): void {

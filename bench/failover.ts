@@ -27,6 +27,8 @@ const PER_FUNCTION = 100;
 
 const dataDir = await mkdtemp(join(tmpdir(), 'dirigent-bench-failover-'));
 const log: string[] = [];
+// Info lines of the children (elections, reconstruction) are kept for the timeline printed at the end.
+process.env.DIRIGENT_LOG ??= 'info';
 const cluster = await DistributedCluster.start({
   dataDir,
   controlPlanes: 3,
@@ -81,6 +83,8 @@ try {
     const found = await cluster.leader();
     return found && found.name !== leader.name ? found : undefined;
   }, 10_000, 100);
+  // The failover as the replicas logged it (stderr), for reading the JSON line's numbers against.
+  for (const line of log) if (/elected|leading under|serving after|stepped down|connected to the control plane/.test(line)) process.stderr.write(`${line}\n`);
   const status = (await new AdminClient({ adminUrl: next.adminUrl }).status()) as { reconstruction: { tookMs: number; sandboxesAdopted: number } };
   process.stdout.write(
     `${JSON.stringify({

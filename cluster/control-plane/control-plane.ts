@@ -3,6 +3,7 @@
 // Operations here return values (expected outcomes), which the admin API maps to HTTP statuses.
 import type { FunctionSpec } from '../../actors/function-spec.js';
 import { parseDirigentRegistration, parseFunctionSpec, updateFunctionSpec } from '../../actors/function-spec.js';
+import type { FunctionInit } from '../../actors/function.js';
 import {
   dataplaneReplicaId,
   autoscalerAddress,
@@ -119,7 +120,9 @@ export class ControlPlane {
   /** While waiting: what each worker's nodes listed, by worker id. */
   private readonly listed = new Map<string, SandboxReport[]>();
   /** Called whenever a worker listed while waiting: ends the wait once every registered worker has. */
-  private allListedCheck: () => void = () => undefined;
+  private checkWait: () => void = () => undefined;
+  /** Ends the wait at once (stop). */
+  private endWait: () => void = () => undefined;
   /** Ids of the workers connected now. */
   private readonly connectedWorkers = new Set<string>();
   /** Every peer connection accepted by this incarnation: `stop` destroys them (a listener may outlive it). */
@@ -128,9 +131,8 @@ export class ControlPlane {
   private workersMissing: readonly string[] = [];
   private stopped = false;
   private reconstruction: Omit<ReconstructionStatus, 'workersMissing'> = { phase: 'waiting', workersExpected: 0, workersQueried: 0, sandboxesAdopted: 0, tookMs: null };
-  private readonly startedAt = performance.now();
-  private finishWaiting: () => void = () => undefined;
-  /** Resolves once the functions run (reconstruction done); admin operations wait for it. */
+  private markServing: () => void = () => undefined;
+  /** Resolves once the functions run (reconstruction done, or stopped); admin operations wait for it. */
   private readonly serving: Promise<void>;
 
   private constructor(
@@ -141,9 +143,11 @@ export class ControlPlane {
     private readonly server: FrameServer,
     readonly term: number,
     private readonly log: (level: LogLevel, text: string) => void,
+    /** When this incarnation started (leadership won), ms on the monotonic clock: `tookMs` counts from here. */
+    private readonly startedAt: number,
   ) {
     this.serving = new Promise((resolve) => {
-      this.finishWaiting = resolve;
+      this.markServing = resolve;
     });
   }
 
@@ -157,6 +161,7 @@ export class ControlPlane {
    * `whenServing` resolves once that is done; admin operations wait for it.
    */
   static async start(config: ControlPlaneConfig): Promise<ControlPlane> {
+    const startedAt = performance.now();
     const log = config.onLog ?? defaultLog;
     const ownsStore = !isStore(config.store);
     const store = isStore(config.store) ? config.store : await openStore(config.store);
@@ -182,7 +187,7 @@ export class ControlPlane {
     } else {
       server = await listenFrames({ host: config.host, port: config.clusterPort, token: config.token, role: 'control-plane', id: 'leader', info: { term }, ...handlers });
     }
-    plane = new ControlPlane(runtime, store, ownsStore, transport, server, term, log);
+    plane = new ControlPlane(runtime, store, ownsStore, transport, server, term, log, startedAt);
     runtime.spawn(schedulerAddress, { term, policy: config.placement, heartbeatTimeoutMs: config.heartbeatTimeoutMs });
     await plane.loadDesiredState();
     plane.reconstruct(config.reconstructTimeoutMs ?? RECONSTRUCT_TIMEOUT_MS).catch((error: Error) => {
@@ -218,6 +223,9 @@ export class ControlPlane {
         continue;
       }
       this.functions.set(parsed.spec.name, parsed.spec);
+      // Spawned now, configured once the workers have listed: a sandbox that the old leader was creating and
+      // that becomes ready during the wait tells a live actor (which deletes it), not a dead letter.
+      this.runtime.spawn(functionAddress(parsed.spec.name), { spec: parsed.spec, term: this.term, rebuilt: true } satisfies FunctionInit);
     }
     this.reconstruction = { ...this.reconstruction, workersExpected: this.workers.size };
   }
@@ -229,35 +237,42 @@ export class ControlPlane {
    * stable window (in the function actor). Workers that come later are adopted as they connect.
    */
   private async reconstruct(timeoutMs: number): Promise<void> {
-    if (this.workers.size > 0 && [...this.workers.keys()].some((id) => !this.listed.has(id))) {
-      const timer = setTimeout(() => this.finishWaiting(), timeoutMs);
-      this.allListedCheck = () => {
-        if ([...this.workers.keys()].every((id) => this.listed.has(id))) this.finishWaiting();
-      };
-      await this.serving;
-      clearTimeout(timer);
+    const allListed = () => [...this.workers.keys()].every((id) => this.listed.has(id));
+    if (!allListed()) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, timeoutMs);
+        this.endWait = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+        this.checkWait = () => {
+          if (allListed()) this.endWait();
+        };
+      });
     }
-    // A sandbox that was still being created when its node listed may have become ready since, and told a
-    // function actor that does not exist yet: list once more just before the functions start, or it would run
-    // unknown to any of them.
-    const relisted = await Promise.all([...this.listed.keys()].map((id) => this.listNodes(this.workers.get(id) ?? [])));
-    const reports = [...new Map([...this.listed.values(), ...relisted].flat().map((r) => [r.sandboxId, r])).values()];
+    if (this.stopped) return;
     const listedMs = Math.round(performance.now() - this.startedAt);
+    const reports = [...this.listed.values()].flat();
     this.listed.clear();
     const missing = [...this.workers.keys()].filter((id) => !this.connectedWorkers.has(id));
     if (missing.length > 0) this.log('warn', `reconstruction: no answer from worker(s) ${missing.join(', ')} within ${timeoutMs} ms; their sandboxes are adopted if they come back`);
     const byFunction = this.adoptReports(reports);
-    await Promise.all([...this.functions.values()].map((spec) => this.startFunction(spec, byFunction.get(spec.name) ?? [])));
+    // Told, not asked: each function takes its sandboxes, then its configure pushes one full snapshot of this
+    // term. Anything asked of a function later (admin calls, data-plane lookups) queues behind these.
+    for (const spec of this.functions.values()) {
+      const sandboxes = byFunction.get(spec.name);
+      if (sandboxes) this.runtime.tell(functionAddress(spec.name), { type: 'fn.adopt', sandboxes });
+      this.runtime.tell(functionAddress(spec.name), { type: 'fn.configure', spec });
+    }
     this.reconstruction = { ...this.reconstruction, phase: 'serving', tookMs: Math.round(performance.now() - this.startedAt) };
     this.workersMissing = missing;
     this.log('info', `term ${this.term}: serving after ${this.reconstruction.tookMs} ms (workers listed after ${listedMs} ms); ${this.reconstruction.sandboxesAdopted} sandbox(es) adopted from ${this.reconstruction.workersQueried} worker(s), ${this.functions.size} function(s)`);
-    this.finishWaiting();
+    this.markServing();
   }
 
-  /** `adopted`: given when this leader rebuilds the function (possibly empty), so that it holds scale-down. */
-  private async startFunction(spec: FunctionSpec, adopted?: readonly SandboxReport[]): Promise<FunctionStatus> {
+  private async startFunction(spec: FunctionSpec): Promise<FunctionStatus> {
     this.functions.set(spec.name, spec);
-    this.runtime.spawn(functionAddress(spec.name), { spec, term: this.term, dataplanes: this.connectedDataplanes(), adopted });
+    this.runtime.spawn(functionAddress(spec.name), { spec, term: this.term, dataplanes: this.connectedDataplanes() } satisfies FunctionInit);
     return this.runtime.ask<FunctionStatus>(functionAddress(spec.name), { type: 'fn.configure', spec }, ASK_MS);
   }
 
@@ -358,7 +373,7 @@ export class ControlPlane {
     if (!this.isServing) {
       // Functions start once every registered worker has listed (see `reconstruct`), with these sandboxes.
       this.listed.set(workerId, [...(this.listed.get(workerId) ?? []), ...reports]);
-      this.allListedCheck();
+      this.checkWait();
       return;
     }
     for (const [name, sandboxes] of this.adoptReports(reports)) this.runtime.tell(functionAddress(name), { type: 'fn.adopt', sandboxes });
@@ -510,8 +525,9 @@ export class ControlPlane {
     const closing = this.server.close();
     for (const connection of this.connections) connection.destroy();
     await closing;
-    // Waiting admin calls go on and fail on the stopped runtime rather than hang.
-    this.finishWaiting();
+    // The rebuild ends, and waiting admin calls go on and fail on the stopped runtime rather than hang.
+    this.endWait();
+    this.markServing();
     await this.runtime.stop();
     if (this.ownsStore) await this.store.close();
   }

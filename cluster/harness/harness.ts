@@ -225,10 +225,11 @@ export class Harness {
   /**
    * A new leader of `term` takes over, as ControlPlane.start and `reconstruct` do: a scheduler of the new
    * term; every reachable worker reconnects (its nodes register again and are asked `node.list`); the leader
-   * waits until every node has listed or `listTimeoutMs` has passed, and lists those once more; then the scheduler adopts what was found,
-   * sandboxes of functions that no longer exist get `node.delete`, and each stored function starts with its
-   * sandboxes ready (`adopted`, which also holds scale-down for one stable window) and is configured, which
-   * pushes its first snapshot under the new term. Nodes that did not list come later with `reconnect`.
+   * waits until every node has listed or `listTimeoutMs` has passed (the functions are spawned before, so that
+   * a creation finishing meanwhile reaches one); then the scheduler adopts what was found,
+   * sandboxes of functions that no longer exist get `node.delete`, and each stored function adopts its
+   * sandboxes (`fn.adopt`) and is configured, which pushes its first snapshot under the new term and holds
+   * scale-down for one stable window. Nodes that did not list come later with `reconnect`.
    */
   async failover(options: FailoverOptions): Promise<FailoverReport> {
     const { term, listTimeoutMs = RECONSTRUCT_TIMEOUT_MS } = options;
@@ -238,6 +239,8 @@ export class Harness {
     this.term = term;
     this.sim.note(`leader of term ${term}: ${this.specs.size} function spec(s) loaded; asking ${this.nodeIds.length} node(s) for their sandboxes (wait <= ${listTimeoutMs} ms)`);
     this.sim.spawn(schedulerAddress, { term, policy: 'round-robin' });
+    // Spawned before the wait, configured after it (see ControlPlane.loadDesiredState and reconstruct).
+    for (const spec of this.specs.values()) this.sim.spawn(functionAddress(spec.name), { spec, term, dataplanes: this.dataplanes, rebuilt: true });
     const lists = new Map<string, SandboxReport[]>();
     for (const nodeId of this.nodeIds) {
       // A dead worker never connects; a partitioned one's messages are lost on the way.
@@ -252,16 +255,12 @@ export class Harness {
     if (lists.size < this.nodeIds.length) await this.sim.advance(listTimeoutMs);
     const listed = this.nodeIds.filter((id) => lists.has(id));
     const missing = this.nodeIds.filter((id) => !lists.has(id));
-    // As ControlPlane.reconstruct: the nodes that listed are listed once more just before the functions start
-    // (a creation that finished during the wait told a function that did not exist yet).
-    const relisting = Promise.all(listed.map((id) => this.sim.ask<SandboxReport[]>(nodeAddress(id), { type: 'node.list' }, listTimeoutMs).catch(() => [])));
-    await this.sim.run();
-    const relisted = await relisting;
-    const reports = [...new Map([...listed.map((id) => lists.get(id) ?? []), ...relisted].flat().map((r) => [r.sandboxId, r])).values()];
+    const reports = listed.flatMap((id) => lists.get(id) ?? []);
     this.sim.note(`leader of term ${term}: ${reports.length} sandbox(es) listed by ${listed.join(', ') || 'no node'}${missing.length > 0 ? `; no answer from ${missing.join(', ')}` : ''}; serving`);
     const byFunction = this.adoptReports(reports);
     for (const spec of this.specs.values()) {
-      this.sim.spawn(functionAddress(spec.name), { spec, term, dataplanes: this.dataplanes, adopted: byFunction.get(spec.name) ?? [] });
+      const sandboxes = byFunction.get(spec.name);
+      if (sandboxes) this.sim.tell(functionAddress(spec.name), { type: 'fn.adopt', sandboxes });
       await this.sim.request(functionAddress(spec.name), { type: 'fn.configure', spec });
     }
     return { listed, missing, reports };

@@ -105,6 +105,7 @@ test.serial('every error status: 404, 413, 429, 503, 504, 502 with a JSON error 
   const late = await invoke('hurried');
   t.is(late.status, 504);
   t.is(errorOf(late).code, 'DEADLINE_PASSED');
+  t.is(late.headers['x-dirigent-cold-start'], 'true', 'it waited for a cold start');
 
   // A runaway handler is killed at its timeout: 502, and the sandbox is replaced.
   await admin.createFunction({ name: 'runaway', source: { kind: 'thread', module: HANDLER }, timeoutMs: 300 });

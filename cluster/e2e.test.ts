@@ -153,6 +153,9 @@ test.serial('async: 202 with an id, then pending or the stored result', async (t
   t.is(done.response?.status, 200);
   t.is(Buffer.from(done.response!.body, 'base64').toString(), 'slept');
   t.is((await request(port, { method: 'GET', path: '/async/nonexistentjobid0' })).status, 404);
+  const unknown = await request(port, { method: 'POST', path: '/async/nosuchfunction', body: '' });
+  t.is(unknown.status, 404, 'a job for a function that does not exist is refused at once');
+  t.is(errorOf(unknown).code, 'UNKNOWN_FUNCTION');
   await admin.deleteFunction('later');
 });
 

@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import { assertPortFree } from './data-plane/port-claim.js';
+import { assertPortFree } from './data-plane/index.js';
 import { intFlag, UsageError, type CliValues } from './flags.js';
 import { startControlPlaneRole } from './roles.js';
 import { FileStore } from './store/index.js';

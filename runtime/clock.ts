@@ -9,7 +9,7 @@ export interface TimerHandle {
 export interface Clock {
   /** Milliseconds since an arbitrary epoch (wall time for RealClock, 0-based for ManualClock). */
   now(): number;
-  /** Run `fn` once after `ms` milliseconds. */
+  /** Run `fn` once, no earlier than `now() + ms`. */
   setTimer(ms: number, fn: () => void): TimerHandle;
   clearTimer(handle: TimerHandle): void;
 }

@@ -3,8 +3,8 @@
 // sandbox's worker (dist/cluster/sandbox/thread-worker.js and what it imports) is loaded at its cold start. The
 // build used to delete dist/ and compile into it, so for the whole compile (seconds) those files did not exist and
 // every cold start failed. Now:
-//   1. compile into a fresh directory beside the output directory (same filesystem, so renames are atomic);
-//      a failed compile leaves the output directory as it was;
+//   1. compile into a fresh directory beside the output directory (the same filesystem, so renames are atomic;
+//      the same depth, so the source maps' relative paths hold); a failed compile leaves the output as it was;
 //   2. make every emitted file that starts with `#!` executable there (dist/cluster/cli.js: the `dirigent` that
 //      `npm link` puts on PATH), so it never exists without its exec bit;
 //   3. move each file into the output directory by rename, which replaces the old one atomically (a reader sees

@@ -1,4 +1,4 @@
-// `npm run build` (.ci/build.mjs) on a small project of its own: outputs starting with `#!` are executable, a
+// `npm run build` (scripts/build.mjs) on a small project of its own: outputs starting with `#!` are executable, a
 // rebuild replaces changed files by rename and leaves the others alone, stale outputs go, a failed compile
 // changes nothing, and a process loading outputs while builds run never misses one (what broke a cluster running
 // from the checkout: its thread sandboxes load dist/cluster/sandbox/thread-worker.js at every cold start).
@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
-const BUILD = new URL('../../.ci/build.mjs', import.meta.url).pathname;
+const BUILD = new URL('../../scripts/build.mjs', import.meta.url).pathname;
 const ROOT = new URL('../../', import.meta.url).pathname;
 
 const TSCONFIG = { compilerOptions: { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', outDir: 'dist', rootDir: '.', types: [], strict: true }, include: ['*.ts'] };
@@ -109,5 +109,5 @@ test("the repository's CLI (package.json bin) starts with #!, so every build lea
   const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { bin: Record<string, string>; scripts: Record<string, string> };
   t.is(pkg.bin.dirigent, 'dist/cluster/cli.js');
   t.regex(await readFile(join(ROOT, 'cluster/cli.ts'), 'utf8'), /^#!\/usr\/bin\/env node\n/);
-  t.regex(pkg.scripts.build ?? '', /^node \.ci\/build\.mjs\b/);
+  t.regex(pkg.scripts.build ?? '', /^node scripts\/build\.mjs\b/);
 });

@@ -13,7 +13,7 @@
 //   4. remove outputs whose source is gone (stale tests would still run), and directories left empty.
 // A running cluster does load the new build's files at its next cold start; restart it to run one build everywhere.
 //
-// Usage: node .ci/build.mjs [-p tsconfig.json]   (the output directory is the tsconfig's outDir)
+// Usage: node scripts/build.mjs [-p tsconfig.json]   (the output directory is the tsconfig's outDir)
 import { spawnSync } from 'node:child_process';
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmdirSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';

@@ -135,6 +135,7 @@ test('a failed invocation answers 502 SANDBOX_FAILED; gone, timed-out, crashed o
     const answered = outcome(fx);
     if (answered?.ok !== false) return t.fail('expected a failure outcome');
     t.is(answered.status, 502);
+    t.false(answered.coldStart);
     t.is(answered.code, 'SANDBOX_FAILED');
     t.is(answered.sandboxId, 's1');
     t.is(answered.queuedMs, 7);
@@ -183,4 +184,13 @@ test('init needs the endpoint, the function and a timeout', (t) => {
   t.throws(() => kind.init(SELF, undefined, 0), { message: /init needs/ });
   t.throws(() => kind.init(SELF, { ...INIT, timeoutMs: 0 }, 0), { message: /timeoutMs > 0 ms/ });
   t.throws(() => dataPlaneSandboxKind({ invokeService: '' }), { message: /invokeService/ });
+});
+
+test('a failure of a request that waited for this new sandbox says coldStart, as its success would', (t) => {
+  const s = new Script();
+  const failed = outcome(s.complete({ ok: false, error: { code: 'SANDBOX_CRASHED', message: 'thread exited' } }, true, 250).fx);
+  t.like(failed, { ok: false, status: 502, code: 'SANDBOX_FAILED', coldStart: true, queuedMs: 250 });
+  const full = new Script(undefined, { ...INIT, endpoint: { ...INIT.endpoint, concurrency: 1 } });
+  full.invoke();
+  t.like(outcome(full.invoke(true, 90).fx), { ok: false, code: 'SANDBOX_FAILED', coldStart: true, queuedMs: 90 }, 'refused for want of a slot');
 });

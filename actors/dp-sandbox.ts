@@ -137,7 +137,7 @@ function step(state: DataPlaneSandboxState, message: DataPlaneSandboxMessage, se
         const why = state.phase === 'closing' ? 'is closing' : `has no free slot (${state.inFlight} of ${concurrency} requests in flight)`;
         const effects: Effects = [
           { type: 'log', level: 'warn', text: `refused a request: sandbox ${sandboxId} ${why}` },
-          reply(message.replyTo, failure(state, `sandbox ${sandboxId} ${why}`, message.queuedMs)),
+          reply(message.replyTo, failure(state, `sandbox ${sandboxId} ${why}`, message.queuedMs, message.coldStart)),
           released(state, state.unreleased + 1, false),
         ];
         return { state: changed(state, { unreleased: 0, refused: state.refused + 1 }), effects };
@@ -170,7 +170,7 @@ function step(state: DataPlaneSandboxState, message: DataPlaneSandboxMessage, se
           ? { code: 'BAD_RESPONSE', message: 'the invoke service returned no { status, headers, body }' }
           : message.result.error;
         broken = BROKEN_SANDBOX_CODES.has(error.code);
-        effects.push(reply(message.replyTo, failure(state, `sandbox ${state.endpoint.sandboxId} failed: ${error.code}: ${error.message}`, message.queuedMs)));
+        effects.push(reply(message.replyTo, failure(state, `sandbox ${state.endpoint.sandboxId} failed: ${error.code}: ${error.message}`, message.queuedMs, message.coldStart)));
       }
       const releaseNow = broken || state.phase === 'closing';
       const queueRelease = !releaseNow && !state.releaseQueued;
@@ -235,8 +235,8 @@ function reply(to: ReplyTo, outcome: InvocationOutcome): Effect<DataPlaneSandbox
   return { type: 'reply', to, value: outcome };
 }
 
-function failure(state: DataPlaneSandboxState, message: string, queuedMs: number): InvocationOutcome {
-  return { ok: false, status: 502, code: 'SANDBOX_FAILED', message, queuedMs, sandboxId: state.endpoint.sandboxId };
+function failure(state: DataPlaneSandboxState, message: string, queuedMs: number, coldStart: boolean): InvocationOutcome {
+  return { ok: false, status: 502, code: 'SANDBOX_FAILED', message, queuedMs, sandboxId: state.endpoint.sandboxId, coldStart };
 }
 
 function released(state: DataPlaneSandboxState, count: number, failed: boolean): Effect<DataPlaneSandboxMessage> {

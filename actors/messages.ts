@@ -325,6 +325,11 @@ export type InvocationOutcome =
       readonly message: string;
       readonly queuedMs: number;
       readonly sandboxId?: string;
+      /**
+       * The request waited for a sandbox to be created (a cold start), and failed: its deadline passed before
+       * the scale-up was ready, or the new sandbox failed it. Absent: false.
+       */
+      readonly coldStart?: boolean;
     };
 
 export type LoadBalancingPolicy = 'least-in-flight' | 'random' | 'round-robin' | 'power-of-two';

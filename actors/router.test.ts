@@ -107,7 +107,7 @@ function replies(fx: Effect<RouterMessage>[]): string[] {
   return fx.flatMap((e) => {
     if (e.type !== 'reply') return [];
     const outcome = e.value as InvocationOutcome;
-    return [`#${e.to.id} ${outcome.ok ? outcome.status : `${outcome.status} ${outcome.code} ${outcome.queuedMs}`}`];
+    return [`#${e.to.id} ${outcome.ok ? outcome.status : `${outcome.status} ${outcome.code} ${outcome.queuedMs}${outcome.coldStart ? ' cold' : ''}`}`];
   });
 }
 
@@ -326,11 +326,12 @@ test('a full queue answers 429 QUEUE_FULL and a large body 413 at once', (t) => 
   t.deepEqual(replies(s.invoke(100).fx), [`#${large.replyTo.id + 1} 429 QUEUE_FULL 0`], 'a body of exactly the limit is fine');
 });
 
-test('past its deadline a waiting request gets 504, or 503 when the function is at max scale', (t) => {
+test('past its deadline a waiting request gets 504 (it waited for a cold start), or 503 when the function is at max scale (it waited for a slot)', (t) => {
   for (const [maxScale, expected] of [
     [4, '504 DEADLINE_PASSED'],
     [1, '503 NO_CAPACITY'],
   ] as const) {
+    const cold = maxScale === 4 ? ' cold' : '';
     const s = new Script();
     s.step(snapshot(1, [ep('a')], 1, { maxScale }));
     s.invoke();
@@ -340,10 +341,10 @@ test('past its deadline a waiting request gets 504, or 503 when the function is 
     const later = s.invoke();
     s.now = 1000;
     const fx = s.step({ type: 'rt.expire' });
-    t.deepEqual(replies(fx), [`#${late.replyTo.id} ${expected} 1000`], `maxScale ${maxScale}`);
+    t.deepEqual(replies(fx), [`#${late.replyTo.id} ${expected} 1000${cold}`], `maxScale ${maxScale}`);
     t.deepEqual(timers(fx), [`${EXPIRE_TIMER} +600`], 'the next deadline is armed');
     s.now = 1600;
-    t.deepEqual(replies(s.step({ type: 'rt.expire' })), [`#${later.replyTo.id} ${expected} 1000`]);
+    t.deepEqual(replies(s.step({ type: 'rt.expire' })), [`#${later.replyTo.id} ${expected} 1000${cold}`]);
     t.is(s.state.queue.length, 0);
   }
 });

@@ -30,7 +30,7 @@
 // sent to its sandbox actor. Otherwise queued, FIFO, up to `queueDepth` (then 429). Waiting requests take slots
 // as they free up or arrive; `coldStart` is true when the slot is on a sandbox added after the request was
 // queued. At `enqueuedAt + queueTimeoutMs` a request still waiting gets 503 if the function is at its max scale
-// with every slot busy (more waiting would not help), else 504.
+// with every slot busy (more waiting would not help), else 504, which says `coldStart`: it waited for a scale-up.
 //
 // Unknown functions. The first request for a function the router has never heard of waits while the router
 // asks the function actor. No such actor (or a null reply) answers every waiting request 404; a failed ask
@@ -719,7 +719,7 @@ function expire(state: RouterState, ctx: StepContext, fx: Effects): RouterState 
     fx.push(
       atMaxScale
         ? answer(waiting.replyTo, code, `${state.name} is at its max scale (${maxScale} sandboxes) and no slot freed within ${queueTimeoutMs} ms`, queuedMs)
-        : answer(waiting.replyTo, code, `no sandbox of ${state.name} was free within ${queueTimeoutMs} ms`, queuedMs),
+        : answer(waiting.replyTo, code, `no sandbox of ${state.name} was free within ${queueTimeoutMs} ms`, queuedMs, true),
     );
     expired += 1;
   }
@@ -743,8 +743,9 @@ function countRejected(state: RouterState, code: FailureCode, count: number): Pi
   return { rejected: state.rejected + count, rejectedByStatus: { ...state.rejectedByStatus, [status]: (state.rejectedByStatus[status] ?? 0) + count } };
 }
 
-function answer(replyTo: ReplyTo, code: FailureCode, message: string, queuedMs: number): Effect<RouterMessage> {
-  const outcome: InvocationOutcome = { ok: false, status: STATUS[code], code, message, queuedMs };
+/** `coldStart`: the request waited for a scale-up (below max scale, so sandboxes were on their way). */
+function answer(replyTo: ReplyTo, code: FailureCode, message: string, queuedMs: number, coldStart = false): Effect<RouterMessage> {
+  const outcome: InvocationOutcome = { ok: false, status: STATUS[code], code, message, queuedMs, ...(coldStart ? { coldStart } : {}) };
   return { type: 'reply', to: replyTo, value: outcome };
 }
 

@@ -357,6 +357,7 @@ export async function main(argv: string[]): Promise<void> {
     case 'control-plane':
     case 'data-plane':
     case 'worker':
+      (await import('./launcher.js')).endWithParent();
       return (await import('./roles.js')).runRole(command, values);
     case 'deploy':
       return deploy(name, values);

@@ -105,6 +105,7 @@ test.serial('every error status: 404, 413, 429, 503, 504, 502 with a JSON error 
   const late = await invoke('hurried');
   t.is(late.status, 504);
   t.is(errorOf(late).code, 'DEADLINE_PASSED');
+  t.is(late.headers['x-dirigent-cold-start'], 'true', 'it waited for a cold start');
 
   // A runaway handler is killed at its timeout: 502, and the sandbox is replaced.
   await admin.createFunction({ name: 'runaway', source: { kind: 'thread', module: HANDLER }, timeoutMs: 300 });
@@ -152,6 +153,9 @@ test.serial('async: 202 with an id, then pending or the stored result', async (t
   t.is(done.response?.status, 200);
   t.is(Buffer.from(done.response!.body, 'base64').toString(), 'slept');
   t.is((await request(port, { method: 'GET', path: '/async/nonexistentjobid0' })).status, 404);
+  const unknown = await request(port, { method: 'POST', path: '/async/nosuchfunction', body: '' });
+  t.is(unknown.status, 404, 'a job for a function that does not exist is refused at once');
+  t.is(errorOf(unknown).code, 'UNKNOWN_FUNCTION');
   await admin.deleteFunction('later');
 });
 

@@ -1,13 +1,21 @@
 // `dirigent up`: the whole system on one machine. The control plane (with the admin API) runs in this
 // process; the data plane and the workers run as child processes of the same CLI, connected over
 // loopback exactly as separate machines would be. Stopping (Ctrl-C) stops the children, then the control plane.
+//
+// Children end with their parent, however it ends: each holds one end of an IPC channel to this process, which
+// the kernel closes when this process exits, even on SIGKILL; the child then stops as on SIGTERM (`endWithParent`).
+// Without it a killed `dirigent up` left its data plane and workers running, holding the invoke port.
+// Ports are checked before anything starts, so that a second `dirigent up` on taken ports is refused before it
+// opens the store of its data directory (port-claim.ts: the data plane's own claim is the one free of races).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
+import { assertPortFree } from './data-plane/index.js';
 import { intFlag, UsageError, type CliValues } from './flags.js';
 import { startControlPlaneRole } from './roles.js';
+import { FileStore } from './store/index.js';
 
 export interface LocalClusterConfig {
   readonly host: string;
@@ -36,7 +44,9 @@ export interface Child {
 }
 
 export function startChild(name: string, args: string[], token: string, onOutput: (line: string) => void, timeoutMs: number): Promise<{ child: Child; ready: Record<string, unknown> }> {
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, DIRIGENT_TOKEN: token }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, DIRIGENT_TOKEN: token }, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+  // The channel is only there to close when this process ends; it must not keep this process alive.
+  child.channel?.unref();
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const recent: string[] = [];
   createInterface({ input: child.stderr! }).on('line', (line) => {
@@ -69,6 +79,22 @@ export function startChild(name: string, args: string[], token: string, onOutput
   });
 }
 
+/**
+ * In a role process that `dirigent up` started (it has an IPC channel to its parent): when the parent ends, stop
+ * as on SIGTERM, and exit at the latest STOP_GRACE_MS later, as the parent would have made it.
+ */
+export function endWithParent(): void {
+  const channel = process.channel;
+  if (channel === undefined) return;
+  channel.unref();
+  // Output goes to the parent only; once it is gone a write fails with EPIPE, which must not crash the stop.
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
+  process.once('disconnect', () => {
+    setTimeout(() => process.exit(1), STOP_GRACE_MS).unref();
+    process.kill(process.pid, 'SIGTERM');
+  });
+}
+
 export async function stopChild(child: Child): Promise<void> {
   if (child.process.exitCode !== null || child.process.signalCode !== null) return;
   child.process.kill('SIGTERM');
@@ -87,6 +113,8 @@ export class LocalCluster {
     readonly compatUrl: string,
     readonly clusterAddress: string,
     readonly token: string,
+    /** Functions the control plane found in its store at start (a previous run's), and where that store is. */
+    readonly restored: { readonly functions: readonly string[]; readonly from: string },
     private readonly children: Child[],
     private readonly stopControlPlane: () => Promise<void>,
   ) {}
@@ -94,6 +122,8 @@ export class LocalCluster {
   static async start(config: LocalClusterConfig): Promise<LocalCluster> {
     const token = config.token ?? randomBytes(18).toString('base64url');
     const dataDir = resolve(config.dataDir);
+    const ports = [['admin', config.adminPort], ['invoke', config.invokePort], ['compat', config.compatPort]] as const;
+    for (const [what, port] of ports) if (port !== 0) await assertPortFree(what, config.host, port);
     mkdirSync(dataDir, { recursive: true });
     const onOutput = config.onOutput ?? ((line: string) => process.stderr.write(`${line}\n`));
     const timeoutMs = config.startTimeoutMs ?? 30_000;
@@ -117,7 +147,10 @@ export class LocalCluster {
       const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (failed) throw failed.reason;
       const dataplane = (results[0] as PromiseFulfilledResult<{ ready: Record<string, unknown> }>).value.ready;
-      return new LocalCluster(admin.url, `http://${String(dataplane.invoke)}`, `http://${String(dataplane.compat)}`, clusterAddress, token, children, stopControlPlane);
+      // Once the workers are back the leader has rebuilt, and every function it found in its store runs again.
+      const functions = (await replica.plane()?.listFunctions())?.map((f) => f.spec.name) ?? [];
+      const restored = { functions, from: replica.store instanceof FileStore ? replica.store.dir : 'the store' };
+      return new LocalCluster(admin.url, `http://${String(dataplane.invoke)}`, `http://${String(dataplane.compat)}`, clusterAddress, token, restored, children, stopControlPlane);
     } catch (error) {
       await Promise.all(children.map(stopChild));
       await stopControlPlane();
@@ -150,7 +183,8 @@ export async function startLocalCluster(values: CliValues): Promise<void> {
     runtime,
     token: values.token ?? process.env.DIRIGENT_TOKEN,
   });
-  const info = { admin: cluster.adminUrl, invoke: cluster.invokeUrl, compat: cluster.compatUrl, cluster: cluster.clusterAddress, startedInMs: Math.round(performance.now() - started) };
+  const info = { admin: cluster.adminUrl, invoke: cluster.invokeUrl, compat: cluster.compatUrl, cluster: cluster.clusterAddress, restored: cluster.restored, startedInMs: Math.round(performance.now() - started) };
+  const { functions, from } = cluster.restored;
   if (values.json) process.stdout.write(`${JSON.stringify(info)}\n`);
   else {
     process.stdout.write(
@@ -159,6 +193,9 @@ export async function startLocalCluster(values: CliValues): Promise<void> {
         `  admin API   ${cluster.adminUrl}   (dirigent ls | status | deploy | rm)`,
         `  invoke      ${cluster.invokeUrl}/invoke/<function>   ws: ${cluster.invokeUrl.replace('http', 'ws')}/ws`,
         `  compat      ${cluster.compatUrl}   (Dirigent's loader: HTTP/1.1 or h2c, Host routing, underscore headers)`,
+        ...(functions.length === 0
+          ? []
+          : [`restored ${functions.length} function${functions.length === 1 ? '' : 's'} from ${from}: ${functions.join(', ')}`, `  (dirigent rm <name> removes one; stop and delete ${resolve(values['data-dir'] ?? '.dirigent')} to start empty)`]),
         'Press Ctrl-C to stop.',
         '',
       ].join('\n'),

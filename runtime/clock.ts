@@ -9,7 +9,7 @@ export interface TimerHandle {
 export interface Clock {
   /** Milliseconds since an arbitrary epoch (wall time for RealClock, 0-based for ManualClock). */
   now(): number;
-  /** Run `fn` once after `ms` milliseconds. */
+  /** Run `fn` once, no earlier than `now() + ms`. */
   setTimer(ms: number, fn: () => void): TimerHandle;
   clearTimer(handle: TimerHandle): void;
 }
@@ -39,17 +39,27 @@ export class RealClock implements Clock {
     return this.options.monotonic ? performance.now() : Date.now();
   }
 
+  /**
+   * Never fires before `now() + ms`. setTimeout alone can: it measures from libuv's loop time, which is
+   * truncated to whole ms, so a 30 ms timer may run 29.1 ms after it was set by `now()` (seen as a `trace`
+   * hold of requested_cpu 30 reporting ExecutionTime 29 000 us). A timer that fires early is armed again for
+   * the rest.
+   */
   setTimer(ms: number, fn: () => void): TimerHandle {
     const id = this.nextId++;
-    const timeout = setTimeout(
-      () => {
+    const delayMs = Math.min(MAX_TIMER_MS, Math.max(0, ms));
+    const due = this.now() + delayMs;
+    const arm = (afterMs: number) => {
+      const timeout = setTimeout(() => {
+        const leftMs = due - this.now();
+        if (leftMs > 0) return arm(leftMs);
         this.timers.delete(id);
         fn();
-      },
-      Math.min(MAX_TIMER_MS, Math.max(0, ms)),
-    );
-    if (this.options.unref) timeout.unref();
-    this.timers.set(id, timeout);
+      }, afterMs);
+      if (this.options.unref) timeout.unref();
+      this.timers.set(id, timeout);
+    };
+    arm(delayMs);
     return { id };
   }
 

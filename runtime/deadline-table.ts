@@ -7,9 +7,6 @@
 import type { Clock, TimerHandle } from './clock.js';
 import { SlotTable } from './slot-table.js';
 
-/** A timer may fire this much before its time by `clock.now()` (timers count from the loop's cached time), ms. */
-const EARLY_MS = 1;
-
 export class DeadlineTable<T extends { readonly deadline: number }> {
   private readonly table = new SlotTable<T>();
   private armed: { readonly at: number; readonly handle: TimerHandle } | undefined;
@@ -51,9 +48,8 @@ export class DeadlineTable<T extends { readonly deadline: number }> {
   }
 
   private readonly sweep = (): void => {
-    const clockNow = this.clock.now();
-    const at = this.armed?.at ?? clockNow;
-    const now = at <= clockNow + EARLY_MS ? Math.max(clockNow, at) : clockNow;
+    // The clock never fires a timer before its time, so every deadline up to the armed one is due.
+    const now = this.clock.now();
     this.armed = undefined;
     const due = this.table.takeWhere((value) => value.deadline <= now);
     let next = Infinity;

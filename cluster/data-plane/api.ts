@@ -4,7 +4,7 @@
 // runtime's askFor).
 import { assertNever, type Address, type AskResult } from '../../actors/actor.js';
 import { asyncJobsAddress, type AsyncJobView, type AsyncJobsMessage } from '../../actors/async-jobs.js';
-import { routerAddress, type Invocation, type RouterMessage } from '../../actors/messages.js';
+import { functionAddress, routerAddress, type FunctionMessage, type FunctionStatus, type Invocation, type RouterMessage } from '../../actors/messages.js';
 import { monotonicUs } from '../../runtime/clock.js';
 import { askFailureResponse, errorResponse, jsonResponse, responseFor, type EdgeResponse, type Target } from './edge.js';
 
@@ -21,6 +21,8 @@ export interface ApiOptions {
 
 /** Submitting a job waits for one durable store write; reading one is in memory. ms. */
 const ASYNC_ASK_TIMEOUT_MS = 10_000;
+/** Bound on asking the control plane whether an async job's function exists, ms (a loopback round trip is ~0.3 ms). */
+const FUNCTION_CHECK_TIMEOUT_MS = 2000;
 
 export class InvokeApi {
   private readonly router: (functionName: string) => Address;
@@ -54,8 +56,23 @@ export class InvokeApi {
     this.ask(this.router(functionName), message, this.options.requestTimeoutMs, (result) => done(responseFor(result, (monotonicUs() - startedUs) / 1000)));
   }
 
+  /**
+   * A job for a function the control plane does not have is answered 404 at once, as a synchronous call would
+   * be, rather than accepted and failed later. When the control plane cannot say (unreachable, failing over, slow)
+   * the job is accepted: it is durable, and its attempts find out.
+   */
   submitAsync(functionName: string, invocation: Invocation, done: (response: EdgeResponse) => void): void {
     if (!this.options.asyncEnabled) return done(asyncDisabled());
+    const check: FunctionMessage = { type: 'fn.status' };
+    this.ask(functionAddress(functionName), check, FUNCTION_CHECK_TIMEOUT_MS, (result) => {
+      const unknown = result.ok ? result.value === null || typeof result.value !== 'object' : result.error.code === 'NO_SUCH_ACTOR';
+      if (unknown) return done(errorResponse('UNKNOWN_FUNCTION', `no function named ${functionName}`));
+      if (result.ok && (result.value as FunctionStatus).deleting) return done(errorResponse('UNKNOWN_FUNCTION', `function ${functionName} is being deleted`));
+      this.enqueueAsync(functionName, invocation, done);
+    });
+  }
+
+  private enqueueAsync(functionName: string, invocation: Invocation, done: (response: EdgeResponse) => void): void {
     const message: AsyncJobsMessage = { type: 'aj.submit', functionName, invocation };
     this.ask(asyncJobsAddress, message, ASYNC_ASK_TIMEOUT_MS, (result) => {
       if (result.ok) {

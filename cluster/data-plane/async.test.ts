@@ -126,3 +126,27 @@ test.serial('async errors: unknown id 404, full queue 429, disabled without an a
   t.is(errorOf(disabled).code, 'ASYNC_DISABLED');
   t.is((await request(off.port, { path: '/async/abc' })).status, 501);
 });
+
+test.serial('POST /async/<fn> for a function the control plane does not have answers 404 at once, and stores nothing', async (t) => {
+  const dir = await tempDir(t);
+  const cp = await startFakeControlPlane(TOKEN, { unknownFunctions: ['nosuch'] });
+  t.teardown(() => cp.close());
+  const { port } = await startHarness(t, { asyncDir: dir }, cp);
+  const started = Date.now();
+  const r = await request(port, { method: 'POST', path: '/async/nosuch/x', body: 'lost' });
+  t.is(r.status, 404);
+  t.deepEqual(errorOf(r), { code: 'UNKNOWN_FUNCTION', message: 'no function named nosuch' });
+  t.true(Date.now() - started < 1000, `answered in ${Date.now() - started} ms`);
+  t.deepEqual((await readdir(dir)).filter((f) => f.startsWith('jobs')), [], 'no job was written');
+  t.is((await request(port, { method: 'POST', path: '/async/echo', body: 'x' })).status, 202, 'a known function is still accepted');
+});
+
+test.serial('async jobs are accepted while the control plane cannot be asked: they are durable, and their attempts find out', async (t) => {
+  const dir = await tempDir(t);
+  const cp = await startFakeControlPlane(TOKEN);
+  const { port, dp } = await startHarness(t, { asyncDir: dir }, cp);
+  await cp.close();
+  await until('the data plane to notice', () => (dp.connected ? undefined : true));
+  const id = await submit(port, '/async/echo', 'meanwhile');
+  t.is((await finished(port, id)).status, 'done');
+});

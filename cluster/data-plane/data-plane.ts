@@ -9,6 +9,7 @@ import { freePort } from '../../runtime/net.js';
 import { ControlPlaneLink, parseAddressList } from '../control-plane-link.js';
 import { InvokeApi } from './api.js';
 import { CompatFront } from './compat-front.js';
+import { PortClaim, portInUse, PortTakenError } from './port-claim.js';
 import { DEFAULT_MAX_BODY_BYTES, DEFAULT_REQUEST_TIMEOUT_MS, parseDataPlaneOptions, type DataPlaneModuleOptions } from './shard.js';
 
 /** Kinds the control plane hosts; envelopes for them leave over the control-plane link. */
@@ -62,6 +63,7 @@ export class DataPlane {
     readonly runtime: ActorRuntime,
     private readonly link: ControlPlaneLink,
     private readonly compat: CompatFront | undefined,
+    private readonly claim: PortClaim,
     /** `host:port` of the HTTP/1.1 + WebSocket front. */
     readonly invokeAddress: string,
     /** `host:port` of the compat front (HTTP/1.1 and h2c), when there is one. */
@@ -75,7 +77,7 @@ export class DataPlane {
   static async start(config: DataPlaneConfig): Promise<DataPlane> {
     const log = config.onLog ?? defaultLog;
     parseAddressList(config.controlPlane);
-    const { runtime, port } = await startRuntime(config, log);
+    const { runtime, port, claim } = await startRuntime(config, log);
     let compat: CompatFront | undefined;
     let link: ControlPlaneLink | undefined;
     try {
@@ -85,7 +87,9 @@ export class DataPlane {
           requestTimeoutMs: options.requestTimeoutMs,
           asyncEnabled: options.asyncDir !== undefined,
         });
-        compat = await CompatFront.listen({ host: config.host, port: config.compatPort, maxBodyBytes: options.maxBodyBytes }, api, log);
+        compat = await CompatFront.listen({ host: config.host, port: config.compatPort, maxBodyBytes: options.maxBodyBytes }, api, log).catch((error: unknown) => {
+          throw (error as NodeJS.ErrnoException).code === 'EADDRINUSE' ? portInUse('compat', config.host, config.compatPort!) : error;
+        });
       }
       const invokeAddress = `${config.host}:${port}`;
       const compatAddress = compat ? `${config.host}:${compat.port}` : undefined;
@@ -103,21 +107,26 @@ export class DataPlane {
       // Pending jobs run again only now: before the link is up their routers could not look functions up.
       if (options.asyncDir !== undefined) runtime.tell(asyncJobsAddress, { type: 'aj.start' } satisfies AsyncJobsMessage);
       log('info', `data plane ${config.id} serves HTTP/1.1 and WebSocket on ${invokeAddress}${compatAddress ? `, HTTP/1.1 and h2c (Dirigent compatibility) on ${compatAddress}` : ''}`);
-      return new DataPlane(config.id, runtime, link, compat, invokeAddress, compatAddress);
+      return new DataPlane(config.id, runtime, link, compat, claim, invokeAddress, compatAddress);
     } catch (error) {
       link?.close();
       await compat?.close();
       await runtime.stop();
+      await claim.release();
       throw error;
     }
   }
 
-  /** Close the link and the compat front, then the runtime (each shard closes its listen socket first). Idempotent. */
+  /**
+   * Close the link and the compat front, then the runtime (each shard closes its listen socket first), then give
+   * up the claim on the invoke port. Idempotent.
+   */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       this.link.close();
       await this.compat?.close();
       await this.runtime.stop();
+      await this.claim.release();
     })();
     return this.stopping;
   }
@@ -138,26 +147,32 @@ function runtimeOptions(config: DataPlaneConfig, port: number): DataPlaneModuleO
 }
 
 /**
- * Every shard must listen on the same port, so a port to pick is picked here first. Another process may
- * take it before the shards bind it (uWS would then fail to listen, or share it by SO_REUSEPORT if that
- * process also set it); a failed listen is retried with a new port.
+ * Every shard must listen on the same port, so a port to pick is picked here first; then the port is claimed
+ * (port-claim.ts: no other data plane or process may serve it) before the shards listen, and checked again after.
+ * Another process may take a picked port before the shards bind it; that attempt is retried with a new port.
  */
-async function startRuntime(config: DataPlaneConfig, log: (level: LogLevel, text: string) => void): Promise<{ runtime: ActorRuntime; port: number }> {
+async function startRuntime(config: DataPlaneConfig, log: (level: LogLevel, text: string) => void): Promise<{ runtime: ActorRuntime; port: number; claim: PortClaim }> {
   for (let attempt = 1; ; attempt++) {
     const port = config.httpPort === 0 ? await freePort(config.host) : config.httpPort;
     const options = runtimeOptions(config, port);
     parseDataPlaneOptions(options); // fail here, naming the option, rather than in every shard thread
+    let claim: PortClaim | undefined;
+    let runtime: ActorRuntime | undefined;
     try {
-      const runtime = await ActorRuntime.start({
+      claim = await PortClaim.take(config.host, port, config.id);
+      runtime = await ActorRuntime.start({
         ...(config.shards === undefined ? {} : { shards: config.shards }),
         modules: [{ url: config.moduleUrl ?? dataPlaneModuleUrl, options }],
         remoteKinds: CONTROL_PLANE_KINDS,
         onLog: log,
       });
-      return { runtime, port };
+      claim.verifyAlone(config.host);
+      return { runtime, port, claim };
     } catch (error) {
-      const listenFailed = /could not listen on/.test((error as Error).message);
-      if (!(listenFailed && config.httpPort === 0 && attempt < PORT_ATTEMPTS)) throw error;
+      await runtime?.stop();
+      await claim?.release();
+      const taken = error instanceof PortTakenError || /could not listen on/.test((error as Error).message);
+      if (!(taken && config.httpPort === 0 && attempt < PORT_ATTEMPTS)) throw error;
       log('warn', `port ${port} was taken before the data plane could listen on it; picking another`);
     }
   }

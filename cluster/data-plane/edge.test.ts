@@ -98,6 +98,9 @@ test('outcomes map to statuses; timing headers on every answer', (t) => {
     t.is(code(f), c);
     t.is(headersWithTiming(f)['x-dirigent-cold-start'], 'false');
   }
+  // A failed request that waited for a new sandbox still tells it was a cold start, with its queue time.
+  const waited = responseFor({ ok: true, value: { ok: false, status: 504, code: 'DEADLINE_PASSED', message: 'm', queuedMs: 900, coldStart: true } }, 901);
+  t.like(headersWithTiming(waited), { 'x-dirigent-cold-start': 'true', 'x-dirigent-queue-ms': '900' });
   t.is(responseFor({ ok: false, error: { code: 'ASK_TIMEOUT', message: 'x' } }, 1).status, 504);
   t.is(askFailureResponse({ code: 'RUNTIME_STOPPED', message: 'x' }, 1).status, 503);
   t.is(askFailureResponse({ code: 'ACTOR_CRASHED', message: 'x' }, 1).status, 502);

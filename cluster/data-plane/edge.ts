@@ -291,7 +291,7 @@ export function responseFor(result: AskResult, totalMs: number): EdgeResponse {
   const sandboxId = typeof outcome.sandboxId === 'string' ? outcome.sandboxId : undefined;
   if (!outcome.ok) {
     const code = OUTCOME_CODES.has(outcome.code) ? (outcome.code as EdgeErrorCode) : 'ROUTING_FAILED';
-    return errorResponse(code, typeof outcome.message === 'string' ? outcome.message : code, timingOf(queuedMs, totalMs, false, sandboxId));
+    return errorResponse(code, typeof outcome.message === 'string' ? outcome.message : code, timingOf(queuedMs, totalMs, outcome.coldStart === true, sandboxId));
   }
   if (!Number.isInteger(outcome.status) || outcome.status < 200 || outcome.status > 599) {
     return errorResponse('BAD_SANDBOX_RESPONSE', `the sandbox answered with status ${JSON.stringify(outcome.status)}, which is not in 200..599`, timingOf(queuedMs, totalMs, outcome.coldStart === true, sandboxId));

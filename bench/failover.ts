@@ -5,6 +5,7 @@
 //                  (status.reconstruction.tookMs): every node listed, every sandbox adopted, functions started;
 //   failoverMs     SIGKILL of the leader -> the answer to a cold start sent at that instant (it waits in the
 //                  data plane's queue until the new leader has rebuilt and scales the function);
+//   electedMs      SIGKILL -> another replica answers /readyz as leader (rebuilding or serving);
 //   failedWarm / warmSent  a steady open-loop warm load over both data planes across the failover.
 // Baselines from the same run: coldStartMs (a cold start with a live leader), leaseTtlMs (no successor can be
 //   elected before the lease expires).
@@ -74,8 +75,18 @@ try {
   await new Promise((resolve) => setTimeout(resolve, 2000));
   const killed = performance.now();
   cluster.byName(leader.name).child.process.kill('SIGKILL');
+  // When another replica says it leads (rebuilding or serving), polled every 50 ms alongside the cold start.
+  const elected = (async () => {
+    for (let waited = 0; waited < 30_000; waited += 50) {
+      const found = await cluster.leader();
+      if (found && found.name !== leader.name) return performance.now() - killed;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    return NaN;
+  })();
   await coldStart(`${invoke[1]!}/invoke/after`);
   const failoverMs = performance.now() - killed;
+  const electedMs = await elected;
   await new Promise((resolve) => setTimeout(resolve, 2000));
   const answers = await load.stop();
 
@@ -84,7 +95,7 @@ try {
     return found && found.name !== leader.name ? found : undefined;
   }, 10_000, 100);
   // The failover as the replicas logged it (stderr), for reading the JSON line's numbers against.
-  for (const line of log) if (/elected|leading under|serving after|stepped down|connected to the control plane/.test(line)) process.stderr.write(`${line}\n`);
+  for (const line of log) if (/elected|leading under|serving after|stepped down|connected to the control plane|listed/.test(line)) process.stderr.write(`${line}\n`);
   const status = (await new AdminClient({ adminUrl: next.adminUrl }).status()) as { reconstruction: { tookMs: number; sandboxesAdopted: number } };
   process.stdout.write(
     `${JSON.stringify({
@@ -93,6 +104,7 @@ try {
       nodes: NODES,
       reconstructMs: status.reconstruction.tookMs,
       failoverMs: Math.round(failoverMs),
+      electedMs: Math.round(electedMs),
       failedWarm: answers.filter((a) => a.status !== 200).length,
       warmSent: answers.length,
       warmRps: Math.round(answers.length / (answers.at(-1)!.sentAtMs / 1000)),

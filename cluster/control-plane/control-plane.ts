@@ -39,6 +39,11 @@ export interface ControlPlaneConfig {
    * peers while it runs. Absent: the control plane listens on host:clusterPort itself.
    */
   readonly listener?: ClusterListener;
+  /**
+   * A runtime started with `startControlPlaneRuntime` ahead of time (a follower keeps one ready, so that a new
+   * leader does not spend its first hundreds of ms starting threads); the incarnation owns and stops it.
+   */
+  readonly runtime?: ActorRuntime;
   /** A store to open, or an open one (used as is, and left open by `stop`: its owner closes it). */
   readonly store: StoreConfig | Store;
   /** This leader's term, from the leadership port; absent: the next term counted in the store (one replica). */
@@ -110,6 +115,11 @@ export const RECONSTRUCT_TIMEOUT_MS = 3000;
 
 const fail = (status: number, code: string, message: string, details?: unknown): Outcome<never> => ({ ok: false, status, code, message, details });
 
+/** The actor runtime a control plane runs on: its shard threads with the control-plane kinds loaded, no actor yet. */
+export function startControlPlaneRuntime(shards: number | undefined, log: (level: LogLevel, text: string) => void): Promise<ActorRuntime> {
+  return ActorRuntime.start({ shards, modules: [{ url: new URL('./module.js', import.meta.url).href }], remoteKinds: ['node', 'router', 'dpsandbox'], onLog: log });
+}
+
 export class ControlPlane {
   private readonly functions = new Map<string, FunctionSpec>();
   private readonly nodeConnections = new Map<string, FrameConnection>();
@@ -166,12 +176,7 @@ export class ControlPlane {
     const ownsStore = !isStore(config.store);
     const store = isStore(config.store) ? config.store : await openStore(config.store);
     const term = config.term ?? (await takeNextTerm(store));
-    const runtime = await ActorRuntime.start({
-      shards: config.shards,
-      modules: [{ url: new URL('./module.js', import.meta.url).href }],
-      remoteKinds: ['node', 'router', 'dpsandbox'],
-      onLog: log,
-    });
+    const runtime = config.runtime ?? (await startControlPlaneRuntime(config.shards, log));
     let plane: ControlPlane | undefined;
     const transport = new ClusterTransport(runtime, (address) => plane?.peersFor(address.kind, address.id) ?? [], new Set(['node', 'router', 'dpsandbox']));
     const handlers: Pick<FrameServerOptions, 'accept' | 'accepted'> = {
@@ -371,6 +376,7 @@ export class ControlPlane {
     const reports = await this.listNodes(nodes);
     this.reconstruction = { ...this.reconstruction, workersQueried: this.reconstruction.workersQueried + 1 };
     if (!this.isServing) {
+      this.log('info', `term ${this.term}: worker ${workerId} listed ${reports.length} sandbox(es) ${Math.round(performance.now() - this.startedAt)} ms after the start`);
       // Functions start once every registered worker has listed (see `reconstruct`), with these sandboxes.
       this.listed.set(workerId, [...(this.listed.get(workerId) ?? []), ...reports]);
       this.checkWait();

@@ -12,12 +12,12 @@
 //
 // `single` leadership (the embedded `dirigent up`): one replica that is elected at start and never deposed.
 import type { PlacementPolicy } from '../../actors/placement.js';
-import { defaultLog, type LogLevel } from '../../runtime/index.js';
+import { defaultLog, type ActorRuntime, type LogLevel } from '../../runtime/index.js';
 import { listenFrames, type FrameServer, type FrameServerOptions } from '../../runtime/frames.js';
 import { EtcdLeadership, LEADER_KEY, SingleLeadership, type LeaderView, type Leadership, type ReplicaInfo } from '../leadership/index.js';
 import { openStore, type EtcdStore, type Store, type StoreConfig } from '../store/index.js';
 import { readiness, startAdminApi, type AdminApi, type AdminTarget, type ReplicaStatus } from './admin-api.js';
-import { ControlPlane, type ClusterListener } from './control-plane.js';
+import { ControlPlane, startControlPlaneRuntime, type ClusterListener } from './control-plane.js';
 
 export interface ReplicaConfig {
   /** Unique among the replicas; names it in status, logs and forwarded requests. */
@@ -59,6 +59,8 @@ export class ControlPlaneReplica implements AdminTarget {
   private transitions: Promise<void> = Promise.resolve();
   /** Term this replica currently holds, or undefined when it does not lead. */
   private leadingTerm: number | undefined;
+  /** A started, empty actor runtime for the next incarnation (a warm standby: threads start in ~0.1-1 s). */
+  private standby: Promise<ActorRuntime> | undefined;
   private stopped = false;
 
   private constructor(
@@ -93,6 +95,8 @@ export class ControlPlaneReplica implements AdminTarget {
         ? new EtcdLeadership({ client: etcd.client, prefix: etcd.prefix, self, ttlS: config.leaseTtlS, log: (level, text) => log(level, `${config.id}: ${text}`) })
         : new SingleLeadership(store, self);
       replica = new ControlPlaneReplica(config, self, store, leadership, listener, log);
+      // A replica that may have to take over keeps a runtime ready; the embedded one leads at once anyway.
+      if (etcd) replica.prepareStandby();
       await store.put(`${REPLICAS_KEY}${config.id}`, self);
       await leadership.start({
         elected: (term) => replica!.lead(term),
@@ -140,10 +144,12 @@ export class ControlPlaneReplica implements AdminTarget {
       // Writes commit only while this term lasts: a deposed leader that has not noticed cannot overwrite.
       const store = this.config.store.kind === 'etcd' ? (this.store as EtcdStore).fenced(LEADER_KEY, term) : this.store;
       try {
+        const runtime = await this.takeStandby();
         const plane = await ControlPlane.start({
           host: this.config.host,
           clusterPort: this.listener.port,
           listener: this.listener,
+          runtime,
           token: this.config.token,
           store,
           term,
@@ -164,6 +170,21 @@ export class ControlPlaneReplica implements AdminTarget {
     });
   }
 
+  /** Starts the next incarnation's runtime in the background, unless one is ready. */
+  private prepareStandby(): void {
+    if (this.stopped || this.standby) return;
+    const standby = startControlPlaneRuntime(this.config.shards, this.log);
+    // A failed start is retried by the next `takeStandby`, which starts one on the spot.
+    standby.catch((error: Error) => this.log('warn', `${this.self.id}: standby runtime did not start: ${error.message}`));
+    this.standby = standby;
+  }
+
+  private async takeStandby(): Promise<ActorRuntime> {
+    const standby = this.standby;
+    this.standby = undefined;
+    return (await standby?.catch(() => undefined)) ?? startControlPlaneRuntime(this.config.shards, this.log);
+  }
+
   private stepDown(reason: string): void {
     this.leadingTerm = undefined;
     const plane = this.incarnation;
@@ -172,7 +193,11 @@ export class ControlPlaneReplica implements AdminTarget {
     this.log(this.stopped ? 'info' : 'warn', `${this.self.id}: no longer leading (${reason}); stopping the control plane`);
     // `stop` closes the cluster connections synchronously before anything else: no command leaves after this.
     const stopping = plane.stop();
-    this.transitions = this.transitions.then(() => stopping).catch((error: Error) => this.log('error', `${this.self.id}: stopping the deposed control plane failed: ${error.message}`));
+    this.transitions = this.transitions
+      .then(() => stopping)
+      .catch((error: Error) => this.log('error', `${this.self.id}: stopping the deposed control plane failed: ${error.message}`))
+      // A follower again: ready for the next election.
+      .then(() => this.prepareStandby());
   }
 
   /** Resigns (a follower takes over at once), stops leading, closes the store. */
@@ -181,6 +206,7 @@ export class ControlPlaneReplica implements AdminTarget {
     await this.leadership.close();
     this.stepDown('stopping');
     await this.transitions;
+    await (await this.standby?.catch(() => undefined))?.stop();
     await this.listener.server.close();
     await this.store.close();
   }

@@ -57,11 +57,14 @@ export interface ControlPlaneConfig {
   readonly onLog?: (level: LogLevel, text: string) => void;
 }
 
+/** What serves a cluster listener: the peer handlers, and the term every welcome carries. */
+export type ListenerHandlers = Pick<FrameServerOptions, 'accept' | 'accepted'> & { readonly term: number };
+
 /** Greeted peers of a listener are handed to whoever `serve`s it (undefined: nobody, refuse them). */
 export interface ClusterListener {
   readonly host: string;
   readonly port: number;
-  serve(handlers: Pick<FrameServerOptions, 'accept' | 'accepted'> | undefined): void;
+  serve(handlers: ListenerHandlers | undefined): void;
 }
 
 export type Outcome<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly status: number; readonly code: string; readonly message: string; readonly details?: unknown };
@@ -179,7 +182,8 @@ export class ControlPlane {
     const runtime = config.runtime ?? (await startControlPlaneRuntime(config.shards, log));
     let plane: ControlPlane | undefined;
     const transport = new ClusterTransport(runtime, (address) => plane?.peersFor(address.kind, address.id) ?? [], new Set(['node', 'router', 'dpsandbox']));
-    const handlers: Pick<FrameServerOptions, 'accept' | 'accepted'> = {
+    const handlers: ListenerHandlers = {
+      term,
       accept: (connection, hello) => (plane ? plane.accept(connection, hello.role, hello.id, hello.info) : 'the control plane is starting'),
       accepted: (_connection, hello) => plane?.accepted(hello.role, hello.id, hello.info),
     };
@@ -190,7 +194,7 @@ export class ControlPlane {
       // Closing this incarnation's side: stop serving; its connections are destroyed by `stop`.
       server = { host: listener.host, port: listener.port, close: async () => listener.serve(undefined) };
     } else {
-      server = await listenFrames({ host: config.host, port: config.clusterPort, token: config.token, role: 'control-plane', id: 'leader', info: { term }, ...handlers });
+      server = await listenFrames({ host: config.host, port: config.clusterPort, token: config.token, role: 'control-plane', id: 'leader', info: { term }, accept: handlers.accept, accepted: handlers.accepted });
     }
     plane = new ControlPlane(runtime, store, ownsStore, transport, server, term, log, startedAt);
     runtime.spawn(schedulerAddress, { term, policy: config.placement, heartbeatTimeoutMs: config.heartbeatTimeoutMs });

@@ -13,11 +13,11 @@
 // `single` leadership (the embedded `dirigent up`): one replica that is elected at start and never deposed.
 import type { PlacementPolicy } from '../../actors/placement.js';
 import { defaultLog, type ActorRuntime, type LogLevel } from '../../runtime/index.js';
-import { listenFrames, type FrameServer, type FrameServerOptions } from '../../runtime/frames.js';
+import { listenFrames, type FrameServer } from '../../runtime/frames.js';
 import { EtcdLeadership, LEADER_KEY, SingleLeadership, type LeaderView, type Leadership, type ReplicaInfo } from '../leadership/index.js';
 import { openStore, type EtcdStore, type Store, type StoreConfig } from '../store/index.js';
 import { readiness, startAdminApi, type AdminApi, type AdminTarget, type ReplicaStatus } from './admin-api.js';
-import { ControlPlane, startControlPlaneRuntime, type ClusterListener } from './control-plane.js';
+import { ControlPlane, startControlPlaneRuntime, type ClusterListener, type ListenerHandlers } from './control-plane.js';
 
 export interface ReplicaConfig {
   /** Unique among the replicas; names it in status, logs and forwarded requests. */
@@ -217,14 +217,15 @@ export class ControlPlaneReplica implements AdminTarget {
  * refused with the leader's name, and the welcome always carries the current term.
  */
 async function startClusterListener(config: ReplicaConfig, replica: () => ControlPlaneReplica | undefined): Promise<ClusterListener & { server: FrameServer }> {
-  let handlers: Pick<FrameServerOptions, 'accept' | 'accepted'> | undefined;
+  let handlers: ListenerHandlers | undefined;
   const server = await listenFrames({
     host: config.host,
     port: config.clusterPort,
     token: config.token,
     role: 'control-plane',
     id: config.id,
-    info: () => ({ term: replica()?.plane()?.term ?? 0 }),
+    // The term of the incarnation serving (from the moment it serves, before its start has returned).
+    info: () => ({ term: handlers?.term ?? 0 }),
     accept: (connection, hello) => {
       if (handlers) return handlers.accept(connection, hello);
       const leader = replica()?.leader();

@@ -326,15 +326,13 @@ test('fn.delete waits for an outstanding placement and releases it', (t) => {
   t.is(placed.effects.at(-1)?.type, 'stop');
 });
 
+/** What workers report of sandboxes of f, the i-th on node n<i>. */
+function reportsOf(...sandboxIds: string[]): SandboxReport[] {
+  return sandboxIds.map((sandboxId, i) => ({ sandboxId, functionName: 'f', nodeId: `n${i}`, endpoint: endpoint(sandboxId, `n${i}`), resources: { cpuMilli: 100, memoryMiB: 128 }, createdAt: 10 }));
+}
+
 test('fn.adopt takes reported sandboxes as ready, pushes a snapshot and keeps them wanted', (t) => {
-  const reports: SandboxReport[] = ['f-3-0', 'f-3-1'].map((sandboxId, i) => ({
-    sandboxId,
-    functionName: 'f',
-    nodeId: `n${i}`,
-    endpoint: endpoint(sandboxId, `n${i}`),
-    resources: { cpuMilli: 100, memoryMiB: 128 },
-    createdAt: 10,
-  }));
+  const reports = reportsOf('f-3-0', 'f-3-1');
   const other = { ...reports[0]!, sandboxId: 'g-3-0', functionName: 'g' };
   const configured = step(fresh(), { type: 'fn.configure', spec: makeSpec() }).state;
   const adopted = step(configured, { type: 'fn.adopt', sandboxes: [...reports, other] });
@@ -349,14 +347,7 @@ test('fn.adopt takes reported sandboxes as ready, pushes a snapshot and keeps th
 });
 
 test('a function rebuilt by a new leader announces nothing until configured, adopts what the workers list, then routes to it and holds scale-down one stable window', (t) => {
-  const reports: SandboxReport[] = ['f-3-0', 'f-3-1'].map((sandboxId, i) => ({
-    sandboxId,
-    functionName: 'f',
-    nodeId: `n${i}`,
-    endpoint: endpoint(sandboxId, `n${i}`),
-    resources: { cpuMilli: 100, memoryMiB: 128 },
-    createdAt: 10,
-  }));
+  const reports = reportsOf('f-3-0', 'f-3-1');
   const spec = makeSpec();
   const rebuilt = functionKind.init(functionAddress('f'), { spec, term: TERM, rebuilt: true }, 0);
   // During the wait a sandbox that the old leader was creating becomes ready: it reaches this actor, which

@@ -12,8 +12,8 @@ import { get as httpGet } from 'node:http';
 import { join, resolve } from 'node:path';
 import { freePort } from '../runtime/net.js';
 import { startEtcd, type EtcdProcess } from './etcd-process.js';
-import { intFlag, UsageError, type CliValues } from './flags.js';
-import { startChild, stopChild, type Child } from './launcher.js';
+import { intFlag, type CliValues } from './flags.js';
+import { runUntilStopped, startChild, stopChild, workerRuntimeFlag, type Child } from './launcher.js';
 
 export interface DistributedClusterConfig {
   readonly host?: string;
@@ -196,8 +196,7 @@ function readyz(adminUrl: string): Promise<string> {
 
 /** The CLI's `dirigent cluster`: start, print each process and the URLs, run until Ctrl-C. */
 export async function startDistributedCluster(values: CliValues): Promise<void> {
-  const runtime = values.runtime ?? 'thread';
-  if (runtime !== 'thread' && runtime !== 'process' && runtime !== 'simulated') throw new UsageError(`--runtime must be thread, process or simulated, got ${JSON.stringify(runtime)}`);
+  const runtime = workerRuntimeFlag(values);
   const started = performance.now();
   const cluster = await DistributedCluster.start({
     host: values.host ?? '127.0.0.1',
@@ -221,10 +220,5 @@ export async function startDistributedCluster(values: CliValues): Promise<void> 
   lines.push('To see a failover: kill -9 <pid of the leader>; `dirigent status` shows the new leader and term. Killed processes restart after 1 s.');
   lines.push('Press Ctrl-C to stop.', '');
   process.stdout.write(values.json ? `${JSON.stringify({ etcd: cluster.etcdEndpoint, processes: cluster.processes.map((p) => ({ name: p.name, role: p.role, pid: p.child.process.pid, ...p.ready })) })}\n` : lines.join('\n'));
-  const signal = await new Promise<string>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
-  });
-  process.stderr.write(`\n${signal}: stopping the cluster...\n`);
-  await cluster.stop();
+  await runUntilStopped(cluster);
 }

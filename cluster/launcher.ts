@@ -170,8 +170,7 @@ export class LocalCluster {
 
 /** The CLI's `dirigent up`: start, print the URLs, run until Ctrl-C. */
 export async function startLocalCluster(values: CliValues): Promise<void> {
-  const runtime = values.runtime ?? 'thread';
-  if (runtime !== 'thread' && runtime !== 'process' && runtime !== 'simulated') throw new UsageError(`--runtime must be thread, process or simulated, got ${JSON.stringify(runtime)}`);
+  const runtime = workerRuntimeFlag(values);
   const started = performance.now();
   const cluster = await LocalCluster.start({
     host: values.host ?? '127.0.0.1',
@@ -201,6 +200,18 @@ export async function startLocalCluster(values: CliValues): Promise<void> {
       ].join('\n'),
     );
   }
+  await runUntilStopped(cluster);
+}
+
+/** `--runtime` of `up` and `cluster`: the sandbox runtime of their workers. */
+export function workerRuntimeFlag(values: CliValues): 'thread' | 'process' | 'simulated' {
+  const runtime = values.runtime ?? 'thread';
+  if (runtime !== 'thread' && runtime !== 'process' && runtime !== 'simulated') throw new UsageError(`--runtime must be thread, process or simulated, got ${JSON.stringify(runtime)}`);
+  return runtime;
+}
+
+/** Waits for Ctrl-C or SIGTERM, then stops the cluster. */
+export async function runUntilStopped(cluster: { stop(): Promise<void> }): Promise<void> {
   const signal = await new Promise<string>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);

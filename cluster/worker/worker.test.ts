@@ -73,7 +73,7 @@ async function startWorker(t: ExecutionContext, runtime: 'simulated' | 'thread' 
 }
 
 function template(name: string, source: SandboxTemplate['source'], overrides: Partial<SandboxTemplate> = {}): SandboxTemplate {
-  return { name, runtime: 'simulated', source, cpuMilli: 100, memoryMiB: 64, concurrency: 4, timeoutMs: 5000, env: {}, ...overrides };
+  return { name, runtime: 'simulated', source, cpuMilli: 100, memoryMiB: 64, concurrency: 4, timeoutMs: 5000, env: {}, version: 1, ...overrides };
 }
 
 /** A node id whose actor lands on the given shard. */

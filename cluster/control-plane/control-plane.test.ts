@@ -53,6 +53,38 @@ test.serial('a worker registers its nodes; sandboxes are placed, become ready an
   t.false((await plane.getFunction('hello')).ok);
 });
 
+test.serial('a deploy nothing here can run is refused with 422 naming the cause; a scaling-only update is not checked again', async (t) => {
+  const plane = await ControlPlane.start({ host: '127.0.0.1', clusterPort: 0, token: TOKEN, store: { kind: 'memory' }, shards: 1, onLog: quiet });
+  t.teardown(() => plane.stop());
+  const refusal = async (input: unknown) => {
+    const outcome = await plane.createFunction(input);
+    return outcome.ok ? 'created' : `${outcome.status} ${outcome.code}: ${outcome.message}`;
+  };
+  t.is(await refusal(echoSpec('early')), '422 NO_WORKER: early cannot run here: no worker is connected to the control plane');
+
+  const worker = await WorkerDaemon.start({ id: 'w1', controlPlane: plane.clusterAddress, token: TOKEN, host: '127.0.0.1', runtime: 'simulated', nodes: 2, capacity: { cpuMilli: 4000, memoryMiB: 8192, slots: 50 }, shards: 1, onLog: quiet });
+  t.teardown(() => worker.stop());
+  await until(async () => (await plane.nodes()).length === 2, 'two nodes registered');
+  t.is(
+    await refusal({ name: 'mod', source: { kind: 'thread', module: '/srv/handler.mjs' } }),
+    '422 NO_WORKER_FOR_RUNTIME: mod cannot run here: a module runs on thread workers, and no connected worker runs thread sandboxes (the 2 connected node(s) run simulated)',
+  );
+  t.regex(await refusal({ name: 'cmd', source: { kind: 'process', command: 'python3' } }), /^422 NO_WORKER_FOR_RUNTIME: cmd cannot run here: a command runs on process workers/);
+  t.is(
+    await refusal({ ...echoSpec('big'), memoryMiB: 16_384 }),
+    '422 NO_NODE_FITS: big cannot run here: no node can hold a sandbox of 16384 MiB and 100 millicores: the largest node has 8192 MiB, and the most CPU any has is 4000 millicores',
+  );
+  t.false((await plane.getFunction('big')).ok, 'nothing stored');
+  t.is(plane.status().functions, 0);
+
+  t.is(await refusal(echoSpec('ok')), 'created');
+  const grown = await plane.updateFunction('ok', { memoryMiB: 16_384 });
+  t.like(grown, { ok: false, status: 422, code: 'NO_NODE_FITS' });
+  t.like(await plane.getFunction('ok'), { ok: true, value: { spec: { memoryMiB: 128, version: 1 } } }, 'a refused update changes nothing');
+  const scaled = await plane.updateFunction('ok', { scaling: { maxScale: 3 } });
+  t.like(scaled, { ok: true, value: { spec: { version: 2, templateVersion: 1 }, status: { version: 1, state: 'active' } } });
+});
+
 test.serial('a restarted control plane finds its functions in the file store and adopts running sandboxes from the workers', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'dirigent-cp-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));

@@ -316,7 +316,14 @@ test('a successful start or an update clears the failures: the function is activ
   t.deepEqual(snapshots(updated.effects).map((snapshot) => snapshot.failure), [null]);
 });
 
-test('a failure of a sandbox that served, or of one of an older version, is not a creation failure', (t) => {
+test('deleting a failed function sends the routers no snapshot after rt.deleted', (t) => {
+  const scaled = step(withReady(0), { type: 'fn.scale', desired: 1, reason: 't' });
+  const failed = failOnce(scaled.state, scaled.effects, 0);
+  const deleted = step(failed.state, { type: 'fn.delete' });
+  t.deepEqual(sends(deleted.effects), ['autoscaler:f <- as.stop', 'router:f <- rt.deleted']);
+});
+
+test('a sandbox that served and then failed is no creation failure: it is replaced at once', (t) => {
   const crashed = step(withReady(1), { type: 'fn.sandboxFailed', sandboxId: 'f-7-0', nodeId: 'n0', reason: 'exit 1' });
   t.is(statusOf(crashed.state).failures, null);
   t.deepEqual(placeAsk(crashed.effects).sandboxIds, ['f-7-1'], 'replaced at once');

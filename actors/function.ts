@@ -329,7 +329,9 @@ class Work {
     const before = this.base;
     const first: Effect<FunctionMessage>[] = [];
     // A failure that starts or ends goes out in a full snapshot (rare), which covers any endpoint change too.
-    if (this.autoscalerStarted && failureOf(this) !== this.routedFailure) pushSnapshot(this);
+    // Not before the first configure (which pushes the whole set), nor once deleted: the routers have stopped, and
+    // a snapshot would bring one back for a function that is gone.
+    if (this.autoscalerStarted && !this.deleting && failureOf(this) !== this.routedFailure) pushSnapshot(this);
     // Nothing is announced before the first configure, which pushes the whole set (a rebuilt function adopts first).
     if (!this.snapshotSent && this.autoscalerStarted) {
       const delta = endpointDelta(this.before, this.sandboxes, this.touched);
@@ -395,10 +397,10 @@ function handle(w: Work, message: FunctionMessage): void {
       if (record !== undefined) forget(w, record);
       w.send(schedulerAddress, { type: 'sch.release', functionName: w.name, sandboxId: message.sandboxId, nodeId: message.nodeId });
       w.warn(`sandbox ${message.sandboxId} on ${message.nodeId} failed${record ? ` while ${record.phase}` : ''}: ${message.reason}`);
-      // A sandbox that served and then died is replaced at once. One of the current version that could not even
-      // start (a refused create, a module that fails to load) would most likely fail again: it is counted, and
-      // `reconcile` replaces it only after the backoff.
-      if (record?.phase === 'creating' && record.version === w.spec.templateVersion) recordFailure(w, record, message.reason);
+      // A sandbox that served and then died is replaced at once. One that could not even start (a refused create,
+      // a module that fails to load) would most likely fail again: it is counted, and `reconcile` replaces it only
+      // after the backoff. (Creating sandboxes are all of the current version: an update deletes older ones.)
+      if (record?.phase === 'creating') recordFailure(w, record, message.reason);
       return reconcile(w);
     }
     case 'fn.sandboxDeleted': {

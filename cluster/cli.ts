@@ -141,7 +141,7 @@ async function deploy(name: string, values: CliValues): Promise<void> {
   const rolled = view.spec.templateVersion === view.spec.version;
   if (!rolled) return print(values, view, () => `updated ${name}: scaling and routing only, nothing restarted; version ${view.spec.templateVersion} serves (${scaleLine(view)})`);
   if (values['no-wait']) return print(values, view, () => `${action} ${name}: version ${view.spec.templateVersion} (${scaleLine(view)}); not waiting for it to serve`);
-  const waited = await waitForVersion(client, view, values);
+  const waited = await waitForVersion(client, view, action, values);
   print(values, waited.view, () => waited.message);
   if (!waited.serving) process.exitCode = 1;
 }
@@ -151,7 +151,7 @@ async function deploy(name: string, values: CliValues): Promise<void> {
  * scaled to zero (the next call starts the new version), one of its sandboxes is ready. Stops early when it
  * fails to start, or when another deploy made a newer version. Progress goes to stderr.
  */
-async function waitForVersion(client: AdminClient, created: FunctionViewJson, values: CliValues): Promise<{ view: FunctionViewJson; serving: boolean; message: string }> {
+async function waitForVersion(client: AdminClient, created: FunctionViewJson, action: string, values: CliValues): Promise<{ view: FunctionViewJson; serving: boolean; message: string }> {
   const name = created.spec.name;
   const version = created.spec.templateVersion;
   const progress = progressLine(values);
@@ -168,7 +168,7 @@ async function waitForVersion(client: AdminClient, created: FunctionViewJson, va
         const wanted = Math.max(s.desired, view.spec.scaling.minScale ?? 0);
         if (s.outdated === 0 && (ready > 0 || wanted === 0)) {
           const how = ready > 0 ? `${ready} sandbox(es) ready` : 'scaled to zero: the next call starts it';
-          return { view, serving: true, message: `${name}: version ${version} serves (${how})` };
+          return { view, serving: true, message: `${action} ${name}: version ${version} serves (${how})` };
         }
         progress(`waiting for ${name} version ${version}: ${ready} of ${Math.max(wanted, 1)} ready${s.outdated > 0 ? `, ${s.outdated} of an older version still serving` : ''}`);
       }

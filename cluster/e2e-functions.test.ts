@@ -97,6 +97,12 @@ test.serial('each kind of broken function is refused at deploy, within a second,
   t.is(exits.code, 'SOURCE_FAILED');
   t.regex(exits.message, /no database configured/);
   t.true(exits.ms < CAUSE_WITHIN_MS, `refused after ${Math.round(exits.ms)} ms`);
+  // A command that serves passes its trial start, and serves.
+  await processes.admin.createFunction({ name: 'web', source: { kind: 'process', command: process.execPath, args: [source('examples/server.mjs')] } });
+  const served = await invoke(processes, 'web', 'hi');
+  t.is(served.status, 200, served.body.toString());
+  t.is(served.headers['x-dirigent-version'], '1');
+  await processes.admin.deleteFunction('web');
 
   // As a user sees it.
   const cli = await dirigent(thread, 'deploy', 'broken', '--module', source('sandbox/fixtures/broken.mjs'));

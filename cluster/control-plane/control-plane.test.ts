@@ -139,8 +139,10 @@ test.serial('after a restart, adopted sandboxes keep the version they run; those
   const second = await ControlPlane.start({ host: '127.0.0.1', clusterPort: port, token: TOKEN, store, shards: 1, onLog: quiet });
   t.teardown(() => second.stop());
   const status = await until(async () => {
-    const s = await second.runtime.ask<FunctionStatus>(functionAddress('roll'), { type: 'fn.status' });
-    return s.state === 'active' && s.ready === 2 && s.sandboxes.length === 2 ? s : undefined;
+    // Through the admin operation: it waits for the new leader to rebuild its functions.
+    const view = await second.getFunction('roll');
+    const s = view.ok ? view.value.status : null;
+    return s !== null && s.state === 'active' && s.ready === 2 && s.sandboxes.length === 2 ? s : undefined;
   }, 'the adopted sandboxes of version 1 replaced by two of version 2');
   t.like(status, { version: 2, outdated: 0 });
   t.true(status.sandboxes.every((sandbox) => sandbox.version === 2 && !old.includes(sandbox.sandboxId)), JSON.stringify(status.sandboxes));

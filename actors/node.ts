@@ -1,7 +1,9 @@
 // The node actor: one per worker host. It registers the node with the scheduler and heartbeats, creates
 // and deletes sandboxes through the worker's sandbox services, tells each function actor how its sandboxes
 // fare, and answers `node.list` so that a new leader can rebuild the actual state from the workers, and
-// `node.logs` (through the worker's log service) for `dirigent logs`.
+// `node.logs` (through the worker's log service) for `dirigent logs`. At deploy it answers `node.check`: the
+// worker starts the function's source once in a throwaway sandbox (`sandbox.check`). It registers with its
+// worker's runtime (`thread`, `process`, `simulated`), which placement matches sources to.
 // Pure: the sandbox runtime is reached only through `call` effects on the services named below, which the
 // worker daemon (cluster/worker) provides on every shard.
 //

@@ -25,11 +25,11 @@ interface Running {
 
 let dataDir: string;
 let thread: Running;
-let processes: Running;
 const output: string[] = [];
 
 async function start(name: string, runtime: 'thread' | 'process', workers: number): Promise<Running> {
-  const cluster = await LocalCluster.start({ host: '127.0.0.1', adminPort: 0, invokePort: 0, compatPort: 0, dataDir: join(dataDir, name), workers, runtime, onOutput: (line) => output.push(line) });
+  // A generous bound: this machine's cores are shared, and a child's start is mostly module loading.
+  const cluster = await LocalCluster.start({ host: '127.0.0.1', adminPort: 0, invokePort: 0, compatPort: 0, dataDir: join(dataDir, name), workers, runtime, onOutput: (line) => output.push(line), startTimeoutMs: 60_000 });
   const admin = new AdminClient({ adminUrl: cluster.adminUrl });
   await until(`${workers} ${runtime} worker(s) registered`, async () => ((await admin.nodes()).length === workers ? true : undefined), 15_000);
   return { cluster, admin, port: Number(new URL(cluster.invokeUrl).port) };
@@ -37,11 +37,11 @@ async function start(name: string, runtime: 'thread' | 'process', workers: numbe
 
 test.before(async () => {
   dataDir = await mkdtemp(join(tmpdir(), 'dirigent-e2e-fns-'));
-  [thread, processes] = await Promise.all([start('thread', 'thread', 2), start('process', 'process', 1)]);
+  thread = await start('thread', 'thread', 2);
 });
 
 test.after.always(async () => {
-  await Promise.all([thread?.cluster.stop(), processes?.cluster.stop()]);
+  await thread?.cluster.stop();
   await rm(dataDir, { recursive: true, force: true });
 });
 
@@ -91,7 +91,10 @@ test.serial('each kind of broken function is refused at deploy, within a second,
   }
   t.deepEqual(await thread.admin.listFunctions(), [], 'nothing was created');
 
-  // On a process-only cluster a module is refused; a command that does not start is tried and refused.
+  // On a process-only cluster (started for these only) a module is refused; a command that does not start is
+  // tried and refused.
+  const processes = await start('process', 'process', 1);
+  t.teardown(() => processes.cluster.stop());
   t.like(await refusal(processes, moduleSpec('module', source('fixtures/e2e-handler.mjs'))), { code: 'NO_WORKER_FOR_RUNTIME' });
   const exits = await refusal(processes, { name: 'exits', source: { kind: 'process', command: process.execPath, args: ['-e', 'console.error("no database configured"); process.exit(3)'] } });
   t.is(exits.code, 'SOURCE_FAILED');

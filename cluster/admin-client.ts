@@ -159,24 +159,25 @@ export interface FunctionViewJson {
     readonly source: Record<string, unknown>;
     readonly concurrency: number;
     readonly scaling: Record<string, number>;
-    readonly version: number;
+    readonly version?: number;
     /** The version sandboxes run: `version` when the last update changed the sandbox template. */
-    readonly templateVersion: number;
+    readonly templateVersion?: number;
     readonly env?: Record<string, string>;
     readonly [field: string]: unknown;
   };
   readonly status: {
-    readonly version: number;
-    readonly state: 'active' | 'updating' | 'failed';
-    readonly stateReason: string | null;
+    /** The template version new sandboxes run (absent from control planes before versions). */
+    readonly version?: number;
+    readonly state?: 'active' | 'updating' | 'failed';
+    readonly stateReason?: string | null;
     /** `lastAt` and `retryAt` in ms since the epoch (the control plane's clock). */
-    readonly failures: { readonly count: number; readonly lastError: string; readonly lastAt: number; readonly retryAt: number } | null;
+    readonly failures?: { readonly count: number; readonly lastError: string; readonly lastAt: number; readonly retryAt: number } | null;
     readonly desired: number;
     readonly creating: number;
     readonly ready: number;
     readonly draining: number;
-    readonly outdated: number;
-    readonly sandboxes: readonly { readonly sandboxId: string; readonly nodeId: string; readonly phase: string; readonly since: number; readonly version: number; readonly [field: string]: unknown }[];
+    readonly outdated?: number;
+    readonly sandboxes?: readonly { readonly sandboxId: string; readonly nodeId: string; readonly phase: string; readonly since: number; readonly version?: number; readonly [field: string]: unknown }[];
     readonly [field: string]: unknown;
   } | null;
   readonly autoscaler: {

@@ -62,15 +62,15 @@ function interrupted(): { readonly signal: AbortSignal; dispose(): void } {
 /** `v<version> <state>` (padded), for ls. */
 function stateColumn(view: FunctionViewJson): string {
   const s = view.status;
-  return s ? `v${s.version} ${s.state}`.padEnd(14) : ''.padEnd(14);
+  return (s?.state === undefined ? '' : `v${s.version} ${s.state}`).padEnd(14);
 }
 
 /** Why a function is not active, with its creation failures ("" when it is active). */
 function failureLines(view: FunctionViewJson, indent: string): string {
   const s = view.status;
-  if (s === null || s.state === 'active') return '';
+  if (s === null || s.state === undefined || s.state === 'active') return '';
   const lines = [`${indent}${s.stateReason ?? s.state}`];
-  if (s.failures !== null) lines.push(`${indent}the last creation failed ${ago(s.failures.lastAt)}`);
+  if (s.failures) lines.push(`${indent}the last creation failed ${ago(s.failures.lastAt)}`);
   return `\n${lines.join('\n')}`;
 }
 
@@ -138,9 +138,9 @@ async function deploy(name: string, values: CliValues): Promise<void> {
   }
   // This deploy made a new template version (a create, or an update of the source or the sandbox) when the
   // version it stored is the one sandboxes now run; otherwise it changed scaling or routing only.
-  const rolled = view.spec.templateVersion === view.spec.version;
-  if (!rolled) return print(values, view, () => `updated ${name}: scaling and routing only, nothing restarted; version ${view.spec.templateVersion} serves (${scaleLine(view)})`);
-  if (values['no-wait']) return print(values, view, () => `${action} ${name}: version ${view.spec.templateVersion} (${scaleLine(view)}); not waiting for it to serve`);
+  const version = view.spec.templateVersion ?? view.spec.version;
+  if (version !== view.spec.version) return print(values, view, () => `updated ${name}: scaling and routing only, nothing restarted; version ${version} serves (${scaleLine(view)})`);
+  if (values['no-wait']) return print(values, view, () => `${action} ${name}: version ${version} (${scaleLine(view)}); not waiting for it to serve`);
   const waited = await waitForVersion(client, view, action, values);
   print(values, waited.view, () => waited.message);
   if (!waited.serving) process.exitCode = 1;
@@ -153,7 +153,7 @@ async function deploy(name: string, values: CliValues): Promise<void> {
  */
 async function waitForVersion(client: AdminClient, created: FunctionViewJson, action: string, values: CliValues): Promise<{ view: FunctionViewJson; serving: boolean; message: string }> {
   const name = created.spec.name;
-  const version = created.spec.templateVersion;
+  const version = created.spec.templateVersion ?? created.spec.version ?? 1;
   const progress = progressLine(values);
   const deadline = Date.now() + DEPLOY_WAIT_MS;
   let view = created;
@@ -161,16 +161,17 @@ async function waitForVersion(client: AdminClient, created: FunctionViewJson, ac
     for (;;) {
       const s = view.status;
       if (s !== null) {
-        const ready = s.sandboxes.filter((sandbox) => sandbox.version === version && sandbox.phase === 'ready').length;
-        if (s.version > version) return { view, serving: false, message: `${name}: version ${s.version} was deployed meanwhile; stopped waiting for version ${version}` };
+        const ready = (s.sandboxes ?? []).filter((sandbox) => (sandbox.version ?? version) === version && sandbox.phase === 'ready').length;
+        const outdated = s.outdated ?? 0;
+        if ((s.version ?? version) > version) return { view, serving: false, message: `${name}: version ${s.version} was deployed meanwhile; stopped waiting for version ${version}` };
         if (s.state === 'failed') return { view, serving: false, message: `${name}: version ${version} does not start: ${s.stateReason ?? 'no reason given'}` };
         // minScale: the autoscaler asks for it at its first tick, so right after a create `desired` is still 0.
         const wanted = Math.max(s.desired, view.spec.scaling.minScale ?? 0);
-        if (s.outdated === 0 && (ready > 0 || wanted === 0)) {
+        if (outdated === 0 && (ready > 0 || wanted === 0)) {
           const how = ready > 0 ? `${ready} sandbox(es) ready` : 'scaled to zero: the next call starts it';
           return { view, serving: true, message: `${action} ${name}: version ${version} serves (${how})` };
         }
-        progress(`waiting for ${name} version ${version}: ${ready} of ${Math.max(wanted, 1)} ready${s.outdated > 0 ? `, ${s.outdated} of an older version still serving` : ''}`);
+        progress(`waiting for ${name} version ${version}: ${ready} of ${Math.max(wanted, 1)} ready${outdated > 0 ? `, ${outdated} of an older version still serving` : ''}`);
       }
       if (Date.now() >= deadline) return { view, serving: false, message: `${name}: version ${version} is not serving after ${DEPLOY_WAIT_MS / 1000} s: ${s?.stateReason ?? 'no status'}` };
       await new Promise((resolve) => setTimeout(resolve, DEPLOY_POLL_MS));
@@ -343,8 +344,8 @@ function describeText(view: FunctionViewJson, nowMs: number): string {
   const lines: string[] = [];
   const row = (label: string, text: string) => lines.push(`${`${label}:`.padEnd(14)}${text}`);
   row('Name', spec.name);
-  row('Version', `${status?.version ?? spec.templateVersion} (spec v${spec.version}${typeof status?.endpointVersion === 'number' ? `, endpoint set v${status.endpointVersion}` : ''})`);
-  if (status !== null) row('State', `${status.state}${status.stateReason === null ? '' : `: ${status.stateReason}`}${status.failures === null ? '' : `; the last creation failed ${ago(status.failures.lastAt)}`}`);
+  row('Version', `${status?.version ?? spec.templateVersion ?? spec.version ?? '?'} (spec v${spec.version ?? '?'}${typeof status?.endpointVersion === 'number' ? `, endpoint set v${status.endpointVersion}` : ''})`);
+  if (status?.state !== undefined) row('State', `${status.state}${status.stateReason ? `: ${status.stateReason}` : ''}${status.failures ? `; the last creation failed ${ago(status.failures.lastAt)}` : ''}`);
   row('Runtime', spec.runtime);
   const source = spec.source as { kind?: string; module?: string; command?: string; args?: string[]; workload?: string };
   row('Source', source.kind === 'thread' ? `module ${source.module}` : source.kind === 'process' ? `command ${[source.command, ...(source.args ?? [])].map((w) => JSON.stringify(w)).join(' ')}` : source.kind === 'builtin' ? `builtin ${source.workload}` : valueText(source));
@@ -359,7 +360,7 @@ function describeText(view: FunctionViewJson, nowMs: number): string {
   if (moreSpec) row('Spec (more)', moreSpec);
 
   if (status === null) row('Status', 'unavailable (the function actor did not answer)');
-  else row('Scale', `desired ${status.desired}, ready ${status.ready}, creating ${status.creating}, draining ${status.draining}${status.outdated > 0 ? ` (${status.outdated} of an older version)` : ''}${status.deleting === true ? ', being deleted' : ''}`);
+  else row('Scale', `desired ${status.desired}, ready ${status.ready}, creating ${status.creating}, draining ${status.draining}${(status.outdated ?? 0) > 0 ? ` (${status.outdated} of an older version)` : ''}${status.deleting === true ? ', being deleted' : ''}`);
   if (autoscaler !== null) {
     row('Autoscaler', `${autoscaler.panic ? 'panic' : 'stable'}, ${autoscaler.observedInFlight} in flight or queued${typeof autoscaler.decisions === 'number' ? `, ${autoscaler.decisions} decisions` : ''}${autoscaler.lastDecision ? `, last: ${valueText(autoscaler.lastDecision)}` : ''}`);
     const totals = autoscaler.totals;
@@ -374,7 +375,7 @@ function describeText(view: FunctionViewJson, nowMs: number): string {
     const sandboxes = status.sandboxes ?? [];
     lines.push('', `Sandboxes (${sandboxes.length}):`);
     if (sandboxes.length === 0) lines.push('  (none)');
-    else lines.push(...table(['SANDBOX', 'NODE', 'STATE', 'VERSION', 'AGE', ''], sandboxes.map((s) => [s.sandboxId, s.nodeId, s.phase, `v${s.version}`, age(s.since, nowMs), extras(s, SANDBOX_SHOWN)])));
+    else lines.push(...table(['SANDBOX', 'NODE', 'STATE', 'VERSION', 'AGE', ''], sandboxes.map((s) => [s.sandboxId, s.nodeId, s.phase, s.version === undefined ? '' : `v${s.version}`, age(s.since, nowMs), extras(s, SANDBOX_SHOWN)])));
 
     const events = Array.isArray(status.events) ? (status.events as Record<string, unknown>[]) : undefined;
     if (events !== undefined) {
@@ -418,7 +419,7 @@ async function status(values: CliValues): Promise<void> {
   const client = admin(values);
   const [cluster, nodes, dataplanes, replicas, functions] = await Promise.all([client.status(), client.nodes(), client.dataplanes(), client.replicas(), client.listFunctions()]);
   const reconstruction = cluster.reconstruction as { phase: string; tookMs: number | null; sandboxesAdopted: number; workersQueried: number; workersExpected: number } | undefined;
-  const troubled = functions.filter((f) => f.status !== null && f.status.state !== 'active');
+  const troubled = functions.filter((f) => f.status?.state !== undefined && f.status.state !== 'active');
   print(values, { cluster, replicas, nodes, dataplanes, functions: troubled.map((f) => ({ name: f.spec.name, ...f.status })) }, () =>
     [
       `control plane: term ${String(cluster.term)}, ${String(cluster.functions)} functions, ${String(cluster.workers)} workers, ${String(cluster.dataplanes)} data planes`,

@@ -8,7 +8,7 @@ import type { Invocation, InvocationOutcome } from './messages.js';
 type Fx = Effect<AsyncJobsMessage>;
 
 const invocation: Invocation = { method: 'POST', path: '/', headers: {}, body: new Uint8Array([1]) };
-const okOutcome: InvocationOutcome = { ok: true, status: 200, headers: {}, body: new Uint8Array([2]), sandboxId: 'sb', coldStart: false, queuedMs: 0 };
+const okOutcome: InvocationOutcome = { ok: true, status: 200, headers: {}, body: new Uint8Array([2]), sandboxId: 'sb', coldStart: false, queuedMs: 0, version: 1 };
 const failed = (status: 404 | 502 | 503): InvocationOutcome => ({ ok: false, status, code: status === 404 ? 'UNKNOWN_FUNCTION' : status === 502 ? 'SANDBOX_FAILED' : 'NO_CAPACITY', message: 'x', queuedMs: 0 });
 
 class Driver {

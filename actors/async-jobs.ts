@@ -364,7 +364,7 @@ function classify(result: AskResult): { response: AsyncResponse } | { error: Asy
   if (!result.ok) return { error: askError(result.error), retryable: true };
   const o = result.value as InvocationOutcome | null;
   if (o === null || typeof o !== 'object' || typeof o.ok !== 'boolean') return { error: { status: 502, code: 'ROUTING_FAILED', message: 'the router answered something that is not an invocation outcome' }, retryable: true };
-  if (o.ok) return { response: { status: o.status, headers: o.headers, body: o.body, sandboxId: o.sandboxId, coldStart: o.coldStart, queuedMs: o.queuedMs } };
+  if (o.ok) return { response: { status: o.status, headers: o.headers, body: o.body, sandboxId: o.sandboxId, coldStart: o.coldStart, queuedMs: o.queuedMs, version: o.version } };
   return { error: { status: o.status, code: o.code, message: o.message }, retryable: RETRYABLE.has(o.status) };
 }
 

@@ -44,6 +44,8 @@ interface FakeSandbox {
   readonly functionName: string;
   readonly ready: boolean;
   readonly createdAt: number;
+  /** Template version. */
+  readonly version: number;
 }
 
 interface FakeNodeState {
@@ -54,7 +56,7 @@ interface FakeNodeState {
   readonly creates: readonly string[];
 }
 
-const endpointOf = (sandboxId: string, nodeId: string): Endpoint => ({ sandboxId, nodeId, address: `${nodeId}:9000`, concurrency: 1 });
+const endpointOf = (sandboxId: string, nodeId: string, version: number): Endpoint => ({ sandboxId, nodeId, address: `${nodeId}:9000`, concurrency: 1, version });
 
 function without<T>(record: Readonly<Record<string, T>>, key: string): Record<string, T> {
   const copy = { ...record };
@@ -71,7 +73,7 @@ const fakeNode: ActorKind<FakeNodeState, FakeNodeMessage> = {
     const toFunction = (name: string, m: FunctionMessage): Effect<FakeNodeMessage> => ({ type: 'send', to: functionAddress(name), message: m });
     switch (message.type) {
       case 'node.start': {
-        const register: SchedulerMessage = { type: 'sch.register', nodeId: state.nodeId, capacity, address: `${state.nodeId}:10010` };
+        const register: SchedulerMessage = { type: 'sch.register', nodeId: state.nodeId, capacity, address: `${state.nodeId}:10010`, runtime: 'simulated' };
         return { state, effects: [{ type: 'send', to: schedulerAddress, message: register }, { type: 'schedule', afterMs: HEARTBEAT_MS, message: { type: 'node.heartbeat' }, timer: 'hb' }] };
       }
       case 'node.heartbeat': {
@@ -79,7 +81,7 @@ const fakeNode: ActorKind<FakeNodeState, FakeNodeMessage> = {
         return { state, effects: [{ type: 'send', to: schedulerAddress, message: beat }, { type: 'schedule', afterMs: HEARTBEAT_MS, message: { type: 'node.heartbeat' }, timer: 'hb' }] };
       }
       case 'node.create': {
-        const sandboxes = { ...state.sandboxes, [message.sandboxId]: { functionName: message.template.name, ready: false, createdAt: ctx.now } };
+        const sandboxes = { ...state.sandboxes, [message.sandboxId]: { functionName: message.template.name, ready: false, createdAt: ctx.now, version: message.template.version } };
         return {
           state: { ...state, sandboxes, creates: [...state.creates, message.sandboxId] },
           effects: [{ type: 'schedule', afterMs: CREATE_MS, message: { type: 'node.created', sandboxId: message.sandboxId, ok: true } }],
@@ -90,7 +92,7 @@ const fakeNode: ActorKind<FakeNodeState, FakeNodeMessage> = {
         if (sandbox === undefined) return { state };
         return {
           state: { ...state, sandboxes: { ...state.sandboxes, [message.sandboxId]: { ...sandbox, ready: true } } },
-          effects: [toFunction(sandbox.functionName, { type: 'fn.sandboxReady', sandboxId: message.sandboxId, endpoint: endpointOf(message.sandboxId, state.nodeId) })],
+          effects: [toFunction(sandbox.functionName, { type: 'fn.sandboxReady', sandboxId: message.sandboxId, endpoint: endpointOf(message.sandboxId, state.nodeId, sandbox.version) })],
         };
       }
       case 'node.delete': {
@@ -106,9 +108,10 @@ const fakeNode: ActorKind<FakeNodeState, FakeNodeMessage> = {
           sandboxId,
           functionName: s.functionName,
           nodeId: state.nodeId,
-          endpoint: endpointOf(sandboxId, state.nodeId),
+          endpoint: endpointOf(sandboxId, state.nodeId, s.version),
           resources: { cpuMilli: 100, memoryMiB: 128 },
           createdAt: s.createdAt,
+          version: s.version,
         }));
         return { state, effects: ctx.replyTo ? [{ type: 'reply', to: ctx.replyTo, value: reports }] : [] };
       }
@@ -127,6 +130,7 @@ const fakeNode: ActorKind<FakeNodeState, FakeNodeMessage> = {
       case 'node.sandboxFailed':
       case 'node.deleted':
       case 'node.registered':
+      case 'node.check':
         return { state };
     }
   },
@@ -420,8 +424,8 @@ test('deregistration deletes every sandbox and stops the function and its autosc
 
 test('a new leader adopts the sandboxes found on the workers without creating any', async (t) => {
   const existing = {
-    a: { 'f-1-0': { functionName: 'f', ready: true, createdAt: 0 } },
-    b: { 'f-1-1': { functionName: 'f', ready: true, createdAt: 0 } },
+    a: { 'f-1-0': { functionName: 'f', ready: true, createdAt: 0, version: 1 } },
+    b: { 'f-1-1': { functionName: 'f', ready: true, createdAt: 0, version: 1 } },
   };
   const c = await cluster({ term: 2, existing, spec: makeSpec() });
   await configure(c);

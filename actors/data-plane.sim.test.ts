@@ -27,12 +27,13 @@ import { Simulation } from '../runtime/sim.js';
 const ROUTING: RoutingConfig = { concurrency: 1, queueDepth: 10, queueTimeoutMs: 10_000, maxBodyBytes: 1024, timeoutMs: 3000, maxScale: 10 };
 const F = routerAddress('f');
 
-const ep = (sandboxId: string): Endpoint => ({ sandboxId, nodeId: 'n1', address: `10.0.0.1:${sandboxId}`, concurrency: 1 });
+const ep = (sandboxId: string): Endpoint => ({ sandboxId, nodeId: 'n1', address: `10.0.0.1:${sandboxId}`, concurrency: 1, version: 1 });
 const snapshotOf = (version: number, endpoints: Endpoint[], routing: Partial<RoutingConfig> = {}): EndpointSnapshot => ({
   functionName: 'f',
   version,
   endpoints,
   routing: { ...ROUTING, ...routing },
+  failure: null,
 });
 const invoke = (path = '/'): RouterMessage => ({ type: 'rt.invoke', invocation: { method: 'GET', path, headers: {}, body: new Uint8Array() } });
 

@@ -5,7 +5,7 @@ import { dataPlaneSandboxAddress, routerAddress, type DataPlaneSandboxMessage, t
 
 const INIT: DataPlaneSandboxInit = {
   functionName: 'f',
-  endpoint: { sandboxId: 's1', nodeId: 'n1', address: '10.0.0.1:7000', concurrency: 2 },
+  endpoint: { sandboxId: 's1', nodeId: 'n1', address: '10.0.0.1:7000', concurrency: 2, version: 1 },
   timeoutMs: 3000,
 };
 const SELF = dataPlaneSandboxAddress('f', 's1');
@@ -75,7 +75,7 @@ test('an invocation calls the invoke service with the endpoint, and answers the 
   t.deepEqual(done.find((e) => e.type === 'reply'), {
     type: 'reply',
     to: replyTo,
-    value: { ok: true, status: 201, headers: { 'x-y': 'z' }, body, sandboxId: 's1', coldStart: true, queuedMs: 120 },
+    value: { ok: true, status: 201, headers: { 'x-y': 'z' }, body, sandboxId: 's1', coldStart: true, queuedMs: 120, version: 1 },
   });
   t.deepEqual(releases(done), [{ to: SELF, message: { type: 'sb.release' } }], 'the release goes behind the answers already queued');
   t.false(stops(done));

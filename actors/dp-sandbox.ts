@@ -163,6 +163,7 @@ function step(state: DataPlaneSandboxState, message: DataPlaneSandboxMessage, se
           sandboxId: state.endpoint.sandboxId,
           coldStart: message.coldStart,
           queuedMs: message.queuedMs,
+          version: state.endpoint.version,
         };
         effects.push(reply(message.replyTo, outcome));
       } else {

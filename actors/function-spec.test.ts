@@ -41,6 +41,7 @@ test('minimal input gets every default, version 1', (t) => {
     env: {},
     scaling: { ...defaultAutoscalerConfig },
     version: 1,
+    templateVersion: 1,
   });
   t.is(defaultFunctionSpec.runtime, 'thread');
 });
@@ -55,7 +56,8 @@ const validCases: { title: string; input: Record<string, unknown>; expect: Parti
   { title: 'a one-character name', input: { ...minimal, name: '7' }, expect: { name: '7' } },
   { title: 'every number at its bound', input: { ...minimal, cpuMilli: 1_024_000, memoryMiB: 65_536, concurrency: 10_000, timeoutMs: 3_600_000, queueDepth: 1, queueTimeoutMs: 1, maxBodyBytes: 0 }, expect: { cpuMilli: 1_024_000, memoryMiB: 65_536, concurrency: 10_000, timeoutMs: 3_600_000, queueDepth: 1, queueTimeoutMs: 1, maxBodyBytes: 0 } },
   { title: 'env of strings', input: { ...minimal, env: { A: '1', _b2: '', __proto__x: 'y' } }, expect: { env: { A: '1', _b2: '', __proto__x: 'y' } } },
-  { title: 'a stored version is kept', input: { ...minimal, version: 7 }, expect: { version: 7 } },
+  { title: 'a stored version is kept; a spec stored without a template version runs as it is', input: { ...minimal, version: 7 }, expect: { version: 7, templateVersion: 7 } },
+  { title: 'a stored template version is kept', input: { ...minimal, version: 7, templateVersion: 5 }, expect: { version: 7, templateVersion: 5 } },
 ];
 
 for (const { title, input, expect } of validCases) {
@@ -104,6 +106,7 @@ const errorCases: { title: string; input: unknown; field: string; message: strin
   { title: 'queueTimeoutMs negative', input: { ...minimal, queueTimeoutMs: -1 }, field: 'queueTimeoutMs', message: 'queueTimeoutMs must be an integer in 1..3600000 ms, got -1' },
   { title: 'maxBodyBytes 1 GiB', input: { ...minimal, maxBodyBytes: 2 ** 30 }, field: 'maxBodyBytes', message: 'maxBodyBytes must be an integer in 0..268435456 bytes, got 1073741824' },
   { title: 'version 0', input: { ...minimal, version: 0 }, field: 'version', message: 'version must be an integer >= 1, got 0' },
+  { title: 'a template version past the version', input: { ...minimal, version: 2, templateVersion: 3 }, field: 'templateVersion', message: 'templateVersion must be <= version (2), got 3' },
   { title: 'unknown top-level field', input: { ...minimal, image: 'nginx' }, field: 'image', message: /^unknown field "image"; known fields: name, runtime, source, / },
   { title: 'env not an object', input: { ...minimal, env: ['A=1'] }, field: 'env', message: 'env must be an object of string values, got array ["A=1"]' },
   { title: 'env name starting with a digit', input: { ...minimal, env: { '1X': 'a' } }, field: 'env.1X', message: /environment variable name must match .* got "1X"$/ },
@@ -194,9 +197,22 @@ function updateErrors(patch: unknown): SpecError[] {
 }
 
 test('update: given fields replace, others stay, version goes up by one', (t) => {
-  t.deepEqual(updated({ memoryMiB: 512, timeoutMs: 1000 }), { ...current, memoryMiB: 512, timeoutMs: 1000, version: 2 });
+  t.deepEqual(updated({ memoryMiB: 512, timeoutMs: 1000 }), { ...current, memoryMiB: 512, timeoutMs: 1000, version: 2, templateVersion: 2 });
   t.deepEqual(updated({}), { ...current, version: 2 });
   t.deepEqual(updated({ name: 'hello' }), { ...current, version: 2 }, 'repeating the same name is fine');
+});
+
+test('update: a change of the sandbox template, or any source given, makes a new template version; scaling and routing do not', (t) => {
+  const rolled = (patch: Record<string, unknown>) => updated(patch).templateVersion === 2;
+  for (const patch of [{ memoryMiB: 512 }, { cpuMilli: 200 }, { concurrency: 4 }, { timeoutMs: 1000 }, { env: { A: '1' } }, { runtime: 'process', source: { kind: 'builtin', workload: 'echo' } }]) {
+    t.true(rolled(patch), JSON.stringify(patch));
+  }
+  t.true(rolled({ source: threadSource }), 'the same module again: run what the file holds now');
+  for (const patch of [{}, { memoryMiB: 256 }, { env: { B: '2', A: '1' } }, { scaling: { maxScale: 5, minScale: 1, keepAliveMs: 1000, targetUtilizationPercent: 70 } }, { queueDepth: 5, queueTimeoutMs: 100, maxBodyBytes: 10 }]) {
+    t.false(rolled(patch), JSON.stringify(patch));
+  }
+  const twice = updateFunctionSpec(updated({ scaling: { maxScale: 5 } }), { scaling: { maxScale: 6 } });
+  t.like(twice.ok ? twice.spec : undefined, { version: 3, templateVersion: 1 }, 'scaling-only updates keep the version sandboxes run');
 });
 
 test('update: scaling merges over the current scaling, not the defaults', (t) => {
@@ -220,6 +236,7 @@ const updateErrorCases: { title: string; patch: unknown; field: string; message:
   { title: 'renaming', patch: { name: 'other' }, field: 'name', message: 'name cannot change: the function is "hello", the update says "other"' },
   { title: 'renaming to an invalid name (one error, not two)', patch: { name: 'Other' }, field: 'name', message: 'name cannot change: the function is "hello", the update says "Other"' },
   { title: 'setting the version', patch: { version: 5 }, field: 'version', message: 'version cannot be set by an update: it is bumped on each update (now 1)' },
+  { title: 'setting the template version', patch: { templateVersion: 5 }, field: 'templateVersion', message: /^templateVersion cannot be set by an update/ },
   { title: 'a value out of range', patch: { memoryMiB: 0 }, field: 'memoryMiB', message: 'memoryMiB must be an integer in 1..65536 MiB, got 0' },
   { title: 'an unknown field', patch: { replicas: 3 }, field: 'replicas', message: /^unknown field "replicas"/ },
   { title: 'an unknown scaling field', patch: { scaling: { window: 3 } }, field: 'scaling.window', message: /^unknown field "window" in scaling/ },
@@ -275,6 +292,7 @@ const loaderSpec: FunctionSpec = {
   env: {},
   scaling: { ...defaultAutoscalerConfig, minScale: 0, maxScale: 200 },
   version: 1,
+  templateVersion: 1,
 };
 
 function registered(form: string | URLSearchParams, runtime?: 'thread' | 'simulated'): FunctionSpec {

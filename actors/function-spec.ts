@@ -38,10 +38,16 @@ export interface FunctionSpec {
   scaling: AutoscalerConfig;
   /** 1 at registration, bumped on each update. */
   version: number;
+  /**
+   * The version sandboxes run, which answers name (`x-dirigent-version`): the spec `version` at which the sandbox
+   * template (source, runtime, resources, concurrency, timeout, env) last changed, or at which an update restated
+   * the source. An update that only touches scaling or routing keeps it, and restarts nothing.
+   */
+  templateVersion: number;
 }
 
 /** Everything a registration may leave out. `name` and `source` have no sensible default. */
-export type FunctionSpecDefaults = Omit<FunctionSpec, 'name' | 'source' | 'version'>;
+export type FunctionSpecDefaults = Omit<FunctionSpec, 'name' | 'source' | 'version' | 'templateVersion'>;
 
 export const defaultFunctionSpec: Readonly<FunctionSpecDefaults> = Object.freeze({
   runtime: 'thread',
@@ -66,7 +72,7 @@ export interface IntRange {
 
 type IntField = 'cpuMilli' | 'memoryMiB' | 'concurrency' | 'timeoutMs' | 'queueDepth' | 'queueTimeoutMs' | 'maxBodyBytes';
 
-export const FUNCTION_SPEC_LIMITS: Readonly<Record<IntField | 'version', IntRange>> = Object.freeze({
+export const FUNCTION_SPEC_LIMITS: Readonly<Record<IntField | 'version' | 'templateVersion', IntRange>> = Object.freeze({
   cpuMilli: { min: 1, max: 1_024_000, unit: 'millicores' },
   memoryMiB: { min: 1, max: 65_536, unit: 'MiB' },
   concurrency: { min: 1, max: 10_000, unit: 'requests per sandbox' },
@@ -77,6 +83,7 @@ export const FUNCTION_SPEC_LIMITS: Readonly<Record<IntField | 'version', IntRang
   // The data plane buffers a body before it forwards it, so the bound is a memory bound.
   maxBodyBytes: { min: 0, max: 256 * 1024 * 1024, unit: 'bytes' },
   version: { min: 1, unit: '' },
+  templateVersion: { min: 1, unit: '' },
 });
 
 /** Ranges of the autoscaling fields on their own; the relations between them are checked after the merge. */
@@ -103,7 +110,9 @@ export interface SpecError {
 export type SpecResult = { ok: true; spec: FunctionSpec } | { ok: false; errors: SpecError[] };
 
 const INT_FIELDS: readonly IntField[] = ['cpuMilli', 'memoryMiB', 'concurrency', 'timeoutMs', 'queueDepth', 'queueTimeoutMs', 'maxBodyBytes'];
-const TOP_LEVEL_FIELDS: readonly string[] = ['name', 'runtime', 'source', ...INT_FIELDS, 'env', 'scaling', 'version'];
+const TOP_LEVEL_FIELDS: readonly string[] = ['name', 'runtime', 'source', ...INT_FIELDS, 'env', 'scaling', 'version', 'templateVersion'];
+/** The fields a sandbox is made from (`SandboxTemplate`, besides the name): changing one makes a new template version. */
+const TEMPLATE_FIELDS = ['runtime', 'source', 'cpuMilli', 'memoryMiB', 'concurrency', 'timeoutMs', 'env'] as const satisfies readonly (keyof FunctionSpec)[];
 const SCALING_FIELDS = Object.keys(defaultAutoscalerConfig) as (keyof AutoscalerConfig)[];
 const RUNTIMES: readonly SandboxRuntimeKind[] = ['thread', 'process', 'simulated'];
 const WORKLOADS: readonly BuiltinWorkload[] = ['empty', 'echo', 'trace'];
@@ -124,13 +133,18 @@ export function parseFunctionSpec(input: unknown): SpecResult {
   if (input['name'] === undefined) errors.push({ field: 'name', message: 'name is required' });
   if (input['source'] === undefined) errors.push({ field: 'source', message: `source is required: ${SOURCE_SHAPES}` });
   const version = input['version'] === undefined ? 1 : readInt('version', input['version'], FUNCTION_SPEC_LIMITS.version, 1, errors);
-  return finish(merge(input, base, errors), version, errors);
+  // A spec stored before template versions existed has none: its sandboxes run the spec as it is.
+  const templateVersion = input['templateVersion'] === undefined ? version : readInt('templateVersion', input['templateVersion'], FUNCTION_SPEC_LIMITS.templateVersion, version, errors);
+  if (templateVersion > version) errors.push({ field: 'templateVersion', message: `templateVersion must be <= version (${version}), got ${templateVersion}` });
+  return finish(merge(input, base, errors), version, templateVersion, errors);
 }
 
 /**
  * Applies a partial update: given fields replace the current ones, except `scaling`, which merges field by
  * field over the current scaling. `env` and `source` are replaced whole (so a variable can be removed).
  * Leaving `runtime` out while changing `source` to a thread or process source moves the runtime along.
+ * The update makes a new template version (its sandboxes are replaced) when it changes a template field, or
+ * names `source` at all: deploying the same module path again means "run what the file holds now".
  */
 export function updateFunctionSpec(current: FunctionSpec, patch: unknown): SpecResult {
   const errors: SpecError[] = [];
@@ -141,8 +155,23 @@ export function updateFunctionSpec(current: FunctionSpec, patch: unknown): SpecR
   if (patch['version'] !== undefined) {
     errors.push({ field: 'version', message: `version cannot be set by an update: it is bumped on each update (now ${current.version})` });
   }
+  if (patch['templateVersion'] !== undefined) {
+    errors.push({ field: 'templateVersion', message: `templateVersion cannot be set by an update: it follows the version when the sandbox template changes (now ${current.templateVersion})` });
+  }
   // The name is settled above; merging it again would only repeat that error as a DNS-label one.
-  return finish(merge({ ...patch, name: undefined }, current, errors), current.version + 1, errors);
+  const merged = merge({ ...patch, name: undefined }, current, errors);
+  const version = current.version + 1;
+  const rollout = patch['source'] !== undefined || TEMPLATE_FIELDS.some((field) => !sameValue(merged[field], current[field]));
+  return finish(merged, version, rollout ? version : current.templateVersion, errors);
+}
+
+/** Structural equality of plain JSON values (spec fields). */
+function sameValue(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null || Array.isArray(a) !== Array.isArray(b)) return false;
+  const keys = Object.keys(a);
+  if (keys.length !== Object.keys(b).length) return false;
+  return keys.every((key) => Object.hasOwn(b, key) && sameValue((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key]));
 }
 
 interface Base extends FunctionSpecDefaults {
@@ -179,10 +208,10 @@ function merge(input: Record<string, unknown>, base: Base, errors: SpecError[]):
   return { name, runtime, source, ...ints, env, scaling };
 }
 
-function finish(merged: Base, version: number, errors: SpecError[]): SpecResult {
+function finish(merged: Base, version: number, templateVersion: number, errors: SpecError[]): SpecResult {
   if (errors.length > 0 || merged.source === undefined) return { ok: false, errors };
   const { source, ...rest } = merged;
-  return { ok: true, spec: { ...rest, source, version } };
+  return { ok: true, spec: { ...rest, source, version, templateVersion } };
 }
 
 function pickInts(base: Base): Record<IntField, number> {

@@ -1,6 +1,8 @@
 import test from 'ava';
 import type { AskResult, Effect, ReplyTo, Step, StepContext } from './actor.js';
 import {
+  BACKOFF_INITIAL_MS,
+  BACKOFF_MAX_MS,
   DRAIN_GRACE_MS,
   PLACE_TIMEOUT_MS,
   RETRY_SCALE_MS,
@@ -22,7 +24,9 @@ import {
   type Endpoint,
   type EndpointSnapshot,
   type FunctionMessage,
+  type FunctionStatus,
   type PlaceReply,
+  type RouterUpdate,
   type SandboxReport,
 } from './messages.js';
 
@@ -65,7 +69,7 @@ function placeAsk(effects: readonly Effect<FunctionMessage>[]): { sandboxIds: re
   return { sandboxIds: message.sandboxIds, answer: ask.then };
 }
 
-const endpoint = (sandboxId: string, nodeId: string): Endpoint => ({ sandboxId, nodeId, address: `${nodeId}:9000`, concurrency: 1 });
+const endpoint = (sandboxId: string, nodeId: string, version = 1): Endpoint => ({ sandboxId, nodeId, address: `${nodeId}:9000`, concurrency: 1, version });
 
 /** Scales a fresh function to `n` ready sandboxes, placed on nodes n0, n1, ... in turn. */
 function withReady(n: number, dataplanes: readonly string[] = []): FunctionState {
@@ -87,7 +91,7 @@ test('the first fn.configure spawns the autoscaler, pushes a snapshot and replie
   const first = step(fresh(), { type: 'fn.configure', spec }, { asked: true });
   t.deepEqual(first.effects[0], { type: 'spawn', address: autoscalerAddress('f'), init: { config: spec.scaling, containerConcurrency: 1 } });
   t.deepEqual(sends(first.effects), ['autoscaler:f <- as.configure', 'router:f <- rt.snapshot']);
-  t.deepEqual(sent(first.effects, 'rt.snapshot'), [{ type: 'rt.snapshot', term: TERM, snapshot: { functionName: 'f', version: 1, endpoints: [], routing: routingConfigOf(spec) } }]);
+  t.deepEqual(sent(first.effects, 'rt.snapshot'), [{ type: 'rt.snapshot', term: TERM, snapshot: { functionName: 'f', version: 1, endpoints: [], routing: routingConfigOf(spec), failure: null } }]);
   const reply = first.effects.find((e) => e.type === 'reply');
   t.like(reply, { type: 'reply', to: ASKER, value: { name: 'f', specVersion: 1, desired: 0, endpointVersion: 1, deleting: false } });
 
@@ -241,14 +245,88 @@ test('a failed sandbox is dropped, released and replaced', (t) => {
   t.false(failed.state.sandboxes.has('f-7-1'));
 });
 
-test('a sandbox that fails while being created is replaced only after the retry delay', (t) => {
+/** Places the one sandbox `effects` ask for on node a at `now`, and fails its creation at `now + 100` ms. */
+function failOnce(state: FunctionState, effects: readonly Effect<FunctionMessage>[], now: number): { state: FunctionState; effects: readonly Effect<FunctionMessage>[] } {
+  const { sandboxIds, answer } = placeAsk(effects);
+  const placed = step(state, answer({ ok: true, value: { placements: sandboxIds.map((sandboxId) => ({ sandboxId, nodeId: 'a' })) } }), { now });
+  let result = placed;
+  for (const sandboxId of sandboxIds) result = step(result.state, { type: 'fn.sandboxFailed', sandboxId, nodeId: 'a', reason: 'SANDBOX_CREATE_FAILED: cannot load the module' }, { now: now + 100 });
+  return result;
+}
+
+const statusOf = (state: FunctionState, now = 0): FunctionStatus => (step(state, { type: 'fn.status' }, { now, asked: true }).effects[0] as { value: FunctionStatus }).value;
+const snapshots = (effects: readonly Effect<FunctionMessage>[]): EndpointSnapshot[] => sent<{ snapshot: EndpointSnapshot }>(effects, 'rt.snapshot').map((m) => m.snapshot);
+
+test('a creation failure is counted, the function is failed with its cause, and the next attempt waits out a backoff of 10 s doubling to 5 min', (t) => {
   const scaled = step(withReady(0), { type: 'fn.scale', desired: 1, reason: 't' });
-  const placed = step(scaled.state, placeAsk(scaled.effects).answer({ ok: true, value: { placements: [{ sandboxId: 'f-7-0', nodeId: 'a' }] } }));
-  const failed = step(placed.state, { type: 'fn.sandboxFailed', sandboxId: 'f-7-0', nodeId: 'a', reason: 'NODE_FULL' });
-  t.deepEqual(sends(failed.effects), ['scheduler:cluster <- sch.release']);
+  const failed = failOnce(scaled.state, scaled.effects, 0);
+  t.deepEqual(sends(failed.effects), ['scheduler:cluster <- sch.release', 'router:f <- rt.snapshot']);
   t.false(failed.effects.some((e) => e.type === 'ask'));
-  t.like(failed.effects.find((e) => e.type === 'schedule'), { afterMs: RETRY_SCALE_MS, timer: 'retryScale' });
-  t.deepEqual(placeAsk(step(failed.state, { type: 'fn.retryScale' }).effects).sandboxIds, ['f-7-1']);
+  t.like(failed.effects.find((e) => e.type === 'schedule'), { afterMs: BACKOFF_INITIAL_MS, timer: 'retryScale' });
+  t.deepEqual(snapshots(failed.effects)[0]?.failure, 'function f (version 1) cannot start: SANDBOX_CREATE_FAILED: cannot load the module', 'the routers answer 503 with it');
+  t.like(statusOf(failed.state, 100), {
+    state: 'failed',
+    stateReason: 'function f (version 1) cannot start: SANDBOX_CREATE_FAILED: cannot load the module (1 failed creation(s); next attempt in 10 s)',
+    failures: { count: 1, lastError: 'SANDBOX_CREATE_FAILED: cannot load the module', lastAt: 100, backoffMs: 10_000, retryAt: 10_100 },
+  });
+
+  // Demand during the backoff asks for nothing; it only sets the retry for when the backoff ends.
+  const demand = step(failed.state, { type: 'fn.scale', desired: 2, reason: 't' }, { now: 4100 });
+  t.false(demand.effects.some((e) => e.type === 'ask'));
+  t.like(demand.effects.find((e) => e.type === 'schedule'), { afterMs: 6000, timer: 'retryScale' });
+
+  let state = demand.state;
+  let now = 10_100;
+  const delays: number[] = [];
+  for (let attempt = 0; attempt < 7; attempt++) {
+    const retry = step(state, { type: 'fn.retryScale' }, { now });
+    const again = failOnce(retry.state, retry.effects, now);
+    const schedule = again.effects.find((e) => e.type === 'schedule');
+    if (schedule?.type !== 'schedule') throw new Error('no retry scheduled');
+    delays.push(schedule.afterMs);
+    t.deepEqual(snapshots(again.effects), [], 'the same cause again: the routers already have it');
+    state = again.state;
+    now += 100 + schedule.afterMs;
+  }
+  t.deepEqual(delays, [20_000, 40_000, 80_000, 160_000, BACKOFF_MAX_MS, BACKOFF_MAX_MS, BACKOFF_MAX_MS]);
+  t.is(statusOf(state).failures?.count, 1 + 2 * 7, 'one at first, then each attempt asked for the 2 wanted');
+});
+
+test('sandboxes asked for together that fail together are one failed attempt', (t) => {
+  const scaled = step(withReady(0), { type: 'fn.scale', desired: 3, reason: 't' });
+  const failed = failOnce(scaled.state, scaled.effects, 0);
+  t.like(statusOf(failed.state).failures, { count: 3, backoffMs: BACKOFF_INITIAL_MS, retryAt: BACKOFF_INITIAL_MS + 100 });
+});
+
+test('a successful start or an update clears the failures: the function is active and creates at once', (t) => {
+  const scaled = step(withReady(0), { type: 'fn.scale', desired: 1, reason: 't' });
+  const failed = failOnce(scaled.state, scaled.effects, 0);
+
+  const retry = step(failed.state, { type: 'fn.retryScale' }, { now: 10_100 });
+  const { sandboxIds, answer } = placeAsk(retry.effects);
+  const placed = step(retry.state, answer({ ok: true, value: { placements: [{ sandboxId: sandboxIds[0]!, nodeId: 'a' }] } }), { now: 10_100 });
+  const started = step(placed.state, { type: 'fn.sandboxReady', sandboxId: sandboxIds[0]!, endpoint: endpoint(sandboxIds[0]!, 'a') }, { now: 10_200 });
+  t.deepEqual(sends(started.effects), ['router:f <- rt.snapshot', 'autoscaler:f <- as.ready'], 'the snapshot lifts the failure and adds the endpoint');
+  t.like(snapshots(started.effects)[0], { failure: null, endpoints: [endpoint(sandboxIds[0]!, 'a')] });
+  t.like(statusOf(started.state), { state: 'active', stateReason: null, failures: null });
+
+  const updated = step(failed.state, { type: 'fn.configure', spec: { ...makeSpec(), version: 2 } }, { now: 500 });
+  t.like(statusOf(updated.state), { state: 'active', failures: null });
+  t.deepEqual(placeAsk(updated.effects).sandboxIds, ['f-7-1'], 'no backoff after an update');
+  t.deepEqual(snapshots(updated.effects).map((snapshot) => snapshot.failure), [null]);
+});
+
+test('deleting a failed function sends the routers no snapshot after rt.deleted', (t) => {
+  const scaled = step(withReady(0), { type: 'fn.scale', desired: 1, reason: 't' });
+  const failed = failOnce(scaled.state, scaled.effects, 0);
+  const deleted = step(failed.state, { type: 'fn.delete' });
+  t.deepEqual(sends(deleted.effects), ['autoscaler:f <- as.stop', 'router:f <- rt.deleted']);
+});
+
+test('a sandbox that served and then failed is no creation failure: it is replaced at once', (t) => {
+  const crashed = step(withReady(1), { type: 'fn.sandboxFailed', sandboxId: 'f-7-0', nodeId: 'n0', reason: 'exit 1' });
+  t.is(statusOf(crashed.state).failures, null);
+  t.deepEqual(placeAsk(crashed.effects).sandboxIds, ['f-7-1'], 'replaced at once');
 });
 
 test('a lost node drops its sandboxes without releasing them, and they are recreated', (t) => {
@@ -328,7 +406,7 @@ test('fn.delete waits for an outstanding placement and releases it', (t) => {
 
 /** What workers report of sandboxes of f, the i-th on node n<i>. */
 function reportsOf(...sandboxIds: string[]): SandboxReport[] {
-  return sandboxIds.map((sandboxId, i) => ({ sandboxId, functionName: 'f', nodeId: `n${i}`, endpoint: endpoint(sandboxId, `n${i}`), resources: { cpuMilli: 100, memoryMiB: 128 }, createdAt: 10 }));
+  return sandboxIds.map((sandboxId, i) => ({ sandboxId, functionName: 'f', nodeId: `n${i}`, endpoint: endpoint(sandboxId, `n${i}`), resources: { cpuMilli: 100, memoryMiB: 128 }, createdAt: 10, version: 1 }));
 }
 
 test('fn.adopt takes reported sandboxes as ready, pushes a snapshot and keeps them wanted', (t) => {
@@ -366,8 +444,21 @@ test('a function rebuilt by a new leader announces nothing until configured, ado
   t.deepEqual(sent(step(fresh(), { type: 'fn.configure', spec }).effects, 'as.hold'), []);
 });
 
+test('a function rebuilt with adopted sandboxes older than its stored spec replaces them from its first configure', (t) => {
+  const report = (sandboxId: string, version: number): SandboxReport => ({ sandboxId, functionName: 'f', nodeId: 'n0', endpoint: endpoint(sandboxId, 'n0', version), resources: { cpuMilli: 100, memoryMiB: 128 }, createdAt: 10, version });
+  const spec = rolledSpec(2);
+  const rebuilt = functionKind.init(functionAddress('f'), { spec, term: TERM, rebuilt: true }, 0);
+  const adopted = step(rebuilt, { type: 'fn.adopt', sandboxes: [report('f-3-0', 1), report('f-3-1', 2)] });
+  t.like(adopted.state, { desired: 2, counts: { ready: 2 }, outdated: { ready: 1 } });
+  t.deepEqual(adopted.effects.filter((e) => e.type === 'ask' || e.type === 'send'), [], 'nothing placed or announced before the configure');
+  const configured = step(adopted.state, { type: 'fn.configure', spec }, { now: 500 });
+  t.deepEqual(placeAsk(configured.effects).sandboxIds, ['f-7-0'], 'one of version 2 for the one of version 1');
+  t.like(sent<{ snapshot: EndpointSnapshot }>(configured.effects, 'rt.snapshot')[0]?.snapshot, { endpoints: [endpoint('f-3-0', 'n0', 1), endpoint('f-3-1', 'n0', 2)] }, 'the old one serves meanwhile');
+  t.like(statusOf(configured.state), { state: 'updating', outdated: 1 });
+});
+
 test('impossible phase transitions throw', (t) => {
-  const creating: SandboxRecord = { phase: 'creating', sandboxId: 's', nodeId: 'n', createdAt: 0, since: 0 };
+  const creating: SandboxRecord = { phase: 'creating', sandboxId: 's', nodeId: 'n', version: 1, createdAt: 0, since: 0 };
   const gone = toGone(creating, 1);
   t.throws(() => toDraining(creating, [], 1), { instanceOf: SandboxTransitionError, message: /creating to draining/ });
   t.throws(() => toReady(gone, endpoint('s', 'n'), 2), { instanceOf: SandboxTransitionError });
@@ -379,7 +470,7 @@ test('impossible phase transitions throw', (t) => {
 
 test('the summary is small JSON', (t) => {
   const summary = functionKind.summary?.(withReady(2));
-  t.deepEqual(summary, { name: 'f', term: TERM, specVersion: 1, desired: 2, creating: 0, ready: 2, draining: 0, gone: 0, placing: 0, endpointVersion: 3, dataplanes: 0, deleting: false });
+  t.deepEqual(summary, { name: 'f', term: TERM, specVersion: 1, version: 1, desired: 2, creating: 0, ready: 2, draining: 0, gone: 0, outdated: 0, failures: 0, placing: 0, endpointVersion: 3, dataplanes: 0, deleting: false });
   t.notThrows(() => JSON.stringify(summary));
 });
 
@@ -394,4 +485,92 @@ test('scale down evicts the sandboxes the data planes report idle, busy ones las
   // A data plane that leaves takes its report with it.
   const left = step(state, { type: 'fn.dataplanes', ids: ['dp2'] });
   t.deepEqual([...left.state.load.keys()], ['dp2']);
+});
+
+// ---- Versions: rollouts ---------------------------------------------------------------------------
+
+/** `spec` as an update that changed the sandbox template makes it. */
+const rolledSpec = (version: number, patch: Record<string, unknown> = {}): FunctionSpec => ({ ...makeSpec(patch), version, templateVersion: version });
+
+/** Places what `effects` ask for on node b, and reports each ready. */
+function startAll(state: FunctionState, effects: readonly Effect<FunctionMessage>[], now = 0): { state: FunctionState; effects: Effect<FunctionMessage>[] } {
+  const { sandboxIds, answer } = placeAsk(effects);
+  let result = step(state, answer({ ok: true, value: { placements: sandboxIds.map((sandboxId) => ({ sandboxId, nodeId: 'b' })) } }), { now });
+  const all: Effect<FunctionMessage>[] = [...result.effects];
+  for (const sandboxId of sandboxIds) {
+    result = step(result.state, { type: 'fn.sandboxReady', sandboxId, endpoint: endpoint(sandboxId, 'b', 2) }, { now });
+    all.push(...result.effects);
+  }
+  return { state: result.state, effects: all };
+}
+
+test('an update of the template starts sandboxes of the new version; each one ready drains one of the old', (t) => {
+  const state = withReady(2, ['dp1']);
+  const updated = step(state, { type: 'fn.configure', spec: rolledSpec(2, { memoryMiB: 256 }) }, { asked: true });
+  const { sandboxIds, answer } = placeAsk(updated.effects);
+  t.deepEqual(sandboxIds, ['f-7-2', 'f-7-3'], 'as many as desired, of the new version');
+  t.like(statusOf(updated.state), { version: 2, state: 'updating', outdated: 2, ready: 2 });
+  t.like((updated.effects.find((e) => e.type === 'reply') as { value: FunctionStatus }).value, { version: 2, state: 'updating' });
+
+  const placed = step(updated.state, answer({ ok: true, value: { placements: [{ sandboxId: 'f-7-2', nodeId: 'b' }, { sandboxId: 'f-7-3', nodeId: 'b' }] } }));
+  t.like(sent<{ template: { version: number; memoryMiB: number } }>(placed.effects, 'node.create')[0]?.template, { version: 2, memoryMiB: 256 });
+  const first = step(placed.state, { type: 'fn.sandboxReady', sandboxId: 'f-7-2', endpoint: endpoint('f-7-2', 'b', 2) });
+  t.deepEqual(sent<RouterUpdate>(first.effects, 'rt.delta'), [{ type: 'rt.delta', term: TERM, functionName: 'f', version: 5, add: [endpoint('f-7-2', 'b', 2)], remove: ['f-7-0'] }], 'in one delta: one in, one out');
+  t.like(statusOf(first.state), { state: 'updating', outdated: 1, draining: 1 });
+  const second = step(first.state, { type: 'fn.sandboxReady', sandboxId: 'f-7-3', endpoint: endpoint('f-7-3', 'b', 2) });
+  t.like(sent<RouterUpdate>(second.effects, 'rt.delta')[0], { add: [endpoint('f-7-3', 'b', 2)], remove: ['f-7-1'] });
+  t.like(statusOf(second.state), { version: 2, state: 'active', outdated: 0, ready: 2, draining: 2 });
+  t.deepEqual(
+    statusOf(second.state).sandboxes.map((s) => `${s.sandboxId} v${s.version} ${s.phase}`),
+    ['f-7-0 v1 draining', 'f-7-1 v1 draining', 'f-7-2 v2 ready', 'f-7-3 v2 ready'],
+  );
+});
+
+test('a scaling-only update restarts nothing', (t) => {
+  const state = withReady(2, ['dp1']);
+  const spec = { ...makeSpec({ scaling: { maxScale: 5 } }), version: 2 };
+  const updated = step(state, { type: 'fn.configure', spec });
+  t.false(updated.effects.some((e) => e.type === 'ask'));
+  t.deepEqual(sends(updated.effects), ['autoscaler:f <- as.configure', 'router:f <- rt.snapshot']);
+  t.like(statusOf(updated.state), { version: 1, specVersion: 2, state: 'active', outdated: 0, ready: 2 });
+});
+
+test('sandboxes of the old version still being created are deleted at once; at zero scale there is nothing to roll', (t) => {
+  const scaled = step(withReady(0), { type: 'fn.scale', desired: 1, reason: 't' });
+  const placed = step(scaled.state, placeAsk(scaled.effects).answer({ ok: true, value: { placements: [{ sandboxId: 'f-7-0', nodeId: 'a' }] } }));
+  const updated = step(placed.state, { type: 'fn.configure', spec: rolledSpec(2) });
+  t.deepEqual(sends(updated.effects), ['autoscaler:f <- as.configure', 'node:a <- node.delete', 'router:f <- rt.snapshot']);
+  t.deepEqual(placeAsk(updated.effects).sandboxIds, ['f-7-1']);
+
+  const idle = step(withReady(0), { type: 'fn.configure', spec: rolledSpec(2) });
+  t.false(idle.effects.some((e) => e.type === 'ask'));
+  t.like(statusOf(idle.state), { version: 2, state: 'active' });
+});
+
+test('a rollout whose new version cannot start leaves the old one serving, and says so', (t) => {
+  const updated = step(withReady(1, ['dp1']), { type: 'fn.configure', spec: rolledSpec(2) });
+  const failed = failOnce(updated.state, updated.effects, 0);
+  t.like(statusOf(failed.state, 100), { state: 'failed', ready: 1, outdated: 1 });
+  t.regex(statusOf(failed.state, 100).stateReason ?? '', /version 2\) cannot start: .*; 1 sandbox\(es\) of an older version still serve$/);
+  t.is(failed.state.sandboxes.get('f-7-0')?.phase, 'ready');
+});
+
+test('scale to zero, or a delete, during a rollout takes the old sandboxes too', (t) => {
+  const updated = step(withReady(2, ['dp1']), { type: 'fn.configure', spec: rolledSpec(2) });
+  const zero = step(updated.state, { type: 'fn.scale', desired: 0, reason: 't' });
+  t.deepEqual(phases(zero.state), { 'f-7-0': 'draining', 'f-7-1': 'draining' });
+  const deleted = step(updated.state, { type: 'fn.delete' });
+  t.deepEqual(phases(deleted.state), { 'f-7-0': 'draining', 'f-7-1': 'draining' });
+});
+
+test('adopted sandboxes of an older version are replaced by the current one', (t) => {
+  const spec = rolledSpec(3);
+  const configured = step(fresh(['dp1'], spec), { type: 'fn.configure', spec }).state;
+  const report = (sandboxId: string, version: number): SandboxReport => ({ sandboxId, functionName: 'f', nodeId: 'n0', endpoint: endpoint(sandboxId, 'n0', version), resources: { cpuMilli: 100, memoryMiB: 128 }, createdAt: 10, version });
+  const adopted = step(configured, { type: 'fn.adopt', sandboxes: [report('f-3-0', 2), report('f-3-1', 3)] });
+  t.like(statusOf(adopted.state), { version: 3, desired: 2, ready: 2, outdated: 1, state: 'updating' });
+  t.deepEqual(placeAsk(adopted.effects).sandboxIds, ['f-7-0'], 'one of version 3 for the one of version 2');
+  const replaced = startAll(adopted.state, adopted.effects);
+  t.like(statusOf(replaced.state), { state: 'active', outdated: 0, ready: 2, draining: 1 });
+  t.is(replaced.state.sandboxes.get('f-3-0')?.phase, 'draining');
 });

@@ -13,6 +13,20 @@
 //   gone --sandboxDeleted--> (record removed, allocation released)
 // A failed sandbox (`fn.sandboxFailed`) is removed at once: the worker has already cleaned it up, so there
 // is nothing to wait for and a `failed` record would only sit in the map.
+//
+// Versions (rollouts, as Knative's revisions). Every sandbox runs one template version (`spec.templateVersion`
+// when it was created). Desired scale counts the current version only; sandboxes of an older one are outdated:
+// those still creating are deleted at once, ready ones keep serving only while fewer of the current version are
+// ready than wanted, so each new sandbox that becomes ready drains an old one (one out per one in), and the last
+// old ones go as soon as the new version holds the whole desired scale. A rollout whose new version cannot start
+// leaves the old one serving. Adopted sandboxes of an older version are replaced the same way.
+//
+// Creation failures (Kubernetes' CrashLoopBackOff, Lambda's function state). A sandbox of the current version
+// that fails while creating is counted (`failures`: how many, the last error, when) and no sandbox is created for
+// a backoff of 10 s, doubling per failed retry up to 5 min; sandboxes asked for together that fail together are
+// one failed attempt. While failures are recorded and no sandbox of the current version is ready, the function is
+// `failed`: the routers get the reason in the endpoint snapshot and answer any request that would wait for a
+// sandbox 503 FUNCTION_FAILED at once. A successful start of the current version, or any update, clears it.
 
 import { assertNever, type ActorKind, type Address, type Effect, type Step, type StepContext } from './actor.js';
 import type { FunctionSpec } from './function-spec.js';
@@ -22,15 +36,18 @@ import {
   routerAddress,
   schedulerAddress,
   type AutoscalerMessage,
+  type CreationFailures,
   type Endpoint,
   type EndpointSnapshot,
   type FunctionMessage,
+  type FunctionPhase,
   type FunctionStatus,
   type NodeMessage,
   type PlaceReply,
   type RouterUpdate,
   type RoutingConfig,
   type SandboxReport,
+  type SandboxRequest,
   type SandboxTemplate,
   type SchedulerMessage,
 } from './messages.js';
@@ -42,6 +59,10 @@ export const PLACE_TIMEOUT_MS = 5000;
 export const RETRY_SCALE_MS = 1000;
 /** A draining sandbox is deleted at the latest this long after the function's request timeout, ms. */
 export const DRAIN_GRACE_MS = 1000;
+/** Pause after the first failed creation, ms (Kubernetes' CrashLoopBackOff starts at 10 s)... */
+export const BACKOFF_INITIAL_MS = 10_000;
+/** ...doubled after each failed retry, up to this, ms (5 min, as Kubernetes). */
+export const BACKOFF_MAX_MS = 300_000;
 
 export interface FunctionInit {
   readonly spec: FunctionSpec;
@@ -60,6 +81,8 @@ export interface FunctionInit {
 interface SandboxBase {
   readonly sandboxId: string;
   readonly nodeId: string;
+  /** The template version it runs. */
+  readonly version: number;
   /** When the function asked for it, ms (for adopted sandboxes: the worker's creation time). */
   readonly createdAt: number;
   /** When it entered its current phase, ms. */
@@ -91,6 +114,12 @@ export interface FunctionState {
   readonly sandboxes: ReadonlyMap<string, SandboxRecord>;
   /** Sandboxes by phase, kept in step with `sandboxes` (counting them on every step was O(sandboxes)). */
   readonly counts: PhaseCounts;
+  /** Of `counts`, the sandboxes of a template version other than the spec's (outdated by an update). */
+  readonly outdated: PhaseCounts;
+  /** Creation failures of the current version since its last successful start or the last update; null: none. */
+  readonly failures: CreationFailures | null;
+  /** The failure the data planes were last sent (in a snapshot): a change sends a new snapshot. */
+  readonly routedFailure: string | null;
   /** Outstanding `sch.place` asks: request id -> the sandbox ids asked for. */
   readonly placing: ReadonlyMap<number, readonly string[]>;
   /** Version of the endpoint set the data planes were last sent (snapshot or delta). */
@@ -124,7 +153,7 @@ export function routingConfigOf(spec: FunctionSpec): RoutingConfig {
 
 export function sandboxTemplateOf(spec: FunctionSpec): SandboxTemplate {
   const { name, runtime, source, cpuMilli, memoryMiB, concurrency, timeoutMs, env } = spec;
-  return { name, runtime, source, cpuMilli, memoryMiB, concurrency, timeoutMs, env };
+  return { name, runtime, source, cpuMilli, memoryMiB, concurrency, timeoutMs, env, version: spec.templateVersion };
 }
 
 export function initialFunctionState(init: FunctionInit): FunctionState {
@@ -140,6 +169,9 @@ export function initialFunctionState(init: FunctionInit): FunctionState {
     nextRequestId: 0,
     sandboxes: new Map(),
     counts: { creating: 0, ready: 0, draining: 0, gone: 0 },
+    outdated: { creating: 0, ready: 0, draining: 0, gone: 0 },
+    failures: null,
+    routedFailure: null,
     placing: new Map(),
     endpointVersion: 0,
     reportedReady: 0,
@@ -167,8 +199,11 @@ export const functionKind: ActorKind<FunctionState, FunctionMessage> = {
       name: state.name,
       term: state.term,
       specVersion: state.spec.version,
+      version: state.spec.templateVersion,
       desired: state.desired,
       ...counts,
+      outdated: state.outdated.creating + state.outdated.ready,
+      failures: state.failures?.count ?? 0,
       placing: outstanding(state.placing),
       endpointVersion: state.endpointVersion,
       dataplanes: state.dataplanes.length,
@@ -189,6 +224,8 @@ class Work {
   reportedReady: number;
   dataplanes: readonly string[];
   load: ReadonlyMap<string, Readonly<Record<string, number>>>;
+  failures: CreationFailures | null;
+  routedFailure: string | null;
   readonly placing: Map<number, readonly string[]>;
   /** Ids whose record this step changed: the endpoint delta looks only at these. */
   readonly touched = new Set<string>();
@@ -200,6 +237,7 @@ class Work {
   private readonly current: Map<string, SandboxRecord>;
   readonly before = new Map<string, SandboxRecord | undefined>();
   readonly counts: { creating: number; ready: number; draining: number; gone: number };
+  outdated: { creating: number; ready: number; draining: number; gone: number };
   readonly effects: Effect<FunctionMessage>[] = [];
   /** Set when this step pushed a full snapshot, which makes a delta redundant. */
   snapshotSent = false;
@@ -218,8 +256,11 @@ class Work {
     this.reportedReady = base.reportedReady;
     this.dataplanes = base.dataplanes;
     this.load = base.load;
+    this.failures = base.failures;
+    this.routedFailure = base.routedFailure;
     this.current = base.sandboxes as Map<string, SandboxRecord>;
     this.counts = { ...base.counts };
+    this.outdated = { ...base.outdated };
     this.placing = new Map(base.placing);
   }
 
@@ -231,6 +272,7 @@ class Work {
     this.touch(record.sandboxId);
     this.current.set(record.sandboxId, record);
     this.counts[record.phase] += 1;
+    if (record.version !== this.spec.templateVersion) this.outdated[record.phase] += 1;
   }
 
   drop(sandboxId: string): void {
@@ -243,7 +285,23 @@ class Work {
     const previous = this.current.get(sandboxId);
     if (!this.before.has(sandboxId)) this.before.set(sandboxId, previous);
     this.touched.add(sandboxId);
-    if (previous !== undefined) this.counts[previous.phase] -= 1;
+    if (previous === undefined) return;
+    this.counts[previous.phase] -= 1;
+    if (previous.version !== this.spec.templateVersion) this.outdated[previous.phase] -= 1;
+  }
+
+  /** Sets the spec; a new template version makes every sandbox of another one outdated (a scan: updates are rare). */
+  setSpec(spec: FunctionSpec): void {
+    const changed = spec.templateVersion !== this.spec.templateVersion;
+    this.spec = spec;
+    if (!changed) return;
+    this.outdated = { creating: 0, ready: 0, draining: 0, gone: 0 };
+    for (const record of this.current.values()) if (record.version !== spec.templateVersion) this.outdated[record.phase] += 1;
+  }
+
+  /** Creating and ready sandboxes of the current template version. */
+  currentLive(): { readonly creating: number; readonly ready: number } {
+    return { creating: this.counts.creating - this.outdated.creating, ready: this.counts.ready - this.outdated.ready };
   }
 
   get name(): string {
@@ -270,6 +328,10 @@ class Work {
   commit(): Step<FunctionState, FunctionMessage> {
     const before = this.base;
     const first: Effect<FunctionMessage>[] = [];
+    // A failure that starts or ends goes out in a full snapshot (rare), which covers any endpoint change too.
+    // Not before the first configure (which pushes the whole set), nor once deleted: the routers have stopped, and
+    // a snapshot would bring one back for a function that is gone.
+    if (this.autoscalerStarted && !this.deleting && failureOf(this) !== this.routedFailure) pushSnapshot(this);
     // Nothing is announced before the first configure, which pushes the whole set (a rebuilt function adopts first).
     if (!this.snapshotSent && this.autoscalerStarted) {
       const delta = endpointDelta(this.before, this.sandboxes, this.touched);
@@ -301,6 +363,9 @@ class Work {
       nextRequestId: this.nextRequestId,
       sandboxes: this.sandboxes,
       counts: this.counts,
+      outdated: this.outdated,
+      failures: this.failures,
+      routedFailure: this.routedFailure,
       placing: this.placing,
       endpointVersion: this.endpointVersion,
       reportedReady: this.reportedReady,
@@ -332,10 +397,10 @@ function handle(w: Work, message: FunctionMessage): void {
       if (record !== undefined) forget(w, record);
       w.send(schedulerAddress, { type: 'sch.release', functionName: w.name, sandboxId: message.sandboxId, nodeId: message.nodeId });
       w.warn(`sandbox ${message.sandboxId} on ${message.nodeId} failed${record ? ` while ${record.phase}` : ''}: ${message.reason}`);
-      // A sandbox that served and then died is replaced at once. One that could not even start (a refused
-      // create, a module that fails to load) would most likely fail again: replace it after the retry delay,
-      // so that such a function does not spin through placement and creation as fast as messages go.
-      if (record?.phase === 'creating') return scheduleRetry(w);
+      // A sandbox that served and then died is replaced at once. One that could not even start (a refused create,
+      // a module that fails to load) would most likely fail again: it is counted, and `reconcile` replaces it only
+      // after the backoff. (Creating sandboxes are all of the current version: an update deletes older ones.)
+      if (record?.phase === 'creating') recordFailure(w, record, message.reason);
       return reconcile(w);
     }
     case 'fn.sandboxDeleted': {
@@ -402,7 +467,12 @@ function configure(w: Work, spec: FunctionSpec): void {
     w.warn(`fn.configure ignored: spec version ${spec.version} is older than ${w.spec.version}`);
     return w.reply(statusOf(w));
   }
-  w.spec = spec;
+  if (spec.version > w.spec.version && w.failures !== null) {
+    // An update is a fresh start: whatever failed before may work now, so no backoff holds it back.
+    w.effects.push({ type: 'log', level: 'info', text: `function ${w.name} updated to version ${spec.version}: creation failures and backoff cleared` });
+    w.failures = null;
+  }
+  w.setSpec(spec);
   const configureScaler: AutoscalerMessage = { type: 'as.configure', config: spec.scaling, containerConcurrency: spec.concurrency };
   if (!w.autoscalerStarted) {
     // The autoscaler starts knowing 0 ready sandboxes; `commit` tells it more if there are.
@@ -413,6 +483,8 @@ function configure(w: Work, spec: FunctionSpec): void {
     if (w.base.holdOnStart) w.send(autoscalerAddress(w.name), { type: 'as.hold', untilMs: w.ctx.now + spec.scaling.stableWindowMs });
   }
   w.send(autoscalerAddress(w.name), configureScaler);
+  // A new template version starts its sandboxes now (and the outdated ones give way as they become ready).
+  reconcile(w);
   pushSnapshot(w);
   w.reply(statusOf(w));
 }
@@ -443,6 +515,11 @@ function sandboxReady(w: Work, sandboxId: string, endpoint: Endpoint): void {
   switch (record.phase) {
     case 'creating':
       w.put(toReady(record, endpoint, w.ctx.now));
+      if (record.version === w.spec.templateVersion && w.failures !== null) {
+        w.effects.push({ type: 'log', level: 'info', text: `sandbox ${sandboxId} started after ${w.failures.count} failed creation(s): backoff cleared` });
+        w.failures = null;
+      }
+      retireOutdated(w);
       return;
     // A repeated report: the sandbox is already routed (ready) or leaving (draining deletes it when drained).
     case 'ready':
@@ -459,7 +536,7 @@ function adopt(w: Work, reports: readonly SandboxReport[]): void {
     const known = w.sandboxes.get(report.sandboxId);
     if (w.deleting) {
       if (known === undefined) {
-        w.put({ phase: 'gone', sandboxId: report.sandboxId, nodeId: report.nodeId, createdAt: report.createdAt, since: w.ctx.now });
+        w.put({ phase: 'gone', sandboxId: report.sandboxId, nodeId: report.nodeId, version: report.version, createdAt: report.createdAt, since: w.ctx.now });
         w.send(nodeAddress(report.nodeId), { type: 'node.delete', term: w.base.term, sandboxId: report.sandboxId });
       }
       continue;
@@ -469,6 +546,7 @@ function adopt(w: Work, reports: readonly SandboxReport[]): void {
         phase: 'ready',
         sandboxId: report.sandboxId,
         nodeId: report.nodeId,
+        version: report.version,
         createdAt: report.createdAt,
         since: w.ctx.now,
         endpoint: report.endpoint,
@@ -482,6 +560,9 @@ function adopt(w: Work, reports: readonly SandboxReport[]): void {
   // evict them at the next reconcile, before the autoscaler has seen a single metric.
   const counts = w.counts;
   w.desired = Math.max(w.desired, counts.creating + counts.ready);
+  // Adopted sandboxes of an older version (an update the previous leader had not rolled out) are replaced, from the
+  // first configure on (a rebuilt function adopts before it).
+  if (w.autoscalerStarted && w.outdated.creating + w.outdated.ready > 0) reconcile(w);
   if (w.autoscalerStarted) pushSnapshot(w);
 }
 
@@ -503,15 +584,60 @@ function setDataplanes(w: Work, ids: readonly string[]): void {
   if (joined && w.autoscalerStarted && !w.deleting) pushSnapshot(w);
 }
 
-/** Moves creating + ready (plus outstanding placements) towards the desired count. */
+/**
+ * Moves creating + ready sandboxes of the current version (plus outstanding placements) towards the desired count,
+ * then lets outdated ones give way.
+ */
 function reconcile(w: Work): void {
   const target = w.deleting ? 0 : w.desired;
-  const counts = w.counts;
-  const live = counts.creating + counts.ready;
+  const current = w.currentLive();
+  const live = current.creating + current.ready;
   const asked = outstanding(w.placing);
-  if (target > live + asked) return requestPlacement(w, target - live - asked);
+  if (target > live + asked) startSandboxes(w, target - live - asked);
   // Outstanding placements are not evicted here: `placed` keeps only as many as are still wanted.
-  if (target < live) return evict(w, live - target);
+  else if (target < live) evict(w, live - target);
+  retireOutdated(w);
+}
+
+/** Asks for `count` more sandboxes, unless a creation backoff holds: then tries again when it ends. */
+function startSandboxes(w: Work, count: number): void {
+  const retryAt = w.failures?.retryAt ?? w.ctx.now;
+  if (retryAt > w.ctx.now) {
+    w.effects.push({ type: 'schedule', afterMs: retryAt - w.ctx.now, message: { type: 'fn.retryScale' }, timer: RETRY_TIMER });
+    return;
+  }
+  requestPlacement(w, count);
+}
+
+/**
+ * Outdated sandboxes: those still creating will never be routed and are deleted; ready ones keep serving only
+ * while fewer sandboxes of the current version are ready than wanted (none at all once the function is deleted).
+ */
+function retireOutdated(w: Work): void {
+  if (w.outdated.creating + w.outdated.ready === 0) return;
+  const keep = w.deleting ? 0 : Math.max(0, w.desired - w.currentLive().ready);
+  const ready: SandboxView[] = [];
+  for (const record of [...w.sandboxes.values()]) {
+    if (record.version === w.spec.templateVersion) continue;
+    if (record.phase === 'creating') deleteOnNode(w, record);
+    else if (record.phase === 'ready') ready.push({ id: record.sandboxId, nodeId: record.nodeId, inFlight: inFlightOf(w, record.sandboxId), state: record.phase, createdAt: record.createdAt });
+  }
+  for (const id of chooseEvictions(ready, Math.max(0, ready.length - keep))) {
+    const record = w.sandboxes.get(id);
+    if (record !== undefined) retire(w, record);
+  }
+}
+
+/** Records a failed creation of the current version and sets the backoff before the next one. */
+function recordFailure(w: Work, record: SandboxRecord, reason: string): void {
+  const previous = w.failures;
+  const now = w.ctx.now;
+  // Sandboxes asked for together fail together: only one created after the last failure (a retry) doubles the delay.
+  const retried = previous === null || record.createdAt >= previous.lastAt;
+  const backoffMs = previous === null ? BACKOFF_INITIAL_MS : retried ? Math.min(previous.backoffMs * 2, BACKOFF_MAX_MS) : previous.backoffMs;
+  const retryAt = retried ? now + backoffMs : (previous?.retryAt ?? now + backoffMs);
+  w.failures = { count: (previous?.count ?? 0) + 1, lastError: reason, lastAt: now, backoffMs, retryAt };
+  if (retried) w.warn(`${w.name} version ${w.spec.templateVersion}: ${w.failures.count} failed creation(s); next attempt in ${backoffMs} ms`);
 }
 
 function requestPlacement(w: Work, count: number): void {
@@ -519,12 +645,7 @@ function requestPlacement(w: Work, count: number): void {
   for (let i = 0; i < count; i++) sandboxIds.push(`${w.name}-${w.base.term}-${w.nextSeq++}`);
   const requestId = w.nextRequestId++;
   w.placing.set(requestId, sandboxIds);
-  const request: SchedulerMessage = {
-    type: 'sch.place',
-    functionName: w.name,
-    request: { cpuMilli: w.spec.cpuMilli, memoryMiB: w.spec.memoryMiB },
-    sandboxIds,
-  };
+  const request: SchedulerMessage = { type: 'sch.place', functionName: w.name, request: sandboxRequestOf(w.spec), sandboxIds };
   w.effects.push({
     type: 'ask',
     to: schedulerAddress,
@@ -548,13 +669,13 @@ function placed(w: Work, requestId: number, result: PlaceReply | null, error: st
     return scheduleRetry(w);
   }
   // Demand may have fallen while the ask was out: create only what is still wanted, release the rest.
-  const counts = w.counts;
-  let need = (w.deleting ? 0 : w.desired) - counts.creating - counts.ready - outstanding(w.placing);
+  const current = w.currentLive();
+  let need = (w.deleting ? 0 : w.desired) - current.creating - current.ready - outstanding(w.placing);
   const template = sandboxTemplateOf(w.spec);
   for (const { sandboxId, nodeId } of result.placements) {
     if (!asked.includes(sandboxId) || w.sandboxes.has(sandboxId)) continue;
     if (need > 0) {
-      w.put({ phase: 'creating', sandboxId, nodeId, createdAt: w.ctx.now, since: w.ctx.now });
+      w.put({ phase: 'creating', sandboxId, nodeId, version: template.version, createdAt: w.ctx.now, since: w.ctx.now });
       w.send(nodeAddress(nodeId), { type: 'node.create', term: w.base.term, sandboxId, template });
       need -= 1;
     } else {
@@ -567,25 +688,52 @@ function placed(w: Work, requestId: number, result: PlaceReply | null, error: st
   }
 }
 
+/**
+ * What a sandbox of this spec needs of a node: its resources, and the runtime its source needs (a module runs on
+ * thread workers, a command on process workers; a builtin workload on any).
+ */
+export function sandboxRequestOf(spec: FunctionSpec): SandboxRequest {
+  const resources = { cpuMilli: spec.cpuMilli, memoryMiB: spec.memoryMiB };
+  switch (spec.source.kind) {
+    case 'thread':
+    case 'process':
+      return { ...resources, runtime: spec.source.kind };
+    case 'builtin':
+      return resources;
+    default:
+      return assertNever(spec.source, 'runtime source');
+  }
+}
+
+/** Scale-down of the current version (outdated sandboxes go by `retireOutdated`). */
 function evict(w: Work, count: number): void {
   const views: SandboxView[] = [];
   for (const record of w.sandboxes.values()) {
-    // Load as the data planes last reported it (ticks while busy): idle sandboxes go first, then the least busy.
+    if (record.version !== w.spec.templateVersion) continue;
     if (record.phase === 'creating' || record.phase === 'ready') {
-      let inFlight = 0;
-      for (const perSandbox of w.load.values()) inFlight += perSandbox[record.sandboxId] ?? 0;
-      views.push({ id: record.sandboxId, nodeId: record.nodeId, inFlight, state: record.phase, createdAt: record.createdAt });
+      views.push({ id: record.sandboxId, nodeId: record.nodeId, inFlight: inFlightOf(w, record.sandboxId), state: record.phase, createdAt: record.createdAt });
     }
   }
   for (const id of chooseEvictions(views, count)) {
     const record = w.sandboxes.get(id);
-    if (record === undefined) continue;
-    if (record.phase === 'ready' && w.dataplanes.length > 0) {
-      w.put(toDraining(record, w.dataplanes, w.ctx.now));
-      w.effects.push({ type: 'schedule', afterMs: drainTimeoutMs(w.spec), message: { type: 'fn.drainTimeout', sandboxId: id }, timer: drainTimer(id) });
-    } else {
-      deleteOnNode(w, record);
-    }
+    if (record !== undefined) retire(w, record);
+  }
+}
+
+/** Requests in flight on a sandbox as the data planes last reported (ticks while busy): idle ones go first. */
+function inFlightOf(w: Work, sandboxId: string): number {
+  let inFlight = 0;
+  for (const perSandbox of w.load.values()) inFlight += perSandbox[sandboxId] ?? 0;
+  return inFlight;
+}
+
+/** A ready sandbox drains on every connected data plane first; any other is deleted at once. */
+function retire(w: Work, record: SandboxRecord): void {
+  if (record.phase === 'ready' && w.dataplanes.length > 0) {
+    w.put(toDraining(record, w.dataplanes, w.ctx.now));
+    w.effects.push({ type: 'schedule', afterMs: drainTimeoutMs(w.spec), message: { type: 'fn.drainTimeout', sandboxId: record.sandboxId }, timer: drainTimer(record.sandboxId) });
+  } else {
+    deleteOnNode(w, record);
   }
 }
 
@@ -604,8 +752,10 @@ function forget(w: Work, record: SandboxRecord): void {
 
 function pushSnapshot(w: Work): void {
   w.endpointVersion += 1;
-  w.send(routerAddress(w.name), { type: 'rt.snapshot', term: w.base.term, snapshot: snapshotOf(w) });
+  const snapshot = snapshotOf(w);
+  w.send(routerAddress(w.name), { type: 'rt.snapshot', term: w.base.term, snapshot });
   w.snapshotSent = true;
+  w.routedFailure = snapshot.failure;
 }
 
 function scheduleRetry(w: Work): void {
@@ -620,8 +770,8 @@ const drainTimeoutMs = (spec: FunctionSpec): number => spec.timeoutMs + DRAIN_GR
 
 export function toReady(record: SandboxRecord, endpoint: Endpoint, now: number): SandboxRecord {
   if (record.phase !== 'creating') throw new SandboxTransitionError(record, 'ready');
-  const { sandboxId, nodeId, createdAt } = record;
-  return { phase: 'ready', sandboxId, nodeId, createdAt, since: now, endpoint };
+  const { sandboxId, nodeId, version, createdAt } = record;
+  return { phase: 'ready', sandboxId, nodeId, version, createdAt, since: now, endpoint };
 }
 
 export function toDraining(record: SandboxRecord, waitingFor: readonly string[], now: number): SandboxRecord {
@@ -631,8 +781,8 @@ export function toDraining(record: SandboxRecord, waitingFor: readonly string[],
 
 export function toGone(record: SandboxRecord, now: number): SandboxRecord {
   if (record.phase === 'gone') throw new SandboxTransitionError(record, 'gone');
-  const { sandboxId, nodeId, createdAt } = record;
-  return { phase: 'gone', sandboxId, nodeId, createdAt, since: now };
+  const { sandboxId, nodeId, version, createdAt } = record;
+  return { phase: 'gone', sandboxId, nodeId, version, createdAt, since: now };
 }
 
 // ---- Views ------------------------------------------------------------------------------------------
@@ -674,7 +824,28 @@ function endpointDelta(
 }
 
 function snapshotOf(w: Work): EndpointSnapshot {
-  return { functionName: w.name, version: w.endpointVersion, endpoints: readyEndpoints(w.sandboxes), routing: routingConfigOf(w.spec) };
+  return { functionName: w.name, version: w.endpointVersion, endpoints: readyEndpoints(w.sandboxes), routing: routingConfigOf(w.spec), failure: failureOf(w) };
+}
+
+/** Why the function cannot start sandboxes now (failures recorded, none of the current version ready), or null. */
+function failureOf(w: Work): string | null {
+  if (w.failures === null || w.deleting || w.currentLive().ready > 0) return null;
+  return `function ${w.name} (version ${w.spec.templateVersion}) cannot start: ${w.failures.lastError}`;
+}
+
+function phaseOf(w: Work): { readonly state: FunctionPhase; readonly stateReason: string | null } {
+  const failure = failureOf(w);
+  const failures = w.failures;
+  if (failure !== null && failures !== null) {
+    const next = failures.retryAt > w.ctx.now ? `next attempt in ${Math.ceil((failures.retryAt - w.ctx.now) / 1000)} s` : 'trying again';
+    const older = w.outdated.ready > 0 ? `; ${w.outdated.ready} sandbox(es) of an older version still serve` : '';
+    return { state: 'failed', stateReason: `${failure} (${failures.count} failed creation(s); ${next})${older}` };
+  }
+  if (w.outdated.creating + w.outdated.ready > 0) {
+    const ready = w.currentLive().ready;
+    return { state: 'updating', stateReason: `rolling out version ${w.spec.templateVersion}: ${ready} of ${w.desired} ready, ${w.outdated.ready} older still serving` };
+  }
+  return { state: 'active', stateReason: null };
 }
 
 function statusOf(w: Work): FunctionStatus {
@@ -682,15 +853,19 @@ function statusOf(w: Work): FunctionStatus {
   return {
     name: w.name,
     specVersion: w.spec.version,
+    version: w.spec.templateVersion,
+    ...phaseOf(w),
+    failures: w.failures,
     desired: w.desired,
     creating: counts.creating,
     ready: counts.ready,
     draining: counts.draining,
+    outdated: w.outdated.creating + w.outdated.ready,
     endpointVersion: w.endpointVersion,
     deleting: w.deleting,
     sandboxes: [...w.sandboxes.values()]
       .sort((a, b) => compareIds(a.sandboxId, b.sandboxId))
-      .map((record) => ({ sandboxId: record.sandboxId, nodeId: record.nodeId, phase: record.phase, since: record.since })),
+      .map((record) => ({ sandboxId: record.sandboxId, nodeId: record.nodeId, phase: record.phase, since: record.since, version: record.version })),
   };
 }
 

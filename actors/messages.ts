@@ -2,7 +2,7 @@
 // crosses threads and processes, so it is plain data (no classes, functions, Maps or Dates).
 import type { Address, AskResult, ReplyTo } from './actor.js';
 import type { AutoscalerConfig } from './autoscaler-config.js';
-import type { FunctionSpec } from './function-spec.js';
+import type { FunctionSpec, SandboxRuntimeKind } from './function-spec.js';
 
 // ---- Addresses --------------------------------------------------------------------------------
 // A function's actors share the colocation key `fn:<name>`, so its hot path stays on one thread.
@@ -71,6 +71,8 @@ export interface Endpoint {
   readonly address: string;
   /** Max in-flight requests this sandbox accepts (the function's container concurrency). */
   readonly concurrency: number;
+  /** The function's template version the sandbox runs (`FunctionSpec.templateVersion`): answers name it. */
+  readonly version: number;
 }
 
 export type SandboxPhase = 'creating' | 'ready' | 'draining' | 'gone' | 'failed';
@@ -84,10 +86,12 @@ export interface SandboxReport {
   readonly resources: Resources;
   /** ms on the worker's clock. */
   readonly createdAt: number;
+  /** The template version it runs: a new leader replaces a sandbox older than its function's spec. */
+  readonly version: number;
 }
 
-/** The parts of a function spec a worker needs to create its sandboxes. */
-export type SandboxTemplate = Pick<FunctionSpec, 'name' | 'runtime' | 'source' | 'cpuMilli' | 'memoryMiB' | 'concurrency' | 'timeoutMs' | 'env'>;
+/** The parts of a function spec a worker needs to create its sandboxes, and their version (`templateVersion`). */
+export type SandboxTemplate = Pick<FunctionSpec, 'name' | 'runtime' | 'source' | 'cpuMilli' | 'memoryMiB' | 'concurrency' | 'timeoutMs' | 'env'> & { readonly version: number };
 
 /** The parts of a function spec a data plane needs to route it. */
 export interface RoutingConfig {
@@ -136,18 +140,52 @@ export interface EndpointSnapshot {
   readonly version: number;
   readonly endpoints: readonly Endpoint[];
   readonly routing: RoutingConfig;
+  /**
+   * Why the function cannot start sandboxes now (it is `failed`: see `FunctionStatus.state`), or null. A router
+   * answers a request that would wait for a sandbox 503 FUNCTION_FAILED with it at once.
+   */
+  readonly failure: string | null;
+}
+
+/**
+ * Lambda's function states, for one function: `active` serves its current template version (or is scaled to
+ * zero and will start it on demand); `updating` still routes to sandboxes of an older version while the new ones
+ * start (a rollout); `failed` cannot start sandboxes of its current version (`stateReason` says why) and waits
+ * out a backoff before trying again.
+ */
+export type FunctionPhase = 'active' | 'updating' | 'failed';
+
+/** Creation failures of the current template version since the last successful start or update. */
+export interface CreationFailures {
+  /** Sandboxes that failed to start. */
+  readonly count: number;
+  readonly lastError: string;
+  /** When the last one failed, ms. */
+  readonly lastAt: number;
+  /** Delay before the next attempt, ms: 10 s doubling to 5 min (Kubernetes' CrashLoopBackOff). */
+  readonly backoffMs: number;
+  /** No sandbox is created before this, ms. */
+  readonly retryAt: number;
 }
 
 export interface FunctionStatus {
   readonly name: string;
   readonly specVersion: number;
+  /** The template version new sandboxes run (`FunctionSpec.templateVersion`). */
+  readonly version: number;
+  readonly state: FunctionPhase;
+  /** Why the state is not `active`, for a person; null when it is. */
+  readonly stateReason: string | null;
+  readonly failures: CreationFailures | null;
   readonly desired: number;
   readonly creating: number;
   readonly ready: number;
   readonly draining: number;
+  /** Sandboxes of older template versions still creating or routed (a rollout is done when this is 0). */
+  readonly outdated: number;
   readonly endpointVersion: number;
   readonly deleting: boolean;
-  readonly sandboxes: readonly { readonly sandboxId: string; readonly nodeId: string; readonly phase: SandboxPhase; readonly since: number }[];
+  readonly sandboxes: readonly { readonly sandboxId: string; readonly nodeId: string; readonly phase: SandboxPhase; readonly since: number; readonly version: number }[];
 }
 
 // ---- Autoscaler actor (control plane) -----------------------------------------------------------
@@ -219,10 +257,15 @@ export interface AutoscalerStatus {
 
 export type SchedulerMessage =
   /** From a worker on start (asked; replies `{ term }`). Re-registration after a restart is fine. */
-  | { readonly type: 'sch.register'; readonly nodeId: string; readonly capacity: NodeCapacity; readonly address: string }
+  | { readonly type: 'sch.register'; readonly nodeId: string; readonly capacity: NodeCapacity; readonly address: string; readonly runtime: SandboxRuntimeKind }
   | { readonly type: 'sch.heartbeat'; readonly nodeId: string; readonly sandboxes: number }
   /** Asked by a function actor: place one sandbox per id. Replies `PlaceReply`. */
-  | { readonly type: 'sch.place'; readonly functionName: string; readonly request: Resources; readonly sandboxIds: readonly string[] }
+  | { readonly type: 'sch.place'; readonly functionName: string; readonly request: SandboxRequest; readonly sandboxIds: readonly string[] }
+  /**
+   * Asked at deploy: could any live node ever run one sandbox like this (its runtime, its capacity when empty)?
+   * Replies `Feasibility`.
+   */
+  | { readonly type: 'sch.feasible'; readonly request: SandboxRequest }
   | { readonly type: 'sch.release'; readonly functionName: string; readonly sandboxId: string; readonly nodeId: string }
   /** A `sch.place` ask the function gave up on (timed out): drop whatever was allocated for these ids. */
   | { readonly type: 'sch.abandon'; readonly functionName: string; readonly sandboxIds: readonly string[] }
@@ -233,6 +276,17 @@ export type SchedulerMessage =
   /** Asked: replies `NodeView[]`. */
   | { readonly type: 'sch.nodes' }
   | { readonly type: 'sch.checkHeartbeats' };
+
+/** What one sandbox needs of a node. */
+export interface SandboxRequest extends Resources {
+  /** The sandbox runtime a node must run (`thread` for a module, `process` for a command); absent: any (builtins). */
+  readonly runtime?: SandboxRuntimeKind;
+}
+
+export type Feasibility =
+  /** `nodeId`: a live node that fits, where the source can be tried. */
+  | { readonly ok: true; readonly nodeId: string }
+  | { readonly ok: false; readonly code: 'NO_WORKER' | 'NO_WORKER_FOR_RUNTIME' | 'NO_NODE_FITS'; readonly message: string };
 
 export interface PlaceReply {
   readonly placements: readonly { readonly sandboxId: string; readonly nodeId: string }[];
@@ -267,6 +321,11 @@ export type NodeMessage =
    * the function's sandboxes (recently gone ones too) written at or after `sinceMs` (ms since the epoch), oldest first.
    */
   | { readonly type: 'node.logs'; readonly functionName: string; readonly sinceMs: number; readonly tail: number }
+  /**
+   * Asked at deploy: start one sandbox of `template` in a throwaway thread or process, bounded in time, and throw
+   * it away; replies `SourceCheck`. Nothing of it is recorded, placed or reported.
+   */
+  | { readonly type: 'node.check'; readonly template: SandboxTemplate }
   /** From the sandbox runtime: a sandbox died on its own. */
   | { readonly type: 'node.sandboxFailed'; readonly sandboxId: string; readonly reason: string }
   | { readonly type: 'node.heartbeat' }
@@ -274,6 +333,13 @@ export type NodeMessage =
   | { readonly type: 'node.created'; readonly sandboxId: string; readonly ok: boolean; readonly error?: string }
   | { readonly type: 'node.deleted'; readonly sandboxId: string }
   | { readonly type: 'node.registered'; readonly term: number | null; readonly error?: string };
+
+export type SourceCheck =
+  | { readonly outcome: 'ok' }
+  /** The sandbox did not start: `reason` is the runtime's (a module that does not load, a command that exits). */
+  | { readonly outcome: 'failed'; readonly reason: string }
+  /** Still starting at the bound: neither good nor bad is known. */
+  | { readonly outcome: 'timeout'; readonly afterMs: number };
 
 // ---- Router actor (data plane) ------------------------------------------------------------------
 
@@ -304,6 +370,29 @@ export interface Invocation {
   readonly body: Uint8Array;
 }
 
+/**
+ * How an invocation can fail without an answer of its sandbox's own, and the HTTP status each is at the edge: the
+ * one table the router, the edge and the README's outcome table follow.
+ */
+export const INVOCATION_FAILURES = {
+  /** 404: no such function (or it was deleted). */
+  UNKNOWN_FUNCTION: 404,
+  /** 413: over the function's `maxBodyBytes`. */
+  BODY_TOO_LARGE: 413,
+  /** 429: the function's queue holds `queueDepth` requests already. */
+  QUEUE_FULL: 429,
+  /** 502: the sandbox failed under the request (crashed, timed out, unreachable). */
+  SANDBOX_FAILED: 502,
+  /** 503: at max scale, and no slot freed before the deadline. */
+  NO_CAPACITY: 503,
+  /** 503: the function cannot start sandboxes (its state is `failed`): answered at once, with the cause. */
+  FUNCTION_FAILED: 503,
+  /** 504: no sandbox was free before the deadline. */
+  DEADLINE_PASSED: 504,
+} as const;
+
+export type InvocationFailureCode = keyof typeof INVOCATION_FAILURES;
+
 export type InvocationOutcome =
   | {
       readonly ok: true;
@@ -315,13 +404,13 @@ export type InvocationOutcome =
       readonly coldStart: boolean;
       /** Time spent queued in the data plane before a slot was free, ms. */
       readonly queuedMs: number;
+      /** The template version of the sandbox that served it. */
+      readonly version: number;
     }
   | {
       readonly ok: false;
-      /** 404 unknown function, 413 body too large, 429 queue full, 503 at max scale with no slot before the deadline,
-       *  504 deadline passed, 502 sandbox failed. */
-      readonly status: 404 | 413 | 429 | 502 | 503 | 504;
-      readonly code: 'UNKNOWN_FUNCTION' | 'BODY_TOO_LARGE' | 'QUEUE_FULL' | 'NO_CAPACITY' | 'DEADLINE_PASSED' | 'SANDBOX_FAILED';
+      readonly status: (typeof INVOCATION_FAILURES)[InvocationFailureCode];
+      readonly code: InvocationFailureCode;
       readonly message: string;
       readonly queuedMs: number;
       readonly sandboxId?: string;

@@ -4,7 +4,7 @@ import type { StepContext } from './actor.js';
 import { nodeAddress } from './messages.js';
 import { initialNodeState, SANDBOX_LOGS, stepNode, type SandboxLogsInput } from './node.js';
 
-const state = () => initialNodeState({ nodeId: 'n1', capacity: { cpuMilli: 1000, memoryMiB: 1024, slots: 4 } });
+const state = () => initialNodeState({ nodeId: 'n1', capacity: { cpuMilli: 1000, memoryMiB: 1024, slots: 4 }, runtime: 'thread' });
 const ctx = (replyTo?: { origin: number; id: number }): StepContext => ({ now: 0, self: nodeAddress('n1'), replyTo, random: () => 0.5 });
 const ask = { type: 'node.logs', functionName: 'hello', sinceMs: 1234, tail: 50 } as const;
 

@@ -1,7 +1,7 @@
 import test from 'ava';
 import type { ActorKind, Address, Effect } from './actor.js';
-import { functionAddress, nodeAddress, schedulerAddress, type FunctionMessage, type SandboxReport, type SandboxTemplate } from './messages.js';
-import { nodeKind, NodeInitError, parseNodeInit, summarizeNode, type NodeState, type SandboxCreateInput } from './node.js';
+import { functionAddress, nodeAddress, schedulerAddress, type FunctionMessage, type SandboxReport, type SandboxTemplate, type SourceCheck } from './messages.js';
+import { nodeKind, NodeInitError, parseNodeInit, summarizeNode, type NodeState, type SandboxCheckInput, type SandboxCreateInput } from './node.js';
 import { Simulation } from '../runtime/sim.js';
 
 // ---- Fakes: a scheduler that answers registrations, function actors that record what they get ------
@@ -45,7 +45,7 @@ const ADDRESS = '10.0.0.1:7000';
 const capacity = { cpuMilli: 4000, memoryMiB: 8192, slots: 3 };
 
 function template(name = 'f', overrides: Partial<SandboxTemplate> = {}): SandboxTemplate {
-  return { name, runtime: 'simulated', source: { kind: 'builtin', workload: 'empty' }, cpuMilli: 250, memoryMiB: 128, concurrency: 2, timeoutMs: 1000, env: {}, ...overrides };
+  return { name, runtime: 'simulated', source: { kind: 'builtin', workload: 'empty' }, cpuMilli: 250, memoryMiB: 128, concurrency: 2, timeoutMs: 1000, env: {}, version: 1, ...overrides };
 }
 
 interface Harness {
@@ -93,10 +93,16 @@ function harness(options: HarnessOptions = {}): Harness {
         calls.push(`destroy ${(input as { sandboxId: string }).sandboxId}`);
         return undefined;
       },
+      'sandbox.check': (input) => {
+        const { template } = input as SandboxCheckInput;
+        calls.push(`check ${template.name}`);
+        if (template.name === 'unreachable') return Promise.reject(Object.assign(new Error('worker stopping'), { code: 'WORKER_NOT_STARTED' }));
+        return template.name === 'broken' ? { outcome: 'failed', reason: 'SANDBOX_CREATE_FAILED: cannot load the module' } : { outcome: 'ok' };
+      },
     },
   });
   sim.spawn(schedulerAddress, { refuse: options.refuse ?? 0, term: 1 });
-  sim.spawn(NODE, { nodeId: 'n1', capacity: { ...capacity, slots: options.slots ?? capacity.slots }, heartbeatMs: 100 });
+  sim.spawn(NODE, { nodeId: 'n1', capacity: { ...capacity, slots: options.slots ?? capacity.slots }, runtime: 'thread', heartbeatMs: 100 });
   return {
     sim,
     calls,
@@ -119,7 +125,7 @@ test('node.start learns the sandbox address, registers, then heartbeats every he
   t.deepEqual(h.sim.transcript, [
     't=0 node:n1 <- node.start',
     `t=0 node:n1 <- node.addressed address=${ADDRESS} (from node:n1)`,
-    `t=0 scheduler:cluster <- sch.register nodeId=n1 capacity={"cpuMilli":4000,"memoryMiB":8192,"slots":3} address=${ADDRESS} (from node:n1)`,
+    `t=0 scheduler:cluster <- sch.register nodeId=n1 capacity={"cpuMilli":4000,"memoryMiB":8192,"slots":3} address=${ADDRESS} runtime=thread (from node:n1)`,
     't=0 node:n1 <- node.registered term=1 (from node:n1)',
     `t=0 node:n1 log info: registered at ${ADDRESS} (term 1)`,
   ]);
@@ -168,10 +174,10 @@ test('node.create creates the sandbox and tells the function it is ready; node.l
   await h.start();
   h.sim.tell(NODE, { type: 'node.create', term: 1, sandboxId: 'sb1', template: template() });
   await h.sim.advance(10);
-  const endpoint = { sandboxId: 'sb1', nodeId: 'n1', address: ADDRESS, concurrency: 2 };
+  const endpoint = { sandboxId: 'sb1', nodeId: 'n1', address: ADDRESS, concurrency: 2, version: 1 };
   t.deepEqual(h.received(), [{ type: 'fn.sandboxReady', sandboxId: 'sb1', endpoint }]);
   const reports = await h.sim.request<SandboxReport[]>(NODE, { type: 'node.list' });
-  t.deepEqual(reports, [{ sandboxId: 'sb1', functionName: 'f', nodeId: 'n1', endpoint, resources: { cpuMilli: 250, memoryMiB: 128 }, createdAt: 0 }]);
+  t.deepEqual(reports, [{ sandboxId: 'sb1', functionName: 'f', nodeId: 'n1', endpoint, resources: { cpuMilli: 250, memoryMiB: 128 }, createdAt: 0, version: 1 }]);
   await h.sim.advance(100);
   t.deepEqual(schedulerLog(h.sim).at(-1), { type: 'sch.heartbeat', nodeId: 'n1', sandboxes: 1 });
 });
@@ -313,7 +319,7 @@ test('an unknown message is logged, not a crash', async (t) => {
 
 test('the summary counts sandboxes by phase (step driven directly)', (t) => {
   const ctx = { now: 0, self: NODE, random: () => 0 };
-  let state = nodeKind.init(NODE, { nodeId: 'n1', capacity, heartbeatMs: 100 }, 0);
+  let state = nodeKind.init(NODE, { nodeId: 'n1', capacity, runtime: 'thread', heartbeatMs: 100 }, 0);
   const step = (message: unknown) => (state = nodeKind.step(state, message as never, ctx).state);
   step({ type: 'node.start' });
   step({ type: 'node.addressed', address: ADDRESS });
@@ -322,11 +328,24 @@ test('the summary counts sandboxes by phase (step driven directly)', (t) => {
   t.like(summarizeNode(state), { address: ADDRESS, registration: 'registering', term: 2, creating: 3, ready: 0, deleting: 0 });
   step({ type: 'node.created', sandboxId: 'a', ok: true });
   step({ type: 'node.created', sandboxId: 'b', ok: true });
-  t.deepEqual(summarizeNode(state), { nodeId: 'n1', address: ADDRESS, registration: 'registering', term: 2, capacity, heartbeatMs: 100, creating: 1, ready: 1, deleting: 1 });
+  t.deepEqual(summarizeNode(state), { nodeId: 'n1', runtime: 'thread', address: ADDRESS, registration: 'registering', term: 2, capacity, heartbeatMs: 100, creating: 1, ready: 1, deleting: 1 });
+});
+
+test('node.check runs the source check of the worker and answers its outcome; it creates, reserves and reports nothing', async (t) => {
+  const h = harness();
+  await h.start();
+  t.deepEqual(await h.sim.request<SourceCheck>(NODE, { type: 'node.check', template: template('good') }), { outcome: 'ok' });
+  t.deepEqual(await h.sim.request<SourceCheck>(NODE, { type: 'node.check', template: template('broken') }), { outcome: 'failed', reason: 'SANDBOX_CREATE_FAILED: cannot load the module' });
+  const error = await t.throwsAsync(h.sim.request(NODE, { type: 'node.check', template: template('unreachable') }));
+  t.regex(String(error?.message), /worker stopping/, 'a check that could not be made fails the ask');
+  t.deepEqual(h.calls.filter((c) => c.startsWith('check')), ['check good', 'check broken', 'check unreachable']);
+  t.is(h.node().sandboxes.size, 0);
+  t.deepEqual(h.received('good'), []);
+  t.deepEqual(h.received('broken'), []);
 });
 
 test('the init argument is validated; errors name the field, value and unit', (t) => {
-  t.deepEqual(parseNodeInit({ nodeId: 'n', capacity }), { nodeId: 'n', capacity, heartbeatMs: 5000 });
+  t.deepEqual(parseNodeInit({ nodeId: 'n', capacity, runtime: 'process' }), { nodeId: 'n', capacity, runtime: 'process', heartbeatMs: 5000 });
   const cases: [unknown, RegExp][] = [
     [null, /\(init\)=null/],
     [{ capacity }, /nodeId=undefined must be a non-empty string/],
@@ -334,7 +353,8 @@ test('the init argument is validated; errors name the field, value and unit', (t
     [{ nodeId: 'n', capacity: { ...capacity, cpuMilli: 0 } }, /capacity.cpuMilli=0 must be > 0 \(millicores\)/],
     [{ nodeId: 'n', capacity: { ...capacity, memoryMiB: -1 } }, /capacity.memoryMiB=-1 must be > 0 \(MiB\)/],
     [{ nodeId: 'n', capacity: { ...capacity, slots: 1.5 } }, /capacity.slots=1.5 must be an integer >= 1/],
-    [{ nodeId: 'n', capacity, heartbeatMs: 0 }, /heartbeatMs=0 must be > 0 \(ms\)/],
+    [{ nodeId: 'n', capacity }, /runtime=undefined must be 'thread', 'process' or 'simulated'/],
+    [{ nodeId: 'n', capacity, runtime: 'thread', heartbeatMs: 0 }, /heartbeatMs=0 must be > 0 \(ms\)/],
   ];
   for (const [arg, message] of cases) {
     const error = t.throws(() => parseNodeInit(arg), { instanceOf: NodeInitError, message });

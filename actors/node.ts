@@ -1,7 +1,9 @@
 // The node actor: one per worker host. It registers the node with the scheduler and heartbeats, creates
 // and deletes sandboxes through the worker's sandbox services, tells each function actor how its sandboxes
 // fare, and answers `node.list` so that a new leader can rebuild the actual state from the workers, and
-// `node.logs` (through the worker's log service) for `dirigent logs`.
+// `node.logs` (through the worker's log service) for `dirigent logs`. At deploy it answers `node.check`: the
+// worker starts the function's source once in a throwaway sandbox (`sandbox.check`). It registers with its
+// worker's runtime (`thread`, `process`, `simulated`), which placement matches sources to.
 // Pure: the sandbox runtime is reached only through `call` effects on the services named below, which the
 // worker daemon (cluster/worker) provides on every shard.
 //
@@ -10,6 +12,7 @@
 // an init argument because whoever spawns the actor cannot know which shard, hence which server, it lands on.
 
 import { assertNever, type ActorError, type ActorKind, type AskResult, type Effect, type ReplyTo, type StepContext } from './actor.js';
+import type { SandboxRuntimeKind } from './function-spec.js';
 import {
   functionAddress,
   schedulerAddress,
@@ -32,6 +35,13 @@ export const SANDBOX_CREATE = 'sandbox.create';
 export const SANDBOX_DESTROY = 'sandbox.destroy';
 /** Input `SandboxLogsInput`; resolves to `SandboxLogLine[]` (oldest first). */
 export const SANDBOX_LOGS = 'sandbox.logs';
+/** Input `SandboxCheckInput`; resolves to a `SourceCheck` once a throwaway sandbox started, failed or ran out of time. */
+export const SANDBOX_CHECK = 'sandbox.check';
+/**
+ * Bound on a `sandbox.check`, ms: a module's imports or a command's start take well under it, and a deploy waits
+ * for it. A source still starting then is neither refused nor vouched for.
+ */
+export const CHECK_TIMEOUT_MS = 5000;
 
 export interface SandboxCreateInput {
   /** The node that owns the sandbox: runtime failures of it are told to `nodeAddress(nodeId)`. */
@@ -62,11 +72,17 @@ export interface SandboxLogsInput {
   readonly tail: number;
 }
 
+export interface SandboxCheckInput {
+  readonly template: SandboxTemplate;
+}
+
 // ---- Configuration --------------------------------------------------------------------------------
 
 export interface NodeInit {
   readonly nodeId: string;
   readonly capacity: NodeCapacity;
+  /** The sandbox runtime of this node's worker: placement sends it only sources that runtime runs. */
+  readonly runtime: SandboxRuntimeKind;
   /** Period of `sch.heartbeat`, ms. Default 5000 (Dirigent's). */
   readonly heartbeatMs?: number;
 }
@@ -87,7 +103,7 @@ export function parseNodeInit(arg: unknown): Required<NodeInit> {
   const bad = (field: string, value: unknown, want: string): never => {
     throw new NodeInitError(`node init: ${field}=${JSON.stringify(value)} must be ${want}`);
   };
-  if (arg === null || typeof arg !== 'object') return bad('(init)', arg, 'an object { nodeId, capacity, heartbeatMs? }');
+  if (arg === null || typeof arg !== 'object') return bad('(init)', arg, 'an object { nodeId, capacity, runtime, heartbeatMs? }');
   const init = arg as Partial<NodeInit>;
   if (typeof init.nodeId !== 'string' || init.nodeId === '') bad('nodeId', init.nodeId, 'a non-empty string');
   const capacity = init.capacity;
@@ -95,9 +111,10 @@ export function parseNodeInit(arg: unknown): Required<NodeInit> {
   if (!Number.isFinite(capacity.cpuMilli) || capacity.cpuMilli <= 0) bad('capacity.cpuMilli', capacity.cpuMilli, '> 0 (millicores)');
   if (!Number.isFinite(capacity.memoryMiB) || capacity.memoryMiB <= 0) bad('capacity.memoryMiB', capacity.memoryMiB, '> 0 (MiB)');
   if (!Number.isInteger(capacity.slots) || capacity.slots < 1) bad('capacity.slots', capacity.slots, 'an integer >= 1 (sandboxes)');
+  if (init.runtime !== 'thread' && init.runtime !== 'process' && init.runtime !== 'simulated') bad('runtime', init.runtime, "'thread', 'process' or 'simulated'");
   const heartbeatMs = init.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
   if (!Number.isFinite(heartbeatMs) || heartbeatMs <= 0) bad('heartbeatMs', heartbeatMs, '> 0 (ms)');
-  return { nodeId: init.nodeId as string, capacity: { cpuMilli: capacity.cpuMilli, memoryMiB: capacity.memoryMiB, slots: capacity.slots }, heartbeatMs };
+  return { nodeId: init.nodeId as string, capacity: { cpuMilli: capacity.cpuMilli, memoryMiB: capacity.memoryMiB, slots: capacity.slots }, runtime: init.runtime as SandboxRuntimeKind, heartbeatMs };
 }
 
 // ---- State ----------------------------------------------------------------------------------------
@@ -120,6 +137,7 @@ export type Registration =
 export interface NodeState {
   readonly nodeId: string;
   readonly capacity: NodeCapacity;
+  readonly runtime: SandboxRuntimeKind;
   readonly heartbeatMs: number;
   /** `host:port` of the sandbox invocation server; null until `sandbox.address` answered. */
   readonly address: string | null;
@@ -137,7 +155,9 @@ export interface NodeState {
 export type NodeInternalMessage =
   | { readonly type: 'node.addressed'; readonly address: string | null; readonly error?: string }
   /** The outcome of `sandbox.logs` for the pending `node.logs` ask `replyTo`. */
-  | { readonly type: 'node.logsRead'; readonly replyTo: ReplyTo; readonly result: AskResult };
+  | { readonly type: 'node.logsRead'; readonly replyTo: ReplyTo; readonly result: AskResult }
+  /** The outcome of `sandbox.check` for the pending `node.check` ask `replyTo`. */
+  | { readonly type: 'node.checked'; readonly replyTo: ReplyTo; readonly result: AskResult };
 
 export type NodeInput = NodeMessage | NodeInternalMessage;
 
@@ -178,7 +198,10 @@ export function stepNode(state: NodeState, message: NodeInput, ctx: StepContext)
       return { state, effects: ctx.replyTo ? [{ type: 'reply', to: ctx.replyTo, value: listReady(state) }] : [] };
     case 'node.logs':
       return readLogs(state, message, ctx.replyTo);
+    case 'node.check':
+      return checkSource(state, message.template, ctx.replyTo);
     case 'node.logsRead':
+    case 'node.checked':
       return { state, effects: [message.result.ok ? { type: 'reply', to: message.replyTo, value: message.result.value } : { type: 'fail', to: message.replyTo, error: message.result.error }] };
     default: {
       // Messages come off the network: an unknown one is logged, never a crash (a restart would forget
@@ -218,7 +241,7 @@ function start(state: NodeState): Result {
 }
 
 function register(state: NodeState, address: string): Result {
-  const message: SchedulerMessage = { type: 'sch.register', nodeId: state.nodeId, capacity: state.capacity, address };
+  const message: SchedulerMessage = { type: 'sch.register', nodeId: state.nodeId, capacity: state.capacity, address, runtime: state.runtime };
   return {
     state: { ...state, address, registration: { phase: 'registering' } },
     effects: [
@@ -346,7 +369,7 @@ function created(state: NodeState, message: Extract<NodeMessage, { type: 'node.c
   }
   // Set on `node.start` before registering; a create before that is refused, so it is known here.
   const address = state.address ?? '';
-  const endpoint: Endpoint = { sandboxId, nodeId: state.nodeId, address, concurrency: entry.template.concurrency };
+  const endpoint: Endpoint = { sandboxId, nodeId: state.nodeId, address, concurrency: entry.template.concurrency, version: entry.template.version };
   state.sandboxes.set(sandboxId, { phase: 'ready', template: entry.template, endpoint, createdAt: now });
   return { state, effects: [tellFunction(name, { type: 'fn.sandboxReady', sandboxId, endpoint })] };
 }
@@ -414,9 +437,20 @@ export function listReady(state: NodeState): SandboxReport[] {
       endpoint: entry.endpoint,
       resources: { cpuMilli: entry.template.cpuMilli, memoryMiB: entry.template.memoryMiB },
       createdAt: entry.createdAt,
+      version: entry.template.version,
     });
   }
   return reports;
+}
+
+/**
+ * The check runs beside the node's sandboxes, not as one of them: it takes no slot and no id of the function's,
+ * and the worker discards it whatever the outcome. The node only forwards the ask.
+ */
+function checkSource(state: NodeState, template: SandboxTemplate, replyTo: ReplyTo | undefined): Result {
+  if (replyTo === undefined) return ignore(state, 'debug', 'node.check without an ask to answer ignored');
+  const input: SandboxCheckInput = { template };
+  return { state, effects: [{ type: 'call', service: SANDBOX_CHECK, input, then: (result) => ({ type: 'node.checked', replyTo, result }) }] };
 }
 
 /** `sandbox.destroy` never rejects, so any outcome means the sandbox is gone. */
@@ -443,6 +477,7 @@ function describe(error: ActorError): string {
 
 export interface NodeSummary {
   readonly nodeId: string;
+  readonly runtime: SandboxRuntimeKind;
   readonly address: string | null;
   readonly registration: Registration['phase'];
   readonly term: number;
@@ -456,7 +491,7 @@ export interface NodeSummary {
 export function summarizeNode(state: NodeState): NodeSummary {
   const counts = { creating: 0, ready: 0, deleting: 0 };
   for (const entry of state.sandboxes.values()) counts[entry.phase] += 1;
-  return { nodeId: state.nodeId, address: state.address, registration: state.registration.phase, term: state.term, capacity: state.capacity, heartbeatMs: state.heartbeatMs, ...counts };
+  return { nodeId: state.nodeId, runtime: state.runtime, address: state.address, registration: state.registration.phase, term: state.term, capacity: state.capacity, heartbeatMs: state.heartbeatMs, ...counts };
 }
 
 export const nodeKind: ActorKind<NodeState, NodeInput> = {

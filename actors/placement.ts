@@ -21,6 +21,8 @@ export interface NodeView {
   readonly capacity: Resources;
   /** Sum over the sandboxes placed on the node, those being created included. */
   readonly allocated: Resources;
+  /** The sandbox runtime the node's worker runs (`thread`, `process`, `simulated`); absent: not known, any fits. */
+  readonly runtime?: string;
 }
 
 /** What one sandbox asks for. */
@@ -29,6 +31,8 @@ export interface SandboxRequest {
   readonly cpuMilli: number;
   /** Memory, MiB. */
   readonly memoryMiB: number;
+  /** The runtime a node must run (a module needs `thread`, a command `process`); absent: any (builtins). */
+  readonly runtime?: string;
 }
 
 export type PlacementPolicy =
@@ -59,7 +63,7 @@ export interface PlacementInputs {
   readonly cursor?: RoundRobinCursor;
 }
 
-export type NodeMisfit = 'unschedulable' | 'cpu' | 'memory' | 'slots';
+export type NodeMisfit = 'unschedulable' | 'runtime' | 'cpu' | 'memory' | 'slots';
 
 export interface Unplaceable {
   /** `NO_NODES`: no node at all; `NO_FIT`: no node can take one more sandbox of this size. */
@@ -99,6 +103,7 @@ export interface SandboxView {
 export function misfits(node: NodeView, request: SandboxRequest): readonly NodeMisfit[] {
   const found: NodeMisfit[] = [];
   if (!node.schedulable) found.push('unschedulable');
+  if (request.runtime !== undefined && node.runtime !== undefined && node.runtime !== request.runtime) found.push('runtime');
   if (node.allocated.cpuMilli + request.cpuMilli > node.capacity.cpuMilli) found.push('cpu');
   if (node.allocated.memoryMiB + request.memoryMiB > node.capacity.memoryMiB) found.push('memory');
   if (node.allocated.slots + 1 > node.capacity.slots) found.push('slots');
@@ -236,9 +241,15 @@ function bestBy(candidates: readonly NodeView[], first: NodeView, score: (node: 
 
 function unplaceable(nodes: readonly NodeView[], request: SandboxRequest): Unplaceable {
   if (nodes.length === 0) return { code: 'NO_NODES', message: 'no nodes' };
-  const counts: Record<NodeMisfit, number> = { unschedulable: 0, cpu: 0, memory: 0, slots: 0 };
+  const counts: Record<NodeMisfit, number> = { unschedulable: 0, runtime: 0, cpu: 0, memory: 0, slots: 0 };
   for (const node of nodes) for (const misfit of misfits(node, request)) counts[misfit] += 1;
-  const labels: Record<NodeMisfit, string> = { unschedulable: 'unschedulable', cpu: 'insufficient cpu', memory: 'insufficient memory', slots: 'no free slot' };
+  const labels: Record<NodeMisfit, string> = {
+    unschedulable: 'unschedulable',
+    runtime: `not running ${request.runtime ?? 'that'} sandboxes`,
+    cpu: 'insufficient cpu',
+    memory: 'insufficient memory',
+    slots: 'no free slot',
+  };
   const parts = (Object.keys(counts) as NodeMisfit[]).filter((misfit) => counts[misfit] > 0).map((misfit) => `${counts[misfit]} ${labels[misfit]}`);
   return { code: 'NO_FIT', message: `0/${nodes.length} nodes fit: ${parts.join(', ')}` };
 }

@@ -16,18 +16,18 @@ import {
   type RouterStatus,
   type RoutingConfig,
 } from './messages.js';
-import { BACKLOG_TIMER, EXPIRE_TIMER, LOOKUP_PATIENCE_MS, LOOKUP_RETRY_MS, LOOKUP_TIMER, TICK_TIMER, routerKind, slotShare, type RouterConfig, type RouterState } from './router.js';
+import { BACKLOG_TIMER, EXPIRE_TIMER, LOOKUP_PATIENCE_MS, LOOKUP_RETRY_MS, LOOKUP_TIMER, TICK_TIMER, routerKind, routerTotals, slotShare, type RouterConfig, type RouterState } from './router.js';
 
 const NAME = 'f';
 const SELF = routerAddress(NAME);
 const ROUTING: RoutingConfig = { concurrency: 1, queueDepth: 3, queueTimeoutMs: 1000, maxBodyBytes: 100, timeoutMs: 5000, maxScale: 4 };
 
-const ep = (sandboxId: string, concurrency = 1): Endpoint => ({ sandboxId, nodeId: 'n1', address: `10.0.0.1:${sandboxId}`, concurrency });
+const ep = (sandboxId: string, concurrency = 1): Endpoint => ({ sandboxId, nodeId: 'n1', address: `10.0.0.1:${sandboxId}`, concurrency, version: 1 });
 
 const snapshot = (version: number, endpoints: Endpoint[], term = 1, routing: Partial<RoutingConfig> = {}): RouterMessage => ({
   type: 'rt.snapshot',
   term,
-  snapshot: { functionName: NAME, version, endpoints, routing: { ...ROUTING, ...routing } },
+  snapshot: { functionName: NAME, version, endpoints, routing: { ...ROUTING, ...routing }, failure: null },
 });
 
 const delta = (version: number, add: Endpoint[], remove: string[] = [], term = 1): RouterMessage => ({
@@ -175,7 +175,7 @@ test('a delta applies only on top of version - 1; older ones are ignored; a gap 
   const applied = s.step(resynced);
   t.deepEqual(spawned(applied), ['d']);
   t.is(asks(applied).length, 1, 'a gap seen while asking asks once more');
-  t.deepEqual(s.state.phase, { kind: 'known', term: 1, version: 5, routing: ROUTING });
+  t.deepEqual(s.state.phase, { kind: 'known', term: 1, version: 5, routing: ROUTING, failure: null });
   t.deepEqual(s.ids(), ['a:serving:0', 'b:serving:0', 'd:serving:0']);
   t.deepEqual(spawned(s.step(delta(6, [ep('e')]))), ['e'], 'deltas apply again after the resync');
 });
@@ -198,7 +198,7 @@ test('updates of an older term are ignored; a newer term replaces the set even w
   t.deepEqual(spawned(fx), ['b']);
   t.deepEqual(drainedIds(fx), ['a@dp1'], 'an idle sandbox missing from a snapshot drains at once');
   t.deepEqual(closes(fx), ['a']);
-  t.deepEqual(s.state.phase, { kind: 'known', term: 3, version: 1, routing: ROUTING });
+  t.deepEqual(s.state.phase, { kind: 'known', term: 3, version: 1, routing: ROUTING, failure: null });
 });
 
 test('a delta of a new term is not applied on top of the old numbering: it resyncs', (t) => {
@@ -211,7 +211,7 @@ test('a delta of a new term is not applied on top of the old numbering: it resyn
   t.is(s.state.highestTerm, 2);
   // The new leader numbers from 1: the reply counts as of term 2, so it replaces version 7 of term 1.
   s.step(ask!.then({ ok: true, value: { functionName: NAME, version: 2, endpoints: [ep('a'), ep('b')], routing: ROUTING } }));
-  t.deepEqual(s.state.phase, { kind: 'known', term: 2, version: 2, routing: ROUTING });
+  t.deepEqual(s.state.phase, { kind: 'known', term: 2, version: 2, routing: ROUTING, failure: null });
   t.deepEqual(s.ids(), ['a:serving:0', 'b:serving:0']);
 });
 
@@ -224,7 +224,7 @@ test('a set looked up before any update takes the term of the first delta that c
   t.deepEqual(asks(fx), [], 'no second lookup on the cold-start path');
   t.deepEqual(spawned(fx), ['a']);
   t.is(invokes(fx).length, 1);
-  t.deepEqual(s.state.phase, { kind: 'known', term: 3, version: 5, routing: ROUTING });
+  t.deepEqual(s.state.phase, { kind: 'known', term: 3, version: 5, routing: ROUTING, failure: null });
 });
 
 test('repeated adds never duplicate an endpoint', (t) => {
@@ -347,6 +347,54 @@ test('past its deadline a waiting request gets 504 (it waited for a cold start),
     t.deepEqual(replies(s.step({ type: 'rt.expire' })), [`#${later.replyTo.id} ${expected} 1000${cold}`]);
     t.is(s.state.queue.length, 0);
   }
+});
+
+const failing = (version: number, endpoints: Endpoint[], failure: string | null): RouterMessage => ({
+  type: 'rt.snapshot',
+  term: 1,
+  snapshot: { functionName: NAME, version, endpoints, routing: ROUTING, failure },
+});
+
+const messages = (fx: Effect<RouterMessage>[]): string[] => fx.flatMap((e) => (e.type === 'reply' && !(e.value as InvocationOutcome).ok ? [(e.value as { message: string }).message] : []));
+
+test('a function that cannot start: waiting and new requests get 503 FUNCTION_FAILED with the cause at once, and still count as demand', (t) => {
+  const s = new Script();
+  s.step(snapshot(1, []));
+  const waiting = s.invoke();
+  t.deepEqual(replies(waiting.fx), [], 'waits for a sandbox');
+  s.now = 150;
+  const failed = s.step(failing(2, [], 'function f (version 1) cannot start: SyntaxError: Unexpected token'));
+  t.deepEqual(replies(failed), [`#${waiting.replyTo.id} 503 FUNCTION_FAILED 150`], 'answered at once, not at its deadline');
+  t.deepEqual(messages(failed), ['function f (version 1) cannot start: SyntaxError: Unexpected token']);
+  t.deepEqual(timers(failed), [`${EXPIRE_TIMER} cancel`]);
+  s.now = 300;
+  const fresh = s.invoke();
+  t.deepEqual(replies(fresh.fx), [`#${fresh.replyTo.id} 503 FUNCTION_FAILED 0`]);
+  t.is(s.state.queue.length, 0);
+  s.now = 2000;
+  t.deepEqual(toAutoscaler(s.step({ type: 'rt.tick' })), ['as.metric dp1 inFlight=0 queued=1'], 'the turned-away requests are demand');
+  s.now = 2100;
+  s.invoke();
+  s.now = 4000;
+  t.deepEqual(toAutoscaler(s.step({ type: 'rt.tick' })), ['as.metric dp1 inFlight=0 queued=1'], 'for as long as they come');
+  t.is(routerTotals(s.state).rejected['503'], 3);
+
+  // It starts again: requests wait for (and get) a sandbox as before.
+  s.step(failing(3, [], null));
+  const queued = s.invoke();
+  t.deepEqual(replies(queued.fx), []);
+  t.deepEqual(invokes(s.step(delta(4, [ep('a')]))), [`a#${queued.replyTo.id} cold 0`]);
+});
+
+test('with sandboxes serving (an older version in a failed rollout), requests wait for their slots; when none is left, 503 at once', (t) => {
+  const s = new Script();
+  s.step(failing(1, [ep('a')], 'function f (version 2) cannot start: exit 1'));
+  const first = s.invoke();
+  t.deepEqual(invokes(first.fx), [`a#${first.replyTo.id} warm 0`]);
+  const second = s.invoke();
+  t.deepEqual(replies(second.fx), [], 'queued behind the busy sandbox');
+  const removed = s.step(delta(2, [], ['a']));
+  t.deepEqual(replies(removed), [`#${second.replyTo.id} 503 FUNCTION_FAILED 0`]);
 });
 
 test('a request that queues schedules a 0 ms rt.backlog instead of telling the autoscaler in its own step', (t) => {
@@ -868,7 +916,7 @@ test('a replica with no share (concurrency below the shard count) forwards to th
   // Requests that waited for the set before the share was known are forwarded too.
   const unheard = replica(1);
   const early = unheard.invoke();
-  const later = sends(unheard.step({ type: 'rt.resynced', snapshot: { functionName: NAME, version: 1, endpoints: [], routing: ROUTING } }), 'router');
+  const later = sends(unheard.step({ type: 'rt.resynced', snapshot: { functionName: NAME, version: 1, endpoints: [], routing: ROUTING, failure: null } }), 'router');
   t.deepEqual(later.map((f) => f.message.replyTo), [early.replyTo]);
 });
 

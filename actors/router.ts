@@ -32,6 +32,13 @@
 // queued. At `enqueuedAt + queueTimeoutMs` a request still waiting gets 503 if the function is at its max scale
 // with every slot busy (more waiting would not help), else 504, which says `coldStart`: it waited for a scale-up.
 //
+// Failed functions. A snapshot carries the function's `failure` (it cannot start sandboxes: see actors/function.ts).
+// While it is set and no sandbox is serving, nothing will free a slot: queued requests and new ones are answered
+// 503 FUNCTION_FAILED with the reason at once, instead of a 504 at their deadline. Those new ones still count as
+// demand in the next metrics report (queued, for an instant), so the autoscaler keeps wanting a sandbox and the
+// function tries again when its backoff ends. With sandboxes serving (an older version, during a failed rollout),
+// requests wait for their slots as usual.
+//
 // Unknown functions. The first request for a function the router has never heard of waits while the router
 // asks the function actor. No such actor (or a null reply) answers every waiting request 404; a failed ask
 // answers them 503. Either way the router then stops, so that names that do not exist leave no actor behind
@@ -68,6 +75,7 @@ import {
   autoscalerAddress,
   dataPlaneSandboxAddress,
   functionAddress,
+  INVOCATION_FAILURES,
   routerAddress,
   routerReplicaAddress,
   type AutoscalerMessage,
@@ -76,6 +84,7 @@ import {
   type EndpointSnapshot,
   type FunctionMessage,
   type Invocation,
+  type InvocationFailureCode,
   type InvocationOutcome,
   type InvocationTotals,
   type LoadBalancingPolicy,
@@ -138,8 +147,11 @@ interface Settings {
 export type RouterPhase =
   /** No update and no snapshot yet: requests wait for the function actor's answer. */
   | { readonly kind: 'unheard' }
-  /** Routing with the endpoint set of `version`, as numbered by the leader of `term` (`UNKNOWN_TERM`: not known). */
-  | { readonly kind: 'known'; readonly term: number; readonly version: number; readonly routing: RoutingConfig };
+  /**
+   * Routing with the endpoint set of `version`, as numbered by the leader of `term` (`UNKNOWN_TERM`: not known).
+   * `failure`: why the function cannot start sandboxes, from the latest snapshot (null: it can).
+   */
+  | { readonly kind: 'known'; readonly term: number; readonly version: number; readonly routing: RoutingConfig; readonly failure: string | null };
 
 export type SyncState =
   | { readonly kind: 'idle' }
@@ -226,17 +238,8 @@ export interface RouterState {
 }
 
 type Effects = Effect<RouterMessage>[];
-type FailureCode = Extract<InvocationOutcome, { ok: false }>['code'];
-type Failure = Extract<InvocationOutcome, { ok: false }>;
-
-const STATUS: Readonly<Record<FailureCode, Failure['status']>> = {
-  UNKNOWN_FUNCTION: 404,
-  BODY_TOO_LARGE: 413,
-  QUEUE_FULL: 429,
-  SANDBOX_FAILED: 502,
-  NO_CAPACITY: 503,
-  DEADLINE_PASSED: 504,
-};
+type FailureCode = InvocationFailureCode;
+const STATUS = INVOCATION_FAILURES;
 
 export const LOAD_BALANCING_POLICIES: readonly LoadBalancingPolicy[] = ['least-in-flight', 'random', 'round-robin', 'power-of-two'];
 
@@ -443,9 +446,11 @@ function settle(state: RouterState, ctx: StepContext, fx: Effects, settings: Set
     return state;
   }
   let next = state;
-  const queued = next.queue.length;
   const inFlight = totalInFlight(next);
-  if (inFlight + queued > next.peakInFlight + next.peakQueued) next = changed(next, { peakInFlight: inFlight, peakQueued: queued });
+  if (inFlight + next.queue.length > next.peakInFlight + next.peakQueued) next = changed(next, { peakInFlight: inFlight, peakQueued: next.queue.length });
+  // After the peak is taken: requests turned away here were demand too.
+  if (phase.failure !== null && next.queue.length > 0 && !next.sandboxes.some(isServing)) next = rejectAll(next, 'FUNCTION_FAILED', phase.failure, ctx, fx);
+  const queued = next.queue.length;
   if (queued === 0) {
     next = next.backlogTold === 0 ? next : changed(next, { backlogTold: 0 });
   } else if (!next.backlogPending && (next.backlogTold === 0 || queued >= 2 * next.backlogTold)) {
@@ -553,7 +558,7 @@ function replaceSet(state: RouterState, term: number, snapshot: EndpointSnapshot
     fx.push({ type: 'log', level: 'debug', text: `ignored snapshot v${snapshot.version} of term ${term}: holding v${phase.version} of term ${phase.term}` });
     return state;
   }
-  let next: RouterState = changed(state, { phase: { kind: 'known', term, version: snapshot.version, routing: snapshot.routing } });
+  let next: RouterState = changed(state, { phase: { kind: 'known', term, version: snapshot.version, routing: snapshot.routing, failure: snapshot.failure ?? null } });
   // A new leader never heard of the requests waiting here: `settle` tells its autoscaler at once.
   if (phase.kind === 'known' && term > phase.term && next.backlogTold > 0) next = changed(next, { backlogTold: 0 });
   const listed = new Set(snapshot.endpoints.map((e) => e.sandboxId));
@@ -643,6 +648,11 @@ function onInvoke(state: RouterState, invocation: Invocation, replyTo: ReplyTo, 
   const next = state.sync.kind === 'stale' ? resync(state, fx, settings) : state;
   const index = next.queue.length === 0 ? pick(next, settings.policy, ctx.random) : undefined;
   if (index !== undefined) return dispatch(next, index, invocation, replyTo, false, 0, fx, settings);
+  if (phase.failure !== null && !next.sandboxes.some(isServing)) {
+    // Demand all the same: see "Failed functions" above.
+    const rejected = reject(next, replyTo, 'FUNCTION_FAILED', phase.failure, 0, fx);
+    return rejected.peakQueued >= 1 ? rejected : changed(rejected, { peakQueued: 1 });
+  }
   if (next.queue.length >= routing.queueDepth) return reject(next, replyTo, 'QUEUE_FULL', limitMessage(state.name, 'QUEUE_FULL', routing), 0, fx);
   return enqueue(next, invocation, replyTo, ctx);
 }
@@ -806,6 +816,11 @@ function pick(state: RouterState, policy: LoadBalancingPolicy, random: () => num
 /** A serving sandbox with a free slot. */
 function isFree(slot: SandboxSlot): boolean {
   return slot.phase.kind === 'serving' && hasFreeSlot(slot);
+}
+
+/** Gets requests (busy or not): one that will free a slot in time. */
+function isServing(slot: SandboxSlot): boolean {
+  return slot.phase.kind === 'serving';
 }
 
 /** Index of the `n`th (from 0) free sandbox, in id order. */

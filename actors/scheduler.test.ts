@@ -3,11 +3,13 @@ import type { ActorKind, Effect, ReplyTo, StepContext } from './actor.js';
 import {
   functionAddress,
   schedulerAddress,
+  type Feasibility,
   type FunctionMessage,
   type NodeCapacity,
   type NodeView,
   type PlaceReply,
   type SandboxReport,
+  type SandboxRequest,
   type SchedulerMessage,
 } from './messages.js';
 import { schedulerKind, type SchedulerInit, type SchedulerState } from './scheduler.js';
@@ -35,7 +37,7 @@ function replyOf<T>(effects: readonly Effect<SchedulerMessage>[]): T {
 
 function withNodes(ids: readonly string[], init: Partial<SchedulerInit> = {}, capacity = small): SchedulerState {
   let state = fresh(init);
-  for (const nodeId of ids) state = step(state, { type: 'sch.register', nodeId, capacity, address: `${nodeId}:10010` }).state;
+  for (const nodeId of ids) state = step(state, { type: 'sch.register', nodeId, capacity, address: `${nodeId}:10010`, runtime: 'simulated' }).state;
   return state;
 }
 
@@ -49,10 +51,10 @@ const lostTo = (effects: readonly Effect<SchedulerMessage>[]): string[] =>
   effects.flatMap((e) => (e.type === 'send' && (e.message as { type: string }).type === 'fn.nodeLost' ? [`${e.to.id}:${(e.message as { nodeId: string }).nodeId}`] : []));
 
 test('registration replies the term and starts the heartbeat check once', (t) => {
-  const first = step(fresh({ checkEveryMs: 2000 }), { type: 'sch.register', nodeId: 'a', capacity: small, address: 'a:1' });
+  const first = step(fresh({ checkEveryMs: 2000 }), { type: 'sch.register', nodeId: 'a', capacity: small, address: 'a:1', runtime: 'simulated' });
   t.deepEqual(replyOf(first.effects), { term: 3 });
   t.deepEqual(first.effects.filter((e) => e.type === 'schedule'), [{ type: 'schedule', afterMs: 2000, message: { type: 'sch.checkHeartbeats' }, timer: 'checkHeartbeats' }]);
-  const second = step(first.state, { type: 'sch.register', nodeId: 'b', capacity: small, address: 'b:1' });
+  const second = step(first.state, { type: 'sch.register', nodeId: 'b', capacity: small, address: 'b:1', runtime: 'simulated' });
   t.false(second.effects.some((e) => e.type === 'schedule'));
   t.deepEqual(views(second.state, 700).map((v) => [v.nodeId, v.alive, v.schedulable, v.heartbeatAgeMs]), [
     ['a', true, true, 700],
@@ -109,6 +111,35 @@ test('cordoned and dead nodes take no new sandbox', (t) => {
   t.deepEqual(place(state, ['f-3'], 'f', 16_000).reply, { placements: [], shortfall: '1 of 1 not placed: 0/2 nodes fit: 2 unschedulable' });
 });
 
+test('a sandbox that needs a runtime is placed only on nodes that run it', (t) => {
+  let state = withNodes(['a', 'c']);
+  state = step(state, { type: 'sch.register', nodeId: 'b', capacity: small, address: 'b:10010', runtime: 'thread' }).state;
+  const result = step(state, { type: 'sch.place', functionName: 'f', request: { ...request, runtime: 'thread' }, sandboxIds: ['f-1-0', 'f-1-1', 'f-1-2', 'f-1-3', 'f-1-4'] });
+  const reply = replyOf<PlaceReply>(result.effects);
+  t.deepEqual([...new Set(reply.placements.map((p) => p.nodeId))], ['b']);
+  t.is(reply.shortfall, '1 of 5 not placed: 0/3 nodes fit: 2 not running thread sandboxes, 1 insufficient cpu, 1 insufficient memory, 1 no free slot');
+  t.is(replyOf<PlaceReply>(step(state, { type: 'sch.place', functionName: 'g', request, sandboxIds: ['g-1-0', 'g-1-1'] }).effects).placements.length, 2, 'a builtin goes anywhere');
+});
+
+test('sch.feasible: a live node of the runtime that could hold the sandbox when empty, or why there is none', (t) => {
+  const feasible = (state: SchedulerState, req: SandboxRequest, now = 0): Feasibility => replyOf<Feasibility>(step(state, { type: 'sch.feasible', request: req }, now).effects);
+  t.deepEqual(feasible(fresh(), request), { ok: false, code: 'NO_WORKER', message: 'no worker is connected to the control plane' });
+  let state = withNodes(['b', 'a']);
+  t.deepEqual(feasible(state, request), { ok: true, nodeId: 'a' });
+  t.deepEqual(feasible(state, { ...request, runtime: 'thread' }), { ok: false, code: 'NO_WORKER_FOR_RUNTIME', message: 'no connected worker runs thread sandboxes (the 2 connected node(s) run simulated)' });
+  t.deepEqual(feasible(state, { cpuMilli: 100, memoryMiB: 4096 }), {
+    ok: false,
+    code: 'NO_NODE_FITS',
+    message: 'no node can hold a sandbox of 4096 MiB and 100 millicores: the largest node has 1024 MiB, and the most CPU any has is 1000 millicores',
+  });
+  // Capacity, not what is free now: a full node could still hold it once it frees up.
+  state = place(state, ['f-1-0', 'f-1-1', 'f-1-2', 'f-1-3', 'f-1-4', 'f-1-5', 'f-1-6', 'f-1-7']).state;
+  t.deepEqual(feasible(state, request), { ok: true, nodeId: 'a' });
+  // A dead node does not count.
+  const dead = step(step(state, { type: 'sch.heartbeat', nodeId: 'b', sandboxes: 0 }, 20_000).state, { type: 'sch.checkHeartbeats' }, 20_000).state;
+  t.deepEqual(feasible(dead, request, 20_000), { ok: true, nodeId: 'b' });
+});
+
 test('a bad request fails the ask instead of crashing the scheduler', (t) => {
   const result = step(withNodes(['a']), { type: 'sch.place', functionName: 'f', request: { cpuMilli: -1, memoryMiB: 1 }, sandboxIds: ['f-1'] });
   t.like(result.effects[0], { type: 'fail', to: ASKER, error: { code: 'BAD_REQUEST' } });
@@ -150,11 +181,11 @@ test('a node registering again while it holds allocations restarted: its sandbox
   let state = withNodes(['a', 'b']);
   state = step(state, { type: 'sch.setSchedulable', nodeId: 'a', schedulable: false }).state;
   state = place(state, ['f-1']).state;
-  const again = step(state, { type: 'sch.register', nodeId: 'b', capacity: { ...small, slots: 8 }, address: 'b:2' }, 50);
+  const again = step(state, { type: 'sch.register', nodeId: 'b', capacity: { ...small, slots: 8 }, address: 'b:2', runtime: 'simulated' }, 50);
   t.deepEqual(lostTo(again.effects), ['f:b']);
   t.deepEqual(replyOf(again.effects), { term: 3 });
   t.like(views(again.state, 50)[1], { address: 'b:2', capacity: { slots: 8 }, allocated: { slots: 0 }, alive: true });
-  const cordoned = step(again.state, { type: 'sch.register', nodeId: 'a', capacity: small, address: 'a:2' });
+  const cordoned = step(again.state, { type: 'sch.register', nodeId: 'a', capacity: small, address: 'a:2', runtime: 'simulated' });
   t.deepEqual(lostTo(cordoned.effects), [], 'a node with nothing allocated loses nothing');
   t.false(views(cordoned.state)[0]?.schedulable, 'a cordon survives a worker restart');
 });
@@ -174,9 +205,10 @@ test('adopt records allocations found on the workers', (t) => {
     sandboxId,
     functionName: 'f',
     nodeId,
-    endpoint: { sandboxId, nodeId, address: `${nodeId}:9000`, concurrency: 1 },
+    endpoint: { sandboxId, nodeId, address: `${nodeId}:9000`, concurrency: 1, version: 1 },
     resources: { cpuMilli: 100, memoryMiB: 200 },
     createdAt: 5,
+    version: 1,
   });
   const adopted = step(withNodes(['a']), { type: 'sch.adopt', sandboxes: [report('f-1-0', 'a'), report('f-1-1', 'a'), report('f-1-0', 'a'), report('f-1-2', 'zz')] });
   t.deepEqual(views(adopted.state)[0]?.allocated, { cpuMilli: 200, memoryMiB: 400, slots: 2 }, 'a repeated report counts once');
@@ -198,7 +230,7 @@ const lostRecorder: ActorKind<{ lost: readonly string[] }, FunctionMessage> = {
 test('heartbeat checking runs on its timer in a simulation', async (t) => {
   const sim = new Simulation({ kinds: [schedulerKind, lostRecorder], quiet: ['sch.heartbeat', 'sch.checkHeartbeats'] });
   sim.spawn(schedulerAddress, { term: 1 });
-  for (const nodeId of ['a', 'b']) t.deepEqual(await sim.request(schedulerAddress, { type: 'sch.register', nodeId, capacity: small, address: nodeId }), { term: 1 });
+  for (const nodeId of ['a', 'b']) t.deepEqual(await sim.request(schedulerAddress, { type: 'sch.register', nodeId, capacity: small, address: nodeId, runtime: 'simulated' }), { term: 1 });
   const placed = await sim.request<PlaceReply>(schedulerAddress, { type: 'sch.place', functionName: 'f', request, sandboxIds: ['f-1', 'f-2'] });
   t.deepEqual(placed.placements.map((p) => p.nodeId), ['a', 'b']);
   // a heartbeats every 5 s; b never does. With checks every 5 s, b is found dead at the first check after 15 s.

@@ -7,16 +7,24 @@
 // there gets `fn.nodeLost` (and recreates them elsewhere). A dead node that heartbeats again is alive with no
 // allocations. A node that registers while it still has allocations restarted: its sandboxes died with the
 // worker process, so it is treated like a lost node first.
+//
+// Runtimes: each node registers the sandbox runtime of its worker, and a sandbox that needs one (a module needs
+// `thread`, a command `process`) is placed only on nodes that run it. `sch.feasible` answers at deploy whether
+// any live node could ever hold a sandbox (runtime, capacity when empty), so that a function nothing can run is
+// refused then, not left to fail at every creation.
 
 import { assertNever, type ActorKind, type Effect, type Step, type StepContext } from './actor.js';
+import type { SandboxRuntimeKind } from './function-spec.js';
 import {
   functionAddress,
+  type Feasibility,
   type FunctionMessage,
   type NodeCapacity,
   type NodeView,
   type PlaceReply,
   type Resources,
   type SandboxReport,
+  type SandboxRequest,
   type SchedulerMessage,
 } from './messages.js';
 import { placeMany, type NodeView as PlacementNode, type PlacementPolicy, type RoundRobinCursor } from './placement.js';
@@ -40,6 +48,8 @@ export interface NodeEntry {
   /** `host:port` of the worker. */
   readonly address: string;
   readonly capacity: NodeCapacity;
+  /** The sandbox runtime of the node's worker. */
+  readonly runtime: SandboxRuntimeKind;
   /** Sum over this node's allocations. */
   readonly allocated: NodeCapacity;
   /** Sandboxes the worker said it runs in its last heartbeat. */
@@ -147,7 +157,7 @@ class Work {
 function handle(w: Work, message: SchedulerMessage): void {
   switch (message.type) {
     case 'sch.register':
-      return register(w, message.nodeId, message.capacity, message.address);
+      return register(w, message.nodeId, message.capacity, message.address, message.runtime);
     case 'sch.heartbeat': {
       const node = w.nodes.get(message.nodeId);
       if (node === undefined) return w.log('warn', `heartbeat from unregistered node ${message.nodeId} ignored`);
@@ -175,6 +185,8 @@ function handle(w: Work, message: SchedulerMessage): void {
       return;
     case 'sch.adopt':
       return adopt(w, message.sandboxes);
+    case 'sch.feasible':
+      return w.reply(feasibility(w.nodes.values(), message.request));
     case 'sch.nodes':
       return w.reply(nodeViews(w));
     case 'sch.checkHeartbeats':
@@ -192,13 +204,14 @@ function handle(w: Work, message: SchedulerMessage): void {
   }
 }
 
-function register(w: Work, nodeId: string, capacity: NodeCapacity, address: string): void {
+function register(w: Work, nodeId: string, capacity: NodeCapacity, address: string, runtime: SandboxRuntimeKind): void {
   const known = w.nodes.get(nodeId);
   if (known !== undefined && known.allocated.slots > 0) loseNode(w, nodeId, 'registered again (worker restarted)');
   w.nodes.set(nodeId, {
     nodeId,
     address,
     capacity,
+    runtime,
     allocated: NOTHING,
     reportedSandboxes: 0,
     // A cordon is the operator's decision and survives a worker restart.
@@ -206,7 +219,7 @@ function register(w: Work, nodeId: string, capacity: NodeCapacity, address: stri
     alive: true,
     lastSeen: w.ctx.now,
   });
-  w.log('info', `node ${nodeId} registered at ${address} with ${capacity.cpuMilli} millicores, ${capacity.memoryMiB} MiB, ${capacity.slots} slots`);
+  w.log('info', `node ${nodeId} (${runtime}) registered at ${address} with ${capacity.cpuMilli} millicores, ${capacity.memoryMiB} MiB, ${capacity.slots} slots`);
   if (!w.checking) {
     w.checking = true;
     w.effects.push(scheduleCheck(w.base.checkEveryMs));
@@ -214,7 +227,7 @@ function register(w: Work, nodeId: string, capacity: NodeCapacity, address: stri
   w.reply({ term: w.base.term });
 }
 
-function place(w: Work, functionName: string, request: Resources, sandboxIds: readonly string[]): void {
+function place(w: Work, functionName: string, request: SandboxRequest, sandboxIds: readonly string[]): void {
   if (!(Number.isFinite(request.cpuMilli) && request.cpuMilli >= 0 && Number.isFinite(request.memoryMiB) && request.memoryMiB >= 0)) {
     const error = { code: 'BAD_REQUEST', message: `sandbox request must have cpuMilli >= 0 millicores and memoryMiB >= 0 MiB, got ${JSON.stringify(request)}` };
     if (w.ctx.replyTo) w.effects.push({ type: 'fail', to: w.ctx.replyTo, error });
@@ -233,13 +246,16 @@ function place(w: Work, functionName: string, request: Resources, sandboxIds: re
     schedulable: node.alive && node.schedulable,
     capacity: node.capacity,
     allocated: node.allocated,
+    runtime: node.runtime,
   }));
   const result = placeMany(w.base.policy, candidates, request, fresh.length, { random: w.ctx.random, cursor: w.cursor });
+  // The allocation records resources only: what a release gives back.
+  const resources: Resources = { cpuMilli: request.cpuMilli, memoryMiB: request.memoryMiB };
   w.cursor = result.cursor;
   result.nodeIds.forEach((nodeId, i) => {
     const sandboxId = fresh[i];
     if (sandboxId === undefined) return;
-    allocate(w, sandboxId, { functionName, nodeId, resources: request });
+    allocate(w, sandboxId, { functionName, nodeId, resources });
     placements.push({ sandboxId, nodeId });
   });
   const reply: PlaceReply = result.unplaced
@@ -258,6 +274,32 @@ function adopt(w: Work, reports: readonly SandboxReport[]): void {
     if (previous !== undefined) release(w, previous.functionName, report.sandboxId);
     allocate(w, report.sandboxId, { functionName: report.functionName, nodeId: report.nodeId, resources: report.resources });
   }
+}
+
+/**
+ * Whether a live node could ever hold one sandbox like `request`: one that runs its runtime and, empty, has the
+ * CPU and memory it asks for. What is allocated now does not count (it is freed in time); cordons do not either
+ * (an operator lifts them). `nodeId`: the first such node by id.
+ */
+export function feasibility(nodes: Iterable<NodeEntry>, request: SandboxRequest): Feasibility {
+  const alive = [...nodes].filter((node) => node.alive).sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0));
+  if (alive.length === 0) return { ok: false, code: 'NO_WORKER', message: 'no worker is connected to the control plane' };
+  const running = request.runtime === undefined ? alive : alive.filter((node) => node.runtime === request.runtime);
+  if (running.length === 0) {
+    const runtimes = [...new Set(alive.map((node) => node.runtime))].sort().join(' and ');
+    return { ok: false, code: 'NO_WORKER_FOR_RUNTIME', message: `no connected worker runs ${request.runtime} sandboxes (the ${alive.length} connected node(s) run ${runtimes})` };
+  }
+  const fit = running.find((node) => request.cpuMilli <= node.capacity.cpuMilli && request.memoryMiB <= node.capacity.memoryMiB);
+  if (fit === undefined) {
+    const memoryMiB = Math.max(...running.map((node) => node.capacity.memoryMiB));
+    const cpuMilli = Math.max(...running.map((node) => node.capacity.cpuMilli));
+    return {
+      ok: false,
+      code: 'NO_NODE_FITS',
+      message: `no node can hold a sandbox of ${request.memoryMiB} MiB and ${request.cpuMilli} millicores: the largest node has ${memoryMiB} MiB, and the most CPU any has is ${cpuMilli} millicores`,
+    };
+  }
+  return { ok: true, nodeId: fit.nodeId };
 }
 
 /** Drops every allocation on the node and tells each function concerned, once, in name order. */

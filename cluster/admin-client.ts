@@ -148,7 +148,8 @@ function logQueryString(query: LogQuery, follow: boolean): string {
 }
 
 /**
- * The JSON shape of a function view (see cluster/control-plane FunctionView). Only what the CLI reads is
+ * The JSON shape of a function view (see cluster/control-plane FunctionView and actors/messages FunctionStatus). Only
+ * what the CLI reads is
  * typed; the index signatures keep whatever else the server sends, which `describe` shows as it comes.
  */
 export interface FunctionViewJson {
@@ -159,15 +160,24 @@ export interface FunctionViewJson {
     readonly concurrency: number;
     readonly scaling: Record<string, number>;
     readonly version?: number;
+    /** The version sandboxes run: `version` when the last update changed the sandbox template. */
+    readonly templateVersion?: number;
     readonly env?: Record<string, string>;
     readonly [field: string]: unknown;
   };
   readonly status: {
+    /** The template version new sandboxes run (absent from control planes before versions). */
+    readonly version?: number;
+    readonly state?: 'active' | 'updating' | 'failed';
+    readonly stateReason?: string | null;
+    /** `lastAt` and `retryAt` in ms since the epoch (the control plane's clock). */
+    readonly failures?: { readonly count: number; readonly lastError: string; readonly lastAt: number; readonly retryAt: number } | null;
     readonly desired: number;
     readonly creating: number;
     readonly ready: number;
     readonly draining: number;
-    readonly sandboxes?: readonly { readonly sandboxId: string; readonly nodeId: string; readonly phase: string; readonly since: number; readonly [field: string]: unknown }[];
+    readonly outdated?: number;
+    readonly sandboxes?: readonly { readonly sandboxId: string; readonly nodeId: string; readonly phase: string; readonly since: number; readonly version?: number; readonly [field: string]: unknown }[];
     readonly [field: string]: unknown;
   } | null;
   readonly autoscaler: {

@@ -5,6 +5,9 @@ import { FUNCTION_SPEC_LIMITS, parseFunctionSpec } from '../actors/function-spec
 import { DEPLOY_INT_FLAGS, intIn, UsageError } from './flags.js';
 import { runCli, startSmallCluster } from './fixtures/small-cluster.js';
 
+/** Tests run from dist/; the example stays in the source tree (a path without spaces or quotes). */
+const SERVER = new URL('../../cluster/examples/server.mjs', import.meta.url).pathname;
+
 test('each integer flag takes exactly the range the spec validation takes, at both ends', (t) => {
   for (const { flag, field, range } of DEPLOY_INT_FLAGS) {
     const max = range.max ?? Number.MAX_SAFE_INTEGER;
@@ -36,7 +39,7 @@ test('the real CLI sends every integer flag at its maximum, and refuses one past
 });
 
 test.serial('--env KEY=VALUE, repeatable, validated, reaches the spec; an update replaces the environment', async (t) => {
-  const cluster = await startSmallCluster(t);
+  const cluster = await startSmallCluster(t, 'simulated');
   const admin = ['--admin', cluster.adminUrl];
   const created = await runCli(['deploy', 'envy', '--builtin', 'echo', '--env', 'GREETING=hello world', '--env', 'EQ=a=b', '--env', 'EMPTY=', ...admin]);
   t.is(created.code, 0, created.stderr);
@@ -50,15 +53,16 @@ test.serial('--env KEY=VALUE, repeatable, validated, reaches the spec; an update
 });
 
 test.serial('--command is split by shell quoting rules, without a shell', async (t) => {
-  const cluster = await startSmallCluster(t);
+  // A process worker: the deploy starts the command once to check it (the example server ignores its arguments).
+  const cluster = await startSmallCluster(t, 'process');
   const admin = ['--admin', cluster.adminUrl];
-  const line = `node server.mjs --greeting 'hello world' "double \\"quoted\\"" back\\ slash $PORT *.js # a comment`;
+  const line = `node ${SERVER} --greeting 'hello world' "double \\"quoted\\"" back\\ slash $PORT *.js # a comment`;
   const deployed = await runCli(['deploy', 'web', '--command', line, ...admin]);
   t.is(deployed.code, 0, deployed.stderr);
   t.deepEqual((await cluster.client.getFunction('web')).spec.source, {
     kind: 'process',
     command: 'node',
-    args: ['server.mjs', '--greeting', 'hello world', 'double "quoted"', 'back slash', '$PORT', '*.js'],
+    args: [SERVER, '--greeting', 'hello world', 'double "quoted"', 'back slash', '$PORT', '*.js'],
   });
   for (const operator of ['a | b', 'a && b', 'a > out.txt', 'a; b']) {
     const refused = await runCli(['deploy', 'web', '--command', operator, '--json', ...admin]);

@@ -16,7 +16,8 @@ test.serial('describe shows spec, version, sandboxes with node and state, and th
   t.is(described.code, 0, described.stderr);
   const out = described.stdout;
   t.regex(out, /^Name: +shown$/m);
-  t.regex(out, /^Version: +1 \(endpoint set v\d+\)$/m);
+  t.regex(out, /^Version: +1 \(spec v1, endpoint set v\d+\)$/m);
+  t.regex(out, /^State: +active$/m);
   t.regex(out, /^Runtime: +thread$/m);
   t.true(out.includes(`Source:       module ${module}`));
   t.regex(out, /^Resources: +cpu 100 millicores, memory 128 MiB, concurrency 2, timeout 60000 ms$/m);
@@ -25,8 +26,8 @@ test.serial('describe shows spec, version, sandboxes with node and state, and th
   t.regex(out, /^Scale: +desired 1, ready 1, creating 0, draining 0$/m);
   t.regex(out, /^Autoscaler: +stable, 0 in flight or queued/m);
   t.regex(out, /^Invocations: +0, cold starts 0$/m);
-  t.regex(out, /^Sandboxes \(1\):\n {2}SANDBOX +NODE +STATE +AGE\n/m);
-  t.regex(out, new RegExp(`^  ${sandbox.sandboxId} +w1 +ready +\\d+s$`, 'm'));
+  t.regex(out, /^Sandboxes \(1\):\n {2}SANDBOX +NODE +STATE +VERSION +AGE\n/m);
+  t.regex(out, new RegExp(`^  ${sandbox.sandboxId} +w1 +ready +v1 +\\d+s$`, 'm'));
 
   const json = await runCli(['describe', 'shown', '--json', ...admin]);
   t.like(JSON.parse(json.stdout), { spec: { name: 'shown', version: 1, env: { GREETING: 'hi' } }, status: { ready: 1 } });
@@ -72,7 +73,9 @@ test('counters from the metrics; fields the status gains show without a change t
   t.regex(out, /^Invocations: +120, cold starts 3, 50 ms queued on average; answered without a sandbox: 503 x2$/m);
   t.regex(out, /^Spec \(more\): +revision=abc$/m);
   // Ages count from when the CLI ran: a slow start on a busy machine adds seconds.
-  t.regex(out, /^ {2}broken-7 +w2 +failed +1m\d\ds +version=3$/m);
+  t.regex(out, /^ {2}broken-7 +w2 +failed +v3 +1m\d\ds$/m);
+  t.regex(out, /^Version: +3 \(spec v3\)$/m, 'a status without a version: the spec\'s');
+  t.regex(out, /^State: +failed$/m);
   t.regex(out, /^Events \(2\):\n {2}AGE +TYPE +REASON +MESSAGE\n {2}\d+s +Warning +CreateFailed +cannot load the module: boom \(count=4\)\n {2}\d+s +Normal +BackOff +next attempt in 20 s$/m);
-  t.regex(out, /^Status \(more\):\n {2}state: failed\n {2}lastError: \{"message":"cannot load the module: boom","at":\d+\}$/m);
+  t.regex(out, /^Status \(more\):\n {2}lastError: \{"message":"cannot load the module: boom","at":\d+\}$/m);
 });

@@ -9,11 +9,11 @@ test.serial('ls --watch redraws when the scale changes, not otherwise, and Ctrl-
   await cluster.client.createFunction({ name: 'watched', runtime: 'simulated', source: { kind: 'builtin', workload: 'echo' } });
   const watcher = new RunningCli(['ls', '--watch', '--interval-ms', '200', '--admin', cluster.adminUrl]);
   t.teardown(() => watcher.stop('SIGKILL').then(() => undefined));
-  await watcher.waitFor('the first frame', (lines) => (lines.some((l) => /^watched +simulated +desired 0, ready 0/.test(l)) ? true : undefined));
+  await watcher.waitFor('the first frame', (lines) => (lines.some((l) => /^watched +simulated +v1 active +desired 0, ready 0/.test(l)) ? true : undefined));
   t.regex(watcher.lines[0]!, HEADER);
 
   await cluster.client.updateFunction('watched', { scaling: { minScale: 2 } });
-  await watcher.waitFor('a frame with two ready', (lines) => (lines.some((l) => /^watched +simulated +desired 2, ready 2/.test(l)) ? true : undefined));
+  await watcher.waitFor('a frame with two ready', (lines) => (lines.some((l) => /^watched +simulated +v1 active +desired 2, ready 2/.test(l)) ? true : undefined));
   // Settled: a second at 200 ms per look (five looks) draws nothing new.
   await new Promise((resolve) => setTimeout(resolve, 300));
   const frames = watcher.lines.filter((l) => HEADER.test(l)).length;
@@ -23,7 +23,7 @@ test.serial('ls --watch redraws when the scale changes, not otherwise, and Ctrl-
 });
 
 test.serial('ls --watch --json prints one line per change; the interval is bounded', async (t) => {
-  const cluster = await startSmallCluster(t);
+  const cluster = await startSmallCluster(t, 'simulated');
   const watcher = new RunningCli(['ls', '-w', '--json', '--interval-ms', '200', '--admin', cluster.adminUrl]);
   t.teardown(() => watcher.stop('SIGKILL').then(() => undefined));
   await watcher.waitFor('the empty list', (lines) => (lines.length === 1 ? true : undefined));

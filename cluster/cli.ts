@@ -59,6 +59,26 @@ function interrupted(): { readonly signal: AbortSignal; dispose(): void } {
   };
 }
 
+/** `v<version> <state>` (padded), for ls. */
+function stateColumn(view: FunctionViewJson): string {
+  const s = view.status;
+  return (s?.state === undefined ? '' : `v${s.version} ${s.state}`).padEnd(14);
+}
+
+/** Why a function is not active, with its creation failures ("" when it is active). */
+function failureLines(view: FunctionViewJson, indent: string): string {
+  const s = view.status;
+  if (s === null || s.state === undefined || s.state === 'active') return '';
+  const lines = [`${indent}${s.stateReason ?? s.state}`];
+  if (s.failures) lines.push(`${indent}the last creation failed ${ago(s.failures.lastAt)}`);
+  return `\n${lines.join('\n')}`;
+}
+
+/** A time of the control plane's clock (ms since the epoch) as "12 s ago". */
+function ago(at: number): string {
+  return `${Math.max(0, Math.round((Date.now() - at) / 1000))} s ago`;
+}
+
 function specFromFlags(name: string, values: CliValues): Record<string, unknown> {
   const sources = [values.module, values.command, values.builtin].filter((v) => v !== undefined);
   if (sources.length > 1) throw new UsageError('give only one of --module, --command, --builtin');
@@ -83,21 +103,94 @@ function specFromFlags(name: string, values: CliValues): Record<string, unknown>
   return spec;
 }
 
+/** How long `deploy` waits for a new version to serve, ms. */
+const DEPLOY_WAIT_MS = 60_000;
+/** Between two looks at the function while waiting, ms. */
+const DEPLOY_POLL_MS = 200;
+
+/**
+ * Creates the function, or updates it (with a source: create first, update when it exists; without one: update
+ * only, so scaling can change without restating the source). A new template version is then waited for.
+ */
 async function deploy(name: string, values: CliValues): Promise<void> {
   const client = admin(values);
   const spec = specFromFlags(name, values);
+  const { name: _name, ...patch } = spec;
   let view: FunctionViewJson;
   let action = 'created';
-  try {
-    if (spec.source === undefined) throw new UsageError('deploy needs one of --module, --command, --builtin');
-    view = await client.createFunction(spec);
-  } catch (error) {
-    if (!(error instanceof AdminError) || error.code !== 'FUNCTION_EXISTS') throw error;
-    const { name: _name, ...patch } = spec;
-    view = await client.updateFunction(name, patch);
+  if (spec.source === undefined) {
+    if (Object.keys(patch).length === 0) throw new UsageError('deploy needs a source (--module, --command or --builtin) to create a function, or what to change on an existing one (e.g. --max-scale 5)');
+    try {
+      view = await client.updateFunction(name, patch);
+    } catch (error) {
+      if (error instanceof AdminError && error.code === 'UNKNOWN_FUNCTION') throw new UsageError(`${name} does not exist; create it with --module, --command or --builtin`);
+      throw error;
+    }
     action = 'updated';
+  } else {
+    try {
+      view = await client.createFunction(spec);
+    } catch (error) {
+      if (!(error instanceof AdminError) || error.code !== 'FUNCTION_EXISTS') throw error;
+      view = await client.updateFunction(name, patch);
+      action = 'updated';
+    }
   }
-  print(values, view, () => `${action} ${name} (${view.spec.runtime}, ${JSON.stringify(view.spec.source)}): ${scaleLine(view)}`);
+  // This deploy made a new template version (a create, or an update of the source or the sandbox) when the
+  // version it stored is the one sandboxes now run; otherwise it changed scaling or routing only.
+  const version = view.spec.templateVersion ?? view.spec.version;
+  if (version !== view.spec.version) return print(values, view, () => `updated ${name}: scaling and routing only, nothing restarted; version ${version} serves (${scaleLine(view)})`);
+  if (values['no-wait']) return print(values, view, () => `${action} ${name}: version ${version} (${scaleLine(view)}); not waiting for it to serve`);
+  const waited = await waitForVersion(client, view, action, values);
+  print(values, waited.view, () => waited.message);
+  if (!waited.serving) process.exitCode = 1;
+}
+
+/**
+ * Polls until the function's new version serves: no older version is routed any more and, unless the function is
+ * scaled to zero (the next call starts the new version), one of its sandboxes is ready. Stops early when it
+ * fails to start, or when another deploy made a newer version. Progress goes to stderr.
+ */
+async function waitForVersion(client: AdminClient, created: FunctionViewJson, action: string, values: CliValues): Promise<{ view: FunctionViewJson; serving: boolean; message: string }> {
+  const name = created.spec.name;
+  const version = created.spec.templateVersion ?? created.spec.version ?? 1;
+  const progress = progressLine(values);
+  const deadline = Date.now() + DEPLOY_WAIT_MS;
+  let view = created;
+  try {
+    for (;;) {
+      const s = view.status;
+      if (s !== null) {
+        const ready = (s.sandboxes ?? []).filter((sandbox) => (sandbox.version ?? version) === version && sandbox.phase === 'ready').length;
+        const outdated = s.outdated ?? 0;
+        if ((s.version ?? version) > version) return { view, serving: false, message: `${name}: version ${s.version} was deployed meanwhile; stopped waiting for version ${version}` };
+        if (s.state === 'failed') return { view, serving: false, message: `${name}: version ${version} does not start: ${s.stateReason ?? 'no reason given'}` };
+        // minScale: the autoscaler asks for it at its first tick, so right after a create `desired` is still 0.
+        const wanted = Math.max(s.desired, view.spec.scaling.minScale ?? 0);
+        if (outdated === 0 && (ready > 0 || wanted === 0)) {
+          const how = ready > 0 ? `${ready} sandbox(es) ready` : 'scaled to zero: the next call starts it';
+          return { view, serving: true, message: `${action} ${name}: version ${version} serves (${how})` };
+        }
+        progress(`waiting for ${name} version ${version}: ${ready} of ${Math.max(wanted, 1)} ready${outdated > 0 ? `, ${outdated} of an older version still serving` : ''}`);
+      }
+      if (Date.now() >= deadline) return { view, serving: false, message: `${name}: version ${version} is not serving after ${DEPLOY_WAIT_MS / 1000} s: ${s?.stateReason ?? 'no status'}` };
+      await new Promise((resolve) => setTimeout(resolve, DEPLOY_POLL_MS));
+      view = await client.getFunction(name);
+    }
+  } finally {
+    progress(undefined);
+  }
+}
+
+/** One progress line on stderr, rewritten in place on a terminal (`undefined` clears it); nothing under --json. */
+function progressLine(values: CliValues): (text: string | undefined) => void {
+  let last: string | undefined;
+  return (text) => {
+    if (values.json || text === last) return;
+    if (process.stderr.isTTY) process.stderr.write(text === undefined ? '\r\x1b[K' : `\r\x1b[K${text}`);
+    else if (text !== undefined) process.stderr.write(`${text}\n`);
+    last = text;
+  };
 }
 
 async function invoke(name: string, values: CliValues): Promise<void> {
@@ -126,7 +219,7 @@ async function invoke(name: string, values: CliValues): Promise<void> {
 function listText(functions: readonly FunctionViewJson[]): string {
   return functions.length === 0
     ? 'no functions; deploy one with: dirigent deploy hello --builtin echo'
-    : functions.map((f) => `${f.spec.name.padEnd(24)} ${f.spec.runtime.padEnd(10)} ${scaleLine(f)}`).join('\n');
+    : functions.map((f) => `${f.spec.name.padEnd(24)} ${f.spec.runtime.padEnd(10)} ${stateColumn(f)} ${scaleLine(f)}${failureLines(f, '    ')}`).join('\n');
 }
 
 async function list(values: CliValues): Promise<void> {
@@ -236,9 +329,9 @@ const SCALING_SHOWN: readonly (readonly [string, string, string])[] = [
   ['maxScaleUpRate', 'up', 'x'],
   ['maxScaleDownRate', 'down', '/'],
 ];
-const SPEC_SHOWN = ['name', 'version', 'runtime', 'source', 'cpuMilli', 'memoryMiB', 'concurrency', 'timeoutMs', 'queueDepth', 'queueTimeoutMs', 'maxBodyBytes', 'env', 'scaling'];
-const STATUS_SHOWN = ['name', 'specVersion', 'endpointVersion', 'desired', 'creating', 'ready', 'draining', 'deleting', 'sandboxes', 'events'];
-const SANDBOX_SHOWN = ['sandboxId', 'nodeId', 'phase', 'since'];
+const SPEC_SHOWN = ['name', 'version', 'templateVersion', 'runtime', 'source', 'cpuMilli', 'memoryMiB', 'concurrency', 'timeoutMs', 'queueDepth', 'queueTimeoutMs', 'maxBodyBytes', 'env', 'scaling'];
+const STATUS_SHOWN = ['name', 'specVersion', 'version', 'state', 'stateReason', 'failures', 'endpointVersion', 'desired', 'creating', 'ready', 'draining', 'outdated', 'deleting', 'sandboxes', 'events'];
+const SANDBOX_SHOWN = ['sandboxId', 'nodeId', 'phase', 'since', 'version'];
 /** Names an event's time, kind, reason and text may have (the first present is used). */
 const EVENT_FIELDS = { at: ['at', 'time', 't', 'since'], type: ['type', 'kind', 'level'], reason: ['reason', 'code'], message: ['message', 'text', 'error'] } as const;
 
@@ -251,7 +344,8 @@ function describeText(view: FunctionViewJson, nowMs: number): string {
   const lines: string[] = [];
   const row = (label: string, text: string) => lines.push(`${`${label}:`.padEnd(14)}${text}`);
   row('Name', spec.name);
-  row('Version', `${spec.version ?? '?'}${typeof status?.endpointVersion === 'number' ? ` (endpoint set v${status.endpointVersion})` : ''}`);
+  row('Version', `${status?.version ?? spec.templateVersion ?? spec.version ?? '?'} (spec v${spec.version ?? '?'}${typeof status?.endpointVersion === 'number' ? `, endpoint set v${status.endpointVersion}` : ''})`);
+  if (status?.state !== undefined) row('State', `${status.state}${status.stateReason ? `: ${status.stateReason}` : ''}${status.failures ? `; the last creation failed ${ago(status.failures.lastAt)}` : ''}`);
   row('Runtime', spec.runtime);
   const source = spec.source as { kind?: string; module?: string; command?: string; args?: string[]; workload?: string };
   row('Source', source.kind === 'thread' ? `module ${source.module}` : source.kind === 'process' ? `command ${[source.command, ...(source.args ?? [])].map((w) => JSON.stringify(w)).join(' ')}` : source.kind === 'builtin' ? `builtin ${source.workload}` : valueText(source));
@@ -266,7 +360,7 @@ function describeText(view: FunctionViewJson, nowMs: number): string {
   if (moreSpec) row('Spec (more)', moreSpec);
 
   if (status === null) row('Status', 'unavailable (the function actor did not answer)');
-  else row('Scale', `desired ${status.desired}, ready ${status.ready}, creating ${status.creating}, draining ${status.draining}${status.deleting === true ? ', being deleted' : ''}`);
+  else row('Scale', `desired ${status.desired}, ready ${status.ready}, creating ${status.creating}, draining ${status.draining}${(status.outdated ?? 0) > 0 ? ` (${status.outdated} of an older version)` : ''}${status.deleting === true ? ', being deleted' : ''}`);
   if (autoscaler !== null) {
     row('Autoscaler', `${autoscaler.panic ? 'panic' : 'stable'}, ${autoscaler.observedInFlight} in flight or queued${typeof autoscaler.decisions === 'number' ? `, ${autoscaler.decisions} decisions` : ''}${autoscaler.lastDecision ? `, last: ${valueText(autoscaler.lastDecision)}` : ''}`);
     const totals = autoscaler.totals;
@@ -281,7 +375,7 @@ function describeText(view: FunctionViewJson, nowMs: number): string {
     const sandboxes = status.sandboxes ?? [];
     lines.push('', `Sandboxes (${sandboxes.length}):`);
     if (sandboxes.length === 0) lines.push('  (none)');
-    else lines.push(...table(['SANDBOX', 'NODE', 'STATE', 'AGE', ''], sandboxes.map((s) => [s.sandboxId, s.nodeId, s.phase, age(s.since, nowMs), extras(s, SANDBOX_SHOWN)])));
+    else lines.push(...table(['SANDBOX', 'NODE', 'STATE', 'VERSION', 'AGE', ''], sandboxes.map((s) => [s.sandboxId, s.nodeId, s.phase, s.version === undefined ? '' : `v${s.version}`, age(s.since, nowMs), extras(s, SANDBOX_SHOWN)])));
 
     const events = Array.isArray(status.events) ? (status.events as Record<string, unknown>[]) : undefined;
     if (events !== undefined) {
@@ -323,9 +417,10 @@ async function remove(name: string, values: CliValues): Promise<void> {
 
 async function status(values: CliValues): Promise<void> {
   const client = admin(values);
-  const [cluster, nodes, dataplanes, replicas] = await Promise.all([client.status(), client.nodes(), client.dataplanes(), client.replicas()]);
+  const [cluster, nodes, dataplanes, replicas, functions] = await Promise.all([client.status(), client.nodes(), client.dataplanes(), client.replicas(), client.listFunctions()]);
   const reconstruction = cluster.reconstruction as { phase: string; tookMs: number | null; sandboxesAdopted: number; workersQueried: number; workersExpected: number } | undefined;
-  print(values, { cluster, replicas, nodes, dataplanes }, () =>
+  const troubled = functions.filter((f) => f.status?.state !== undefined && f.status.state !== 'active');
+  print(values, { cluster, replicas, nodes, dataplanes, functions: troubled.map((f) => ({ name: f.spec.name, ...f.status })) }, () =>
     [
       `control plane: term ${String(cluster.term)}, ${String(cluster.functions)} functions, ${String(cluster.workers)} workers, ${String(cluster.dataplanes)} data planes`,
       ...(reconstruction
@@ -334,6 +429,7 @@ async function status(values: CliValues): Promise<void> {
       ...replicas.map((r) => `replica ${r.id}: ${r.role}${r.term === null ? '' : ` (term ${r.term})`}, admin ${r.adminUrl}${r.role === 'unreachable' ? ` (${r.readiness})` : ''}`),
       ...nodes.map((n) => `node ${String(n.nodeId)}: ${n.alive ? 'alive' : 'dead'}, ${String(n.sandboxes)} sandboxes, heartbeat ${String(n.heartbeatAgeMs)} ms ago`),
       ...dataplanes.map((d) => `data plane ${d.id}: http://${d.invokeAddress} ${d.connected ? 'connected' : 'disconnected'}`),
+      ...troubled.map((f) => `function ${f.spec.name}: ${f.status?.state} (version ${f.status?.version})${failureLines(f, '  ')}`),
     ].join('\n'),
   );
 }

@@ -26,6 +26,8 @@ const FLAG_TYPES = {
   'max-scale': { type: 'string' },
   concurrency: { type: 'string' },
   'keep-alive-ms': { type: 'string' },
+  'target-utilization': { type: 'string' },
+  'no-wait': { type: 'boolean' },
   memory: { type: 'string' },
   cpu: { type: 'string' },
   'timeout-ms': { type: 'string' },
@@ -92,6 +94,7 @@ export const DEPLOY_INT_FLAGS = [
   { flag: 'min-scale', field: 'scaling.minScale', range: SCALING_LIMITS.minScale },
   { flag: 'max-scale', field: 'scaling.maxScale', range: SCALING_LIMITS.maxScale },
   { flag: 'keep-alive-ms', field: 'scaling.keepAliveMs', range: SCALING_LIMITS.keepAliveMs },
+  { flag: 'target-utilization', field: 'scaling.targetUtilizationPercent', range: SCALING_LIMITS.targetUtilizationPercent },
 ] as const satisfies readonly { flag: FlagName; field: string; range: IntRange }[];
 
 /** `ls --watch` redraws at most this often and at least this seldom, ms. */
@@ -219,8 +222,13 @@ export const COMMANDS = {
     usage: 'deploy <name> [flags]',
     summary: 'create a function, or update the one of that name',
     details:
-      'A new function needs one of --module, --command, --builtin. On an update only the flags given change;\n' +
-      '--env replaces the whole environment (give every variable again).',
+      'A new function needs one of --module, --command, --builtin. On an update only the flags given change, and\n' +
+      'the source may be left out (deploy f --max-scale 5); --env replaces the whole environment (give every\n' +
+      'variable again). A source, or a change of runtime, --env, --memory, --cpu, --concurrency or --timeout-ms,\n' +
+      'makes a new version: its sandboxes start, the old ones are drained, and deploy waits (up to 60 s, with a\n' +
+      'progress line) until it serves, so the next call runs it. Scaling flags restart nothing. A function that\n' +
+      'cannot run here is refused with the cause (no worker of its runtime, no node big enough, a source that\n' +
+      'does not start when tried once).',
     args: [1, 1],
     client: true,
     flags: {
@@ -233,9 +241,11 @@ export const COMMANDS = {
       'max-scale': intHelp('max-scale', 'most sandboxes'),
       concurrency: intHelp('concurrency', 'most requests in one sandbox at once'),
       'keep-alive-ms': intHelp('keep-alive-ms', 'idle time before scale to zero'),
+      'target-utilization': intHelp('target-utilization', 'share of --concurrency the autoscaler aims at per sandbox'),
       memory: intHelp('memory', 'memory per sandbox'),
       cpu: intHelp('cpu', 'CPU request per sandbox'),
       'timeout-ms': intHelp('timeout-ms', 'per-invocation timeout'),
+      'no-wait': ['', 'return once stored, without waiting for a new version to serve'],
       json: ['', 'print the function as JSON'],
     },
   },
@@ -254,7 +264,7 @@ export const COMMANDS = {
   ls: {
     group: 'Functions',
     usage: 'ls [flags]',
-    summary: 'list functions with desired and ready scale',
+    summary: 'list functions: version, state (with the cause when failed), desired and ready scale',
     args: [0, 0],
     client: true,
     flags: {

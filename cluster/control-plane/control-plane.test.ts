@@ -2,7 +2,8 @@ import test from 'ava';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { functionAddress, routerReplicaAddress, type FunctionStatus } from '../../actors/messages.js';
+import { functionAddress, routerReplicaAddress, type FunctionStatus, type SandboxReport } from '../../actors/messages.js';
+import { openStore } from '../store/index.js';
 import { DataPlane } from '../data-plane/data-plane.js';
 import { request } from '../data-plane/fixtures/harness.js';
 import { WorkerDaemon } from '../worker/daemon.js';
@@ -53,6 +54,38 @@ test.serial('a worker registers its nodes; sandboxes are placed, become ready an
   t.false((await plane.getFunction('hello')).ok);
 });
 
+test.serial('a deploy nothing here can run is refused with 422 naming the cause; a scaling-only update is not checked again', async (t) => {
+  const plane = await ControlPlane.start({ host: '127.0.0.1', clusterPort: 0, token: TOKEN, store: { kind: 'memory' }, shards: 1, onLog: quiet });
+  t.teardown(() => plane.stop());
+  const refusal = async (input: unknown) => {
+    const outcome = await plane.createFunction(input);
+    return outcome.ok ? 'created' : `${outcome.status} ${outcome.code}: ${outcome.message}`;
+  };
+  t.is(await refusal(echoSpec('early')), '422 NO_WORKER: early cannot run here: no worker is connected to the control plane');
+
+  const worker = await WorkerDaemon.start({ id: 'w1', controlPlane: plane.clusterAddress, token: TOKEN, host: '127.0.0.1', runtime: 'simulated', nodes: 2, capacity: { cpuMilli: 4000, memoryMiB: 8192, slots: 50 }, shards: 1, onLog: quiet });
+  t.teardown(() => worker.stop());
+  await until(async () => (await plane.nodes()).length === 2, 'two nodes registered');
+  t.is(
+    await refusal({ name: 'mod', source: { kind: 'thread', module: '/srv/handler.mjs' } }),
+    '422 NO_WORKER_FOR_RUNTIME: mod cannot run here: a module runs on thread workers, and no connected worker runs thread sandboxes (the 2 connected node(s) run simulated)',
+  );
+  t.regex(await refusal({ name: 'cmd', source: { kind: 'process', command: 'python3' } }), /^422 NO_WORKER_FOR_RUNTIME: cmd cannot run here: a command runs on process workers/);
+  t.is(
+    await refusal({ ...echoSpec('big'), memoryMiB: 16_384 }),
+    '422 NO_NODE_FITS: big cannot run here: no node can hold a sandbox of 16384 MiB and 100 millicores: the largest node has 8192 MiB, and the most CPU any has is 4000 millicores',
+  );
+  t.false((await plane.getFunction('big')).ok, 'nothing stored');
+  t.is(plane.status().functions, 0);
+
+  t.is(await refusal(echoSpec('ok')), 'created');
+  const grown = await plane.updateFunction('ok', { memoryMiB: 16_384 });
+  t.like(grown, { ok: false, status: 422, code: 'NO_NODE_FITS' });
+  t.like(await plane.getFunction('ok'), { ok: true, value: { spec: { memoryMiB: 128, version: 1 } } }, 'a refused update changes nothing');
+  const scaled = await plane.updateFunction('ok', { scaling: { maxScale: 3 } });
+  t.like(scaled, { ok: true, value: { spec: { version: 2, templateVersion: 1 }, status: { version: 1, state: 'active' } } });
+});
+
 test.serial('a restarted control plane finds its functions in the file store and adopts running sandboxes from the workers', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'dirigent-cp-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
@@ -79,6 +112,45 @@ test.serial('a restarted control plane finds its functions in the file store and
   t.is(status.creating, 0, 'nothing was recreated');
   t.is(second.status().reconstruction.sandboxesAdopted, 4);
   await until(async () => (await second.nodes()).length === 2, 'nodes registered again');
+});
+
+test.serial('after a restart, adopted sandboxes keep the version they run; those older than the stored spec are replaced', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'dirigent-cp-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const store = { kind: 'file' as const, dir };
+  const first = await ControlPlane.start({ host: '127.0.0.1', clusterPort: 0, token: TOKEN, store, shards: 1, onLog: quiet });
+  const port = Number(first.clusterAddress.split(':')[1]);
+  const worker = await WorkerDaemon.start({ id: 'w1', controlPlane: first.clusterAddress, token: TOKEN, host: '127.0.0.1', runtime: 'simulated', capacity: { cpuMilli: 4000, memoryMiB: 8192, slots: 50 }, shards: 1, onLog: quiet });
+  t.teardown(() => worker.stop());
+  await until(async () => (await first.nodes()).length === 1, 'the node registered');
+  t.true((await first.createFunction(echoSpec('roll'))).ok);
+  first.runtime.tell(functionAddress('roll'), { type: 'fn.scale', desired: 2, reason: 'test' });
+  const old = await until(async () => {
+    const s = await first.runtime.ask<FunctionStatus>(functionAddress('roll'), { type: 'fn.status' });
+    return s.ready === 2 ? s.sandboxes.map((sandbox) => sandbox.sandboxId) : undefined;
+  }, 'two ready');
+  await first.stop();
+  // An update the previous leader stored but did not roll out.
+  const stored = await openStore(store);
+  const spec = (await stored.get('functions/roll')) as Record<string, unknown>;
+  await stored.put('functions/roll', { ...spec, memoryMiB: 256, version: 2, templateVersion: 2 });
+  await stored.close();
+
+  const second = await ControlPlane.start({ host: '127.0.0.1', clusterPort: port, token: TOKEN, store, shards: 1, onLog: quiet });
+  t.teardown(() => second.stop());
+  const status = await until(async () => {
+    // Through the admin operation: it waits for the new leader to rebuild its functions.
+    const view = await second.getFunction('roll');
+    const s = view.ok ? view.value.status : null;
+    return s !== null && s.state === 'active' && s.ready === 2 && s.sandboxes.length === 2 ? s : undefined;
+  }, 'the adopted sandboxes of version 1 replaced by two of version 2');
+  t.like(status, { version: 2, outdated: 0 });
+  t.true(status.sandboxes.every((sandbox) => sandbox.version === 2 && !old.includes(sandbox.sandboxId)), JSON.stringify(status.sandboxes));
+  const running = await until(async () => {
+    const reports = await worker.runtime.ask<SandboxReport[]>({ kind: 'node', id: 'w1' }, { type: 'node.list' });
+    return reports.length === 2 ? reports : undefined;
+  }, 'the old sandboxes deleted on the worker');
+  t.deepEqual(running.map((r) => r.version), [2, 2]);
 });
 
 test.serial('after a control-plane restart, both router replicas of a two-shard data plane take the new term, serve, and drain', async (t) => {

@@ -3,7 +3,8 @@
 // Operations here return values (expected outcomes), which the admin API maps to HTTP statuses.
 import type { FunctionSpec } from '../../actors/function-spec.js';
 import { parseDirigentRegistration, parseFunctionSpec, updateFunctionSpec } from '../../actors/function-spec.js';
-import type { FunctionInit } from '../../actors/function.js';
+import { sandboxRequestOf, sandboxTemplateOf, type FunctionInit } from '../../actors/function.js';
+import { CHECK_TIMEOUT_MS } from '../../actors/node.js';
 import {
   dataplaneReplicaId,
   autoscalerAddress,
@@ -11,10 +12,13 @@ import {
   nodeAddress,
   schedulerAddress,
   type AutoscalerStatus,
+  type Feasibility,
   type FunctionStatus,
   type NodeView,
   type SandboxReport,
+  type SourceCheck,
 } from '../../actors/messages.js';
+import { assertNever } from '../../actors/actor.js';
 import type { PlacementPolicy } from '../../actors/placement.js';
 import { clampTail, mergeLogLines, type SandboxLogLine } from '../../actors/sandbox-logs.js';
 import { ActorRuntime, defaultLog, type LogLevel } from '../../runtime/index.js';
@@ -110,6 +114,8 @@ export interface ReconstructionStatus {
 }
 
 const ASK_MS = 5000;
+/** How long a deploy waits for a worker's source check, ms: the worker's own bound, plus the way there and back. */
+const CHECK_ASK_MS = CHECK_TIMEOUT_MS + 2000;
 /** Most shards a data plane may announce (each is a data plane the control plane waits for). */
 const MAX_DATAPLANE_SHARDS = 256;
 const KEYS = { functions: 'functions/', workers: 'workers/', dataplanes: 'dataplanes/' } as const;
@@ -428,7 +434,7 @@ export class ControlPlane {
   async createFunction(input: unknown): Promise<Outcome<FunctionView>> {
     const parsed = parseFunctionSpec(input);
     if (!parsed.ok) return fail(400, 'INVALID_SPEC', parsed.errors.map((e) => `${e.field}: ${e.message}`).join('; '), parsed.errors);
-    return this.create({ ...parsed.spec, version: 1 });
+    return this.create({ ...parsed.spec, version: 1, templateVersion: 1 });
   }
 
   /** Dirigent-compatible registration: replies with the data-plane addresses joined by ';'. */
@@ -445,6 +451,10 @@ export class ControlPlane {
   private async create(spec: FunctionSpec): Promise<Outcome<FunctionView>> {
     await this.serving;
     if (this.functions.has(spec.name)) return fail(409, 'FUNCTION_EXISTS', `function ${spec.name} already exists`);
+    const refused = await this.admit(spec);
+    if (refused !== undefined) return refused;
+    // Created by another request while this one was checked.
+    if (this.functions.has(spec.name)) return fail(409, 'FUNCTION_EXISTS', `function ${spec.name} already exists`);
     this.functions.set(spec.name, spec);
     await this.store.put(`${KEYS.functions}${spec.name}`, spec);
     await this.startFunction(spec);
@@ -457,10 +467,49 @@ export class ControlPlane {
     if (current === undefined) return fail(404, 'UNKNOWN_FUNCTION', `no function named ${name}`);
     const updated = updateFunctionSpec(current, patch);
     if (!updated.ok) return fail(400, 'INVALID_SPEC', updated.errors.map((e) => `${e.field}: ${e.message}`).join('; '), updated.errors);
+    if (updated.spec.templateVersion !== current.templateVersion) {
+      const refused = await this.admit(updated.spec);
+      if (refused !== undefined) return refused;
+      if (this.functions.get(name) !== current) return fail(409, 'CONCURRENT_UPDATE', `function ${name} changed while this update was checked; send it again`);
+    }
     this.functions.set(name, updated.spec);
     await this.store.put(`${KEYS.functions}${name}`, updated.spec);
     await this.runtime.ask(functionAddress(name), { type: 'fn.configure', spec: updated.spec }, ASK_MS);
     return this.getFunction(name);
+  }
+
+  /**
+   * What a deploy can know refused at once (422, naming the cause), instead of a function whose every creation
+   * fails: no connected worker of the runtime its source needs, no node that could hold its sandbox, or a source
+   * that does not start where it would run (a module that does not load, throws at load or has no handler; a
+   * command that exits). The source is started once in a throwaway sandbox on a node that fits, bounded in time;
+   * one still starting then, or a check that cannot be made, is accepted (and its creations tell the rest).
+   */
+  private async admit(spec: FunctionSpec): Promise<Outcome<never> | undefined> {
+    const feasible = await this.runtime.ask<Feasibility>(schedulerAddress, { type: 'sch.feasible', request: sandboxRequestOf(spec) }, ASK_MS);
+    if (!feasible.ok) {
+      const needs = spec.source.kind === 'thread' ? 'a module runs on thread workers' : spec.source.kind === 'process' ? 'a command runs on process workers' : 'it needs a worker';
+      return fail(422, feasible.code, `${spec.name} cannot run here: ${feasible.code === 'NO_WORKER_FOR_RUNTIME' ? `${needs}, and ` : ''}${feasible.message}`);
+    }
+    if (spec.source.kind === 'builtin') return undefined;
+    let check: SourceCheck;
+    try {
+      check = await this.runtime.ask<SourceCheck>(nodeAddress(feasible.nodeId), { type: 'node.check', template: sandboxTemplateOf(spec) }, CHECK_ASK_MS);
+    } catch (error) {
+      this.log('warn', `${spec.name}: its source could not be checked on node ${feasible.nodeId} (${(error as Error).message}); accepted unchecked`);
+      return undefined;
+    }
+    switch (check.outcome) {
+      case 'ok':
+        return undefined;
+      case 'failed':
+        return fail(422, 'SOURCE_FAILED', `${spec.name} does not start (tried on node ${feasible.nodeId}): ${check.reason}`);
+      case 'timeout':
+        this.log('warn', `${spec.name}: its source was still starting after ${check.afterMs} ms on node ${feasible.nodeId}; accepted unchecked`);
+        return undefined;
+      default:
+        return assertNever(check, 'source check');
+    }
   }
 
   async deleteFunction(name: string): Promise<Outcome<{ deleted: string }>> {

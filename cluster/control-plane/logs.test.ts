@@ -76,7 +76,7 @@ test.serial('follow streams each new line once, and ends with an error when the 
 });
 
 test.serial('an unknown function is 404; a bad query names the parameter', async (t) => {
-  const cluster = await startSmallCluster(t);
+  const cluster = await startSmallCluster(t, 'simulated');
   t.like(await get(cluster, '/api/v1/functions/nope/logs'), { status: 404, body: { error: { code: 'UNKNOWN_FUNCTION' } } });
   await cluster.client.createFunction({ name: 'quiet', runtime: 'simulated', source: { kind: 'builtin', workload: 'echo' } });
   t.deepEqual(await get(cluster, '/api/v1/functions/quiet/logs'), { status: 200, body: { lines: [], unreachable: [] } });

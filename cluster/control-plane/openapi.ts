@@ -8,6 +8,13 @@ const errors = {
   '401': { description: 'Admin token missing or wrong', ...json(error) },
   '404': { description: 'No such function', ...json(error) },
 };
+/** What a create or an update of the sandbox template refuses at once. */
+const refused = {
+  '422': {
+    description: 'The function cannot run here: NO_WORKER, NO_WORKER_FOR_RUNTIME (no connected worker runs its source), NO_NODE_FITS (no node holds its resources), SOURCE_FAILED (it did not start when tried once on a worker)',
+    ...json(error),
+  },
+};
 
 export const openApiDocument = {
   openapi: '3.0.3',
@@ -18,14 +25,18 @@ export const openApiDocument = {
       post: {
         summary: 'Create a function',
         requestBody: { required: true, ...json({ $ref: '#/components/schemas/FunctionSpecInput' }) },
-        responses: { '201': { description: 'Created', ...json({ $ref: '#/components/schemas/FunctionView' }) }, '409': { description: 'A function with this name exists', ...json(error) }, ...errors },
+        responses: { '201': { description: 'Created', ...json({ $ref: '#/components/schemas/FunctionView' }) }, '409': { description: 'A function with this name exists', ...json(error) }, ...refused, ...errors },
       },
     },
     '/api/v1/functions/{name}': {
       parameters: [{ name: 'name', in: 'path', required: true, schema: { type: 'string', pattern: '^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$' } }],
       get: { summary: 'One function: spec, sandboxes, autoscaler', responses: { '200': { description: 'Function', ...json({ $ref: '#/components/schemas/FunctionView' }) }, ...errors } },
-      patch: { summary: 'Update fields of a function (scaling merges field by field)', requestBody: { required: true, ...json({ type: 'object' }) }, responses: { '200': { description: 'Updated', ...json({ $ref: '#/components/schemas/FunctionView' }) }, ...errors } },
-      put: { summary: 'Same as PATCH', requestBody: { required: true, ...json({ type: 'object' }) }, responses: { '200': { description: 'Updated', ...json({ $ref: '#/components/schemas/FunctionView' }) }, ...errors } },
+      patch: {
+        summary: 'Update fields of a function (scaling merges field by field). A change of the sandbox template (or any source given) makes a new templateVersion and rolls it out; scaling-only changes restart nothing',
+        requestBody: { required: true, ...json({ type: 'object' }) },
+        responses: { '200': { description: 'Updated', ...json({ $ref: '#/components/schemas/FunctionView' }) }, '409': { description: 'Changed by another update meanwhile', ...json(error) }, ...refused, ...errors },
+      },
+      put: { summary: 'Same as PATCH', requestBody: { required: true, ...json({ type: 'object' }) }, responses: { '200': { description: 'Updated', ...json({ $ref: '#/components/schemas/FunctionView' }) }, '409': { description: 'Changed by another update meanwhile', ...json(error) }, ...refused, ...errors } },
       delete: { summary: 'Deregister: drain and delete every sandbox', responses: { '200': { description: 'Deleted', ...json({ type: 'object', properties: { deleted: { type: 'string' } } }) }, ...errors } },
     },
     '/api/v1/functions/{name}/logs': {
@@ -105,7 +116,28 @@ export const openApiDocument = {
           line: { type: 'string' },
         },
       },
-      FunctionView: { type: 'object', properties: { spec: { type: 'object' }, status: { type: 'object', nullable: true }, autoscaler: { type: 'object', nullable: true } } },
+      FunctionView: { type: 'object', properties: { spec: { type: 'object' }, status: { $ref: '#/components/schemas/FunctionStatus' }, autoscaler: { type: 'object', nullable: true } } },
+      FunctionStatus: {
+        type: 'object',
+        nullable: true,
+        properties: {
+          version: { type: 'integer', description: 'template version new sandboxes run (answers carry it in x-dirigent-version)' },
+          state: { type: 'string', enum: ['active', 'updating', 'failed'], description: "Lambda's function state" },
+          stateReason: { type: 'string', nullable: true },
+          failures: {
+            type: 'object',
+            nullable: true,
+            description: 'creation failures of the current version since its last successful start or update',
+            properties: { count: { type: 'integer' }, lastError: { type: 'string' }, lastAt: { type: 'number', description: 'ms since the epoch' }, backoffMs: { type: 'integer' }, retryAt: { type: 'number', description: 'ms since the epoch' } },
+          },
+          desired: { type: 'integer' },
+          creating: { type: 'integer' },
+          ready: { type: 'integer' },
+          draining: { type: 'integer' },
+          outdated: { type: 'integer', description: 'sandboxes of older versions still creating or routed' },
+          sandboxes: { type: 'array', items: { type: 'object' } },
+        },
+      },
     },
   },
 } as const;

@@ -125,6 +125,7 @@ export function jobJson(view: AsyncJobView): unknown {
         sandboxId: view.response.sandboxId,
         coldStart: view.response.coldStart,
         queuedMs: view.response.queuedMs,
+        version: view.response.version,
       },
     };
   }

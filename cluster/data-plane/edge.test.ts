@@ -76,11 +76,11 @@ test('fixed3 writes ms as toFixed(3) does', (t) => {
 });
 
 test('outcomes map to statuses; timing headers on every answer', (t) => {
-  const ok: AskResult = { ok: true, value: { ok: true, status: 201, headers: { 'x-a': 'b' }, body: new Uint8Array([1, 2]), sandboxId: 'sb', coldStart: true, queuedMs: 12.5 } satisfies InvocationOutcome };
+  const ok: AskResult = { ok: true, value: { ok: true, status: 201, headers: { 'x-a': 'b' }, body: new Uint8Array([1, 2]), sandboxId: 'sb', coldStart: true, queuedMs: 12.5, version: 3 } satisfies InvocationOutcome };
   const r = responseFor(ok, 20.25);
   t.is(r.status, 201);
   t.deepEqual(r.headers, { 'x-a': 'b' }, 'the timing is not among the headers');
-  t.deepEqual(headersWithTiming(r), { 'x-a': 'b', 'x-dirigent-queue-ms': '13', 'x-dirigent-cold-start': 'true', 'x-dirigent-sandbox': 'sb', 'server-timing': 'queue;dur=12.500, total;dur=20.250' });
+  t.deepEqual(headersWithTiming(r), { 'x-a': 'b', 'x-dirigent-queue-ms': '13', 'x-dirigent-cold-start': 'true', 'x-dirigent-sandbox': 'sb', 'x-dirigent-version': '3', 'server-timing': 'queue;dur=12.500, total;dur=20.250' });
   t.deepEqual([...r.body], [1, 2]);
   t.is(r.error, undefined);
   const failures: [InvocationOutcome['status'], Extract<InvocationOutcome, { ok: false }>['code']][] = [
@@ -88,6 +88,7 @@ test('outcomes map to statuses; timing headers on every answer', (t) => {
     [413, 'BODY_TOO_LARGE'],
     [429, 'QUEUE_FULL'],
     [503, 'NO_CAPACITY'],
+    [503, 'FUNCTION_FAILED'],
     [504, 'DEADLINE_PASSED'],
     [502, 'SANDBOX_FAILED'],
   ];
@@ -97,6 +98,7 @@ test('outcomes map to statuses; timing headers on every answer', (t) => {
     t.deepEqual(f.error, { code: c, message: 'm' });
     t.is(code(f), c);
     t.is(headersWithTiming(f)['x-dirigent-cold-start'], 'false');
+    t.is(headersWithTiming(f)['x-dirigent-version'], undefined, 'no sandbox answered');
   }
   // A failed request that waited for a new sandbox still tells it was a cold start, with its queue time.
   const waited = responseFor({ ok: true, value: { ok: false, status: 504, code: 'DEADLINE_PASSED', message: 'm', queuedMs: 900, coldStart: true } }, 901);
@@ -105,7 +107,9 @@ test('outcomes map to statuses; timing headers on every answer', (t) => {
   t.is(askFailureResponse({ code: 'RUNTIME_STOPPED', message: 'x' }, 1).status, 503);
   t.is(askFailureResponse({ code: 'ACTOR_CRASHED', message: 'x' }, 1).status, 502);
   t.is(responseFor({ ok: true, value: 'nonsense' }, 1).status, 502);
-  t.is(code(responseFor({ ok: true, value: { ok: true, status: 700, headers: {}, body: new Uint8Array(0), sandboxId: 's', coldStart: false, queuedMs: 0 } }, 1)), 'BAD_SANDBOX_RESPONSE');
+  t.is(code(responseFor({ ok: true, value: { ok: true, status: 700, headers: {}, body: new Uint8Array(0), sandboxId: 's', coldStart: false, queuedMs: 0, version: 1 } }, 1)), 'BAD_SANDBOX_RESPONSE');
+  const odd = responseFor({ ok: true, value: { ok: true, status: 200, headers: {}, body: new Uint8Array(0), sandboxId: 's', coldStart: false, queuedMs: 0, version: 1.5 } }, 1);
+  t.is(headersWithTiming(odd)['x-dirigent-version'], undefined, 'a version that is not a whole number >= 1 is left out');
 });
 
 test('WebSocket frames: parse with defaults; reply in the request encoding', (t) => {

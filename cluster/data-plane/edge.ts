@@ -17,7 +17,7 @@
 // The prefixes /invoke and /async (and WebSocket upgrades to /ws) are therefore the data plane's own and
 // never reach a sandbox under Host routing.
 import type { ActorError, AskResult } from '../../actors/actor.js';
-import type { InvocationOutcome } from '../../actors/messages.js';
+import { INVOCATION_FAILURES, type InvocationFailureCode, type InvocationOutcome } from '../../actors/messages.js';
 
 export interface EdgeResponse {
   readonly status: number;
@@ -40,16 +40,13 @@ export interface ResponseTiming {
   readonly coldStart: boolean;
   /** The sandbox that served the request, free of CR, LF and NUL; undefined when none did. */
   readonly sandboxId: string | undefined;
+  /** The function's template version that sandbox runs (a whole number >= 1); undefined when no sandbox answered. */
+  readonly version: number | undefined;
 }
 
-/** Codes the edge answers with besides the router's own (InvocationOutcome codes). */
+/** The router's outcome codes (`INVOCATION_FAILURES`) and those the edge answers with besides. */
 export type EdgeErrorCode =
-  | 'UNKNOWN_FUNCTION'
-  | 'BODY_TOO_LARGE'
-  | 'QUEUE_FULL'
-  | 'NO_CAPACITY'
-  | 'DEADLINE_PASSED'
-  | 'SANDBOX_FAILED'
+  | InvocationFailureCode
   /** The request itself is malformed (bad frame, bad path). */
   | 'BAD_REQUEST'
   | 'METHOD_NOT_ALLOWED'
@@ -71,12 +68,7 @@ export type EdgeErrorCode =
   | 'INTERNAL_ERROR';
 
 const STATUS_OF: Readonly<Record<EdgeErrorCode, number>> = {
-  UNKNOWN_FUNCTION: 404,
-  BODY_TOO_LARGE: 413,
-  QUEUE_FULL: 429,
-  NO_CAPACITY: 503,
-  DEADLINE_PASSED: 504,
-  SANDBOX_FAILED: 502,
+  ...INVOCATION_FAILURES,
   BAD_REQUEST: 400,
   METHOD_NOT_ALLOWED: 405,
   UNAVAILABLE: 503,
@@ -92,6 +84,8 @@ const STATUS_OF: Readonly<Record<EdgeErrorCode, number>> = {
 export const HEADER_QUEUE_MS = 'x-dirigent-queue-ms';
 export const HEADER_COLD_START = 'x-dirigent-cold-start';
 export const HEADER_SANDBOX = 'x-dirigent-sandbox';
+/** The function's template version that served the request (`FunctionSpec.templateVersion`). */
+export const HEADER_VERSION = 'x-dirigent-version';
 export const HEADER_SERVER_TIMING = 'server-timing';
 
 const encoder = new TextEncoder();
@@ -166,7 +160,7 @@ export function functionFromHost(host: string): string | undefined {
 /** Hop-by-hop headers (RFC 9110 7.6.1) and HTTP/2 pseudo-headers never cross the edge in either direction. */
 const HOP_BY_HOP: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'http2-settings']);
 /** Set by the front itself on the way out: a sandbox's copy would duplicate or contradict it. */
-const SET_BY_FRONT: ReadonlySet<string> = new Set(['content-length', 'date', HEADER_QUEUE_MS, HEADER_COLD_START, HEADER_SANDBOX, HEADER_SERVER_TIMING]);
+const SET_BY_FRONT: ReadonlySet<string> = new Set(['content-length', 'date', HEADER_QUEUE_MS, HEADER_COLD_START, HEADER_SANDBOX, HEADER_VERSION, HEADER_SERVER_TIMING]);
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
 const UNSAFE_VALUE = /[\r\n\0]/;
@@ -248,13 +242,14 @@ export function fixed3(ms: number): string {
   return `${(thousandths - fraction) / 1000}.${fraction < 10 ? '00' : fraction < 100 ? '0' : ''}${fraction}`;
 }
 
-/** Timing with its numbers made finite and >= 0, and a sandbox id that cannot break a header line dropped. ms. */
-function timingOf(queuedMs: number, totalMs: number, coldStart: boolean, sandboxId: string | undefined): ResponseTiming {
+/** Timing with its numbers made finite and >= 0, and a sandbox id or version that cannot be a header dropped. ms. */
+function timingOf(queuedMs: number, totalMs: number, coldStart: boolean, sandboxId: string | undefined, version?: unknown): ResponseTiming {
   return {
     queuedMs: queuedMs > 0 && queuedMs < Infinity ? queuedMs : 0,
     totalMs: totalMs > 0 && totalMs < Infinity ? totalMs : 0,
     coldStart,
     sandboxId: sandboxId !== undefined && !UNSAFE_VALUE.test(sandboxId) ? sandboxId : undefined,
+    version: Number.isSafeInteger(version) && (version as number) >= 1 ? (version as number) : undefined,
   };
 }
 
@@ -264,6 +259,7 @@ export function addTimingHeaders(timing: ResponseTiming, add: (name: string, val
   add(HEADER_COLD_START, timing.coldStart ? 'true' : 'false');
   add(HEADER_SERVER_TIMING, `queue;dur=${fixed3(timing.queuedMs)}, total;dur=${fixed3(timing.totalMs)}`);
   if (timing.sandboxId !== undefined) add(HEADER_SANDBOX, timing.sandboxId);
+  if (timing.version !== undefined) add(HEADER_VERSION, String(timing.version));
 }
 
 /** The response's headers with its timing headers, as text (a new object). */
@@ -275,7 +271,7 @@ export function headersWithTiming(response: EdgeResponse): Record<string, string
   return headers;
 }
 
-const OUTCOME_CODES: ReadonlySet<string> = new Set(['UNKNOWN_FUNCTION', 'BODY_TOO_LARGE', 'QUEUE_FULL', 'NO_CAPACITY', 'DEADLINE_PASSED', 'SANDBOX_FAILED']);
+const OUTCOME_CODES: ReadonlySet<string> = new Set(Object.keys(INVOCATION_FAILURES));
 
 /**
  * The response for what the router's ask settled with. `totalMs` is the time since the request arrived, ms.
@@ -294,11 +290,11 @@ export function responseFor(result: AskResult, totalMs: number): EdgeResponse {
     return errorResponse(code, typeof outcome.message === 'string' ? outcome.message : code, timingOf(queuedMs, totalMs, outcome.coldStart === true, sandboxId));
   }
   if (!Number.isInteger(outcome.status) || outcome.status < 200 || outcome.status > 599) {
-    return errorResponse('BAD_SANDBOX_RESPONSE', `the sandbox answered with status ${JSON.stringify(outcome.status)}, which is not in 200..599`, timingOf(queuedMs, totalMs, outcome.coldStart === true, sandboxId));
+    return errorResponse('BAD_SANDBOX_RESPONSE', `the sandbox answered with status ${JSON.stringify(outcome.status)}, which is not in 200..599`, timingOf(queuedMs, totalMs, outcome.coldStart === true, sandboxId, outcome.version));
   }
   const body = outcome.body instanceof Uint8Array ? outcome.body : new Uint8Array(0);
   const headers = outcome.headers !== null && typeof outcome.headers === 'object' ? passableResponseHeaders(outcome.headers) : {};
-  return { status: outcome.status, headers, body, timing: timingOf(queuedMs, totalMs, outcome.coldStart === true, sandboxId) };
+  return { status: outcome.status, headers, body, timing: timingOf(queuedMs, totalMs, outcome.coldStart === true, sandboxId, outcome.version) };
 }
 
 /** An ask that failed (no outcome at all): timed out, runtime stopping, router crashed or unreachable. */

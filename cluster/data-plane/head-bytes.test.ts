@@ -11,11 +11,11 @@ function lines(block: Buffer): Record<string, string> {
   }));
 }
 
-const timing = (queuedMs: number, totalMs: number, coldStart = false, sandboxId: string | undefined = 'sb-1'): ResponseTiming => ({ queuedMs, totalMs, coldStart, sandboxId });
+const timing = (queuedMs: number, totalMs: number, coldStart = false, sandboxId: string | undefined = 'sb-1', version: number | undefined = 2): ResponseTiming => ({ queuedMs, totalMs, coldStart, sandboxId, version });
 
 test('the block holds the same headers as the text form, timing numbers included', (t) => {
   const headers = { 'content-type': 'text/plain; charset=utf-8', 'x-a': 'b' };
-  const cases = [timing(0, 0), timing(0.0004, 0.0005), timing(12.5, 20.25, true), timing(9.9996, 123.4567), timing(3_600_000.123, 1e12), timing(1e300, 1e21, false, undefined)];
+  const cases = [timing(0, 0), timing(0.0004, 0.0005), timing(12.5, 20.25, true), timing(9.9996, 123.4567), timing(3_600_000.123, 1e12), timing(1e300, 1e21, false, undefined), timing(1, 2, false, 'sb-2', undefined), timing(1, 2, false, undefined, 2 ** 53 - 1)];
   for (const c of cases) {
     const block = headerBlock(headers, c, false);
     if (block === undefined) return t.fail(`no block for ${JSON.stringify(c)}`);

@@ -91,9 +91,9 @@ test('old leader partitioned while a new one is elected: its late term-1 command
   const oldLeader = functionAddress('fenced');
   h.sim.tell(nodeAddress('n1'), { type: 'node.create', term: 1, sandboxId: 'fenced-1-2', template: sandboxTemplateOf(spec) }, oldLeader);
   h.sim.tell(nodeAddress(a!.nodeId), { type: 'node.delete', term: 1, sandboxId: a!.sandboxId }, oldLeader);
-  const ghost: Endpoint = { sandboxId: 'fenced-1-2', nodeId: 'n1', address: 'n1.local:7000', concurrency: 1 };
+  const ghost: Endpoint = { sandboxId: 'fenced-1-2', nodeId: 'n1', address: 'n1.local:7000', concurrency: 1, version: 1 };
   h.sim.tell(routerAddress('fenced'), { type: 'rt.delta', term: 1, functionName: 'fenced', version: 3, add: [ghost], remove: [a!.sandboxId] }, oldLeader);
-  h.sim.tell(routerAddress('fenced'), { type: 'rt.snapshot', term: 1, snapshot: { functionName: 'fenced', version: 9, endpoints: [ghost], routing: routingConfigOf(spec) } }, oldLeader);
+  h.sim.tell(routerAddress('fenced'), { type: 'rt.snapshot', term: 1, snapshot: { functionName: 'fenced', version: 9, endpoints: [ghost], routing: routingConfigOf(spec), failure: null } }, oldLeader);
   h.sim.tell(routerAddress('fenced'), { type: 'rt.deleted', term: 1, functionName: 'fenced' }, oldLeader);
   await h.sim.advance(1000);
 

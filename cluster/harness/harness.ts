@@ -87,6 +87,10 @@ export class Harness {
   private readonly partitioned = new Set<string>();
   /** Desired state, as the store holds it: the specs a new leader loads. */
   private readonly specs = new Map<string, FunctionSpec>();
+  /** Functions whose sandboxes fail to start, with the runtime's reason (a module that does not load). */
+  private readonly failing = new Map<string, string>();
+  /** `sandbox.create` calls so far, by function (creation attempts). */
+  readonly creations = new Map<string, number>();
   private holdMs = 0;
   invocations = 0;
   /** The current leader's term: carried by what `register` and `failover` start. */
@@ -113,8 +117,11 @@ export class Harness {
       services: {
         'sandbox.address': () => 'worker.local:7000',
         'sandbox.create': (input) => {
-          const { nodeId, sandboxId } = input as SandboxCreateInput;
+          const { nodeId, sandboxId, template } = input as SandboxCreateInput;
           this.created.push(sandboxId);
+          this.creations.set(template.name, (this.creations.get(template.name) ?? 0) + 1);
+          const reason = this.failing.get(template.name);
+          if (reason !== undefined) return delayedFailure(options.nodeCreateMs?.[nodeId] ?? createMs, 'SANDBOX_CREATE_FAILED', reason);
           return delayed(options.nodeCreateMs?.[nodeId] ?? createMs, { address: `${nodeId}.local:7000` });
         },
         'sandbox.destroy': () => null,
@@ -129,7 +136,7 @@ export class Harness {
     this.capacity = options.capacity ?? { cpuMilli: 16_000, memoryMiB: 32_768, slots: 100 };
     this.sim.spawn(schedulerAddress, { term: TERM, policy: 'round-robin' });
     for (const nodeId of this.nodeIds) {
-      this.sim.spawn(nodeAddress(nodeId), { nodeId, capacity: this.capacity });
+      this.sim.spawn(nodeAddress(nodeId), { nodeId, capacity: this.capacity, runtime: 'simulated' });
       this.sim.tell(nodeAddress(nodeId), { type: 'node.start' });
     }
   }
@@ -155,6 +162,12 @@ export class Harness {
     this.specs.set(name, updated.spec);
     await this.sim.request(functionAddress(name), { type: 'fn.configure', spec: updated.spec });
     return updated.spec;
+  }
+
+  /** From now on, sandboxes of `name` fail to start with `reason`; undefined: they start again. */
+  failCreation(name: string, reason: string | undefined): void {
+    if (reason === undefined) this.failing.delete(name);
+    else this.failing.set(name, reason);
   }
 
   /** Send `count` invocations through the data plane's router; the outcomes settle as time advances. */
@@ -328,7 +341,7 @@ export class Harness {
   /** One line summing up the function for the transcript. */
   async describe(name: string): Promise<string> {
     const s = await this.status(name);
-    const line = `${name}: desired=${s.desired} creating=${s.creating} ready=${s.ready} draining=${s.draining} endpointVersion=${s.endpointVersion}`;
+    const line = `${name}: version=${s.version} ${s.state} desired=${s.desired} creating=${s.creating} ready=${s.ready} draining=${s.draining} endpointVersion=${s.endpointVersion}`;
     this.sim.note(line);
     return line;
   }
@@ -370,11 +383,11 @@ function partitionable(kind: ActorKind<NodeState, NodeInput>, cut: ReadonlySet<s
   };
 }
 
-/** Counts outcomes by status, e.g. `200x50` or `200x3 504x1`. */
-export function tally(outcomes: readonly InvocationOutcome[]): string {
+/** Counts outcomes by status, e.g. `200x50` or `200x3 504x1`; `withVersion`: a 200's key names the version, `200v2`. */
+export function tally(outcomes: readonly InvocationOutcome[], withVersion = false): string {
   const counts = new Map<string, number>();
   for (const o of outcomes) {
-    const key = o.ok ? `${o.status}${o.coldStart ? 'c' : ''}` : `${o.status}`;
+    const key = o.ok ? `${o.status}${o.coldStart ? 'c' : ''}${withVersion ? `v${o.version}` : ''}` : `${o.status}`;
     counts.set(key, (counts.get(key) ?? 0) + 1);
   }
   return [...counts.entries()].sort().map(([k, n]) => `${k}x${n}`).join(' ');

@@ -2,7 +2,7 @@
 // cluster/harness/transcripts/<name>.txt; `UPDATE_TRANSCRIPTS=1 npm test` rewrites them, and the
 // diff is reviewed like code.
 import test from 'ava';
-import { autoscalerAddress, functionAddress, nodeAddress, routerAddress } from '../../actors/messages.js';
+import { autoscalerAddress, functionAddress, nodeAddress, routerAddress, type InvocationOutcome } from '../../actors/messages.js';
 import { Harness, tally } from './harness.js';
 import { checkTranscript, settle } from './script.js';
 
@@ -12,7 +12,7 @@ test('register: the function spawns its autoscaler and pushes an endpoint snapsh
   await h.sim.advance(1);
   t.true(h.alive(autoscalerAddress('hello')));
   t.true(h.alive(routerAddress('hello')));
-  t.is(await h.describe('hello'), 'hello: desired=0 creating=0 ready=0 draining=0 endpointVersion=1');
+  t.is(await h.describe('hello'), 'hello: version=1 active desired=0 creating=0 ready=0 draining=0 endpointVersion=1');
   t.is((await h.nodes()).length, 2);
   checkTranscript(t, 'register', h);
 });
@@ -138,4 +138,67 @@ test('deregistration: every sandbox is deleted, the function and its autoscaler 
   const outcomes = await settle(h, h.invoke('gone', 1));
   t.is(tally(outcomes), '404x1');
   checkTranscript(t, 'deregistration', h);
+});
+
+test('a function whose sandboxes cannot start: requests get 503 with the cause at once, creation backs off, an update that fixes it serves', async (t) => {
+  const h = new Harness({ nodes: 2, createMs: 20 });
+  await h.register({ name: 'broken', queueTimeoutMs: 10_000 });
+  h.failCreation('broken', "cannot load the module: SyntaxError: Unexpected token '}'");
+  const first = await settle(h, h.invoke('broken', 3), 10);
+  t.is(tally(first), '503x3');
+  t.true(first.every((o) => !o.ok && o.code === 'FUNCTION_FAILED' && o.queuedMs <= 100), JSON.stringify(first));
+  t.regex(first[0]!.ok ? '' : first[0]!.message, /cannot start: SANDBOX_CREATE_FAILED: cannot load the module: SyntaxError/);
+  h.sim.note(`first answers ${tally(first)} after ${Math.max(...first.map((o) => o.queuedMs))} ms`);
+  const attemptsAtFirst = h.creations.get('broken') ?? 0;
+  // A minute of a request every 5 s: each answered at once, and a few creation attempts (10 s, then 20 s, 40 s later).
+  const during: InvocationOutcome[] = [];
+  for (let second = 0; second < 60; second += 5) {
+    during.push(...(await settle(h, h.invoke('broken', 1), 10)));
+    await h.sim.advance(5000);
+  }
+  t.is(tally(during), '503x12');
+  t.true(during.every((o) => o.queuedMs === 0));
+  const attempts = (h.creations.get('broken') ?? 0) - attemptsAtFirst;
+  h.sim.note(`creation attempts in the minute after: ${attempts}`);
+  t.true(attempts >= 1 && attempts <= 6, `${attempts} creation attempts in a minute`);
+  const failed = await h.status('broken');
+  t.like(failed, { state: 'failed' });
+  t.true(failed.failures!.count >= 2 && failed.failures!.backoffMs >= 20_000, JSON.stringify(failed.failures));
+  await h.describe('broken');
+
+  // Fixed by an update (a new source): the backoff is over at once.
+  h.failCreation('broken', undefined);
+  await h.update('broken', { source: { kind: 'builtin', workload: 'empty' } });
+  const fixed = await settle(h, h.invoke('broken', 1), 10);
+  t.is(tally(fixed, true), '200cv2x1');
+  t.like(await h.status('broken'), { state: 'active', failures: null, version: 2 });
+  await h.describe('broken');
+  checkTranscript(t, 'broken-function', h);
+});
+
+test('an update rolls out: new sandboxes of the new version, each ready one drains an old one; scaling-only updates restart nothing', async (t) => {
+  const h = new Harness({ nodes: 2, createMs: 30 });
+  await h.register({ name: 'roll', scaling: { minScale: 2 } });
+  h.sim.tell(functionAddress('roll'), { type: 'fn.scale', desired: 2, reason: 'script' });
+  await h.sim.advance(100);
+  t.is(tally(await settle(h, h.invoke('roll', 2), 10), true), '200v1x2');
+  const old = (await h.status('roll')).sandboxes.map((s) => s.sandboxId);
+
+  await h.update('roll', { scaling: { maxScale: 4 } });
+  await h.sim.advance(100);
+  t.like(await h.status('roll'), { version: 1, state: 'active', ready: 2 });
+  t.deepEqual((await h.status('roll')).sandboxes.map((s) => s.sandboxId), old, 'nothing restarted');
+
+  await h.update('roll', { memoryMiB: 256 });
+  t.like(await h.status('roll'), { version: 3, state: 'updating', outdated: 2 });
+  // While the new ones start, the old ones serve.
+  t.is(tally(await settle(h, h.invoke('roll', 1), 10), true), '200v1x1');
+  await h.sim.advance(100);
+  const done = await h.status('roll');
+  t.like(done, { version: 3, state: 'active', outdated: 0, ready: 2 });
+  t.false(done.sandboxes.some((s) => old.includes(s.sandboxId)), 'the old sandboxes are drained and deleted');
+  t.deepEqual(await h.running(), { n1: 1, n2: 1 });
+  t.is(tally(await settle(h, h.invoke('roll', 4), 10), true), '200v3x4');
+  await h.describe('roll');
+  checkTranscript(t, 'rollout', h);
 });

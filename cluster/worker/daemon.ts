@@ -46,7 +46,7 @@ export class WorkerDaemon {
       remoteKinds: CONTROL_PLANE_KINDS,
       onLog: log,
     });
-    for (const nodeId of nodeIds) runtime.spawn(nodeAddress(nodeId), { nodeId, capacity: config.capacity, heartbeatMs: config.heartbeatMs });
+    for (const nodeId of nodeIds) runtime.spawn(nodeAddress(nodeId), { nodeId, capacity: config.capacity, runtime: config.runtime, heartbeatMs: config.heartbeatMs });
     const link = new ControlPlaneLink(runtime, {
       controlPlane: config.controlPlane,
       token: config.token,

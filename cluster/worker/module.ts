@@ -6,12 +6,15 @@
 //   sandbox.destroy  { sandboxId } -> nothing left running (never rejects; a runtime error is logged)
 //   sandbox.logs     { nodeId, functionName, sinceMs, tail } -> the node's newest lines of that function's
 //                    sandboxes, live ones and the last RETIRED_KEPT gone ones of this shard
+//   sandbox.check    { template } -> SourceCheck: one throwaway sandbox of the template started, bounded by
+//                    CHECK_TIMEOUT_MS, then destroyed (the deploy-time check of a module or command)
 // A sandbox dying on its own (runtime `failed`/`exited` event) becomes `node.sandboxFailed` to its node actor.
 // Each shard thread imports this file afresh, so the module-level state below is per shard.
-import { nodeKind, type SandboxCreateInput, type SandboxCreateOutput, type SandboxDestroyInput, type SandboxLogsInput } from '../../actors/node.js';
+import { CHECK_TIMEOUT_MS, nodeKind, type SandboxCheckInput, type SandboxCreateInput, type SandboxCreateOutput, type SandboxDestroyInput, type SandboxLogsInput } from '../../actors/node.js';
 import { clampTail, mergeLogLines, type SandboxLogLine } from '../../actors/sandbox-logs.js';
 import { assertNever } from '../../actors/actor.js';
-import { nodeAddress, type NodeMessage, type SandboxTemplate } from '../../actors/messages.js';
+import { nodeAddress, type NodeMessage, type SandboxTemplate, type SourceCheck } from '../../actors/messages.js';
+import type { TimerHandle } from '../../runtime/clock.js';
 import type { Service, ShardContext, ShardModule } from '../../runtime/host.js';
 import {
   ProcessRuntime,
@@ -138,6 +141,8 @@ class WorkerShard {
   private started: { readonly runtime: SandboxRuntime; readonly server: InvocationServer } | undefined;
   private readonly owned = new Map<string, Owned>();
   private readonly retired: (Owned & { readonly sandbox: Sandbox })[] = [];
+  /** Source checks started on this shard, for their throwaway ids. */
+  private checks = 0;
 
   constructor(private readonly ctx: ShardContext) {
     this.options = parseWorkerOptions(ctx.options);
@@ -175,6 +180,7 @@ class WorkerShard {
       'sandbox.create': (input) => this.create(input as SandboxCreateInput),
       'sandbox.destroy': (input) => this.destroy(input as SandboxDestroyInput),
       'sandbox.logs': async (input) => this.logs(input as SandboxLogsInput),
+      'sandbox.check': (input) => this.check(input as SandboxCheckInput),
     };
   }
 
@@ -195,6 +201,32 @@ class WorkerShard {
       throw error;
     }
     return { address: server.address };
+  }
+
+  /**
+   * Starts one sandbox of the template where the function's would run (same runtime, limits and environment) and
+   * throws it away. It is not owned by any node: no slot, no report, no failure event reaches a node actor.
+   */
+  private async check({ template }: SandboxCheckInput): Promise<SourceCheck> {
+    const { runtime } = this.running();
+    // No function's sandbox id has a dot (theirs are <DNS label>-<term>-<n>).
+    const sandboxId = `check.${this.ctx.shard}.${++this.checks}`;
+    const started = runtime.create(toSandboxSpec(sandboxId, template)).then(
+      (): SourceCheck => ({ outcome: 'ok' }),
+      // The throwaway id means nothing to whoever deploys: the runtime's reason without it.
+      (error: Error & { code?: string }): SourceCheck => ({ outcome: 'failed', reason: `${error.code ?? error.name}: ${error.message.replace(`sandbox ${sandboxId}: `, '')}` }),
+    );
+    let timer: TimerHandle | undefined;
+    const bounded = new Promise<SourceCheck>((resolve) => {
+      timer = this.ctx.clock.setTimer(CHECK_TIMEOUT_MS, () => resolve({ outcome: 'timeout', afterMs: CHECK_TIMEOUT_MS }));
+    });
+    try {
+      return await Promise.race([started, bounded]);
+    } finally {
+      if (timer !== undefined) this.ctx.clock.clearTimer(timer);
+      // Still starting at the bound: destroying it makes its create fail, which `started` has already absorbed.
+      void runtime.destroy(sandboxId).catch((error: Error) => this.ctx.log('warn', `worker: discarding source check ${sandboxId} failed: ${error.message}`));
+    }
   }
 
   private async destroy({ sandboxId }: SandboxDestroyInput): Promise<void> {

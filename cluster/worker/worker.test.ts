@@ -1,12 +1,13 @@
 import test, { type ExecutionContext } from 'ava';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { functionAddress, nodeAddress, schedulerAddress, type Endpoint, type SandboxReport, type SandboxTemplate } from '../../actors/messages.js';
+import { functionAddress, nodeAddress, schedulerAddress, type Endpoint, type SandboxReport, type SandboxTemplate, type SourceCheck } from '../../actors/messages.js';
 import { connectFrames } from '../../runtime/frames.js';
 import { shardOf } from '../../runtime/hash.js';
 import { ActorRuntime } from '../../runtime/runtime.js';
 import { SandboxClient, SandboxClientError } from './invoke-client.js';
 import { parseWorkerOptions, toSandboxSpec, WorkerError } from './module.js';
+import { CHECK_TIMEOUT_MS } from '../../actors/node.js';
 
 const WORKER = new URL('./module.js', import.meta.url).href;
 const FAKE_CONTROL_PLANE = new URL('./fixtures/fake-control-plane.js', import.meta.url).href;
@@ -14,6 +15,7 @@ const TOKEN = 'worker-test-token';
 /** Tests run from dist/cluster/worker/; the sandbox fixtures stay in the source tree. */
 const HANDLER = fileURLToPath(new URL('../../../cluster/sandbox/fixtures/handler.mjs', import.meta.url));
 const SERVER = fileURLToPath(new URL('../../../cluster/sandbox/fixtures/server.mjs', import.meta.url));
+const fixture = (path: string): string => fileURLToPath(new URL(`../../../cluster/${path}`, import.meta.url));
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -61,7 +63,7 @@ async function startWorker(t: ExecutionContext, runtime: 'simulated' | 'thread' 
     received,
     until,
     async startNode(nodeId, heartbeatMs = 5000) {
-      actors.spawn(nodeAddress(nodeId), { nodeId, capacity: { cpuMilli: 4000, memoryMiB: 4096, slots: 10 }, heartbeatMs });
+      actors.spawn(nodeAddress(nodeId), { nodeId, capacity: { cpuMilli: 4000, memoryMiB: 4096, slots: 10 }, runtime, heartbeatMs });
       actors.tell(nodeAddress(nodeId), { type: 'node.start' });
       const registration = await until(`${nodeId} to register`, async () =>
         (await actors.ask<Recorded[]>(schedulerAddress, { type: 'test.received' })).find((m) => m.type === 'sch.register' && m.nodeId === nodeId),
@@ -73,7 +75,7 @@ async function startWorker(t: ExecutionContext, runtime: 'simulated' | 'thread' 
 }
 
 function template(name: string, source: SandboxTemplate['source'], overrides: Partial<SandboxTemplate> = {}): SandboxTemplate {
-  return { name, runtime: 'simulated', source, cpuMilli: 100, memoryMiB: 64, concurrency: 4, timeoutMs: 5000, env: {}, ...overrides };
+  return { name, runtime: 'simulated', source, cpuMilli: 100, memoryMiB: 64, concurrency: 4, timeoutMs: 5000, env: {}, version: 1, ...overrides };
 }
 
 /** A node id whose actor lands on the given shard. */
@@ -129,7 +131,7 @@ test.serial('simulated: nodes on two shards register their own addresses, create
   worker.runtime.tell(nodeAddress(n0), { type: 'node.create', term: 1, sandboxId: 'echo-1', template: template('echo-fn', { kind: 'builtin', workload: 'echo' }) });
   worker.runtime.tell(nodeAddress(n1), { type: 'node.create', term: 1, sandboxId: 'trace-1', template: template('trace-fn', { kind: 'builtin', workload: 'trace' }) });
   const ready = await worker.waitFor('echo-fn', 'fn.sandboxReady', 'echo-1');
-  t.deepEqual(ready.endpoint as Endpoint, { sandboxId: 'echo-1', nodeId: n0, address: a0, concurrency: 4 });
+  t.deepEqual(ready.endpoint as Endpoint, { sandboxId: 'echo-1', nodeId: n0, address: a0, concurrency: 4, version: 1 });
   t.is(((await worker.waitFor('trace-fn', 'fn.sandboxReady', 'trace-1')).endpoint as Endpoint).address, a1);
 
   const c0 = await SandboxClient.connect(a0, TOKEN);
@@ -261,6 +263,35 @@ test.serial('thread: builtin and module sandboxes serve; a runaway handler times
   // The shard threads exit by themselves (well inside the runtime's 5 s grace) only if no sandbox is left.
   t.true(Date.now() - stopping < 4000, `stop took ${Date.now() - stopping} ms`);
   await worker.until('the sandbox threads to go', async () => (threadCount() <= threadsBefore ? true : undefined), 3000);
+});
+
+test.serial('thread: a source check loads the module once in a throwaway thread: ok, or why it does not start; nothing is kept', async (t) => {
+  const threadsBefore = threadCount();
+  const worker = await startWorker(t, 'thread', 1, { manualClock: 0 });
+  await worker.startNode('n');
+  const check = (module: string) => worker.runtime.ask<SourceCheck>(nodeAddress('n'), { type: 'node.check', template: template('f', { kind: 'thread', module }, { runtime: 'thread' }) }, 15_000);
+  t.deepEqual(await check(HANDLER), { outcome: 'ok' });
+  const failures: [string, RegExp][] = [
+    ['/nonexistent/handler.mjs', /^SANDBOX_CREATE_FAILED: cannot load the module: Cannot find module '\/nonexistent\/handler.mjs'/],
+    [fixture('sandbox/fixtures/broken.mjs'), /^SANDBOX_CREATE_FAILED: cannot load the module: cannot initialise: missing configuration$/],
+    [fixture('sandbox/fixtures/no-handler.mjs'), /exports neither a 'handler' nor a default function$/],
+    [fixture('fixtures/syntax-error.mjs'), /^SANDBOX_CREATE_FAILED: cannot load the module: .*(Unexpected token|missing \))/],
+  ];
+  for (const [module, reason] of failures) {
+    const result = await check(module);
+    t.is(result.outcome, 'failed', module);
+    t.regex(result.outcome === 'failed' ? result.reason : '', reason);
+    t.notRegex(result.outcome === 'failed' ? result.reason : '', /check\./, 'the throwaway id is not in the reason');
+  }
+  // A load that does not finish is cut at the bound (on the shard's clock, manual here) and left undecided.
+  const hanging = check(fixture('fixtures/hanging.mjs'));
+  await worker.until('the check to start', async () => (threadCount() > threadsBefore + 1 ? true : undefined));
+  await worker.runtime.advance(CHECK_TIMEOUT_MS);
+  t.deepEqual(await hanging, { outcome: 'timeout', afterMs: CHECK_TIMEOUT_MS });
+  t.deepEqual(await worker.runtime.ask(nodeAddress('n'), { type: 'node.list' }), []);
+  t.deepEqual(await worker.received('f'), [], 'the function hears of no sandbox');
+  await worker.runtime.stop();
+  await worker.until('the check threads to go', async () => (threadCount() <= threadsBefore ? true : undefined), 3000);
 });
 
 test.serial('process: a sandbox process that exits on its own becomes fn.sandboxFailed', async (t) => {

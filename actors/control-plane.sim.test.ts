@@ -73,7 +73,7 @@ const fakeNode: ActorKind<FakeNodeState, FakeNodeMessage> = {
     const toFunction = (name: string, m: FunctionMessage): Effect<FakeNodeMessage> => ({ type: 'send', to: functionAddress(name), message: m });
     switch (message.type) {
       case 'node.start': {
-        const register: SchedulerMessage = { type: 'sch.register', nodeId: state.nodeId, capacity, address: `${state.nodeId}:10010`, runtime: 'simulated' };
+        const register: SchedulerMessage = { type: 'sch.register', nodeId: state.nodeId, capacity, address: `${state.nodeId}:10010`, runtime: 'simulated', incarnation: 'i1' };
         return { state, effects: [{ type: 'send', to: schedulerAddress, message: register }, { type: 'schedule', afterMs: HEARTBEAT_MS, message: { type: 'node.heartbeat' }, timer: 'hb' }] };
       }
       case 'node.heartbeat': {

@@ -257,7 +257,11 @@ export interface AutoscalerStatus {
 
 export type SchedulerMessage =
   /** From a worker on start (asked; replies `{ term }`). Re-registration after a restart is fine. */
-  | { readonly type: 'sch.register'; readonly nodeId: string; readonly capacity: NodeCapacity; readonly address: string; readonly runtime: SandboxRuntimeKind }
+  /**
+   * `incarnation`: the same for every registration of one run of a worker; a node that registers again under
+   * another one was restarted, and what it ran is gone.
+   */
+  | { readonly type: 'sch.register'; readonly nodeId: string; readonly capacity: NodeCapacity; readonly address: string; readonly runtime: SandboxRuntimeKind; readonly incarnation: string }
   | { readonly type: 'sch.heartbeat'; readonly nodeId: string; readonly sandboxes: number }
   /** Asked by a function actor: place one sandbox per id. Replies `PlaceReply`. */
   | { readonly type: 'sch.place'; readonly functionName: string; readonly request: SandboxRequest; readonly sandboxIds: readonly string[] }

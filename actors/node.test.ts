@@ -125,7 +125,7 @@ test('node.start learns the sandbox address, registers, then heartbeats every he
   t.deepEqual(h.sim.transcript, [
     't=0 node:n1 <- node.start',
     `t=0 node:n1 <- node.addressed address=${ADDRESS} (from node:n1)`,
-    `t=0 scheduler:cluster <- sch.register nodeId=n1 capacity={"cpuMilli":4000,"memoryMiB":8192,"slots":3} address=${ADDRESS} runtime=thread (from node:n1)`,
+    `t=0 scheduler:cluster <- sch.register nodeId=n1 capacity={"cpuMilli":4000,"memoryMiB":8192,"slots":3} address=${ADDRESS} runtime=thread incarnation= (from node:n1)`,
     't=0 node:n1 <- node.registered term=1 (from node:n1)',
     `t=0 node:n1 log info: registered at ${ADDRESS} (term 1)`,
   ]);
@@ -345,7 +345,7 @@ test('node.check runs the source check of the worker and answers its outcome; it
 });
 
 test('the init argument is validated; errors name the field, value and unit', (t) => {
-  t.deepEqual(parseNodeInit({ nodeId: 'n', capacity, runtime: 'process' }), { nodeId: 'n', capacity, runtime: 'process', heartbeatMs: 5000 });
+  t.deepEqual(parseNodeInit({ nodeId: 'n', capacity, runtime: 'process' }), { nodeId: 'n', capacity, runtime: 'process', heartbeatMs: 5000, incarnation: '' });
   const cases: [unknown, RegExp][] = [
     [null, /\(init\)=null/],
     [{ capacity }, /nodeId=undefined must be a non-empty string/],

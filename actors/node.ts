@@ -85,6 +85,11 @@ export interface NodeInit {
   readonly runtime: SandboxRuntimeKind;
   /** Period of `sch.heartbeat`, ms. Default 5000 (Dirigent's). */
   readonly heartbeatMs?: number;
+  /**
+   * Names this run of the worker (the daemon draws one at start). The scheduler tells a node that registers
+   * again after a reconnection (same incarnation: it keeps what it runs) from one that restarted (another).
+   */
+  readonly incarnation?: string;
 }
 
 export const DEFAULT_HEARTBEAT_MS = 5000;
@@ -114,7 +119,8 @@ export function parseNodeInit(arg: unknown): Required<NodeInit> {
   if (init.runtime !== 'thread' && init.runtime !== 'process' && init.runtime !== 'simulated') bad('runtime', init.runtime, "'thread', 'process' or 'simulated'");
   const heartbeatMs = init.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
   if (!Number.isFinite(heartbeatMs) || heartbeatMs <= 0) bad('heartbeatMs', heartbeatMs, '> 0 (ms)');
-  return { nodeId: init.nodeId as string, capacity: { cpuMilli: capacity.cpuMilli, memoryMiB: capacity.memoryMiB, slots: capacity.slots }, runtime: init.runtime as SandboxRuntimeKind, heartbeatMs };
+  if (init.incarnation !== undefined && typeof init.incarnation !== 'string') bad('incarnation', init.incarnation, 'a string');
+  return { nodeId: init.nodeId as string, capacity: { cpuMilli: capacity.cpuMilli, memoryMiB: capacity.memoryMiB, slots: capacity.slots }, runtime: init.runtime as SandboxRuntimeKind, heartbeatMs, incarnation: init.incarnation ?? '' };
 }
 
 // ---- State ----------------------------------------------------------------------------------------
@@ -139,6 +145,8 @@ export interface NodeState {
   readonly capacity: NodeCapacity;
   readonly runtime: SandboxRuntimeKind;
   readonly heartbeatMs: number;
+  /** See NodeInit.incarnation. */
+  readonly incarnation: string;
   /** `host:port` of the sandbox invocation server; null until `sandbox.address` answered. */
   readonly address: string | null;
   readonly registration: Registration;
@@ -241,7 +249,7 @@ function start(state: NodeState): Result {
 }
 
 function register(state: NodeState, address: string): Result {
-  const message: SchedulerMessage = { type: 'sch.register', nodeId: state.nodeId, capacity: state.capacity, address, runtime: state.runtime };
+  const message: SchedulerMessage = { type: 'sch.register', nodeId: state.nodeId, capacity: state.capacity, address, runtime: state.runtime, incarnation: state.incarnation };
   return {
     state: { ...state, address, registration: { phase: 'registering' } },
     effects: [

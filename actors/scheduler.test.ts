@@ -37,7 +37,7 @@ function replyOf<T>(effects: readonly Effect<SchedulerMessage>[]): T {
 
 function withNodes(ids: readonly string[], init: Partial<SchedulerInit> = {}, capacity = small): SchedulerState {
   let state = fresh(init);
-  for (const nodeId of ids) state = step(state, { type: 'sch.register', nodeId, capacity, address: `${nodeId}:10010`, runtime: 'simulated' }).state;
+  for (const nodeId of ids) state = step(state, { type: 'sch.register', nodeId, capacity, address: `${nodeId}:10010`, runtime: 'simulated', incarnation: 'i1' }).state;
   return state;
 }
 
@@ -51,10 +51,10 @@ const lostTo = (effects: readonly Effect<SchedulerMessage>[]): string[] =>
   effects.flatMap((e) => (e.type === 'send' && (e.message as { type: string }).type === 'fn.nodeLost' ? [`${e.to.id}:${(e.message as { nodeId: string }).nodeId}`] : []));
 
 test('registration replies the term and starts the heartbeat check once', (t) => {
-  const first = step(fresh({ checkEveryMs: 2000 }), { type: 'sch.register', nodeId: 'a', capacity: small, address: 'a:1', runtime: 'simulated' });
+  const first = step(fresh({ checkEveryMs: 2000 }), { type: 'sch.register', nodeId: 'a', capacity: small, address: 'a:1', runtime: 'simulated', incarnation: 'i1' });
   t.deepEqual(replyOf(first.effects), { term: 3 });
   t.deepEqual(first.effects.filter((e) => e.type === 'schedule'), [{ type: 'schedule', afterMs: 2000, message: { type: 'sch.checkHeartbeats' }, timer: 'checkHeartbeats' }]);
-  const second = step(first.state, { type: 'sch.register', nodeId: 'b', capacity: small, address: 'b:1', runtime: 'simulated' });
+  const second = step(first.state, { type: 'sch.register', nodeId: 'b', capacity: small, address: 'b:1', runtime: 'simulated', incarnation: 'i1' });
   t.false(second.effects.some((e) => e.type === 'schedule'));
   t.deepEqual(views(second.state, 700).map((v) => [v.nodeId, v.alive, v.schedulable, v.heartbeatAgeMs]), [
     ['a', true, true, 700],
@@ -113,7 +113,7 @@ test('cordoned and dead nodes take no new sandbox', (t) => {
 
 test('a sandbox that needs a runtime is placed only on nodes that run it', (t) => {
   let state = withNodes(['a', 'c']);
-  state = step(state, { type: 'sch.register', nodeId: 'b', capacity: small, address: 'b:10010', runtime: 'thread' }).state;
+  state = step(state, { type: 'sch.register', nodeId: 'b', capacity: small, address: 'b:10010', runtime: 'thread', incarnation: 'i1' }).state;
   const result = step(state, { type: 'sch.place', functionName: 'f', request: { ...request, runtime: 'thread' }, sandboxIds: ['f-1-0', 'f-1-1', 'f-1-2', 'f-1-3', 'f-1-4'] });
   const reply = replyOf<PlaceReply>(result.effects);
   t.deepEqual([...new Set(reply.placements.map((p) => p.nodeId))], ['b']);
@@ -177,15 +177,19 @@ test('a node silent past the timeout is dead: allocations dropped, each function
   t.true(back.effects.some((e) => e.type === 'log' && e.text.includes('back')));
 });
 
-test('a node registering again while it holds allocations restarted: its sandboxes are lost', (t) => {
+test('a node registering again under another incarnation while it holds allocations restarted: its sandboxes are lost; under the same one it keeps them', (t) => {
   let state = withNodes(['a', 'b']);
   state = step(state, { type: 'sch.setSchedulable', nodeId: 'a', schedulable: false }).state;
   state = place(state, ['f-1']).state;
-  const again = step(state, { type: 'sch.register', nodeId: 'b', capacity: { ...small, slots: 8 }, address: 'b:2', runtime: 'simulated' }, 50);
+  // The same run of the worker registering again (it reconnected to a new leader) keeps what it runs.
+  const reconnected = step(state, { type: 'sch.register', nodeId: 'b', capacity: small, address: 'b:10010', runtime: 'simulated', incarnation: 'i1' }, 40);
+  t.deepEqual(lostTo(reconnected.effects), []);
+  t.like(views(reconnected.state, 40)[1], { allocated: { slots: 1 }, alive: true });
+  const again = step(state, { type: 'sch.register', nodeId: 'b', capacity: { ...small, slots: 8 }, address: 'b:2', runtime: 'simulated', incarnation: 'i2' }, 50);
   t.deepEqual(lostTo(again.effects), ['f:b']);
   t.deepEqual(replyOf(again.effects), { term: 3 });
   t.like(views(again.state, 50)[1], { address: 'b:2', capacity: { slots: 8 }, allocated: { slots: 0 }, alive: true });
-  const cordoned = step(again.state, { type: 'sch.register', nodeId: 'a', capacity: small, address: 'a:2', runtime: 'simulated' });
+  const cordoned = step(again.state, { type: 'sch.register', nodeId: 'a', capacity: small, address: 'a:2', runtime: 'simulated', incarnation: 'i1' });
   t.deepEqual(lostTo(cordoned.effects), [], 'a node with nothing allocated loses nothing');
   t.false(views(cordoned.state)[0]?.schedulable, 'a cordon survives a worker restart');
 });
@@ -230,7 +234,7 @@ const lostRecorder: ActorKind<{ lost: readonly string[] }, FunctionMessage> = {
 test('heartbeat checking runs on its timer in a simulation', async (t) => {
   const sim = new Simulation({ kinds: [schedulerKind, lostRecorder], quiet: ['sch.heartbeat', 'sch.checkHeartbeats'] });
   sim.spawn(schedulerAddress, { term: 1 });
-  for (const nodeId of ['a', 'b']) t.deepEqual(await sim.request(schedulerAddress, { type: 'sch.register', nodeId, capacity: small, address: nodeId, runtime: 'simulated' }), { term: 1 });
+  for (const nodeId of ['a', 'b']) t.deepEqual(await sim.request(schedulerAddress, { type: 'sch.register', nodeId, capacity: small, address: nodeId, runtime: 'simulated', incarnation: 'i1' }), { term: 1 });
   const placed = await sim.request<PlaceReply>(schedulerAddress, { type: 'sch.place', functionName: 'f', request, sandboxIds: ['f-1', 'f-2'] });
   t.deepEqual(placed.placements.map((p) => p.nodeId), ['a', 'b']);
   // a heartbeats every 5 s; b never does. With checks every 5 s, b is found dead at the first check after 15 s.

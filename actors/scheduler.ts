@@ -58,6 +58,8 @@ export interface NodeEntry {
   readonly alive: boolean;
   /** Last registration or heartbeat, ms. */
   readonly lastSeen: number;
+  /** The run of the worker that registered it (see `sch.register`). */
+  readonly incarnation: string;
 }
 
 export interface Allocation {
@@ -157,7 +159,7 @@ class Work {
 function handle(w: Work, message: SchedulerMessage): void {
   switch (message.type) {
     case 'sch.register':
-      return register(w, message.nodeId, message.capacity, message.address, message.runtime);
+      return register(w, message);
     case 'sch.heartbeat': {
       const node = w.nodes.get(message.nodeId);
       if (node === undefined) return w.log('warn', `heartbeat from unregistered node ${message.nodeId} ignored`);
@@ -204,16 +206,21 @@ function handle(w: Work, message: SchedulerMessage): void {
   }
 }
 
-function register(w: Work, nodeId: string, capacity: NodeCapacity, address: string, runtime: SandboxRuntimeKind): void {
+function register(w: Work, message: Extract<SchedulerMessage, { type: 'sch.register' }>): void {
+  const { nodeId, capacity, address, runtime, incarnation } = message;
   const known = w.nodes.get(nodeId);
-  if (known !== undefined && known.allocated.slots > 0) loseNode(w, nodeId, 'registered again (worker restarted)');
+  // The same run of the worker registering again (it reconnected, or a retry crossed a success) keeps its
+  // allocations: after a leader change they were adopted from what it lists. Another run restarted: all gone.
+  const same = known !== undefined && known.incarnation === incarnation;
+  if (known !== undefined && !same && known.allocated.slots > 0) loseNode(w, nodeId, 'registered again (worker restarted)');
   w.nodes.set(nodeId, {
     nodeId,
     address,
     capacity,
     runtime,
-    allocated: NOTHING,
-    reportedSandboxes: 0,
+    incarnation,
+    allocated: same ? known.allocated : NOTHING,
+    reportedSandboxes: same ? known.reportedSandboxes : 0,
     // A cordon is the operator's decision and survives a worker restart.
     schedulable: known?.schedulable ?? true,
     alive: true,

@@ -26,6 +26,8 @@ const LEASE_TTL_S = envInt('FAILOVER_LEASE_TTL_S', 2);
 /** Sandboxes per function of the bulk: each function's scale is pinned (min = max). */
 const PER_FUNCTION = 100;
 
+/** Log lines are stamped with ms since the kill (negative before it). */
+let killedAt = Infinity;
 const dataDir = await mkdtemp(join(tmpdir(), 'dirigent-bench-failover-'));
 const log: string[] = [];
 // Info lines of the children (elections, reconstruction) are kept for the timeline printed at the end.
@@ -40,7 +42,7 @@ const cluster = await DistributedCluster.start({
   leaseTtlS: LEASE_TTL_S,
   restart: false,
   extraArgs: { worker: ['--nodes', String(NODES), '--cpu', '1000000', '--memory', '4000000', '--slots', String(Math.ceil((SANDBOXES * 2) / NODES) + 10)] },
-  onOutput: (line) => log.push(line),
+  onOutput: (line) => log.push(Number.isFinite(killedAt) ? `+${Math.round(performance.now() - killedAt)} ms ${line}` : line),
 });
 
 const spec = (name: string, extra: Record<string, unknown>) => ({ name, runtime: 'simulated', source: { kind: 'builtin', workload: 'empty' }, cpuMilli: 1, memoryMiB: 1, ...extra });
@@ -74,6 +76,7 @@ try {
   const load = startSteadyLoad({ targets: invoke, path: '/invoke/warm', ratePerSec: WARM_RPS, connections: 64 });
   await new Promise((resolve) => setTimeout(resolve, 2000));
   const killed = performance.now();
+  killedAt = killed;
   cluster.byName(leader.name).child.process.kill('SIGKILL');
   // When another replica says it leads (rebuilding or serving), polled every 50 ms alongside the cold start.
   const elected = (async () => {

@@ -296,7 +296,7 @@ export class Harness {
     const address = nodeAddress(nodeId);
     const restarted = !this.alive(address);
     this.sim.note(`worker of ${nodeId} ${restarted ? 'restarted' : 'reconnected'}`);
-    if (restarted) this.sim.spawn(address, { nodeId, capacity: this.capacity });
+    if (restarted) this.sim.spawn(address, { nodeId, capacity: this.capacity, runtime: 'simulated', incarnation: `restarted at ${this.sim.now()}` });
     this.sim.tell(address, { type: 'node.start' });
     const reports = await this.sim.request<SandboxReport[]>(address, { type: 'node.list' });
     for (const [name, sandboxes] of this.adoptReports(reports)) this.sim.tell(functionAddress(name), { type: 'fn.adopt', sandboxes });

@@ -1,6 +1,7 @@
 // The worker daemon: an ActorRuntime whose shards run sandboxes (module.ts), one `node` actor per
 // simulated or real node, and a link to the control plane. On every (re)connection each node actor
 // registers again, so a restarted control plane finds its nodes (and then their sandboxes) again.
+import { randomUUID } from 'node:crypto';
 import { nodeAddress, type NodeCapacity } from '../../actors/messages.js';
 import { ActorRuntime, defaultLog, type LogLevel } from '../../runtime/index.js';
 import { ControlPlaneLink } from '../control-plane-link.js';
@@ -46,7 +47,9 @@ export class WorkerDaemon {
       remoteKinds: CONTROL_PLANE_KINDS,
       onLog: log,
     });
-    for (const nodeId of nodeIds) runtime.spawn(nodeAddress(nodeId), { nodeId, capacity: config.capacity, runtime: config.runtime, heartbeatMs: config.heartbeatMs });
+    // One incarnation per run of the daemon: a restart is told from a reconnection by it (see sch.register).
+    const incarnation = randomUUID();
+    for (const nodeId of nodeIds) runtime.spawn(nodeAddress(nodeId), { nodeId, capacity: config.capacity, runtime: config.runtime, heartbeatMs: config.heartbeatMs, incarnation });
     const link = new ControlPlaneLink(runtime, {
       controlPlane: config.controlPlane,
       token: config.token,

@@ -121,6 +121,8 @@ const MAX_DATAPLANE_SHARDS = 256;
 const KEYS = { functions: 'functions/', workers: 'workers/', dataplanes: 'dataplanes/' } as const;
 /** Default bound on the reconstruction wait, ms: workers reconnect within their retry backoff (<= 500 ms). */
 export const RECONSTRUCT_TIMEOUT_MS = 3000;
+/** Data planes that join within this of the first are announced to the functions together, ms. */
+const JOIN_BATCH_MS = 20;
 
 const fail = (status: number, code: string, message: string, details?: unknown): Outcome<never> => ({ ok: false, status, code, message, details });
 
@@ -149,6 +151,7 @@ export class ControlPlane {
   /** Registered workers that had not listed when the wait ended. */
   private workersMissing: readonly string[] = [];
   private stopped = false;
+  private joinTimer: NodeJS.Timeout | undefined;
   private reconstruction: Omit<ReconstructionStatus, 'workersMissing'> = { phase: 'waiting', workersExpected: 0, workersQueried: 0, sandboxesAdopted: 0, tookMs: null };
   private markServing: () => void = () => undefined;
   /** Resolves once the functions run (reconstruction done, or stopped); admin operations wait for it. */
@@ -372,13 +375,26 @@ export class ControlPlane {
   /** After the welcome: ask a worker's nodes what they run; tell functions about a new data plane. */
   private accepted(role: string, id: string, info: unknown): void {
     if (role === 'worker') void this.reconstructFrom(id, (info as WorkerInfo).nodes);
-    else if (role === 'dataplane') this.announceDataplanes();
+    else if (role === 'dataplane') this.announceJoin();
   }
 
   /** Draining sandboxes wait for every connected data plane, and only those (a dead one is never waited for). */
   private announceDataplanes(): void {
     const ids = this.connectedDataplanes();
     for (const name of this.functions.keys()) this.runtime.tell(functionAddress(name), { type: 'fn.dataplanes', ids });
+  }
+
+  /**
+   * A joining data plane makes every function push its full set to all data planes; after a leader change they
+   * all join within milliseconds, so joins are announced together, JOIN_BATCH_MS after the first (with 10 000
+   * sandboxes, one round of snapshots instead of one per data plane).
+   */
+  private announceJoin(): void {
+    if (this.joinTimer !== undefined) return;
+    this.joinTimer = setTimeout(() => {
+      this.joinTimer = undefined;
+      if (!this.stopped) this.announceDataplanes();
+    }, JOIN_BATCH_MS);
   }
 
   /** Rebuild actual state from what a worker runs: the store never holds sandboxes. */
@@ -580,6 +596,7 @@ export class ControlPlane {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    clearTimeout(this.joinTimer);
     this.transport.close();
     const closing = this.server.close();
     for (const connection of this.connections) connection.destroy();

@@ -179,7 +179,7 @@ export class ControlPlane {
 
   /**
    * Listens at once and rebuilds in the background: loads desired state, waits (bounded) for the registered
-   * workers to list their sandboxes, then starts every function with what was found (see `reconstruct`).
+   * workers to list their sandboxes, then configures every function with what was found (see `reconstruct`).
    * `whenServing` resolves once that is done; admin operations wait for it.
    */
   static async start(config: ControlPlaneConfig): Promise<ControlPlane> {
@@ -250,9 +250,10 @@ export class ControlPlane {
 
   /**
    * A new leader's rebuild: wait until every registered worker has listed its nodes' sandboxes (or the bound
-   * passes), then start each function with its sandboxes already ready, so that its first endpoint snapshot,
-   * under this term, routes to exactly what runs; delete what no function wants; hold scale-down for one
-   * stable window (in the function actor). Workers that come later are adopted as they connect.
+   * passes); then each function (spawned by `loadDesiredState`) adopts its sandboxes and is configured, so
+   * that its first endpoint snapshot, under this term, routes to exactly what runs, and its autoscaler holds
+   * scale-down for one stable window; what no function wants is deleted. Workers that come later are adopted
+   * as they connect.
    */
   private async reconstruct(timeoutMs: number): Promise<void> {
     const allListed = () => [...this.workers.keys()].every((id) => this.listed.has(id));

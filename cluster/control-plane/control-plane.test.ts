@@ -187,3 +187,11 @@ test.serial('after a control-plane restart, both router replicas of a two-shard 
   t.true(updated.ok, JSON.stringify(updated));
   await until(async () => ((await second.runtime.ask<FunctionStatus>(functionAddress('pair'), { type: 'fn.status' })).sandboxes.length === 0 ? true : undefined), 'drained and deleted', 500, 20);
 });
+
+test('Dirigent registration with no data plane registered is refused with 503 NO_DATAPLANE, not an empty 200, and creates nothing', async (t) => {
+  const plane = await ControlPlane.start({ host: '127.0.0.1', clusterPort: 0, token: TOKEN, store: { kind: 'memory' }, shards: 1, onLog: quiet });
+  t.teardown(() => plane.stop());
+  const form = new URLSearchParams([['name', 'early'], ['image', 'echo'], ['port_forwarding', '80'], ['port_forwarding', 'tcp'], ['requested_cpu', '10'], ['requested_memory', '16'], ['scaling_upper_bound', '1'], ['scaling_lower_bound', '0']]);
+  t.like(await plane.registerDirigent(form), { ok: false, status: 503, code: 'NO_DATAPLANE' });
+  t.deepEqual(await plane.listFunctions(), []);
+});

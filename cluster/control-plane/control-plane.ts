@@ -458,6 +458,9 @@ export class ControlPlane {
   async registerDirigent(form: URLSearchParams, runtime: 'thread' | 'simulated' = 'thread'): Promise<Outcome<string>> {
     const parsed = parseDirigentRegistration(form, runtime);
     if (!parsed.ok) return fail(parsed.status, 'INVALID_REGISTRATION', parsed.message);
+    await this.serving;
+    // The reply is the addresses to invoke at: with none, a 200 would be an empty body the loader cannot use.
+    if (this.dataplanes.size === 0) return fail(503, 'NO_DATAPLANE', 'no data plane has registered yet, so there is no address to invoke at; retry once one is up');
     const created = await this.create(parsed.spec);
     if (!created.ok) return created;
     // The loader sends its headers with underscores (requested_cpu), which the uWS front cannot take

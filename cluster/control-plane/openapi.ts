@@ -64,7 +64,7 @@ export const openApiDocument = {
       post: {
         summary: 'Dirigent-compatible registration (form-encoded)',
         requestBody: { required: true, content: { 'application/x-www-form-urlencoded': { schema: { type: 'object', properties: { name: { type: 'string' }, image: { type: 'string' }, requested_cpu: { type: 'integer' }, requested_memory: { type: 'integer' }, scaling_upper_bound: { type: 'integer' }, scaling_lower_bound: { type: 'integer' } } } } } },
-        responses: { '200': { description: 'Data-plane addresses joined by ";"', content: { 'text/plain': { schema: { type: 'string' } } } }, '400': { description: 'Unsupported image or invalid field' }, '409': { description: 'Duplicate name' } },
+        responses: { '200': { description: 'Data-plane addresses joined by ";"', content: { 'text/plain': { schema: { type: 'string' } } } }, '400': { description: 'Unsupported image or invalid field' }, '409': { description: 'Duplicate name' }, '503': { description: 'No data plane has registered yet (NO_DATAPLANE): there is no address to answer' } },
       },
     },
     '/metrics': { get: { summary: 'Prometheus metrics', responses: { '200': { description: 'Text exposition format' } } } },

@@ -12,7 +12,7 @@ export interface EtcdProcess {
   /** Client URL, `http://127.0.0.1:<port>`. */
   readonly endpoint: string;
   readonly process: ChildProcess;
-  /** SIGTERM, then SIGKILL after a grace; resolves once it exited. */
+  /** etcd gets SIGTERM (its watchdog's stdin closes), then the group SIGKILL after a grace; resolves once it exited. */
   stop(): Promise<void>;
 }
 
@@ -28,9 +28,15 @@ export async function startEtcd(options: { dataDir: string; clientPort?: number;
   const clientPort = options.clientPort || (await freePort('127.0.0.1'));
   const peerPort = await freePort('127.0.0.1');
   const endpoint = `http://127.0.0.1:${clientPort}`;
+  // etcd cannot watch its parent, so a shell does: it runs etcd, waits for its stdin (a pipe from this process)
+  // to close, then stops it. The pipe closes when this process exits, SIGKILL included, so etcd never
+  // outlives it. The shell leads its own process group, which `stop` kills as a last resort.
   const child = spawn(
-    'etcd',
+    'sh',
     [
+      '-c',
+      'etcd "$@" <&- & read -r _; kill "$!" 2>/dev/null; wait "$!"',
+      'etcd-watchdog',
       '--name', 'dirigent',
       '--data-dir', options.dataDir,
       '--listen-client-urls', endpoint,
@@ -39,7 +45,7 @@ export async function startEtcd(options: { dataDir: string; clientPort?: number;
       '--initial-advertise-peer-urls', `http://127.0.0.1:${peerPort}`,
       '--initial-cluster', `dirigent=http://127.0.0.1:${peerPort}`,
     ],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
+    { stdio: ['pipe', 'ignore', 'pipe'], detached: true },
   );
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const recent: string[] = [];
@@ -52,8 +58,8 @@ export async function startEtcd(options: { dataDir: string; clientPort?: number;
   });
   const stop = async () => {
     if (child.exitCode !== null || child.signalCode !== null) return;
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
+    child.stdin!.end();
+    const timer = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), STOP_GRACE_MS);
     await exited;
     clearTimeout(timer);
   };

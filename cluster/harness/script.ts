@@ -7,16 +7,21 @@ import type { Harness } from './harness.js';
 const transcripts = new URL('../../../cluster/harness/transcripts/', import.meta.url);
 
 /**
- * Compares the harness's transcript with `transcripts/<name>.txt`; `UPDATE_TRANSCRIPTS=1` (or a missing file)
- * writes it instead, and the diff is reviewed like code.
+ * Compares the harness's transcript with `transcripts/<name>.txt`; `UPDATE_TRANSCRIPTS=1` writes it instead, and
+ * the diff is reviewed like code. A missing file fails: a lost transcript must not turn the test into one that
+ * cannot fail.
  */
 export function checkTranscript(t: ExecutionContext, name: string, harness: Harness): void {
   const file = new URL(`${name}.txt`, transcripts);
   const actual = `${harness.sim.transcript.join('\n')}\n`;
-  if (process.env.UPDATE_TRANSCRIPTS === '1' || !existsSync(file)) {
+  if (process.env.UPDATE_TRANSCRIPTS === '1') {
     mkdirSync(transcripts, { recursive: true });
     writeFileSync(file, actual);
     t.log(`wrote ${file.pathname}`);
+    return;
+  }
+  if (!existsSync(file)) {
+    t.fail(`transcript ${name} is missing (${file.pathname}); run with UPDATE_TRANSCRIPTS=1 to write it, then review it`);
     return;
   }
   t.is(actual, readFileSync(file, 'utf8'), `transcript ${name} changed; rerun with UPDATE_TRANSCRIPTS=1 and review the diff`);

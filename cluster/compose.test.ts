@@ -25,8 +25,10 @@ test('the topology: etcd, control planes cp1..cp3, data planes dp1 and dp2, work
   t.deepEqual(byRole('data-plane').map((s) => s.name), ['dp1', 'dp2']);
   t.deepEqual(byRole('worker').map((s) => s.name), ['w1', 'w2', 'w3']);
   for (const service of services.filter((s) => roleOf(s) !== undefined)) {
-    // A role announces the address it listens on: its service name, which the others resolve.
-    t.is(flagOf(service.command, 'host'), service.name, `${service.name} --host`);
+    // A role listens on every interface and announces its service name, which the others resolve; it never
+    // resolves its own name (podman's DNS may not know it yet when the container starts).
+    t.is(flagOf(service.command, 'host'), '0.0.0.0', `${service.name} --host`);
+    t.is(flagOf(service.command, 'advertise'), service.name, `${service.name} --advertise`);
     t.is(flagOf(service.command, 'id'), service.name, `${service.name} --id`);
   }
 });

@@ -38,6 +38,7 @@ const FLAG_TYPES = {
   watch: { type: 'boolean', short: 'w' },
   'interval-ms': { type: 'string' },
   host: { type: 'string' },
+  advertise: { type: 'string' },
   'admin-port': { type: 'string' },
   'invoke-port': { type: 'string' },
   'compat-port': { type: 'string' },
@@ -111,6 +112,7 @@ const CONTROL_PLANE_ADDRESS: FlagHelp = ['<host:port>[,...]', 'every control-pla
 const TOKEN: FlagHelp = ['<token>', 'cluster token, at least 8 characters (or DIRIGENT_TOKEN)'];
 const SHARDS: FlagHelp = ['N', 'actor shard threads (default: one per core)'];
 const DRY_RUN: FlagHelp = ['', 'validate the flags, print the resolved config and exit'];
+const ADVERTISE: FlagHelp = ['<host>', 'the host the others reach it at (default: --host; the hostname when --host is 0.0.0.0)'];
 const LEASE_TTL: FlagHelp = ['N', 'leader lease with etcd, 2..60 s (default 2)'];
 
 export const COMMANDS = {
@@ -161,7 +163,8 @@ export const COMMANDS = {
     client: false,
     flags: {
       id: ['<id>', 'replica id (default cp1)'],
-      host: ['<addr>', 'interface to listen on, and the host it advertises (default 127.0.0.1)'],
+      host: ['<addr>', 'interface to listen on (default 127.0.0.1)'],
+      advertise: ADVERTISE,
       'cluster-port': ['N', 'where workers and data planes connect (default 9090)'],
       'admin-port': ['N', 'admin API port (default 9091)'],
       'admin-token': ['<token>', 'changes through the admin API need it'],
@@ -186,6 +189,7 @@ export const COMMANDS = {
       id: ['<id>', 'data plane id (default dp1)'],
       'control-plane': CONTROL_PLANE_ADDRESS,
       host: ['<addr>', 'interface to listen on (default 127.0.0.1)'],
+      advertise: ADVERTISE,
       'invoke-port': ['N', 'invocation port (default 8080)'],
       'compat-port': ['N', 'Dirigent-compatibility port (default 8081)'],
       'data-dir': ['<dir>', 'where async jobs live (default .dirigent)'],
@@ -204,7 +208,8 @@ export const COMMANDS = {
     flags: {
       id: ['<id>', 'worker id, the node id (default w1)'],
       'control-plane': CONTROL_PLANE_ADDRESS,
-      host: ['<addr>', 'where data planes reach its sandboxes (default 127.0.0.1)'],
+      host: ['<addr>', 'interface its invocation servers listen on (default 127.0.0.1)'],
+      advertise: ['<host>', 'where data planes reach its sandboxes (default: --host; the hostname when --host is 0.0.0.0)'],
       runtime: ['thread|process|simulated', 'sandbox runtime (default thread)'],
       nodes: ['N', 'node actors to simulate, 1..10000 (default 1)'],
       cpu: ['N', 'capacity per node, millicores (default: 1000 per core)'],

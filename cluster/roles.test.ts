@@ -2,6 +2,7 @@
 // the value; `--dry-run` prints the result (secrets masked) and starts nothing.
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
+import { hostname } from 'node:os';
 import { UsageError } from './flags.js';
 import { parseStoreSpec } from './roles.js';
 
@@ -24,13 +25,14 @@ test('--dry-run prints each role\'s resolved config with the token masked, and s
   t.is(cp.status, 0, cp.stderr);
   t.deepEqual(JSON.parse(cp.stdout), {
     dryRun: 'control-plane',
-    config: { id: 'cp2', host: 'cp2', clusterPort: 9090, adminPort: 9091, token: '***', store: { kind: 'etcd', endpoints: ['http://etcd:2379'] }, leaseTtlS: 3, placement: 'kubernetes' },
+    config: { id: 'cp2', host: 'cp2', advertise: 'cp2', clusterPort: 9090, adminPort: 9091, token: '***', store: { kind: 'etcd', endpoints: ['http://etcd:2379'] }, leaseTtlS: 3, placement: 'kubernetes' },
   });
-  const dp = dryRun(['data-plane', '--id', 'dp2', '--control-plane', 'cp1:9090,cp2:9090,cp3:9090'], { DIRIGENT_TOKEN: 'from-the-environment' });
+  // Listening on every interface, a role announces a host the others can reach: --advertise, else the hostname.
+  const dp = dryRun(['data-plane', '--id', 'dp2', '--host', '0.0.0.0', '--advertise', 'dp2', '--control-plane', 'cp1:9090,cp2:9090,cp3:9090'], { DIRIGENT_TOKEN: 'from-the-environment' });
   t.is(dp.status, 0, dp.stderr);
-  t.like(JSON.parse(dp.stdout), { dryRun: 'data-plane', config: { id: 'dp2', controlPlane: 'cp1:9090,cp2:9090,cp3:9090', token: '***', httpPort: 8080 } });
-  const worker = dryRun(['worker', '--id', 'w3', '--runtime', 'simulated', '--control-plane', 'cp1:9090', '--token', 'secret-token']);
-  t.like(JSON.parse(worker.stdout), { dryRun: 'worker', config: { id: 'w3', runtime: 'simulated' } });
+  t.like(JSON.parse(dp.stdout), { dryRun: 'data-plane', config: { id: 'dp2', host: '0.0.0.0', advertise: 'dp2', controlPlane: 'cp1:9090,cp2:9090,cp3:9090', token: '***', httpPort: 8080 } });
+  const worker = dryRun(['worker', '--id', 'w3', '--host', '0.0.0.0', '--runtime', 'simulated', '--control-plane', 'cp1:9090', '--token', 'secret-token']);
+  t.like(JSON.parse(worker.stdout), { dryRun: 'worker', config: { id: 'w3', host: '0.0.0.0', advertise: hostname(), runtime: 'simulated' } });
 });
 
 test('--dry-run refuses what a role would refuse at start, naming the value (exit 2)', (t) => {
@@ -39,6 +41,7 @@ test('--dry-run refuses what a role would refuse at start, naming the value (exi
     [['control-plane', '--token', 'secret-token', '--lease-ttl-s', '1'], /--lease-ttl-s must be an integer in 2\.\.60 s, got "1"/],
     [['data-plane', '--token', 'secret-token', '--control-plane', 'cp1:9090,cp2'], /--control-plane: expected host:port/],
     [['worker', '--control-plane', 'cp1:9090'], /a cluster token of at least 8 characters is required/],
+    [['worker', '--token', 'secret-token', '--advertise', 'w1:7000'], /--advertise must be a host name or an IPv4 address, got "w1:7000"/],
   ];
   for (const [args, message] of cases) {
     const result = dryRun(args);

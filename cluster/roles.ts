@@ -3,7 +3,7 @@
 // flags, then validation naming the value and its unit (`--dry-run` stops there and prints the result).
 // Each role prints one JSON line `{"ready": role, ...}` on stdout once it serves, logs on stderr, and stops
 // cleanly on SIGINT/SIGTERM.
-import { availableParallelism, totalmem } from 'node:os';
+import { availableParallelism, hostname, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { intFlag, UsageError, type CliValues } from './flags.js';
 import { parseAddressList } from './control-plane-link.js';
@@ -75,11 +75,21 @@ function controlPlaneAddresses(values: CliValues): string {
   return text;
 }
 
-export function controlPlaneConfig(values: CliValues): Omit<ReplicaConfig, 'onLog' | 'onFatal'> {
+/**
+ * The host others reach a role at: --advertise, else --host unless that is a wildcard address (0.0.0.0, ::),
+ * which nobody can connect to, and then this machine's hostname (a container's, under compose).
+ */
+function listenAndAdvertise(values: CliValues): { host: string; advertise: string } {
   const host = pick(values, 'host', 'HOST', '127.0.0.1');
+  const advertise = values.advertise ?? env('ADVERTISE') ?? (host === '0.0.0.0' || host === '::' ? hostname() : host);
+  if (advertise === '' || /[\s/:,]/.test(advertise)) throw new UsageError(`--advertise must be a host name or an IPv4 address, got ${JSON.stringify(advertise)}`);
+  return { host, advertise };
+}
+
+export function controlPlaneConfig(values: CliValues): Omit<ReplicaConfig, 'onLog' | 'onFatal'> {
   return {
     id: pick(values, 'id', 'ID', 'cp1'),
-    host,
+    ...listenAndAdvertise(values),
     clusterPort: port(values, 'cluster-port', 'CLUSTER_PORT', 9090),
     adminPort: port(values, 'admin-port', 'ADMIN_PORT', 9091),
     token: token(values),
@@ -98,7 +108,7 @@ export function dataPlaneConfig(values: CliValues): DataPlaneConfig {
     id: pick(values, 'id', 'ID', 'dp1'),
     controlPlane: controlPlaneAddresses(values),
     token: token(values),
-    host: pick(values, 'host', 'HOST', '127.0.0.1'),
+    ...listenAndAdvertise(values),
     httpPort: port(values, 'invoke-port', 'INVOKE_PORT', 8080),
     // HTTP/1.1 (underscore header names included, as Dirigent's loader sends them) and h2c on one port.
     compatPort: port(values, 'compat-port', 'COMPAT_PORT', 8081),
@@ -113,7 +123,7 @@ export function workerConfig(values: CliValues): WorkerDaemonConfig {
     id: pick(values, 'id', 'ID', 'w1'),
     controlPlane: controlPlaneAddresses(values),
     token: token(values),
-    host: pick(values, 'host', 'HOST', '127.0.0.1'),
+    ...listenAndAdvertise(values),
     runtime: oneOf(pick(values, 'runtime', 'RUNTIME', 'thread'), ['thread', 'process', 'simulated'] as const, '--runtime'),
     nodes: intFlag(values, 'nodes', 'nodes', 1, 10_000),
     capacity: {

@@ -22,8 +22,10 @@ import { ControlPlane, startControlPlaneRuntime, type ClusterListener, type List
 export interface ReplicaConfig {
   /** Unique among the replicas; names it in status, logs and forwarded requests. */
   readonly id: string;
-  /** Interface to listen on, and the host the others reach it at. */
+  /** Interface to listen on. */
   readonly host: string;
+  /** The host the others reach it at (published while it leads, and in forwarded requests); default host. */
+  readonly advertise?: string;
   /** Cluster listener (bound at start; served only while leading); 0 picks a free port. */
   readonly clusterPort: number;
   /** 0 picks a free port. */
@@ -89,7 +91,8 @@ export class ControlPlaneReplica implements AdminTarget {
         { replicaId: config.id, plane: () => replica?.plane(), leader: () => replica?.leader(), replicas: async () => replica?.replicas() ?? [] },
         { host: config.host, port: config.adminPort, adminToken: config.adminToken, registrationRuntime: config.registrationRuntime },
       );
-      const self: ReplicaInfo = { id: config.id, adminUrl: admin.url, clusterAddress: `${config.host}:${listener.port}` };
+      const advertise = config.advertise ?? config.host;
+      const self: ReplicaInfo = { id: config.id, adminUrl: `http://${advertise}:${admin.port}`, clusterAddress: `${advertise}:${listener.port}` };
       const etcd = config.store.kind === 'etcd' ? (store as EtcdStore) : undefined;
       const leadership = etcd
         ? new EtcdLeadership({ client: etcd.client, prefix: etcd.prefix, self, ttlS: config.leaseTtlS, log: (level, text) => log(level, `${config.id}: ${text}`) })
@@ -161,7 +164,7 @@ export class ControlPlaneReplica implements AdminTarget {
         });
         if (this.stopped || this.leadingTerm !== term) return void (await plane.stop());
         this.incarnation = plane;
-        this.log('info', `${this.self.id}: leading under term ${term}; workers and data planes connect at ${plane.clusterAddress}`);
+        this.log('info', `${this.self.id}: leading under term ${term}; workers and data planes connect at ${this.self.clusterAddress}`);
       } catch (error) {
         this.log('error', `${this.self.id}: could not start leading under term ${term}: ${(error as Error).message}`);
         await this.leadership.close();

@@ -23,8 +23,10 @@ export interface DataPlaneConfig {
   /** `host:port` of the control plane's cluster listener; with replicas, every replica's, comma-separated. */
   readonly controlPlane: string;
   readonly token: string;
-  /** Interface the fronts listen on; also the host of the announced addresses. */
+  /** Interface the fronts listen on. */
   readonly host: string;
+  /** The host of the announced addresses (where loaders and the control plane reach it); default host. */
+  readonly advertise?: string;
   /** The HTTP/1.1 + WebSocket port; 0 picks a free one. */
   readonly httpPort: number;
   /**
@@ -91,8 +93,9 @@ export class DataPlane {
           throw (error as NodeJS.ErrnoException).code === 'EADDRINUSE' ? portInUse('compat', config.host, config.compatPort!) : error;
         });
       }
-      const invokeAddress = `${config.host}:${port}`;
-      const compatAddress = compat ? `${config.host}:${compat.port}` : undefined;
+      const advertise = config.advertise ?? config.host;
+      const invokeAddress = `${advertise}:${port}`;
+      const compatAddress = compat ? `${advertise}:${compat.port}` : undefined;
       link = new ControlPlaneLink(runtime, {
         controlPlane: config.controlPlane,
         token: config.token,

@@ -12,8 +12,10 @@ export interface WorkerDaemonConfig {
   /** `host:port` of the control plane's cluster listener; with replicas, every replica's, comma-separated. */
   readonly controlPlane: string;
   readonly token: string;
-  /** Where data planes reach this worker's sandboxes. */
+  /** Interface the invocation servers listen on. */
   readonly host: string;
+  /** Where data planes reach this worker's sandboxes; default host. */
+  readonly advertise?: string;
   readonly runtime: WorkerOptions['runtime'];
   /** Node actors hosted here (more than 1 only to simulate a large cluster on one machine). */
   readonly nodes?: number;
@@ -40,7 +42,7 @@ export class WorkerDaemon {
     const log = config.onLog ?? defaultLog;
     const count = config.nodes ?? 1;
     const nodeIds = count === 1 ? [config.id] : Array.from({ length: count }, (_, i) => `${config.id}-${i}`);
-    const options: WorkerOptions = { runtime: config.runtime, token: config.token, host: config.host, simulatedLatency: { kind: 'fixed', ms: config.simulatedLatencyMs ?? 0 } };
+    const options: WorkerOptions = { runtime: config.runtime, token: config.token, host: config.host, advertise: config.advertise, simulatedLatency: { kind: 'fixed', ms: config.simulatedLatencyMs ?? 0 } };
     const runtime = await ActorRuntime.start({
       shards: config.shards,
       modules: [{ url: new URL('./module.js', import.meta.url).href, options }],

@@ -8,6 +8,8 @@ import { invokeErrorCode, readRequestFrame, type RequestFrame, type ResultFrame 
 
 export interface InvocationServerOptions {
   readonly host: string;
+  /** The host in the announced address; default host. */
+  readonly advertise?: string;
   /** 0 picks a free port. */
   readonly port: number;
   readonly token: string;
@@ -37,7 +39,7 @@ export async function serveInvocations(options: InvocationServerOptions): Promis
       return undefined;
     },
   });
-  return { address: `${server.host}:${server.port}`, close: () => server.close() };
+  return { address: `${options.advertise ?? server.host}:${server.port}`, close: () => server.close() };
 }
 
 function serve(connection: FrameConnection, peer: string, options: InvocationServerOptions): void {

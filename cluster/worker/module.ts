@@ -36,6 +36,8 @@ export interface WorkerOptions {
   readonly simulatedLatency?: LatencyDistribution;
   /** Interface the invocation servers listen on, and the host in the address they announce. Default 127.0.0.1. */
   readonly host?: string;
+  /** The host in the address they announce; default host (set it when host is 0.0.0.0). */
+  readonly advertise?: string;
   /** Cluster token every data plane must present. */
   readonly token: string;
 }
@@ -66,13 +68,15 @@ export function parseWorkerOptions(input: unknown): Required<WorkerOptions> {
   if (typeof options.token !== 'string' || options.token === '') bad('token', options.token, 'a non-empty string');
   const host = options.host ?? DEFAULT_WORKER_HOST;
   if (typeof host !== 'string' || host === '') bad('host', host, 'a non-empty string');
+  const advertise = options.advertise ?? host;
+  if (typeof advertise !== 'string' || advertise === '') bad('advertise', advertise, 'a non-empty string');
   const simulatedLatency = options.simulatedLatency ?? { kind: 'fixed', ms: 0 };
   try {
     validateLatency(simulatedLatency);
   } catch (error) {
     bad('simulatedLatency', simulatedLatency, `a latency distribution (${(error as Error).message})`);
   }
-  return { runtime: runtime as WorkerOptions['runtime'], token: options.token as string, host, simulatedLatency };
+  return { runtime: runtime as WorkerOptions['runtime'], token: options.token as string, host, advertise, simulatedLatency };
 }
 
 /**
@@ -153,6 +157,7 @@ class WorkerShard {
     runtime.onEvent((event) => this.onEvent(event));
     const server = await serveInvocations({
       host: this.options.host,
+      advertise: this.options.advertise,
       port: 0,
       token: this.options.token,
       id: `shard-${this.ctx.shard}`,

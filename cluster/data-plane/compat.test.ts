@@ -6,6 +6,7 @@ import test, { type ExecutionContext } from 'ava';
 import http from 'node:http';
 import http2, { type ClientHttp2Session, type IncomingHttpHeaders, type IncomingHttpStatusHeader } from 'node:http2';
 import { connect, type Socket } from 'node:net';
+import { routerReplicaAddress } from '../../actors/messages.js';
 import { ControlPlane } from '../control-plane/control-plane.js';
 import { WorkerDaemon } from '../worker/daemon.js';
 import { DataPlane } from './data-plane.js';
@@ -292,7 +293,9 @@ test.serial('stop answers pending HTTP/1.1 and h2c requests 503, closes kept-ali
   await h2request(session, { ':method': 'GET', ':path': '/invoke/echo' });
   const pendingH1 = request(compat, { method: 'POST', path: '/invoke/hang', body: 'x', timeoutMs: 10_000 });
   const pendingH2 = h2request(session, { ':method': 'POST', ':path': '/invoke/hang' }, 'x');
-  await new Promise((resolve) => setTimeout(resolve, 100));
+  // Both must be pending in the router before the stop (a fixed sleep was too short on a loaded machine).
+  const seen = async () => (await Promise.all([0, 1].map((shard) => dp.runtime.ask<number>(routerReplicaAddress('hang', shard), { type: 'fake.calls' })))).reduce((a, b) => a + b, 0);
+  await until('both hanging requests to reach a router replica', async () => ((await seen()) >= 2 ? true : undefined), 10_000);
   const started = Date.now();
   await Promise.all([dp.stop(), dp.stop()]);
   t.true(Date.now() - started < 4000, `stop took ${Date.now() - started} ms`);

@@ -89,12 +89,14 @@ function threadCount(): number {
 }
 
 test('options: defaults, then validation naming the option', (t) => {
-  t.deepEqual(parseWorkerOptions({ runtime: 'simulated', token: 't' }), { runtime: 'simulated', token: 't', host: '127.0.0.1', simulatedLatency: { kind: 'fixed', ms: 0 } });
+  t.deepEqual(parseWorkerOptions({ runtime: 'simulated', token: 't' }), { runtime: 'simulated', token: 't', host: '127.0.0.1', advertise: '127.0.0.1', simulatedLatency: { kind: 'fixed', ms: 0 } });
+  t.like(parseWorkerOptions({ runtime: 'simulated', token: 't', host: '0.0.0.0', advertise: 'w1' }), { host: '0.0.0.0', advertise: 'w1' });
   const bad: [unknown, RegExp][] = [
     [undefined, /\(options\)=undefined/],
     [{ runtime: 'docker', token: 't' }, /runtime="docker" must be 'thread', 'process' or 'simulated'/],
     [{ runtime: 'thread', token: '' }, /token="" must be a non-empty string/],
     [{ runtime: 'thread', token: 't', host: '' }, /host="" must be/],
+    [{ runtime: 'thread', token: 't', advertise: '' }, /advertise="" must be/],
     [{ runtime: 'simulated', token: 't', simulatedLatency: { kind: 'fixed', ms: -1 } }, /simulatedLatency=.*creationLatency.ms=-1/],
   ];
   for (const [options, message] of bad) t.is(t.throws(() => parseWorkerOptions(options), { instanceOf: WorkerError, message })?.code, 'INVALID_WORKER_OPTIONS');

@@ -4,21 +4,27 @@
 // over HTTP (Host routing) and WebSocket through every data plane, then the leader control plane killed
 // (`podman kill`) and a new function's cold start checked; `down -v` and the network removed always.
 // Skipped, with the reason printed, where podman or podman-compose is missing. The published ports are the
-// compose file's defaults when they are free here, other free ports otherwise (its variables move them).
+// ports the kernel picks (the compose file's variables move them).
 // Bounds: a first run builds the base images (~80 s) and the image (~40 s); the whole file stays under 6 min.
 import test, { type ExecutionContext } from 'ava';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { COMPOSE_FILE, flagOf, freePort, installed, portFree, readComposeServices, roleOf, ROOT, run, type ComposeService } from './fixtures/compose-file.js';
+import { CHECKOUT_ID, COMPOSE_FILE, flagOf, freePort, installed, readComposeServices, roleOf, ROOT, run, type ComposeService } from './fixtures/compose-file.js';
 import { request, TestWs, type HttpResult } from './data-plane/fixtures/harness.js';
 
-const PROJECT = 'dirigent-compose-e2e';
+// Every name this file gives podman ends in the checkout's id, so that runs of two checkouts on one machine
+// (CI on main and a developer's branch, say) never touch each other's containers, volumes, network or images.
+// The base images (scripts/base-images.sh) are shared on purpose: they are the same for every checkout.
+const PROJECT = `dirigent-e2e-${CHECKOUT_ID}`;
+const IMAGE = `localhost/dirigent-ts-${CHECKOUT_ID}:e2e`;
+const BUILD_STAGE_TAG = `localhost/dirigent-ts-build-stage-${CHECKOUT_ID}:latest`;
+/** Marks this checkout's build stages, so that the teardown prunes its own and no other checkout's. */
+const CHECKOUT_LABEL = `dirigent-ts.checkout=${CHECKOUT_ID}`;
 const TOKEN = 'compose-e2e-token-0123456789';
 /** ms */
 const SETUP_MS = 5 * 60_000;
 const READY_MS = 90_000;
-const BUILD_STAGE_TAG = 'localhost/dirigent-ts-build-stage:latest';
 const FAILOVER_MS = 30_000;
 
 // `podman info` also fails where podman is installed but cannot work (no storage, no privileges).
@@ -149,16 +155,10 @@ test.before(async (t) => {
   // runc here refuses to set rlimits (REFERENCE.md section 5); crun, where installed too, fails on hybrid cgroups.
   const conf = join(workDir, 'containers.conf');
   await writeFile(conf, `[containers]\ndefault_ulimits = []\n${(await installed('runc')) ? '\n[engine]\nruntime = "runc"\n' : ''}`);
-  env = { ...process.env, DIRIGENT_TOKEN: TOKEN, CONTAINERS_CONF: process.env.CONTAINERS_CONF ?? conf };
-  const moved: string[] = [];
-  for (const service of services) {
-    for (const port of service.ports) {
-      const host = (await portFree(port.defaultPort)) ? port.defaultPort : await freePort();
-      if (host !== port.defaultPort) moved.push(`${port.variable}=${host}`);
-      env[port.variable] = String(host);
-    }
-  }
-  if (moved.length > 0) t.log(`default ports in use here; published instead on ${moved.join(' ')}`);
+  env = { ...process.env, DIRIGENT_TOKEN: TOKEN, DIRIGENT_IMAGE: IMAGE, CONTAINERS_CONF: process.env.CONTAINERS_CONF ?? conf };
+  // Ports the kernel picks, never the defaults: another checkout's cluster may hold those, or take them
+  // between a check and our `up`.
+  for (const service of services) for (const port of service.ports) env[port.variable] = String(await freePort());
   const published = (service: ComposeService, containerPort: number): number => {
     const port = service.ports.find((p) => p.containerPort === containerPort);
     if (port === undefined) throw new Error(`${service.name} does not publish its port ${containerPort}`);
@@ -174,11 +174,10 @@ test.before(async (t) => {
   const bases = await run('nice', ['-n', '10', `${ROOT}scripts/base-images.sh`], { env, timeoutMs: 180_000 });
   if (bases.code !== 0) throw new Error(`scripts/base-images.sh failed:\n${bases.stderr}`);
   const basesDone = Date.now();
-  // The image as compose names it; built here rather than by `up` to keep HEALTHCHECK (docker format).
-  const image = /^ {2}image:\s*(\S+)\s*$/m.exec(await readFile(COMPOSE_FILE, 'utf8'))?.[1];
-  if (image === undefined) throw new Error('docker-compose.yml names no image for the dirigent services');
+  // The image compose runs (DIRIGENT_IMAGE); built here rather than by `up` to keep HEALTHCHECK (docker format).
+  const image = IMAGE;
   const previous = await run('podman', ['image', 'inspect', '--format', '{{.Id}}', image], { env, timeoutMs: 30_000 });
-  const podmanBuild = (args: string[]) => run('nice', ['-n', '10', 'podman', 'build', '--quiet', '--format', 'docker', '--pull=never', '--network', 'host', ...args, '.'], { env, timeoutMs: 240_000 });
+  const podmanBuild = (args: string[]) => run('nice', ['-n', '10', 'podman', 'build', '--quiet', '--format', 'docker', '--pull=never', '--network', 'host', '--label', CHECKOUT_LABEL, ...args, '.'], { env, timeoutMs: 240_000 });
   // The build stage tagged first keeps its layers (npm ci above all) as the cache of the next run, and
   // makes the previous run's build stage dangling, for the prune in the teardown.
   const stage = await podmanBuild(['--target', 'build', '-t', BUILD_STAGE_TAG]);
@@ -223,8 +222,8 @@ test.afterEach.always(async (t) => {
 test.after.always(async () => {
   if (!available || env === undefined) return;
   await removeProject();
-  // Earlier runs' build stages (~550 MB each), dangling now; this run's stays, tagged, as the cache.
-  await run('podman', ['image', 'prune', '--force', '--filter', 'label=dirigent-ts.stage=build'], { env, timeoutMs: 60_000 });
+  // This checkout's earlier build stages (~550 MB each), dangling now; this run's stays, tagged, as the cache.
+  await run('podman', ['image', 'prune', '--force', '--filter', 'label=dirigent-ts.stage=build', '--filter', `label=${CHECKOUT_LABEL}`], { env, timeoutMs: 60_000 });
   await rm(workDir, { recursive: true, force: true });
 });
 

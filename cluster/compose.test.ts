@@ -59,6 +59,12 @@ test('published ports: loopback only, the admin APIs on 9091-9093, the data plan
   t.notRegex(readFileSync(COMPOSE_FILE, 'utf8'), /^\s*- "?(0\.0\.0\.0:)?\d+:\d+"?\s*$/m);
 });
 
+test('the image: one for every role, named by DIRIGENT_IMAGE (dirigent-ts:latest by default), built from this checkout', (t) => {
+  const text = readFileSync(COMPOSE_FILE, 'utf8');
+  t.deepEqual([...text.matchAll(/^ {2}image:.*$/gm)].map((m) => m[0].trim()), ['image: ${DIRIGENT_IMAGE:-dirigent-ts:latest}']);
+  t.regex(text, /^ {2}build: \.$/m);
+});
+
 withCompose('docker-compose config -q accepts the file when DIRIGENT_TOKEN is set', async (t) => {
   const result = await run('docker-compose', ['-f', COMPOSE_FILE, 'config', '-q'], { env: cleanEnv({ DIRIGENT_TOKEN: TOKEN }), timeoutMs: 60_000 });
   t.is(result.code, 0, result.stderr);

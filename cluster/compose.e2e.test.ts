@@ -45,11 +45,19 @@ let workDir: string;
 let env: NodeJS.ProcessEnv;
 let controlPlanes: Role[] = [];
 let dataPlanes: Role[] = [];
-let workers: ComposeService[] = [];
+/** The worker replicas' containers (the worker service runs WORKERS of them, podman-compose numbers them from 1). */
+let workerContainers: string[] = [];
+/** Node id (a replica's hostname, its short container id) -> container name, known once the project is up. */
+const workerByNode = new Map<string, string>();
 let allContainers: string[] = [];
 const killed = new Set<string>();
 
-const container = (service: string) => `${PROJECT}_${service}_1`;
+const container = (service: string, replica = 1) => `${PROJECT}_${service}_${replica}`;
+/** The containers of a service: one, or as many as its replicas variable says (its default when unset). */
+const containersOf = (service: ComposeService): string[] => {
+  const count = service.replicas === undefined ? 1 : Number(env[service.replicas.variable] ?? service.replicas.defaultCount);
+  return Array.from({ length: count }, (_, i) => container(service.name, i + 1));
+};
 const compose = (args: string[], timeoutMs: number) => run('podman-compose', ['-p', PROJECT, '-f', COMPOSE_FILE, ...args], { env, timeoutMs });
 
 /** A probe's verdict that waiting longer cannot help. */
@@ -173,8 +181,8 @@ test.before(async (t) => {
   };
   controlPlanes = services.filter((s) => roleOf(s) === 'control-plane').map((s) => ({ service: s, container: container(s.name), port: published(s, Number(flagOf(s.command, 'admin-port'))) }));
   dataPlanes = services.filter((s) => roleOf(s) === 'data-plane').map((s) => ({ service: s, container: container(s.name), port: published(s, Number(flagOf(s.command, 'invoke-port'))) }));
-  workers = services.filter((s) => roleOf(s) === 'worker');
-  allContainers = services.map((s) => container(s.name));
+  workerContainers = services.filter((s) => roleOf(s) === 'worker').flatMap(containersOf);
+  allContainers = services.flatMap(containersOf);
 
   await removeLeftovers(); // what an interrupted run may have left
   const started = Date.now();
@@ -203,11 +211,17 @@ test.before(async (t) => {
       return true;
     }, READY_MS);
     const lead = await until('a leader', leader, READY_MS);
-    await until(`${workers.length} workers and ${dataPlanes.length} data planes connected`, async () => {
+    await until(`${workerContainers.length} workers and ${dataPlanes.length} data planes connected`, async () => {
       const nodes = JSON.parse((await admin(lead.port, '/api/v1/nodes')).body.toString()) as { nodes: { alive: boolean }[] };
       const dps = JSON.parse((await admin(lead.port, '/api/v1/dataplanes')).body.toString()) as { dataplanes: { connected: boolean }[] };
-      return nodes.nodes.filter((n) => n.alive).length === workers.length && dps.dataplanes.filter((d) => d.connected).length === dataPlanes.length ? true : undefined;
+      return nodes.nodes.filter((n) => n.alive).length === workerContainers.length && dps.dataplanes.filter((d) => d.connected).length === dataPlanes.length ? true : undefined;
     }, READY_MS);
+    // A worker replica is known by its hostname, which podman sets to its short container id.
+    const hostnames = await run('podman', ['inspect', '--format', '{{.Config.Hostname}} {{.Name}}', ...workerContainers], { env, timeoutMs: 20_000 });
+    for (const line of hostnames.stdout.trim().split('\n')) {
+      const [node, name] = line.split(' ');
+      if (node !== undefined && name !== undefined) workerByNode.set(node, name);
+    }
   } catch (error) {
     if (!(error instanceof GiveUp)) await logContainers(t);
     throw error;
@@ -238,7 +252,7 @@ test.after.always(async () => {
 serial('the image: non-root, the CLI as entrypoint, a healthcheck that passes for every role', async (t) => {
   const whoami = await run('podman', ['exec', container(controlPlanes[0]!.service.name), 'id', '-u'], { env, timeoutMs: 20_000 });
   t.is(whoami.stdout.trim(), '1000');
-  for (const role of [controlPlanes[0]!.container, dataPlanes[0]!.container, container(workers[0]!.name)]) {
+  for (const role of [controlPlanes[0]!.container, dataPlanes[0]!.container, workerContainers[0]!]) {
     const health = await run('podman', ['healthcheck', 'run', role], { env, timeoutMs: 20_000 });
     t.is(health.code, 0, `${role}: ${health.stdout}${health.stderr}`);
   }
@@ -301,6 +315,19 @@ async function readySandboxes(cp: Role, name: string): Promise<string[]> {
   return (view.status?.sandboxes ?? []).filter((s) => s.phase === 'ready').map((s) => `${s.sandboxId}@${s.nodeId}`).sort();
 }
 
+/**
+ * `podman kill` of a container, and when it died (ms since the epoch): the time podman recorded its exit, which
+ * falls inside the kill command (that takes up to a second here), so fault times count from the death itself.
+ */
+async function kill(t: ExecutionContext, name: string): Promise<number> {
+  await podman(t, 'kill', name);
+  killed.add(name);
+  const finished = await run('podman', ['inspect', '--format', '{{.State.FinishedAt.UnixMilli}}', name], { env, timeoutMs: 20_000 });
+  const at = Number(finished.stdout.trim());
+  if (!Number.isSafeInteger(at) || at <= 0) throw new Error(`podman inspect: no exit time for ${name}: ${finished.stdout}${finished.stderr}`);
+  return at;
+}
+
 async function podman(t: ExecutionContext, ...args: string[]): Promise<void> {
   const result = await run('podman', args, { env, timeoutMs: 60_000 });
   t.is(result.code, 0, `podman ${args.join(' ')}: ${result.stderr}`);
@@ -360,10 +387,7 @@ serial('the leader control plane killed under load: no request lost, a new leade
   const old = await until('a leader', leader, READY_MS);
   const before = await readySandboxes(old, LOAD_FUNCTION);
   const from = Date.now();
-  // Times from when `podman kill` was issued: the process dies before it returns.
-  await podman(t, 'kill', old.container);
-  const killedAt = from;
-  killed.add(old.container);
+  const killedAt = await kill(t, old.container);
   const next = await until('a new leader', leader, FAILOVER_MS, PROBE_MS);
   const leaderMs = Date.now() - killedAt;
   // The new leader knows the sandboxes only from the workers' reports (etcd holds no sandbox).
@@ -399,8 +423,7 @@ serial('a data plane killed under load: only its requests fail, with a connectio
   t.truthy(load, 'the load runs');
   const [victim, other] = dataPlanes as [Role, Role];
   const from = Date.now();
-  await podman(t, 'kill', victim.container);
-  killed.add(victim.container);
+  const killedAt = await kill(t, victim.container);
   await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
   const to = Date.now();
   await answeredBefore(to);
@@ -418,16 +441,15 @@ serial('a data plane killed under load: only its requests fail, with a connectio
   const firstServed = Math.min(...resends.map((r) => r.doneAt));
   const restoredMs = await restore(t, victim.container, servesLoad(victim));
   load!.up(victim.service.name);
-  report(t, `data plane ${victim.service.name}`, summary, `${other.service.name} served the first resend ${resends.length > 0 ? firstServed - from : 0} ms after podman kill began, every resend within ${reconnectMs} ms of its failure; ${victim.service.name} serving again ${restoredMs} ms after podman start`);
+  report(t, `data plane ${victim.service.name}`, summary, `${other.service.name} served the first resend ${resends.length > 0 ? firstServed - killedAt : 0} ms after ${victim.service.name} died, every resend within ${reconnectMs} ms of its failure; ${victim.service.name} serving again ${restoredMs} ms after podman start`);
 });
 
 serial('etcd killed for 3 s under load: no request lost, and registrations accepted again once it is back', async (t) => {
   t.truthy(load, 'the load runs');
   const etcd = container('etcd');
   const from = Date.now();
-  await podman(t, 'kill', etcd);
-  killed.add(etcd);
-  await new Promise((resolve) => setTimeout(resolve, ETCD_DOWN_MS));
+  const killedAt = await kill(t, etcd);
+  await new Promise((resolve) => setTimeout(resolve, killedAt + ETCD_DOWN_MS - Date.now()));
   const startedAt = Date.now();
   await podman(t, 'start', etcd);
   killed.delete(etcd);
@@ -442,7 +464,7 @@ serial('etcd killed for 3 s under load: no request lost, and registrations accep
   const to = Date.now();
   await answeredBefore(to);
   const summary = load!.summary(from, to);
-  report(t, 'etcd', summary, `down ${startedAt - from} ms; after podman start, ${lead.service.name} leads after ${leaderMs} ms and a registration is accepted after ${registeredMs} ms`);
+  report(t, 'etcd', summary, `podman start issued ${startedAt - killedAt} ms after it died; from then, ${lead.service.name} leads after ${leaderMs} ms and a registration is accepted after ${registeredMs} ms`);
   t.deepEqual(summary.failed, {}, 'no request lost: the data path never touches etcd');
 });
 
@@ -452,13 +474,11 @@ serial('a worker killed under load: only requests running on it can fail (502), 
   const before = await readySandboxes(lead, LOAD_FUNCTION);
   // A worker that runs a sandbox of the loaded function: killing it takes requests in flight.
   const victimNode = before[0]?.split('@')[1];
-  const victim = workers.find((w) => flagOf(w.command, 'id') === victimNode);
-  if (victim === undefined) return t.fail(`no worker service runs node ${String(victimNode)} (sandboxes: ${before.join(', ')})`);
+  const victim = workerByNode.get(victimNode ?? '');
+  if (victim === undefined) return t.fail(`no worker container runs node ${String(victimNode)} (sandboxes: ${before.join(', ')}; workers: ${[...workerByNode].join(', ')})`);
   const from = Date.now();
-  await podman(t, 'kill', container(victim.name));
-  const killedAt = Date.now();
-  killed.add(container(victim.name));
-  const replaced = await until(`${LOAD_SANDBOXES} sandboxes ready again, none on ${victim.name}`, async () => {
+  const killedAt = await kill(t, victim);
+  const replaced = await until(`${LOAD_SANDBOXES} sandboxes ready again, none on ${victimNode}`, async () => {
     const ready = await readySandboxes(lead, LOAD_FUNCTION);
     return ready.length === LOAD_SANDBOXES && ready.every((s) => !s.endsWith(`@${victimNode}`)) ? ready : undefined;
   }, FAILOVER_MS, PROBE_MS);
@@ -469,11 +489,11 @@ serial('a worker killed under load: only requests running on it can fail (502), 
   const summary = load!.summary(from, to);
   const failures = load!.records.filter((r) => r.sentAt >= from && r.sentAt < to && r.status !== 200);
   const lastFailedSentMs = Math.max(0, ...failures.map((r) => r.sentAt - killedAt));
-  const restoredMs = await restore(t, container(victim.name), async () => {
+  const restoredMs = await restore(t, victim, async () => {
     const nodes = JSON.parse((await admin(lead.port, '/api/v1/nodes')).body.toString()) as { nodes: { alive: boolean }[] };
-    return nodes.nodes.filter((n) => n.alive).length === workers.length ? true : undefined;
+    return nodes.nodes.filter((n) => n.alive).length === workerContainers.length ? true : undefined;
   });
-  report(t, `worker ${victim.name}`, summary, `its sandbox replaced after ${replacedMs} ms (${replaced.join(', ')}); the last failed request was sent ${lastFailedSentMs} ms after the kill; ${victim.name} connected again ${restoredMs} ms after podman start`);
+  report(t, `worker ${victimNode}`, summary, `its sandbox replaced after ${replacedMs} ms (${replaced.join(', ')}); the last failed request was sent ${lastFailedSentMs} ms after the kill; ${victim} connected again ${restoredMs} ms after podman start`);
   // A request the data plane had sent to the worker may have run, so it is answered 502 and not retried;
   // one it could not send goes to the other sandbox (actors/dp-sandbox.ts). So failures are 502s of
   // requests sent before the data plane saw the connection close: within a second of the kill, and no

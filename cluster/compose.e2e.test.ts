@@ -298,6 +298,10 @@ const SETTLE_MS = 2000;
 const ETCD_DOWN_MS = 3000;
 
 let load: OpenLoop | undefined;
+/** Where the next fault's window begins (ms since the epoch): windows are contiguous, each closing once its
+ * fault is repaired (the container started again and serving) and SETTLE_MS more have passed, so that every
+ * request of the run is judged by exactly one fault's bounds. */
+let windowFrom = 0;
 
 interface FunctionView {
   status: { ready: number; sandboxes: { sandboxId: string; nodeId: string; phase: string }[] } | null;
@@ -374,6 +378,7 @@ serial(`faults under an open-loop load of ${LOAD_RATE_PER_S} req/s: the load sta
   const from = Date.now();
   await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
   const to = Date.now();
+  windowFrom = to;
   await answeredBefore(to);
   const summary = load.summary(from, to);
   report(t, 'none (baseline)', summary, `${dataPlanes.length} data planes`);
@@ -386,7 +391,7 @@ serial('the leader control plane killed under load: no request lost, a new leade
   t.truthy(load, 'the load runs');
   const old = await until('a leader', leader, READY_MS);
   const before = await readySandboxes(old, LOAD_FUNCTION);
-  const from = Date.now();
+  const from = windowFrom;
   const killedAt = await kill(t, old.container);
   const next = await until('a new leader', leader, FAILOVER_MS, PROBE_MS);
   const leaderMs = Date.now() - killedAt;
@@ -407,25 +412,29 @@ serial('the leader control plane killed under load: no request lost, a new leade
   }, FAILOVER_MS, PROBE_MS);
   t.is(cold.body.toString(), 'cold');
   const coldMs = Date.now() - killedAt;
+  const restoredMs = await restore(t, old.container, async () => ((await admin(old.port, '/readyz')).status === 200 ? true : undefined));
   await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
   const to = Date.now();
+  windowFrom = to;
   await answeredBefore(to);
   const summary = load!.summary(from, to);
-  report(t, `leader ${old.service.name}`, summary, `${next.service.name} leads after ${leaderMs} ms, sandboxes rebuilt after ${rebuiltMs} ms, a new function cold-started after ${coldMs} ms`);
+  report(t, `leader ${old.service.name}`, summary, `${next.service.name} leads after ${leaderMs} ms, sandboxes rebuilt after ${rebuiltMs} ms, a new function cold-started after ${coldMs} ms; ${old.service.name} a follower ${restoredMs} ms after podman start`);
   t.deepEqual(summary.failed, {}, 'no request lost: warm invocations never involve the control plane');
   t.deepEqual(after, before, 'the same sandboxes before and after');
   t.true(leaderMs <= LEADER_BOUND_MS + PROBE_MS, `a new leader after ${leaderMs} ms (bound ${LEADER_BOUND_MS} ms plus ${PROBE_MS} ms of probing)`);
-  const restoredMs = await restore(t, old.container, async () => ((await admin(old.port, '/readyz')).status === 200 ? true : undefined));
-  t.log(`${old.service.name} back, as a follower, ${restoredMs} ms after podman start`);
 });
 
 serial('a data plane killed under load: only its requests fail, with a connection error, and a client that reconnects to the other is served within 1 s', async (t) => {
   t.truthy(load, 'the load runs');
   const [victim, other] = dataPlanes as [Role, Role];
-  const from = Date.now();
+  const from = windowFrom;
   const killedAt = await kill(t, victim.container);
   await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+  const restoredMs = await restore(t, victim.container, servesLoad(victim));
+  load!.up(victim.service.name);
+  await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
   const to = Date.now();
+  windowFrom = to;
   await answeredBefore(to);
   const window = load!.records.filter((r) => r.sentAt >= from && r.sentAt < to);
   const failures = window.filter((r) => r.status !== 200);
@@ -439,15 +448,13 @@ serial('a data plane killed under load: only its requests fail, with a connectio
   t.true(reconnectMs <= RECONNECT_BOUND_MS, `a reconnected client served within ${reconnectMs} ms of its failure`);
   const summary = load!.summary(from, to);
   const firstServed = Math.min(...resends.map((r) => r.doneAt));
-  const restoredMs = await restore(t, victim.container, servesLoad(victim));
-  load!.up(victim.service.name);
   report(t, `data plane ${victim.service.name}`, summary, `${other.service.name} served the first resend ${resends.length > 0 ? firstServed - killedAt : 0} ms after ${victim.service.name} died, every resend within ${reconnectMs} ms of its failure; ${victim.service.name} serving again ${restoredMs} ms after podman start`);
 });
 
 serial('etcd killed for 3 s under load: no request lost, and registrations accepted again once it is back', async (t) => {
   t.truthy(load, 'the load runs');
   const etcd = container('etcd');
-  const from = Date.now();
+  const from = windowFrom;
   const killedAt = await kill(t, etcd);
   await new Promise((resolve) => setTimeout(resolve, killedAt + ETCD_DOWN_MS - Date.now()));
   const startedAt = Date.now();
@@ -462,6 +469,7 @@ serial('etcd killed for 3 s under load: no request lost, and registrations accep
   const registeredMs = Date.now() - startedAt;
   await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
   const to = Date.now();
+  windowFrom = to;
   await answeredBefore(to);
   const summary = load!.summary(from, to);
   report(t, 'etcd', summary, `podman start issued ${startedAt - killedAt} ms after it died; from then, ${lead.service.name} leads after ${leaderMs} ms and a registration is accepted after ${registeredMs} ms`);
@@ -476,24 +484,25 @@ serial('a worker killed under load: only requests running on it can fail (502), 
   const victimNode = before[0]?.split('@')[1];
   const victim = workerByNode.get(victimNode ?? '');
   if (victim === undefined) return t.fail(`no worker container runs node ${String(victimNode)} (sandboxes: ${before.join(', ')}; workers: ${[...workerByNode].join(', ')})`);
-  const from = Date.now();
+  const from = windowFrom;
   const killedAt = await kill(t, victim);
   const replaced = await until(`${LOAD_SANDBOXES} sandboxes ready again, none on ${victimNode}`, async () => {
     const ready = await readySandboxes(lead, LOAD_FUNCTION);
     return ready.length === LOAD_SANDBOXES && ready.every((s) => !s.endsWith(`@${victimNode}`)) ? ready : undefined;
   }, FAILOVER_MS, PROBE_MS);
   const replacedMs = Date.now() - killedAt;
-  await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
-  const to = Date.now();
-  await answeredBefore(to);
-  const summary = load!.summary(from, to);
-  const failures = load!.records.filter((r) => r.sentAt >= from && r.sentAt < to && r.status !== 200);
-  const lastFailedSentMs = Math.max(0, ...failures.map((r) => r.sentAt - killedAt));
   const restoredMs = await restore(t, victim, async () => {
     const nodes = JSON.parse((await admin(lead.port, '/api/v1/nodes')).body.toString()) as { nodes: { alive: boolean }[] };
     return nodes.nodes.filter((n) => n.alive).length === workerContainers.length ? true : undefined;
   });
-  report(t, `worker ${victimNode}`, summary, `its sandbox replaced after ${replacedMs} ms (${replaced.join(', ')}); the last failed request was sent ${lastFailedSentMs} ms after the kill; ${victim} connected again ${restoredMs} ms after podman start`);
+  await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+  const to = Date.now();
+  windowFrom = to;
+  await answeredBefore(to);
+  const summary = load!.summary(from, to);
+  const failures = load!.records.filter((r) => r.sentAt >= from && r.sentAt < to && r.status !== 200);
+  const lastFailedSentMs = Math.max(-Infinity, ...failures.map((r) => r.sentAt - killedAt));
+  report(t, `worker ${victimNode}`, summary, `its sandbox replaced after ${replacedMs} ms (${replaced.join(', ')}); ${failures.length === 0 ? 'no failure' : `the last failed request was sent ${lastFailedSentMs} ms after it died`}; connected again ${restoredMs} ms after podman start`);
   // A request the data plane had sent to the worker may have run, so it is answered 502 and not retried;
   // one it could not send goes to the other sandbox (actors/dp-sandbox.ts). So failures are 502s of
   // requests sent before the data plane saw the connection close: within a second of the kill, and no
@@ -505,6 +514,8 @@ serial('a worker killed under load: only requests running on it can fail (502), 
 serial('the load stops, and the cluster serves on every data plane after all the faults', async (t) => {
   t.truthy(load, 'the load runs');
   await load!.stop();
+  const rest = load!.summary(windowFrom, Date.now());
+  t.deepEqual(rest.failed, {}, 'after the faults, every request answered 200');
   const total = load!.summary(0, Date.now());
   report(t, 'all (whole run)', total, `${load!.records.length} requests in all`);
   load = undefined;

@@ -1,11 +1,14 @@
 // The compose cluster in containers, end to end, as a user runs it: the stand-in base images
 // (scripts/base-images.sh, kept when they exist), the image from the Dockerfile, `podman-compose up -d` on
 // docker-compose.yml as it is, readiness, a function registered the way Dirigent's loader does it, invoked
-// over HTTP (Host routing) and WebSocket through every data plane, then the leader control plane killed
-// (`podman kill`) and a new function's cold start checked; `down -v` and the network removed always.
-// Skipped, with the reason printed, where podman or podman-compose is missing. The published ports are the
+// over HTTP (Host routing) and WebSocket through every data plane; then, under an open-loop load of 200 req/s
+// through both data planes, the leader control plane, a data plane, etcd (3 s) and a worker killed with
+// `podman kill` one at a time and started again, each fault judged by the issue's bounds and printed as one
+// line; `down -v` last, and the project's containers, volumes and network removed always.
+// Skipped, with the reason printed, where podman or podman-compose is missing. The published ports are
 // ports the kernel picks (the compose file's variables move them).
-// Bounds: a first run builds the base images (~80 s) and the image (~40 s); the whole file stays under 6 min.
+// Bounds: a first run builds the base images (~80 s) and the image (~40-120 s); the rest takes ~2 min; every
+// test stays under ava's 120 s timeout.
 import test, { type ExecutionContext } from 'ava';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -294,6 +297,13 @@ const PROBE_MS = 100;
 const RECONNECT_BOUND_MS = 1000;
 /** Load kept running after each fault before its window closes, ms. */
 const SETTLE_MS = 2000;
+/** A container started again serves within this, ms. */
+const RESTORE_MS = 45_000;
+/**
+ * Each fault test's bound, ms: below ava's 120 s, so that a stuck test fails as itself and the teardown still
+ * runs (ava ends the whole process when its own timeout fires).
+ */
+const TEST_MS = 100_000;
 /** podman kill of etcd, then podman start after this, ms. */
 const ETCD_DOWN_MS = 3000;
 
@@ -358,13 +368,14 @@ async function restore(t: ExecutionContext, name: string, ready: () => Promise<t
   await until(`${name} serving again`, async () => {
     await noCrashLoop();
     return ready();
-  }, READY_MS, PROBE_MS);
+  }, RESTORE_MS, PROBE_MS);
   return Date.now() - started;
 }
 
 const servesLoad = (dp: Role) => async (): Promise<true | undefined> => ((await invoke(dp, LOAD_FUNCTION, 'probe', 5000)).status === 200 ? true : undefined);
 
 serial(`faults under an open-loop load of ${LOAD_RATE_PER_S} req/s: the load starts on ${LOAD_SANDBOXES} sandboxes through both data planes`, async (t) => {
+  t.timeout(TEST_MS);
   const lead = await until('a leader', leader, READY_MS);
   const reply = await admin(lead.port, '/registerService', { method: 'POST', body: registration(LOAD_FUNCTION, LOAD_SANDBOXES, LOAD_SANDBOXES), contentType: 'application/x-www-form-urlencoded' });
   t.is(reply.status, 200, reply.body.toString());
@@ -388,6 +399,7 @@ serial(`faults under an open-loop load of ${LOAD_RATE_PER_S} req/s: the load sta
 });
 
 serial('the leader control plane killed under load: no request lost, a new leader within the lease plus a second, the sandboxes rebuilt from the workers', async (t) => {
+  t.timeout(TEST_MS);
   t.truthy(load, 'the load runs');
   const old = await until('a leader', leader, READY_MS);
   const before = await readySandboxes(old, LOAD_FUNCTION);
@@ -425,6 +437,7 @@ serial('the leader control plane killed under load: no request lost, a new leade
 });
 
 serial('a data plane killed under load: only its requests fail, with a connection error, and a client that reconnects to the other is served within 1 s', async (t) => {
+  t.timeout(TEST_MS);
   t.truthy(load, 'the load runs');
   const [victim, other] = dataPlanes as [Role, Role];
   const from = windowFrom;
@@ -452,6 +465,7 @@ serial('a data plane killed under load: only its requests fail, with a connectio
 });
 
 serial('etcd killed for 3 s under load: no request lost, and registrations accepted again once it is back', async (t) => {
+  t.timeout(TEST_MS);
   t.truthy(load, 'the load runs');
   const etcd = container('etcd');
   const from = windowFrom;
@@ -477,6 +491,7 @@ serial('etcd killed for 3 s under load: no request lost, and registrations accep
 });
 
 serial('a worker killed under load: only requests running on it can fail (502), later ones go to the other sandbox, and its sandbox is replaced', async (t) => {
+  t.timeout(TEST_MS);
   t.truthy(load, 'the load runs');
   const lead = await until('a leader', leader, READY_MS);
   const before = await readySandboxes(lead, LOAD_FUNCTION);
@@ -512,6 +527,7 @@ serial('a worker killed under load: only requests running on it can fail (502), 
 });
 
 serial('the load stops, and the cluster serves on every data plane after all the faults', async (t) => {
+  t.timeout(TEST_MS);
   t.truthy(load, 'the load runs');
   await load!.stop();
   const rest = load!.summary(windowFrom, Date.now());

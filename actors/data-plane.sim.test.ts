@@ -150,7 +150,7 @@ test('cold start: the first request waits, the autoscaler hears at once (by a 0 
     't=5000 # the control plane adds sandbox s1',
     't=5000 router:f@fn:f <- rt.delta term=1 functionName=f version=2 add=[{"sandboxId":"s1","nodeId":"n1","address":"10.0.0.1:s1","c… remove=[]',
     't=5000 dpsandbox:s1@fn:f <- sb.invoke invocation={"method":"GET","path":"/cold","headers":{},"body":{}} replyTo={"origin":0,"id":1} coldStart=true queuedMs=5000 (from router:f@fn:f)',
-    't=5000 dpsandbox:s1@fn:f <- sb.done replyTo={"origin":0,"id":1} coldStart=true queuedMs=5000 result={"ok":true,"value":{"status":200,"headers":{"x-sandbox":"s1… (from dpsandbox:s1@fn:f)',
+    't=5000 dpsandbox:s1@fn:f <- sb.done replyTo={"origin":0,"id":1} coldStart=true queuedMs=5000 result={"ok":true,"value":{"status":200,"headers":{"x-sandbox":"s1… invocation={"method":"GET","path":"/cold","headers":{},"body":{}} (from dpsandbox:s1@fn:f)',
     't=5000 dpsandbox:s1@fn:f <- sb.release (from dpsandbox:s1@fn:f)',
     't=5000 router:f@fn:f <- rt.released sandboxId=s1 count=1 failed=false (from dpsandbox:s1@fn:f)',
     't=6000 router:f@fn:f <- rt.tick (from router:f@fn:f)',
@@ -201,6 +201,28 @@ test('a broken sandbox answers 502 and is routed around until the control plane 
   await sim.run();
   t.deepEqual(drainedAt(sim), ['s1@dp1 t=0']);
   t.like(await sim.request<RouterStatus>(F, { type: 'rt.status' }), { version: 2, endpoints: 2, draining: 0 });
+});
+
+test('a sandbox whose worker cannot be connected to: its request is served by another sandbox, not answered 502', async (t) => {
+  const { sim, sandboxes } = cluster(snapshotOf(1, [ep('s1'), ep('s2')]));
+  sandboxes.fail('s1', 'CONNECTION_FAILED');
+  // Round-robin places the first request on s1, which cannot be reached: s2 serves it.
+  t.like(await sim.request<InvocationOutcome>(F, invoke('/a')), { ok: true, sandboxId: 's2' });
+  t.deepEqual(sandboxes.calls.map((c) => c.split(' ').slice(0, 2).join(' ')), ['s1 /a', 's2 /a']);
+  for (const path of ['/b', '/c']) t.like(await sim.request<InvocationOutcome>(F, invoke(path)), { ok: true, sandboxId: 's2' });
+  t.deepEqual(sim.list('dpsandbox').map((a) => a.id), ['s2'], 'the unreachable sandbox actor closed');
+});
+
+test('when every sandbox is unreachable, a request waits for a new one instead of failing', async (t) => {
+  const { sim, sandboxes } = cluster(snapshotOf(1, [ep('s1'), ep('s2')]));
+  sandboxes.fail('s1', 'CONNECTION_FAILED');
+  sandboxes.fail('s2', 'ECONNREFUSED');
+  const reply = sim.ask<InvocationOutcome>(F, invoke('/a'), 60_000);
+  await sim.advance(1000);
+  t.is(sandboxes.calls.length, 2, 'tried once on each sandbox, then waits');
+  sim.tell(F, { type: 'rt.delta', term: 1, functionName: 'f', version: 2, add: [ep('s3')], remove: ['s1', 's2'] });
+  await sim.run();
+  t.like(await reply, { ok: true, sandboxId: 's3' });
 });
 
 test('a request nobody can serve gets 504 at its deadline, or 503 when the function is at max scale', async (t) => {

@@ -124,7 +124,7 @@ test('a failed invocation answers 502 SANDBOX_FAILED; gone, timed-out, crashed o
     { result: { ok: false, error: { code: 'SANDBOX_GONE', message: 'destroyed' } }, broken: true, message: /SANDBOX_GONE: destroyed/ },
     { result: { ok: false, error: { code: 'SANDBOX_TIMEOUT', message: 'ran past 3000 ms' } }, broken: true, message: /SANDBOX_TIMEOUT: ran past 3000 ms/ },
     { result: { ok: false, error: { code: 'SANDBOX_CRASHED', message: 'thread exited' } }, broken: true, message: /SANDBOX_CRASHED/ },
-    { result: { ok: false, error: { code: 'ECONNREFUSED', message: 'connect ECONNREFUSED 10.0.0.1:7000' } }, broken: true, message: /ECONNREFUSED/ },
+    { result: { ok: false, error: { code: 'CONNECTION_LOST', message: 'closed in flight' } }, broken: true, message: /CONNECTION_LOST: closed in flight/ },
     { result: { ok: false, error: { code: 'UND_ERR_SOCKET', message: 'other side closed' } }, broken: true, message: /other side closed/ },
     { result: { ok: false, error: { code: 'SERVICE_FAILED', message: 'handler threw' } }, broken: false, message: /SERVICE_FAILED: handler threw/ },
     { result: { ok: true, value: { status: 'teapot' } }, broken: false, message: /BAD_RESPONSE/ },
@@ -145,6 +145,36 @@ test('a failed invocation answers 502 SANDBOX_FAILED; gone, timed-out, crashed o
     t.deepEqual(releases(fx), [release], answered.message);
     t.is(s.state.failed, 1);
   }
+});
+
+test('a request that never reached the sandbox (no connection to its worker) goes back to the router, behind the release that breaks the sandbox', (t) => {
+  for (const code of ['CONNECTION_FAILED', 'ECONNREFUSED', 'EHOSTUNREACH', 'UND_ERR_CONNECT_TIMEOUT']) {
+    const s = new Script();
+    const { replyTo, fx } = s.complete({ ok: false, error: { code, message: 'cannot reach 10.0.0.1:7000' } }, true, 40);
+    t.is(outcome(fx), undefined, `${code}: the edge gets no answer from this sandbox`);
+    t.deepEqual(releases(fx), [
+      { to: routerAddress('f'), message: { type: 'rt.released', sandboxId: 's1', count: 1, failed: true } },
+      { to: routerAddress('f'), message: { type: 'rt.forwarded', invocation: INVOCATION, replyTo } },
+    ], code);
+    t.like(s.state, { inFlight: 0, failed: 0, returned: 1, served: 0 }, code);
+  }
+  // A request that was sent may have run: it is answered, never sent again.
+  const lost = new Script().complete({ ok: false, error: { code: 'CONNECTION_LOST', message: 'closed in flight' } });
+  t.like(outcome(lost.fx), { ok: false, status: 502 });
+  t.false(releases(lost.fx).some((r) => (r as { message: { type: string } }).message.type === 'rt.forwarded'));
+});
+
+test('a request given back by a closing sandbox goes to the replica that spawned it', (t) => {
+  const router = { kind: 'router', id: 'f', key: 'fn:f#1' } as const;
+  const s = new Script(undefined, { ...INIT, router });
+  const first = s.invoke().fx[0];
+  s.step({ type: 'sb.close' });
+  const fx = first?.type === 'call' ? s.step(first.then({ ok: false, error: { code: 'CONNECTION_FAILED', message: 'refused' } })) : [];
+  t.deepEqual(releases(fx).map((r) => [(r as { to: unknown }).to, (r as { message: { type: string } }).message.type]), [
+    [router, 'rt.released'],
+    [router, 'rt.forwarded'],
+  ]);
+  t.true(stops(fx), 'closing and nothing in flight: it stops');
 });
 
 test('it enforces its slots: a request beyond them is refused with 502 and counted, and the slot still released', (t) => {

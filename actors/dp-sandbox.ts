@@ -8,6 +8,12 @@
 // router takes one step per batch instead of one per request. A broken sandbox, a refused request and a
 // closing actor release at once: the router must learn of those before it routes again.
 //
+// A request that never reached the sandbox (its worker could not be connected to: killed, say) is not
+// answered 502: it goes back to the router (`rt.forwarded`, behind the release that marks this sandbox broken)
+// to be placed on another sandbox or to wait for one. A request that was sent and then lost its connection may
+// have run, so it is answered 502 and never sent again. Each return breaks one sandbox, which the router never
+// picks again, so a request comes back at most once per sandbox of its function.
+//
 // Pure: the connection to the sandbox is the host's `call` service (default `sandbox.invoke`). The router spawns
 // one per endpoint and closes it when the endpoint drains or breaks; this actor never decides routing.
 
@@ -78,6 +84,13 @@ export const BROKEN_SANDBOX_CODES: ReadonlySet<string> = new Set([
   'UND_ERR_CLOSED',
 ]);
 
+/**
+ * Error codes that say the request never left the data plane: the connection to the worker could not be made
+ * (the pool's CONNECTION_FAILED, and the raw connect errors of Node and undici). ETIMEDOUT is not one: a read
+ * may time out too.
+ */
+export const NEVER_SENT_CODES: ReadonlySet<string> = new Set(['CONNECTION_FAILED', 'ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT']);
+
 export interface DataPlaneSandboxState {
   readonly functionName: string;
   readonly router: Address;
@@ -96,6 +109,8 @@ export interface DataPlaneSandboxState {
   readonly served: number;
   /** Requests answered 502 because the invoke service failed. */
   readonly failed: number;
+  /** Requests given back to the router because they never reached the sandbox (NEVER_SENT_CODES). */
+  readonly returned: number;
   /** Requests answered 502 without calling the sandbox (no free slot, or closing). Non-zero means a router bug. */
   readonly refused: number;
 }
@@ -112,7 +127,7 @@ export function dataPlaneSandboxKind(config: DataPlaneSandboxConfig = {}): Actor
       if (typeof init?.functionName !== 'string' || init.endpoint === undefined || typeof init.timeoutMs !== 'number' || !(init.timeoutMs > 0)) {
         throw new TypeError(`dpsandbox ${address.id}: init needs { functionName, endpoint, timeoutMs > 0 ms }, got ${JSON.stringify(arg)}`);
       }
-      return { functionName: init.functionName, router: init.router ?? routerAddress(init.functionName), endpoint: init.endpoint, timeoutMs: init.timeoutMs, phase: 'open', inFlight: 0, unreleased: 0, releaseQueued: false, served: 0, failed: 0, refused: 0 };
+      return { functionName: init.functionName, router: init.router ?? routerAddress(init.functionName), endpoint: init.endpoint, timeoutMs: init.timeoutMs, phase: 'open', inFlight: 0, unreleased: 0, releaseQueued: false, served: 0, failed: 0, returned: 0, refused: 0 };
     },
     step: (state, message, ctx) => step(state, message, ctx.self, invokeService),
     summary: (state) => ({
@@ -124,6 +139,7 @@ export function dataPlaneSandboxKind(config: DataPlaneSandboxConfig = {}): Actor
       slots: state.endpoint.concurrency,
       served: state.served,
       failed: state.failed,
+      returned: state.returned,
       refused: state.refused,
     }),
   };
@@ -143,10 +159,10 @@ function step(state: DataPlaneSandboxState, message: DataPlaneSandboxMessage, se
         return { state: changed(state, { unreleased: 0, refused: state.refused + 1 }), effects };
       }
       const input: SandboxInvokeInput = { address: state.endpoint.address, sandboxId, invocation: message.invocation, timeoutMs: state.timeoutMs };
-      const { replyTo, coldStart, queuedMs } = message;
+      const { replyTo, coldStart, queuedMs, invocation } = message;
       return {
         state: changed(state, { inFlight: state.inFlight + 1 }),
-        effects: [{ type: 'call', service: invokeService, input, then: (result) => ({ type: 'sb.done', replyTo, coldStart, queuedMs, result }) }],
+        effects: [{ type: 'call', service: invokeService, input, then: (result) => ({ type: 'sb.done', replyTo, coldStart, queuedMs, result, invocation }) }],
       };
     }
     case 'sb.done': {
@@ -154,6 +170,7 @@ function step(state: DataPlaneSandboxState, message: DataPlaneSandboxMessage, se
       const effects: Effects = [];
       const output = message.result.ok ? asOutput(message.result.value) : undefined;
       let broken = false;
+      let returned = false;
       if (output !== undefined) {
         const outcome: InvocationOutcome = {
           ok: true,
@@ -170,19 +187,24 @@ function step(state: DataPlaneSandboxState, message: DataPlaneSandboxMessage, se
         const error: ActorError = message.result.ok
           ? { code: 'BAD_RESPONSE', message: 'the invoke service returned no { status, headers, body }' }
           : message.result.error;
-        broken = BROKEN_SANDBOX_CODES.has(error.code);
-        effects.push(reply(message.replyTo, failure(state, `sandbox ${state.endpoint.sandboxId} failed: ${error.code}: ${error.message}`, message.queuedMs, message.coldStart)));
+        returned = NEVER_SENT_CODES.has(error.code);
+        broken = returned || BROKEN_SANDBOX_CODES.has(error.code);
+        if (returned) effects.push({ type: 'log', level: 'warn', text: `sandbox ${state.endpoint.sandboxId} unreachable (${error.code}: ${error.message}): its request goes back to the router` });
+        else effects.push(reply(message.replyTo, failure(state, `sandbox ${state.endpoint.sandboxId} failed: ${error.code}: ${error.message}`, message.queuedMs, message.coldStart)));
       }
       const releaseNow = broken || state.phase === 'closing';
       const queueRelease = !releaseNow && !state.releaseQueued;
       if (releaseNow) effects.push(released(state, state.unreleased + 1, broken));
       else if (queueRelease) effects.push({ type: 'send', to: self, message: RELEASE });
+      // After the release that marks this sandbox broken, so the router never places it here again.
+      if (returned) effects.push({ type: 'send', to: state.router, message: { type: 'rt.forwarded', invocation: message.invocation, replyTo: message.replyTo } satisfies RouterMessage });
       const next = changed(state, {
         inFlight,
         unreleased: releaseNow ? 0 : state.unreleased + 1,
         releaseQueued: state.releaseQueued || queueRelease,
         served: output !== undefined ? state.served + 1 : state.served,
-        failed: output !== undefined ? state.failed : state.failed + 1,
+        failed: output !== undefined || returned ? state.failed : state.failed + 1,
+        returned: returned ? state.returned + 1 : state.returned,
       });
       if (isDone(next)) effects.push({ type: 'stop' });
       return { state: next, effects };
@@ -228,6 +250,7 @@ function changed(state: DataPlaneSandboxState, c: Partial<DataPlaneSandboxState>
     releaseQueued: c.releaseQueued === undefined ? state.releaseQueued : c.releaseQueued,
     served: c.served === undefined ? state.served : c.served,
     failed: c.failed === undefined ? state.failed : c.failed,
+    returned: c.returned === undefined ? state.returned : c.returned,
     refused: c.refused === undefined ? state.refused : c.refused,
   };
 }

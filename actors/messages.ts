@@ -471,7 +471,8 @@ export type DataPlaneSandboxMessage =
       readonly coldStart: boolean;
       readonly queuedMs: number;
     }
-  | { readonly type: 'sb.done'; readonly replyTo: ReplyTo; readonly coldStart: boolean; readonly queuedMs: number; readonly result: AskResult }
+  /** The invoke service's answer; `invocation` is the request, for the router to place again if it was never sent. */
+  | { readonly type: 'sb.done'; readonly replyTo: ReplyTo; readonly coldStart: boolean; readonly queuedMs: number; readonly result: AskResult; readonly invocation: Invocation }
   /** To itself: tell the router of the slots freed since the last release. */
   | { readonly type: 'sb.release' }
   | { readonly type: 'sb.close' };

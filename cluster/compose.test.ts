@@ -1,11 +1,12 @@
 // docker-compose.yml checked without running a container: the topology it promises (etcd, three control-plane
-// replicas, two data planes, three workers, wired to each other by service name, published on loopback only),
+// replicas, two data planes, a worker service of three replicas by default, wired to each other by service name, published on loopback only),
 // that it is valid compose (Debian's docker-compose `config -q`; skipped with the reason printed where that is
 // not installed) and refuses to start without DIRIGENT_TOKEN, saying why, and that every service's command line
 // passes the CLI's own validation: `dirigent <role> ... --dry-run` resolves flags and environment, prints the
 // config as one JSON line and exits 0 (2 on a usage error). compose.e2e.test.ts runs the file for real.
 import test from 'ava';
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { COMPOSE_FILE, flagOf, installed, readComposeServices, roleOf, ROOT, run, type ComposeService } from './fixtures/compose-file.js';
 
 const CLI = `${ROOT}dist/cluster/cli.js`;
@@ -19,12 +20,20 @@ const hasCompose = await installed('docker-compose');
 if (!hasCompose) console.log('# compose: `docker-compose config` checks skipped: docker-compose is not installed (apt-get install docker-compose)');
 const withCompose = hasCompose ? test : test.skip;
 
-test('the topology: etcd, control planes cp1..cp3, data planes dp1 and dp2, workers w1..w3', (t) => {
-  t.deepEqual(services.map((s) => s.name), ['etcd', 'cp1', 'cp2', 'cp3', 'dp1', 'dp2', 'w1', 'w2', 'w3']);
+test('the topology: etcd, control planes cp1..cp3, data planes dp1 and dp2, one worker service of WORKERS replicas (3)', (t) => {
+  t.deepEqual(services.map((s) => s.name), ['etcd', 'cp1', 'cp2', 'cp3', 'dp1', 'dp2', 'worker']);
   t.deepEqual(byRole('control-plane').map((s) => s.name), ['cp1', 'cp2', 'cp3']);
   t.deepEqual(byRole('data-plane').map((s) => s.name), ['dp1', 'dp2']);
-  t.deepEqual(byRole('worker').map((s) => s.name), ['w1', 'w2', 'w3']);
-  for (const service of services.filter((s) => roleOf(s) !== undefined)) {
+  t.deepEqual(byRole('worker').map((s) => s.name), ['worker']);
+  t.deepEqual(services.filter((s) => s.replicas !== undefined).map((s) => [s.name, s.replicas]), [['worker', { variable: 'WORKERS', defaultCount: 3 }]]);
+  // A worker replica has neither --id nor --advertise: listening on 0.0.0.0 it is known by its container's
+  // hostname, which differs per replica (roles.ts; checked by --dry-run below).
+  for (const worker of byRole('worker')) {
+    t.is(flagOf(worker.command, 'host'), '0.0.0.0', `${worker.name} --host`);
+    t.is(flagOf(worker.command, 'id'), undefined, `${worker.name} --id`);
+    t.is(flagOf(worker.command, 'advertise'), undefined, `${worker.name} --advertise`);
+  }
+  for (const service of services.filter((s) => roleOf(s) === 'control-plane' || roleOf(s) === 'data-plane')) {
     // A role listens on every interface and announces its service name, which the others resolve; it never
     // resolves its own name (podman's DNS may not know it yet when the container starts).
     t.is(flagOf(service.command, 'host'), '0.0.0.0', `${service.name} --host`);
@@ -51,17 +60,27 @@ test('published ports: loopback only, the admin APIs on 9091-9093, the data plan
     ['cp3', ['9093->9091']],
     ['dp1', ['8080->8080', '8081->8081']],
     ['dp2', ['8082->8080', '8083->8081']],
-    ['w1', []],
-    ['w2', []],
-    ['w3', []],
+    ['worker', []],
   ]);
   // The reader refuses any other form of `ports:` entry, so none publishes beyond 127.0.0.1.
   t.notRegex(readFileSync(COMPOSE_FILE, 'utf8'), /^\s*- "?(0\.0\.0\.0:)?\d+:\d+"?\s*$/m);
 });
 
+test('the image: one for every role, named by DIRIGENT_IMAGE (dirigent-ts:latest by default), built from this checkout', (t) => {
+  const text = readFileSync(COMPOSE_FILE, 'utf8');
+  t.deepEqual([...text.matchAll(/^ {2}image:.*$/gm)].map((m) => m[0].trim()), ['image: ${DIRIGENT_IMAGE:-dirigent-ts:latest}']);
+  t.regex(text, /^ {2}build: \.$/m);
+});
+
 withCompose('docker-compose config -q accepts the file when DIRIGENT_TOKEN is set', async (t) => {
   const result = await run('docker-compose', ['-f', COMPOSE_FILE, 'config', '-q'], { env: cleanEnv({ DIRIGENT_TOKEN: TOKEN }), timeoutMs: 60_000 });
   t.is(result.code, 0, result.stderr);
+});
+
+withCompose('WORKERS sets the number of worker replicas (an integer to compose)', async (t) => {
+  const result = await run('docker-compose', ['-f', COMPOSE_FILE, 'config'], { env: cleanEnv({ DIRIGENT_TOKEN: TOKEN, WORKERS: '5' }), timeoutMs: 60_000 });
+  t.is(result.code, 0, result.stderr);
+  t.regex(result.stdout, /^ {6}replicas: 5$/m);
 });
 
 withCompose('without DIRIGENT_TOKEN, compose refuses and says what to set', async (t) => {
@@ -80,7 +99,9 @@ for (const service of services.filter((s) => roleOf(s) !== undefined)) {
     t.is(lines.length, 1, `one JSON line, got:\n${result.stdout}`);
     const config = JSON.parse(lines[0]!) as unknown;
     t.true(typeof config === 'object' && config !== null);
-    t.true(JSON.stringify(config).includes(`"${service.name}"`), `the resolved config names ${service.name}: ${lines[0]}`);
+    // A worker replica's id is its hostname (here, this machine's); the other roles are named by their service.
+    const id = roleOf(service) === 'worker' ? hostname() : service.name;
+    t.like(config, { config: { id } }, `the resolved config: ${lines[0]}`);
   });
 }
 

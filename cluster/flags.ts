@@ -206,7 +206,7 @@ export const COMMANDS = {
     args: [0, 0],
     client: false,
     flags: {
-      id: ['<id>', 'worker id, the node id (default w1)'],
+      id: ['<id>', 'worker id, the node id (default w1; listening on 0.0.0.0 or ::, the advertised host)'],
       'control-plane': CONTROL_PLANE_ADDRESS,
       host: ['<addr>', 'interface its invocation servers listen on (default 127.0.0.1)'],
       advertise: ['<host>', 'where data planes reach its sandboxes (default: --host; the hostname when --host is 0.0.0.0)'],

@@ -33,6 +33,11 @@ test('--dry-run prints each role\'s resolved config with the token masked, and s
   t.like(JSON.parse(dp.stdout), { dryRun: 'data-plane', config: { id: 'dp2', host: '0.0.0.0', advertise: 'dp2', controlPlane: 'cp1:9090,cp2:9090,cp3:9090', token: '***', httpPort: 8080 } });
   const worker = dryRun(['worker', '--id', 'w3', '--host', '0.0.0.0', '--runtime', 'simulated', '--control-plane', 'cp1:9090', '--token', 'secret-token']);
   t.like(JSON.parse(worker.stdout), { dryRun: 'worker', config: { id: 'w3', host: '0.0.0.0', advertise: hostname(), runtime: 'simulated' } });
+  // Without --id, a worker listening on every interface is known by what it announces (one id per compose replica).
+  const replica = dryRun(['worker', '--host', '0.0.0.0', '--runtime', 'simulated', '--control-plane', 'cp1:9090', '--token', 'secret-token']);
+  t.like(JSON.parse(replica.stdout), { dryRun: 'worker', config: { id: hostname(), host: '0.0.0.0', advertise: hostname() } });
+  const local = dryRun(['worker', '--runtime', 'simulated', '--token', 'secret-token']);
+  t.like(JSON.parse(local.stdout), { dryRun: 'worker', config: { id: 'w1', host: '127.0.0.1', advertise: '127.0.0.1' } });
 });
 
 test('--dry-run refuses what a role would refuse at start, naming the value (exit 2)', (t) => {

@@ -119,11 +119,15 @@ export function dataPlaneConfig(values: CliValues): DataPlaneConfig {
 }
 
 export function workerConfig(values: CliValues): WorkerDaemonConfig {
+  const addresses = listenAndAdvertise(values);
   return {
-    id: pick(values, 'id', 'ID', 'w1'),
+    // Listening on every interface (a container), a worker is known by the host it announces, so that the
+    // replicas of one compose service (`--scale worker=5`) each have an id of their own, and keep it when
+    // their container restarts.
+    id: pick(values, 'id', 'ID', addresses.host === '0.0.0.0' || addresses.host === '::' ? addresses.advertise : 'w1'),
     controlPlane: controlPlaneAddresses(values),
     token: token(values),
-    ...listenAndAdvertise(values),
+    ...addresses,
     runtime: oneOf(pick(values, 'runtime', 'RUNTIME', 'thread'), ['thread', 'process', 'simulated'] as const, '--runtime'),
     nodes: intFlag(values, 'nodes', 'nodes', 1, 10_000),
     capacity: {

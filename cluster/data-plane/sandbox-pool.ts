@@ -2,7 +2,8 @@
 // SandboxClient connection per worker invocation server (`host:port`), shared by every sandbox that server
 // hosts and by all invocations in flight; a closed connection is replaced on the next call.
 //
-// Failures carry stable codes (the dpsandbox actor turns any of them into a 502 for the client):
+// Failures carry stable codes (the dpsandbox actor turns any of them into a 502 for the client, except
+// CONNECTION_FAILED: a request never sent goes back to its router to be placed on another sandbox):
 //   CONNECTION_FAILED   could not connect or pass the handshake (refused, wrong token, timeout, bad address)
 //   CONNECTION_LOST     the connection closed while the invocation was in flight (it may have run)
 //   SANDBOX_TIMEOUT     no result within timeoutMs

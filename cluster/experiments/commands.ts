@@ -19,7 +19,7 @@ export const EXPERIMENT_FLAG_TYPES = {
 } as const;
 
 /** Defaults of `replay`, shown in its help. */
-export const REPLAY_DEFAULTS = { seed: 42, compress: 1, warmupMinutes: 0, iat: 'exponential', namePrefix: 'trace-func', maxSockets: 1024, timeoutMs: 120_000, out: 'replay.csv' } as const;
+export const REPLAY_DEFAULTS = { seed: 42, compress: 1, warmupMinutes: 0, iat: 'exponential', namePrefix: 'trace-func', maxSockets: 1024, timeoutMs: 90_000, out: 'replay.csv' } as const;
 
 export const EXPERIMENT_COMMANDS = {
   replay: {

@@ -13,7 +13,6 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startChild, stopChild, type Child } from '../cluster/launcher.js';
 import { formatAzureTrace } from '../cluster/experiments/azure-trace.js';
 import { analyze } from '../cluster/experiments/metrics.js';
 import { parseRecords } from '../cluster/experiments/records.js';
@@ -22,44 +21,18 @@ import { replay, type ReplaySummary } from '../cluster/experiments/replay.js';
 import { synthesizeTrace } from '../cluster/experiments/synth.js';
 import { seededRandom } from '../runtime/random.js';
 import { busyCores, envInt, exitIfStillRunningAfter, round } from './cluster.js';
+import { startProcessCluster } from './process-cluster.js';
 
 const functions = envInt('TRACE_FUNCTIONS', 200);
 const minutes = envInt('TRACE_MINUTES', 10);
 const compression = envInt('TRACE_COMPRESS', 5);
 const seed = envInt('TRACE_SEED', 1);
 const nodes = envInt('TRACE_NODES', 4);
-const runtime = process.env.TRACE_RUNTIME ?? 'simulated';
-if (runtime !== 'simulated' && runtime !== 'thread') throw new Error(`TRACE_RUNTIME=${runtime} must be simulated or thread`);
+const runtimeName = process.env.TRACE_RUNTIME ?? 'simulated';
+if (runtimeName !== 'simulated' && runtimeName !== 'thread') throw new Error(`TRACE_RUNTIME=${runtimeName} must be simulated or thread`);
+const runtime: 'simulated' | 'thread' = runtimeName;
 const BARE = new URL('./bare-trace.js', import.meta.url).pathname;
 const log = (line: string) => process.stderr.write(`${line}\n`);
-
-async function startCluster(token: string): Promise<{ adminUrl: string; children: Child[] }> {
-  const children: Child[] = [];
-  try {
-    const cp = await startChild('cp', ['control-plane', '--store', 'memory', '--admin-port', '0', '--cluster-port', '0'], token, log, 60_000);
-    children.push(cp.child);
-    const common = ['--control-plane', String(cp.ready.cluster), '--host', '127.0.0.1'];
-    const dir = await mkdtemp(join(tmpdir(), 'bench-trace-dp-'));
-    const started = await Promise.all([
-      startChild('dp1', ['data-plane', '--invoke-port', '0', '--compat-port', '0', '--data-dir', dir, ...common], token, log, 60_000),
-      startChild('w1', ['worker', '--runtime', runtime, '--nodes', String(nodes), '--slots', '2000', '--cpu', '1000000', '--memory', '1000000', ...common], token, log, 60_000),
-    ]);
-    children.push(...started.map((s) => s.child));
-    const adminUrl = String(cp.ready.admin);
-    // Registration answers 503 until the data plane is known; the worker's nodes must be there to place sandboxes.
-    for (let i = 0; ; i++) {
-      const nodesUp = ((await (await fetch(`${adminUrl}/api/v1/nodes`)).json()) as { nodes: unknown[] }).nodes;
-      const dps = ((await (await fetch(`${adminUrl}/api/v1/dataplanes`)).json()) as { dataplanes: { connected: boolean }[] }).dataplanes;
-      if (nodesUp.length === nodes && dps.some((d) => d.connected)) break;
-      if (i > 300) throw new Error('the cluster did not come up within 30 s');
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    return { adminUrl, children };
-  } catch (error) {
-    await Promise.all(children.map(stopChild));
-    throw error;
-  }
-}
 
 async function run(label: string, traceDir: string, adminUrl: string, outDir: string): Promise<ReplaySummary> {
   log(`${label}: replaying ${minutes} trace minutes of ${functions} functions at ${compression}x (${round((minutes * 60) / compression)} s)`);
@@ -107,13 +80,12 @@ async function main(): Promise<void> {
     bareChild.kill('SIGTERM');
   }
 
-  const token = randomBytes(18).toString('base64url');
-  const cluster = await startCluster(token);
+  const cluster = await startProcessCluster({ runtime, nodes, slots: 2000, onOutput: log });
   let summary: ReplaySummary;
   try {
     summary = await run('dirigent', traceDir, cluster.adminUrl, outDir);
   } finally {
-    await Promise.all(cluster.children.reverse().map(stopChild));
+    await cluster.stop();
   }
 
   const runs = await Promise.all([loadRun(summary.out, {}), loadRun(bareSummary.out, {})]);

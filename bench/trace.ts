@@ -6,7 +6,7 @@
 // Prints one JSON line; the report and the plots of both runs go to stderr and to TRACE_OUT_DIR (default: a
 // temporary folder).
 //
-// Environment: TRACE_FUNCTIONS (200), TRACE_MINUTES (10), TRACE_COMPRESS (5: trace minutes per wall minute),
+// Environment: TRACE_FUNCTIONS (200), TRACE_MINUTES (10), TRACE_COMPRESS (2: trace minutes per wall minute),
 // TRACE_SEED (1), TRACE_RUNTIME (simulated | thread), TRACE_NODES (4), TRACE_OUT_DIR.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -25,7 +25,7 @@ import { startProcessCluster } from './process-cluster.js';
 
 const functions = envInt('TRACE_FUNCTIONS', 200);
 const minutes = envInt('TRACE_MINUTES', 10);
-const compression = envInt('TRACE_COMPRESS', 5);
+const compression = envInt('TRACE_COMPRESS', 2);
 const seed = envInt('TRACE_SEED', 1);
 const nodes = envInt('TRACE_NODES', 4);
 const runtimeName = process.env.TRACE_RUNTIME ?? 'simulated';

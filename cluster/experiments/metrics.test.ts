@@ -29,7 +29,7 @@ test('percentile interpolates between ranks', (t) => {
 test('scheduling latency, per-function mean, slowdown, failures and cold starts', (t) => {
   const records = [
     row('a', 0, 102, 100, 100),
-    row('a', 0, 110, 100, 100, { coldStart: true }),
+    row('a', 0, 110, 100, 100, { coldStart: true, queueTime: 4000 }),
     row('b', 1, 520, 500, 400),
     row('b', 1, 1000, 0, 400, { functionTimeout: true, httpStatus: 503 }),
     row('b', 1, 30_000, 0, 400, { connectionTimeout: true, httpStatus: 0 }),
@@ -51,6 +51,8 @@ test('scheduling latency, per-function mean, slowdown, failures and cold starts'
   t.true(Math.abs(samples.slowdown[0]! - Math.sqrt(1.02 * 1.1)) < 1e-12);
   t.true(Math.abs(samples.slowdown[1]! - 1.3) < 1e-12);
   t.is(metrics.schedMs.p50, 6);
+  t.is(metrics.coldStartSchedMs.p50, 10);
+  t.is(metrics.coldStartQueueMs.p50, 4);
 });
 
 test('dropMinutes drops the first execution minutes by the trace minute in invocationID', (t) => {
@@ -62,7 +64,7 @@ test('dropMinutes drops the first execution minutes by the trace minute in invoc
 });
 
 test('records go to CSV and back; the loader CSV without our columns reads too', (t) => {
-  const records = [row('a', 0, 102, 100, 100), row('b', 2, 1, 0, 5, { connectionTimeout: true, httpStatus: 0, coldStart: true, sendLateness: 17 })];
+  const records = [row('a', 0, 102, 100, 100), row('b', 2, 1, 0, 5, { connectionTimeout: true, httpStatus: 0, coldStart: true, queueTime: 1500, sendLateness: 17 })];
   const text = `${recordHeader()}\n${records.map(recordLine).join('\n')}\n`;
   t.deepEqual(parseRecords(text, 'x.csv'), records);
   const loader = 'phase,instance,invocationID,startTime,requestedDuration,grpcConnEstablish,responseTime,actualDuration,connectionTimeout,functionTimeout,actualMemoryUsage\n2,f,min1.inv0,17,100000,5,101000,100000,false,false,0\n';
@@ -71,5 +73,5 @@ test('records go to CSV and back; the loader CSV without our columns reads too',
   t.is(parsed!.coldStart, undefined);
   t.is(analyze(parseRecords(loader, 'loader.csv')).metrics.coldStarts, null);
   t.throws(() => parseRecords('a,b\n1,2\n', 'bad.csv'), { message: /bad\.csv: not an invocation CSV: no column phase/ });
-  t.throws(() => parseRecords(`${recordHeader()}\n2,f,min1.inv0,x,1,1,1,false,false,,,,\n`, 'bad.csv'), { message: /bad\.csv line 2: startTime must be a number/ });
+  t.throws(() => parseRecords(`${recordHeader()}\n2,f,min1.inv0,x,1,1,1,false,false,,,,,\n`, 'bad.csv'), { message: /bad\.csv line 2: startTime must be a number/ });
 });

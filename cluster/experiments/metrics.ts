@@ -31,6 +31,10 @@ export interface RunMetrics {
   readonly slowdown: Percentiles;
   /** End to end, ms. */
   readonly responseMs: Percentiles;
+  /** Scheduling latency of the calls served through a cold start, ms (NaN when none, or not recorded). */
+  readonly coldStartSchedMs: Percentiles;
+  /** What the data plane says those calls waited for their sandbox (`x-dirigent-queue-ms`), ms. */
+  readonly coldStartQueueMs: Percentiles;
 }
 
 /** Sorted samples behind the percentiles, for CDF plots. */
@@ -81,6 +85,8 @@ export function analyze(records: readonly InvocationRecord[], options: AnalyzeOp
   const rows = measuredRows(records, options);
   const sched: number[] = [];
   const response: number[] = [];
+  const coldSched: number[] = [];
+  const coldQueue: number[] = [];
   const byFunction = new Map<string, { schedSum: number; ok: number; logSlowdownSum: number; slowdowns: number }>();
   let connectionTimeouts = 0;
   let functionTimeouts = 0;
@@ -100,6 +106,10 @@ export function analyze(records: readonly InvocationRecord[], options: AnalyzeOp
     const s = (r.responseTime - r.actualDuration) / 1000;
     sched.push(s);
     response.push(r.responseTime / 1000);
+    if (r.coldStart === true) {
+      coldSched.push(s);
+      if (r.queueTime !== undefined) coldQueue.push(r.queueTime / 1000);
+    }
     f.schedSum += s;
     f.ok++;
     const ratio = r.responseTime / r.requestedDuration;
@@ -126,6 +136,8 @@ export function analyze(records: readonly InvocationRecord[], options: AnalyzeOp
       perFunctionMeanMs: percentiles(samples.perFunctionMeanMs),
       slowdown: percentiles(samples.slowdown),
       responseMs: percentiles(sorted(response)),
+      coldStartSchedMs: percentiles(sorted(coldSched)),
+      coldStartQueueMs: percentiles(sorted(coldQueue)),
     },
     samples,
   };

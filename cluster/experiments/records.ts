@@ -7,9 +7,10 @@ export const LOADER_COLUMNS = ['phase', 'instance', 'invocationID', 'startTime',
 /**
  * Ours: the function name sent (the loader's `instance` is the name the function answered with), the HTTP
  * status (0 without an answer), whether the data plane served it through a cold start (`x-dirigent-cold-start`),
- * and how late the sender released it against its schedule, µs.
+ * how long it waited in the data plane for a sandbox (`x-dirigent-queue-ms`, µs), and how late the sender
+ * released it against its schedule, µs.
  */
-export const EXTRA_COLUMNS = ['function', 'httpStatus', 'coldStart', 'sendLateness'] as const;
+export const EXTRA_COLUMNS = ['function', 'httpStatus', 'coldStart', 'queueTime', 'sendLateness'] as const;
 
 export interface InvocationRecord {
   /** 1 warm-up, 2 execution. */
@@ -33,6 +34,8 @@ export interface InvocationRecord {
   readonly httpStatus?: number;
   /** Absent when the source did not record it (the loader's CSV). */
   readonly coldStart?: boolean;
+  /** µs the data plane says it queued the call (waiting for a sandbox). */
+  readonly queueTime?: number;
   readonly sendLateness?: number;
 }
 
@@ -55,6 +58,7 @@ export function recordLine(r: InvocationRecord): string {
     r.function ?? '',
     r.httpStatus ?? '',
     r.coldStart === undefined ? '' : r.coldStart,
+    r.queueTime ?? '',
     r.sendLateness ?? '',
   ].join(',');
 }
@@ -95,6 +99,7 @@ export function parseRecords(text: string, source: string): InvocationRecord[] {
     const fn = (cell('function') ?? '').trim();
     const httpStatus = optionalInt('httpStatus');
     const coldStart = bool('coldStart');
+    const queueTime = optionalInt('queueTime');
     const sendLateness = optionalInt('sendLateness');
     records.push({
       phase: int('phase'),
@@ -109,6 +114,7 @@ export function parseRecords(text: string, source: string): InvocationRecord[] {
       ...(fn === '' ? {} : { function: fn }),
       ...(httpStatus === undefined ? {} : { httpStatus }),
       ...(coldStart === undefined ? {} : { coldStart }),
+      ...(queueTime === undefined ? {} : { queueTime }),
       ...(sendLateness === undefined ? {} : { sendLateness }),
     });
   }

@@ -167,6 +167,7 @@ export function toRecord(schedule: Schedule, i: number, name: string, result: Se
     function: name,
     httpStatus: result.status,
     ...(result.coldStart === undefined ? {} : { coldStart: result.coldStart }),
+    ...(result.queueMs === undefined ? {} : { queueTime: Math.round(result.queueMs * 1000) }),
     sendLateness: Math.max(0, Math.round(latenessUs)),
   };
 }

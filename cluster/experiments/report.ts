@@ -54,6 +54,8 @@ export function reportText(runs: readonly RunReport[]): string {
   pct('scheduling latency ms, per-function mean', (m) => m.perFunctionMeanMs, pub.perFunctionMeanMs, ms);
   pct('slowdown, per function', (m) => m.slowdown, pub.slowdown, ratio);
   pct('end to end ms', (m) => m.responseMs, {}, ms);
+  pct('cold starts: scheduling latency ms', (m) => m.coldStartSchedMs, {}, ms);
+  pct('cold starts: queued in the data plane ms', (m) => m.coldStartQueueMs, {}, ms);
   const header = ['', ...runs.map((r) => r.label), 'Dirigent (paper)'];
   const table = [header, ...rows.map(([name, cell, published]) => [name, ...runs.map((r) => cell(r.metrics)), published])];
   const widths = header.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));

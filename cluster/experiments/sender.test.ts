@@ -26,11 +26,12 @@ test('the loader request: POST /, Host the function, headers as given; status, b
   const s = await server((req, res) => {
     seen.push({ method: req.method, url: req.url, headers: req.headers });
     res.setHeader('x-dirigent-cold-start', 'true');
+    res.setHeader('x-dirigent-queue-ms', '12.5');
     res.end('{"Function":"f","ExecutionTime":5}');
   });
   const sender = new HttpSender({ maxSockets: 4, maxPending: 100, timeoutMs: 5000 });
   const r = await send(sender, s.address, 'trace-fn', { requested_cpu: '20', function: 'trace-fn' });
-  t.like(r, { status: 200, body: '{"Function":"f","ExecutionTime":5}', coldStart: true });
+  t.like(r, { status: 200, body: '{"Function":"f","ExecutionTime":5}', coldStart: true, queueMs: 12.5 });
   t.true(r.responseTimeUs > 0 && r.startTimeUs > 1.7e15);
   t.like(seen[0], { method: 'POST', url: '/' });
   t.like(seen[0]!.headers, { host: 'trace-fn', requested_cpu: '20', 'content-length': '0' });

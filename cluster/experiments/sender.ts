@@ -11,7 +11,7 @@
 // shared cores the sender fell behind its own schedule by a second and more; and its agent closes idle
 // connections beyond 256, so every burst paid a connect per request again. This one writes a request as one
 // string and reads only what the replay needs: status, content-length or chunked body, `connection: close`,
-// and `x-dirigent-cold-start`.
+// `x-dirigent-cold-start` and `x-dirigent-queue-ms`.
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 
@@ -34,6 +34,8 @@ export interface SendResult {
   readonly body: string;
   /** `x-dirigent-cold-start` of the answer; undefined without one. */
   readonly coldStart?: boolean;
+  /** `x-dirigent-queue-ms` of the answer, ms; undefined without one. */
+  readonly queueMs?: number;
   /** Why there is no answer. */
   readonly error?: string;
 }
@@ -69,6 +71,7 @@ class Connection {
   private buffer: Buffer = Buffer.alloc(0);
   private status = 0;
   private coldStart: boolean | undefined;
+  private queueMs: number | undefined;
   private close = false;
   /** -1: still reading the head; -2: chunked; else the body length. */
   private bodyLength = -1;
@@ -91,6 +94,7 @@ class Connection {
     this.buffer = Buffer.alloc(0);
     this.bodyLength = -1;
     this.coldStart = undefined;
+    this.queueMs = undefined;
     this.close = false;
     this.socket.write(request.head, 'latin1');
   }
@@ -136,6 +140,7 @@ class Connection {
       else if (name === 'transfer-encoding') chunked = value.toLowerCase().includes('chunked');
       else if (name === 'connection') this.close = value.toLowerCase() === 'close';
       else if (name === 'x-dirigent-cold-start') this.coldStart = value === 'true';
+      else if (name === 'x-dirigent-queue-ms' && Number.isFinite(Number(value))) this.queueMs = Number(value);
     }
     if (chunked) this.bodyLength = -2;
     else if (length !== undefined && Number.isSafeInteger(length) && length >= 0) this.bodyLength = length;
@@ -151,7 +156,7 @@ class Connection {
     const request = this.request!;
     this.request = undefined;
     this.buffer = Buffer.alloc(0);
-    const result: SendResult = { startTimeUs: request.startTimeUs, responseTimeUs: Math.round((performance.now() - request.startedAt) * 1000), status: this.status, body, ...(this.coldStart === undefined ? {} : { coldStart: this.coldStart }) };
+    const result: SendResult = { startTimeUs: request.startTimeUs, responseTimeUs: Math.round((performance.now() - request.startedAt) * 1000), status: this.status, body, ...(this.coldStart === undefined ? {} : { coldStart: this.coldStart }), ...(this.queueMs === undefined ? {} : { queueMs: this.queueMs }) };
     if (this.close) this.destroy();
     this.sender.settled(request, result);
     if (!this.close) this.sender.release(this);

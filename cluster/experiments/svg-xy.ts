@@ -19,8 +19,9 @@ export interface XyPlot {
 }
 
 const W = 720;
-const H = 460;
-const M = { left: 72, right: 24, top: 40, bottom: 110 };
+/** Height of the plot area, px; the legend below it grows with the series. */
+const PLOT_H = 310;
+const M = { left: 72, right: 24, top: 40, bottom: 70 };
 const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b', '#e377c2', '#17becf'];
 const escape = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 const fmt = (x: number) => (Math.round(x * 10) / 10).toString();
@@ -37,7 +38,8 @@ export function xySvg(plot: XyPlot): string {
   const [xlo, xhi] = range(xs);
   const [ylo, yhi] = range(ys);
   const pw = W - M.left - M.right;
-  const ph = H - M.top - M.bottom;
+  const ph = PLOT_H;
+  const H = M.top + ph + M.bottom + Math.ceil(plot.series.length / 2) * 16;
   const x = (v: number) => M.left + ((Math.log10(v) - xlo) / (xhi - xlo)) * pw;
   const y = (v: number) => M.top + (1 - (Math.log10(v) - ylo) / (yhi - ylo)) * ph;
   const out: string[] = [

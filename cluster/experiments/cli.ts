@@ -1,7 +1,7 @@
 // The experiment commands of the CLI: `replay`, `trace synth`, `report`. Flags are parsed here (their table is
 // commands.ts); the work is in replay.ts, synth.ts and report.ts.
 import { randomBytes } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { seededRandom } from '../../runtime/random.js';
 import { intIn, UsageError, type CliValues } from '../flags.js';
@@ -13,7 +13,6 @@ import { parseRecords } from './records.js';
 import { loadRun, reportText, writePlots } from './report.js';
 import { replay, type ReplayProgress } from './replay.js';
 import { synthesizeTrace } from './synth.js';
-import { readFile } from 'node:fs/promises';
 
 const SEED = { min: 0, max: 2 ** 32 - 1, unit: '' };
 const MINUTES = { min: 1, max: 1440, unit: 'minutes' };

@@ -1,6 +1,6 @@
 // The experiment commands' flags and help, spread into the CLI's tables (cluster/flags.ts). No imports of
 // values from flags.ts: it imports this file.
-import type { CommandDef, FlagName } from '../flags.js';
+import type { CommandDef } from '../flags.js';
 import { IAT_DISTRIBUTIONS } from './arrivals.js';
 
 export const EXPERIMENT_FLAG_TYPES = {
@@ -84,5 +84,3 @@ export const EXPERIMENT_COMMANDS = {
     },
   },
 } as const satisfies Record<string, CommandDef>;
-
-export type ExperimentFlag = keyof typeof EXPERIMENT_FLAG_TYPES & FlagName;

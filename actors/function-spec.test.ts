@@ -285,7 +285,7 @@ const loaderSpec: FunctionSpec = {
   cpuMilli: 100,
   memoryMiB: 128,
   concurrency: 1,
-  timeoutMs: 60_000,
+  timeoutMs: 90_000, // the loader's client timeout: its trace function runs up to 60 s
   queueDepth: 1000,
   queueTimeoutMs: 10_000,
   maxBodyBytes: 6 * 1024 * 1024,

@@ -395,6 +395,12 @@ const REPEATED_FIELDS: readonly string[] = ['port_forwarding', 'env_vars', 'prog
  * keepAliveMs follows the stable window, since Dirigent scales to zero after one idle stable window.
  */
 const COLD_START_SWEEP_SCALING = { stableWindowMs: 6000, panicWindowMs: 2000, maxScale: 1, keepAliveMs: 6000 } as const;
+/**
+ * Per-invocation timeout of a function registered Dirigent's way, ms: the loader's own client timeout
+ * (GRPCFunctionTimeoutSeconds, 90 s by default). Its trace function runs up to 60 s (the trace's bound), which the
+ * default timeout of 60 s would cut: the deadline wins a tie, so a 60 s invocation answered 502.
+ */
+const DIRIGENT_TIMEOUT_MS = 90_000;
 
 /**
  * Translates Dirigent's registration form into a spec. There is no container engine here: the image only
@@ -423,7 +429,7 @@ export function parseDirigentRegistration(form: URLSearchParams, defaultRuntime:
   const ports = form.getAll('port_forwarding');
   if (ports.length > 0) problems.push(...checkPortForwarding(ports));
 
-  const input: Record<string, unknown> = { name, runtime: defaultRuntime, source: { kind: 'builtin', workload } };
+  const input: Record<string, unknown> = { name, runtime: defaultRuntime, source: { kind: 'builtin', workload }, timeoutMs: DIRIGENT_TIMEOUT_MS };
   const scaling: Record<string, unknown> = {};
   const cpu = formInt(form, 'requested_cpu', 'millicores', problems);
   if (cpu !== undefined) input['cpuMilli'] = cpu;

@@ -469,6 +469,12 @@ export async function main(argv: string[]): Promise<void> {
       return remove(name, values);
     case 'status':
       return status(values);
+    case 'replay':
+      return (await import('./experiments/cli.js')).replayCommand(name, values);
+    case 'trace':
+      return (await import('./experiments/cli.js')).traceCommand(args, values);
+    case 'report':
+      return (await import('./experiments/cli.js')).reportCommand(args, values);
   }
 }
 

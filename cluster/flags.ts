@@ -8,6 +8,7 @@ import { closest, distance } from 'fastest-levenshtein';
 import { parse as parseShellWords } from 'shell-quote';
 import { ENV_NAME, FUNCTION_SPEC_LIMITS, SCALING_LIMITS, type IntRange } from '../actors/function-spec.js';
 import { LOG_TAIL_LIMIT } from '../actors/sandbox-logs.js';
+import { EXPERIMENT_COMMANDS, EXPERIMENT_FLAG_TYPES } from './experiments/commands.js';
 
 /** Every flag any command takes: one name has one type everywhere. */
 const FLAG_TYPES = {
@@ -61,6 +62,7 @@ const FLAG_TYPES = {
   'heartbeat-timeout-ms': { type: 'string' },
   'control-planes': { type: 'string' },
   'data-planes': { type: 'string' },
+  ...EXPERIMENT_FLAG_TYPES,
 } as const satisfies Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }>;
 
 export type FlagName = keyof typeof FLAG_TYPES;
@@ -71,7 +73,7 @@ export type CliValues = { -readonly [K in FlagName]?: FlagValue<(typeof FLAG_TYP
 type FlagHelp = readonly [placeholder: string, help: string];
 
 export interface CommandDef {
-  readonly group: 'Cluster' | 'Functions';
+  readonly group: 'Cluster' | 'Functions' | 'Experiments';
   /** After `dirigent `, e.g. `deploy <name> [flags]`. */
   readonly usage: string;
   readonly summary: string;
@@ -318,6 +320,7 @@ export const COMMANDS = {
     client: true,
     flags: { json: ['', 'print JSON'] },
   },
+  ...EXPERIMENT_COMMANDS,
 } as const satisfies Record<string, CommandDef>;
 
 export type CommandName = keyof typeof COMMANDS;
@@ -436,7 +439,7 @@ function unknownOption(raw: string, name: string, command: CommandName | undefin
 /** `dirigent --help`: the commands by group. */
 export function overviewHelp(): string {
   const lines = ['dirigent: a serverless cluster manager (a TypeScript re-implementation of Dirigent)', '', 'Usage: dirigent <command> [flags]   (dirigent <command> --help for its flags)'];
-  for (const group of ['Cluster', 'Functions'] as const) {
+  for (const group of ['Cluster', 'Functions', 'Experiments'] as const) {
     lines.push('', group);
     for (const [name, def] of Object.entries(COMMANDS) as [CommandName, CommandDef][]) {
       if (def.group === group) lines.push(`  ${def.usage.split(' ').filter((w) => w !== '[flags]').join(' ').padEnd(22)} ${def.summary}`);

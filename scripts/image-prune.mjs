@@ -18,10 +18,13 @@ for (const folder of ['binaries', 'dist']) {
     removed += 1;
   }
 }
+// Type declarations that production dependencies pull in (etcd3's gRPC stack depends on @types/*): never
+// loaded at run time (~2.4 MB).
+rmSync('node_modules/@types', { recursive: true, force: true });
 // npm prune leaves the scope folders of removed packages behind, empty.
 for (const entry of readdirSync('node_modules')) {
   if (entry.startsWith('@') && readdirSync(join('node_modules', entry)).length === 0) rmSync(join('node_modules', entry), { recursive: true });
 }
 const uws = createRequire(import.meta.url)(resolve(root, 'binaries', keep));
 if (typeof uws.App !== 'function') throw new Error(`${keep} did not load as the native uWebSockets.js`);
-console.log(`image-prune: kept ${keep}, removed ${removed} other uWebSockets.js binaries`);
+console.log(`image-prune: kept ${keep}, removed ${removed} other uWebSockets.js binaries and the @types declarations`);

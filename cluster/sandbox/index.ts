@@ -4,6 +4,7 @@
 // Not here: placement, scaling, sandbox lifecycle decisions (actors/) and the node's wiring (cluster/worker).
 export type {
   BuiltinWorkload,
+  CreateOptions,
   InvokeRequest,
   InvokeResponse,
   LogRingBounds,
@@ -14,7 +15,10 @@ export type {
   SandboxLogEntry,
   SandboxRuntime,
   SandboxSpec,
+  SandboxStart,
 } from './runtime.js';
+export type { PoolSettings, PoolSize, PoolStats, StemFactory } from './pool.js';
+export { DEFAULT_IDLE_DELAY_MS, PoolSettingsError, StemPool, validatePoolSettings } from './pool.js';
 export { SandboxError, validateSpec } from './runtime.js';
 export type { ThreadRuntimeOptions } from './thread.js';
 export { ThreadRuntime } from './thread.js';

@@ -89,7 +89,7 @@ function threadCount(): number {
 }
 
 test('options: defaults, then validation naming the option', (t) => {
-  t.deepEqual(parseWorkerOptions({ runtime: 'simulated', token: 't' }), { runtime: 'simulated', token: 't', host: '127.0.0.1', simulatedLatency: { kind: 'fixed', ms: 0 } });
+  t.deepEqual(parseWorkerOptions({ runtime: 'simulated', token: 't' }), { runtime: 'simulated', token: 't', host: '127.0.0.1', advertise: '127.0.0.1', simulatedLatency: { kind: 'fixed', ms: 0 }, nodeIds: [] });
   const bad: [unknown, RegExp][] = [
     [undefined, /\(options\)=undefined/],
     [{ runtime: 'docker', token: 't' }, /runtime="docker" must be 'thread', 'process' or 'simulated'/],

@@ -205,7 +205,9 @@ export class StemPool<S> {
   #arm(delayMs: number): void {
     this.#disarm();
     if (this.#closed || this.#starting !== undefined || this.#next() === undefined) return;
-    this.#timer = this.timer.setTimer(Math.max(delayMs, this.#retryMs), () => {
+    const waitMs = Math.max(delayMs, this.#retryMs);
+    if (waitMs <= 0) return this.#refillOne();
+    this.#timer = this.timer.setTimer(waitMs, () => {
       this.#timer = undefined;
       this.#refillOne();
     });

@@ -8,7 +8,9 @@
 //    Phases of each call, from the response: `x-dirigent-sandbox-start-ms` is the worker's create (take a
 //    stem and specialise it, or start fresh); the data plane's `queue` time minus that is the control-plane
 //    round trips (data plane -> autoscaler -> function -> scheduler -> node, and the endpoint back); the
-//    client's time minus `queue` is the invocation itself through the data plane and the worker.
+//    client's time minus `queue` is the invocation itself through the data plane and the worker. Each is a
+//    function's first call ever, so the data plane also looks the function up first (one more round trip).
+//    Then the same for CALLS cold starts of one function that scaled to zero in between (`FromZero`).
 // 2. Burst: BURST functions whose first calls arrive together, with a pool of BURST per worker (and the
 //    fresh baseline), p50/p99/max; then the same burst against the default pool of 2 (degrades, never fails).
 // 3. Warm p99 while the pool refills after the burst, against warm p99 with a full, quiet pool.
@@ -109,6 +111,24 @@ async function oneAtATime(cluster: Cluster, runtime: 'thread' | 'process', tag: 
   return calls;
 }
 
+/**
+ * Cold starts of one function that scaled to zero between calls: the data plane knows it already, so no
+ * lookup of the function precedes the cold start (as for a function's first call ever).
+ */
+async function fromZero(cluster: Cluster, runtime: 'thread' | 'process', refill: boolean): Promise<Call[]> {
+  await deploy(cluster, runtime, ['idle'], { scaling: { minScale: 0, maxScale: 1, tickMs: 200, stableWindowMs: 1000, panicWindowMs: 400, keepAliveMs: 200 } });
+  const calls: Call[] = [];
+  for (let i = 0; i < CALLS; i++) {
+    await until('idle to scale to zero', async () => {
+      const view = await cluster.plane.getFunction('idle');
+      return view.ok && view.value.status?.sandboxes.length === 0 ? true : undefined;
+    }, 30_000);
+    if (refill) await poolFull(cluster);
+    calls.push(await firstCall(cluster, 'idle'));
+  }
+  return calls;
+}
+
 /** BURST first calls at once. */
 async function burst(cluster: Cluster, runtime: 'thread' | 'process', tag: string): Promise<Call[]> {
   const names = Array.from({ length: BURST }, (_, i) => `${tag}-${i}`);
@@ -159,10 +179,12 @@ const busyBefore = await busyCores();
 for (const runtime of RUNTIMES) {
   const pooled = await startCluster(runtime, { sizes: [{ memoryMiB: MEMORY_MIB, count: 2 }], capMiB: 4096 });
   let pool;
+  let poolFromZero;
   let poolBurstDefault;
   let warm;
   try {
     pool = summary(await oneAtATime(pooled, runtime, 'one', true));
+    poolFromZero = summary(await fromZero(pooled, runtime, true));
     poolBurstDefault = summary(await burst(pooled, runtime, 'burst2'));
   } finally {
     await pooled.stop();
@@ -183,9 +205,11 @@ for (const runtime of RUNTIMES) {
   }
   const fresh = await startCluster(runtime, undefined);
   let freshOne;
+  let freshFromZero;
   let freshBurst;
   try {
     freshOne = summary(await oneAtATime(fresh, runtime, 'one', false));
+    freshFromZero = summary(await fromZero(fresh, runtime, false));
     freshBurst = summary(await burst(fresh, runtime, 'burst'));
   } finally {
     await fresh.stop();
@@ -198,8 +222,12 @@ for (const runtime of RUNTIMES) {
       [`${runtime}ColdStartP99Ms`]: pool.p99Ms,
       [`${runtime}ColdStartFreshP50Ms`]: freshOne.p50Ms,
       [`${runtime}ColdStartFreshP99Ms`]: freshOne.p99Ms,
+      [`${runtime}ColdStartFromZeroP50Ms`]: poolFromZero.p50Ms,
+      [`${runtime}ColdStartFromZeroFreshP50Ms`]: freshFromZero.p50Ms,
       pool,
       fresh: freshOne,
+      poolFromZero,
+      freshFromZero,
       [`burst${BURST}Pool${BURST}`]: poolBurst,
       [`burst${BURST}Pool2`]: poolBurstDefault,
       [`burst${BURST}Fresh`]: freshBurst,

@@ -52,8 +52,11 @@ test('fills each class up to its size, one stem at a time, after the idle delay'
   t.is(pending.length, 1, 'one at a time');
   t.is(pending[0]?.memoryMiB, 128, 'the class furthest below its size first');
   await finish();
-  t.is(pending.length, 1, 'the next starts at once while nothing else happens');
+  t.is(pending.length, 0, 'paced: the next waits the idle delay too');
+  await clock.advance(50);
+  t.is(pending.length, 1);
   await finish();
+  await clock.advance(50);
   await finish();
   t.is(pending.length, 0);
   await clock.advance(10_000);
@@ -79,7 +82,7 @@ test('take gives a stem of the class once; it never comes back, and the refill r
   t.false(stems.idleStems().includes(first), 'a taken stem is never the pool\u2019s again');
 });
 
-test('a burst keeps postponing the refill; a cold start during a start makes the next one wait for quiet', async (t) => {
+test('a burst keeps postponing the refill, and so does a cold start while a stem starts', async (t) => {
   const { clock, stems, pending, finish } = pool({ sizes: [{ memoryMiB: 128, count: 2 }], capMiB: 100, idleDelayMs: 50 });
   for (let i = 0; i < 5; i++) {
     await clock.advance(30);
@@ -88,16 +91,17 @@ test('a burst keeps postponing the refill; a cold start during a start makes the
   t.is(pending.length, 0, 'cold starts 30 ms apart: no refill competes with them');
   await clock.advance(50);
   t.is(pending.length, 1);
+  await clock.advance(40);
   stems.fresh();
   await finish();
-  t.is(pending.length, 0, 'the cold start during the start: wait for quiet');
-  await clock.advance(50);
+  await clock.advance(49);
+  t.is(pending.length, 0, 'a cold start during the start: the next waits for quiet after it');
+  await clock.advance(1);
   t.is(pending.length, 1);
 });
 
 test('the idle memory cap bounds the pool: the estimate first, then measured stems', async (t) => {
   const { clock, stems, pending, finish } = pool({ sizes: [{ memoryMiB: 128, count: 5 }], capMiB: 12, idleDelayMs: 0 }, 5);
-  await clock.advance(0);
   await finish();
   await finish();
   t.is(pending.length, 0, 'a third stem of 5 MiB would pass 12 MiB');
@@ -123,6 +127,7 @@ test('an idle stem that dies is evicted and replaced; close disposes the idle on
   const { clock, stems, pending, finish, disposed } = pool({ sizes: [{ memoryMiB: 128, count: 2 }], capMiB: 100, idleDelayMs: 10 });
   await clock.advance(10);
   const a = await finish();
+  await clock.advance(10);
   const b = await finish();
   stems.evict(a);
   t.deepEqual(stems.idleStems(), [b]);

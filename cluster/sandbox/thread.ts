@@ -52,7 +52,7 @@ interface Stem {
   concurrency: number;
   idleMiB: number;
   entry?: Entry;
-  /** A thread error or exit while the stem was idle in the pool. */
+  /** Its thread died while idle in the pool, or the pool disposed of it. */
   lost: boolean;
 }
 
@@ -75,7 +75,11 @@ export class ThreadRuntime implements SandboxRuntime {
         options.pool,
         {
           start: (memoryMiB) => this.#startPooledStem(memoryMiB),
-          dispose: (stem) => stem.pool.destroy(),
+          dispose: (stem) => {
+            // Its thread's exit is ours, not a loss to report.
+            stem.lost = true;
+            return stem.pool.destroy();
+          },
           idleMiB: (stem) => stem.idleMiB,
           estimateMiB: STEM_ESTIMATE_MIB,
         },
@@ -182,7 +186,7 @@ export class ThreadRuntime implements SandboxRuntime {
     if (stem.lost) return;
     stem.lost = true;
     this.#stems?.evict(stem);
-    void stem.pool.destroy();
+    stem.pool.destroy().catch(() => undefined);
   }
 
   /** Pooled stems now, their classes, idle memory and counts; null without a pool. */

@@ -121,6 +121,15 @@ export function dataPlaneConfig(values: CliValues): DataPlaneConfig {
 }
 
 export function workerConfig(values: CliValues): WorkerDaemonConfig {
+  const config = workerFlags(values);
+  const capMiB = config.pool?.sizes.some((s) => s.count > 0) && config.runtime !== 'simulated' ? config.pool.capMiB : 0;
+  if (capMiB >= config.capacity.memoryMiB) {
+    throw new UsageError(`--pool-memory-mib ${capMiB} MiB leaves nothing of the node's --memory ${config.capacity.memoryMiB} MiB for sandboxes (the pool's cap is taken off the capacity): lower it, or --pool 0`, 'INVALID_OPTION');
+  }
+  return config;
+}
+
+function workerFlags(values: CliValues): WorkerDaemonConfig {
   return {
     id: pick(values, 'id', 'ID', 'w1'),
     controlPlane: controlPlaneAddresses(values),

@@ -4,7 +4,6 @@
 // Not here: placement, scaling, sandbox lifecycle decisions (actors/) and the node's wiring (cluster/worker).
 export type {
   BuiltinWorkload,
-  CreateOptions,
   InvokeRequest,
   InvokeResponse,
   LogRingBounds,

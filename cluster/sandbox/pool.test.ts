@@ -68,17 +68,17 @@ test('take gives a stem of the class once; it never comes back, and the refill r
   const { clock, stems, pending, finish } = pool({ sizes: [{ memoryMiB: 128, count: 1 }], capMiB: 100, idleDelayMs: 50 });
   await clock.advance(50);
   const first = await finish();
-  t.is(stems.take(256), undefined, 'no pool for another class: fresh');
-  const taken = stems.take(128);
+  t.is(await stems.take(256), undefined, 'no pool for another class: fresh');
+  const taken = await stems.take(128);
   t.is(taken, first);
-  t.is(stems.take(128), undefined, 'exhausted: fresh');
+  t.is(await stems.take(128), undefined, 'exhausted: fresh');
   t.like(stems.stats(), { fromPool: 1, fresh: 2, classes: [{ memoryMiB: 128, target: 1, idle: 0 }] });
   await clock.advance(49);
   t.is(pending.length, 0, 'a cold start pushes the refill back');
   await clock.advance(1);
   const second = await finish();
   t.not(second, first);
-  t.is(stems.take(128), second);
+  t.is(await stems.take(128), second);
   t.false(stems.idleStems().includes(first), 'a taken stem is never the pool\u2019s again');
 });
 
@@ -86,7 +86,7 @@ test('a burst keeps postponing the refill, and so does a cold start while a stem
   const { clock, stems, pending, finish } = pool({ sizes: [{ memoryMiB: 128, count: 2 }], capMiB: 100, idleDelayMs: 50 });
   for (let i = 0; i < 5; i++) {
     await clock.advance(30);
-    t.is(stems.take(128), undefined);
+    t.is(await stems.take(128), undefined);
   }
   t.is(pending.length, 0, 'cold starts 30 ms apart: no refill competes with them');
   await clock.advance(50);
@@ -98,6 +98,24 @@ test('a burst keeps postponing the refill, and so does a cold start while a stem
   t.is(pending.length, 0, 'a cold start during the start: the next waits for quiet after it');
   await clock.advance(1);
   t.is(pending.length, 1);
+});
+
+test('a cold start that finds none idle but one of its class starting waits for it instead of starting another', async (t) => {
+  const { clock, stems, pending, finish, fail } = pool({ sizes: [{ memoryMiB: 128, count: 2 }], capMiB: 100, idleDelayMs: 10 });
+  await clock.advance(10);
+  t.is(pending.length, 1);
+  const claimed = stems.take(128);
+  const second = stems.take(128);
+  t.is(await second, undefined, 'only one cold start claims it; the next starts fresh');
+  const stem = await finish();
+  t.is(await claimed, stem);
+  t.deepEqual(stems.idleStems(), [], 'the claimed stem never enters the pool');
+  t.like(stems.stats(), { fromPool: 1, fresh: 1 });
+  await clock.advance(10);
+  const third = stems.take(128);
+  await fail();
+  t.is(await third, undefined, 'a start that fails leaves the claim to a fresh start');
+  t.like(stems.stats(), { fromPool: 1, fresh: 2, startFailures: 1 });
 });
 
 test('the idle memory cap bounds the pool: the estimate first, then measured stems', async (t) => {
@@ -137,7 +155,7 @@ test('an idle stem that dies is evicted and replaced; close disposes the idle on
   const c = await finish();
   await closing;
   t.deepEqual(disposed.map((s) => s.n).sort(), [b.n, c.n]);
-  t.is(stems.take(128), undefined, 'closed: nothing to take');
+  t.is(await stems.take(128), undefined, 'closed: nothing to take');
   await clock.advance(10_000);
   t.is(pending.length, 0, 'closed: no refill');
 });

@@ -97,6 +97,9 @@ export class StemPool<S> {
   #timer: unknown;
   /** The one stem starting, if any. */
   #starting: Promise<void> | undefined;
+  /** The class of the stem starting, and the cold start that claimed it (it gets the stem, not the pool). */
+  #startingClass: number | undefined;
+  #claim: ((stem: S | undefined) => void) | undefined;
   #retryMs = 0;
   #measured: number[] = [];
   #fromPool = 0;
@@ -119,15 +122,32 @@ export class StemPool<S> {
   }
 
   /**
-   * A stem of the class for a cold start, or undefined (start one fresh). Either way the refill waits for
-   * quiet again. The caller owns a stem it got: it is no longer the pool's.
+   * A stem of the class for a cold start, or undefined (start one fresh): an idle one, else the one of its class
+   * starting (once ready). Either way the refill waits for quiet again. The caller owns a stem it got: it is no
+   * longer the pool's.
    */
-  take(memoryMiB: number): S | undefined {
+  take(memoryMiB: number): Promise<S | undefined> {
     const stem = this.#closed ? undefined : this.#idle.get(memoryMiB)?.shift();
-    if (stem === undefined) return void this.fresh();
-    this.#fromPool += 1;
-    this.#coldStart();
-    return stem;
+    if (stem !== undefined) {
+      this.#fromPool += 1;
+      this.#coldStart();
+      return Promise.resolve(stem);
+    }
+    // None idle, but one of its class half started: finishing it is sooner than starting another from
+    // nothing, and two starts at once would only share the cores.
+    if (!this.#closed && this.#startingClass === memoryMiB && this.#claim === undefined) {
+      this.#coldStart();
+      return new Promise<S | undefined>((resolve) => {
+        this.#claim = (claimed) => {
+          if (claimed === undefined) this.#fresh += 1;
+          else this.#fromPool += 1;
+          this.onChange();
+          resolve(claimed);
+        };
+      });
+    }
+    this.fresh();
+    return Promise.resolve(undefined);
   }
 
   /** A cold start that no stem could serve (its source needs a fresh start): counted, and the refill waits. */
@@ -218,11 +238,26 @@ export class StemPool<S> {
   #refillOne(): void {
     const memoryMiB = this.#next();
     if (this.#closed || this.#starting !== undefined || memoryMiB === undefined) return;
+    this.#startingClass = memoryMiB;
+    const settle = (): ((stem: S | undefined) => void) | undefined => {
+      const claim = this.#claim;
+      this.#starting = undefined;
+      this.#startingClass = undefined;
+      this.#claim = undefined;
+      return claim;
+    };
     this.#starting = this.factory.start(memoryMiB).then(
       async (stem) => {
-        this.#starting = undefined;
+        const claim = settle();
         this.#retryMs = 0;
-        if (this.#closed) return this.factory.dispose(stem);
+        if (this.#closed) {
+          claim?.(undefined);
+          return this.factory.dispose(stem);
+        }
+        if (claim !== undefined) {
+          claim(stem);
+          return this.#arm(this.#idleDelayMs);
+        }
         this.#measured = [...this.#measured.slice(-15), this.factory.idleMiB(stem)];
         this.#idle.get(memoryMiB)?.push(stem);
         this.onChange();
@@ -231,7 +266,7 @@ export class StemPool<S> {
         this.#arm(this.#idleDelayMs);
       },
       () => {
-        this.#starting = undefined;
+        settle()?.(undefined);
         this.#startFailures += 1;
         this.#retryMs = Math.min(MAX_RETRY_MS, this.#retryMs === 0 ? FIRST_RETRY_MS : this.#retryMs * 2);
         this.onChange();

@@ -18,7 +18,7 @@ import { freePort } from '../../runtime/net.js';
 import { fromIncoming, toOutgoing } from './http-headers.js';
 import { StemPool, type PoolSettings, type PoolStats, type PoolTimer } from './pool.js';
 import type { SpecialiseMessage, StemReady } from './process-stem.js';
-import type { CreateOptions, InvokeRequest, InvokeResponse, LogRingBounds, Sandbox, SandboxEvent, SandboxRuntime, SandboxSpec, SandboxStart } from './runtime.js';
+import type { InvokeRequest, InvokeResponse, LogRingBounds, Sandbox, SandboxEvent, SandboxRuntime, SandboxSpec, SandboxStart } from './runtime.js';
 import { deadline, DEFAULT_LOG_BOUNDS, lineSplitter, LogRing, SandboxError, SandboxEvents, SandboxTable, unsupportedSource, validateSpec } from './runtime.js';
 
 /** The compiled builtin-server script, which this runtime runs for `builtin` sources. */
@@ -134,14 +134,14 @@ export class ProcessRuntime implements SandboxRuntime {
     return this.#stems?.stats() ?? null;
   }
 
-  async create(spec: SandboxSpec, options: CreateOptions = {}): Promise<Sandbox> {
+  async create(spec: SandboxSpec): Promise<Sandbox> {
     this.#checkCanCreate(spec);
     const source = spec.runtime;
     if (source.kind === 'thread') throw unsupportedSource('process', spec, "'process' and 'builtin' sources");
     const began = performance.now();
-    const task = this.#stems === undefined || options.pooled === false ? undefined : stemTask(spec);
-    if (task === undefined && options.pooled !== false) this.#stems?.fresh();
-    const stem = task === undefined ? undefined : this.#stems?.take(spec.memoryMiB);
+    const task = this.#stems === undefined ? undefined : stemTask(spec);
+    if (task === undefined) this.#stems?.fresh();
+    const stem = task === undefined ? undefined : await this.#stems?.take(spec.memoryMiB);
     if (task !== undefined && stem !== undefined) return this.#specialise(spec, stem, task, began);
     const command =
       source.kind === 'builtin'

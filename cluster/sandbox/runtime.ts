@@ -60,11 +60,6 @@ export type SandboxEvent =
 /** How a sandbox started: specialised from a pooled stem, or from scratch. */
 export type SandboxStart = 'pool' | 'fresh';
 
-export interface CreateOptions {
-  /** false: start it fresh even when a pooled stem is there (a throwaway check must not drain the pool). */
-  readonly pooled?: boolean;
-}
-
 export interface Sandbox {
   readonly id: string;
   /** Set by runtimes that keep a pool of stems (thread, process). */
@@ -100,7 +95,7 @@ export interface SandboxLogEntry {
 export interface SandboxRuntime {
   readonly name: 'thread' | 'process' | 'simulated';
   /** Resolves once the sandbox can serve. */
-  create(spec: SandboxSpec, options?: CreateOptions): Promise<Sandbox>;
+  create(spec: SandboxSpec): Promise<Sandbox>;
   /** Idempotent; resolves when nothing of the sandbox is left running. */
   destroy(sandboxId: string): Promise<void>;
   /** Sandboxes that are ready to serve (not those still starting). */

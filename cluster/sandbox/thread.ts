@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import { RealClock } from '../../runtime/clock.js';
 import { StemPool, type PoolSettings, type PoolStats, type PoolTimer } from './pool.js';
-import type { CreateOptions, InvokeRequest, InvokeResponse, LogRingBounds, Sandbox, SandboxEvent, SandboxRuntime, SandboxSpec, SandboxStart } from './runtime.js';
+import type { InvokeRequest, InvokeResponse, LogRingBounds, Sandbox, SandboxEvent, SandboxRuntime, SandboxSpec, SandboxStart } from './runtime.js';
 import { assertNever, deadline, DEFAULT_LOG_BOUNDS, LogRing, SandboxError, SandboxEvents, SandboxTable, unsupportedSource, validateSpec } from './runtime.js';
 import type { ThreadIdentity, ThreadLogBatch, ThreadResult, ThreadTask } from './thread-worker.js';
 
@@ -89,7 +89,7 @@ export class ThreadRuntime implements SandboxRuntime {
     }
   }
 
-  async create(spec: SandboxSpec, options: CreateOptions = {}): Promise<Sandbox> {
+  async create(spec: SandboxSpec): Promise<Sandbox> {
     if (this.#closed) throw new SandboxError('RUNTIME_CLOSED', `thread runtime is closed; cannot create ${spec.sandboxId}`);
     validateSpec(spec);
     const source = spec.runtime;
@@ -97,7 +97,11 @@ export class ThreadRuntime implements SandboxRuntime {
     if (this.#entries.has(spec.sandboxId)) throw new SandboxError('SANDBOX_EXISTS', `sandbox ${spec.sandboxId} already exists`);
 
     const began = performance.now();
-    const taken = options.pooled === false ? undefined : this.#stems?.take(spec.memoryMiB);
+    const taken = await this.#stems?.take(spec.memoryMiB);
+    if (this.#closed) {
+      if (taken !== undefined) void taken.pool.destroy();
+      throw new SandboxError('RUNTIME_CLOSED', `thread runtime is closed; cannot create ${spec.sandboxId}`);
+    }
     const start: SandboxStart = taken === undefined ? 'fresh' : 'pool';
     const stem = taken ?? this.#startStem(spec.memoryMiB);
     stem.concurrency = spec.concurrency;

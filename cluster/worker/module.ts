@@ -288,8 +288,8 @@ class WorkerShard {
     const { runtime } = this.running();
     // No function's sandbox id has a dot (theirs are <DNS label>-<term>-<n>).
     const sandboxId = `check.${this.ctx.shard}.${++this.checks}`;
-    // Fresh, not from the pool: the function's first cold start right after the deploy should find it full.
-    const started = runtime.create(toSandboxSpec(sandboxId, template), { pooled: false }).then(
+    // From the pool like any creation (a deploy is refused or accepted in milliseconds); the stem is used up.
+    const started = runtime.create(toSandboxSpec(sandboxId, template)).then(
       (): SourceCheck => ({ outcome: 'ok' }),
       // The throwaway id means nothing to whoever deploys: the runtime's reason without it.
       (error: Error & { code?: string }): SourceCheck => ({ outcome: 'failed', reason: `${error.code ?? error.name}: ${error.message.replace(`sandbox ${sandboxId}: `, '')}` }),

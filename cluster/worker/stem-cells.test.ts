@@ -16,7 +16,8 @@ const ENV_MODULE = new URL('../../../cluster/sandbox/fixtures/env.mjs', import.m
 const ENV_SERVER = new URL('../../../cluster/sandbox/fixtures/env-server.cjs', import.meta.url).pathname;
 const quiet = (): undefined => undefined;
 const MEMORY_MIB = 100_000;
-const POOL = { sizes: [{ memoryMiB: 128, count: 1 }], capMiB: 200, idleDelayMs: 0 };
+// 2 stems: the deploy's source check takes one, the first call the other.
+const POOL = { sizes: [{ memoryMiB: 128, count: 2 }], capMiB: 200, idleDelayMs: 0 };
 
 // A stand-in for what a worker's environment may hold and no function may see.
 process.env['DIRIGENT_TEST_SECRET'] = 'host-only';
@@ -46,7 +47,7 @@ test.before(async () => {
   }
   dp = await DataPlane.start({ id: 'dp1', controlPlane: plane.clusterAddress, token: TOKEN, host: '127.0.0.1', httpPort: 0, shards: 1, onLog: quiet });
   port = Number(dp.invokeAddress.split(':')[1]);
-  await until('both nodes report a full pool', async () => ((await plane.nodes()).filter((n) => n.pool?.idle === 1).length === 2 ? true : undefined), 30_000);
+  await until('both nodes report a full pool', async () => ((await plane.nodes()).filter((n) => n.pool?.idle === 2).length === 2 ? true : undefined), 30_000);
   await until('the data plane to register', () => (plane.listDataplanes().some((d) => d.connected) ? true : undefined), 10_000);
 });
 
@@ -59,6 +60,7 @@ test.after.always(async () => {
 const invoke = (name: string): Promise<HttpResult> => request(port, { method: 'POST', path: `/invoke/${name}`, timeoutMs: 20_000 });
 
 async function deploy(name: string, runtime: 'thread' | 'process', source: Record<string, unknown>, memoryMiB: number): Promise<void> {
+  await until('the pool of its node to be full', async () => ((await plane.nodes()).find((n) => n.nodeId === runtime)?.pool?.idle === 2 ? true : undefined), 30_000);
   const created = await plane.createFunction({ name, runtime, source, memoryMiB, env: { GREETING: `hi ${name}` }, scaling: { minScale: 0, maxScale: 1, keepAliveMs: 600_000 } });
   if (!created.ok) throw new Error(`cannot deploy ${name}: ${created.message}`);
 }
@@ -98,17 +100,18 @@ test.serial('process: `node <script>` runs in a pooled process, with no line to 
 test.serial('the pools show in node status and /metrics; their cap is taken off the capacity placement sees', async (t) => {
   const nodes = await until('the heartbeats to carry the cold starts', async () => {
     const views = await plane.nodes();
-    return views.find((n) => n.nodeId === 'thread')?.pool?.fresh === 1 && views.find((n) => n.nodeId === 'process')?.pool?.fromPool === 1 ? views : undefined;
+    return views.find((n) => n.nodeId === 'thread')?.pool?.fresh === 2 && views.find((n) => n.nodeId === 'process')?.pool?.fromPool === 2 ? views : undefined;
   }, 10_000);
   for (const node of nodes) {
     t.is(node.capacity.memoryMiB, MEMORY_MIB - POOL.capMiB, `${node.nodeId}: capacity less the pool's cap`);
-    t.like(node.pool, { target: 1, capMiB: 200 });
+    t.like(node.pool, { target: 2, capMiB: 200 });
     t.true((node.pool?.idleMiB ?? -1) >= 0);
   }
-  t.like(nodes.find((n) => n.nodeId === 'thread')?.pool, { fromPool: 1, fresh: 1 });
+  // Each deploy's source check and first call: two creations per function.
+  t.like(nodes.find((n) => n.nodeId === 'thread')?.pool, { fromPool: 2, fresh: 2 });
   const metrics = await renderControlPlaneMetrics(plane);
-  t.regex(metrics, /^dirigent_node_cold_starts_total\{node="thread",start="pool"\} 1$/m);
-  t.regex(metrics, /^dirigent_node_cold_starts_total\{node="thread",start="fresh"\} 1$/m);
-  t.regex(metrics, /^dirigent_node_pool_target_sandboxes\{node="process"\} 1$/m);
+  t.regex(metrics, /^dirigent_node_cold_starts_total\{node="thread",start="pool"\} 2$/m);
+  t.regex(metrics, /^dirigent_node_cold_starts_total\{node="thread",start="fresh"\} 2$/m);
+  t.regex(metrics, /^dirigent_node_pool_target_sandboxes\{node="process"\} 2$/m);
   t.regex(metrics, /^dirigent_node_pool_memory_cap_mib\{node="process"\} 200$/m);
 });

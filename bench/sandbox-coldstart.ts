@@ -66,12 +66,13 @@ async function startCluster(runtime: 'thread' | 'process', pool: PoolSettings | 
 
 /** Until the worker's heartbeat says its pool is full (bounded). */
 async function poolFull(cluster: Cluster): Promise<void> {
+  // A take reaches the scheduler up to ~150 ms later (the worker coalesces pool reports over 100 ms, then the
+  // 50 ms heartbeat): a report read sooner may still say full.
+  await new Promise((resolve) => setTimeout(resolve, 250));
   await until('the pool to be full', async () => {
     const pool = (await cluster.plane.nodes())[0]?.pool;
     return pool === undefined || pool.idle >= pool.target ? true : undefined;
   }, 60_000);
-  // The heartbeat (every 50 ms) may predate the last refill's wake-up: let it settle.
-  await new Promise((resolve) => setTimeout(resolve, 100));
 }
 
 async function deploy(cluster: Cluster, runtime: 'thread' | 'process', names: readonly string[], extra: Record<string, unknown> = {}): Promise<void> {

@@ -128,6 +128,7 @@ const fakeNode: ActorKind<FakeNodeState, FakeNodeMessage> = {
       case 'node.logs':
         return { state, effects: ctx.replyTo ? [{ type: 'reply', to: ctx.replyTo, value: [] }] : [] };
       case 'node.sandboxFailed':
+      case 'node.pool':
       case 'node.deleted':
       case 'node.registered':
       case 'node.check':

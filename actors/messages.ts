@@ -262,7 +262,7 @@ export type SchedulerMessage =
    * another one was restarted, and what it ran is gone.
    */
   | { readonly type: 'sch.register'; readonly nodeId: string; readonly capacity: NodeCapacity; readonly address: string; readonly runtime: SandboxRuntimeKind; readonly incarnation: string }
-  | { readonly type: 'sch.heartbeat'; readonly nodeId: string; readonly sandboxes: number }
+  | { readonly type: 'sch.heartbeat'; readonly nodeId: string; readonly sandboxes: number; readonly pool?: PoolReport }
   /** Asked by a function actor: place one sandbox per id. Replies `PlaceReply`. */
   | { readonly type: 'sch.place'; readonly functionName: string; readonly request: SandboxRequest; readonly sandboxIds: readonly string[] }
   /**
@@ -308,6 +308,27 @@ export interface NodeView {
   readonly alive: boolean;
   /** ms since the last heartbeat. */
   readonly heartbeatAgeMs: number;
+  /** The node's pool of started generic sandboxes, as of its last heartbeat (absent: it keeps none). */
+  readonly pool?: PoolReport;
+}
+
+/**
+ * A worker's pool of started generic sandboxes ("stem cells", cluster/sandbox/pool.ts), summed over its memory
+ * classes. Its memory is not placed: the worker registers its capacity less `capMiB`, the most the pool holds.
+ */
+export interface PoolReport {
+  /** Started stems waiting for a function. */
+  readonly idle: number;
+  /** Stems the pool keeps when full. */
+  readonly target: number;
+  /** Measured idle memory of the waiting stems, MiB. */
+  readonly idleMiB: number;
+  /** Most idle memory the pool may hold, MiB. */
+  readonly capMiB: number;
+  /** Cold starts served by a stem, since the worker started. */
+  readonly fromPool: number;
+  /** Cold starts that started fresh (pool empty, or no stem for their class or source). */
+  readonly fresh: number;
 }
 
 // ---- Node actor (worker) ------------------------------------------------------------------------
@@ -332,6 +353,8 @@ export type NodeMessage =
   | { readonly type: 'node.check'; readonly template: SandboxTemplate }
   /** From the sandbox runtime: a sandbox died on its own. */
   | { readonly type: 'node.sandboxFailed'; readonly sandboxId: string; readonly reason: string }
+  /** From the worker: its pool changed; reported with the next heartbeat. */
+  | { readonly type: 'node.pool'; readonly pool: PoolReport }
   | { readonly type: 'node.heartbeat' }
   /** Outcomes of the runtime calls. */
   | { readonly type: 'node.created'; readonly sandboxId: string; readonly ok: boolean; readonly error?: string }

@@ -138,6 +138,15 @@ test('node.start learns the sandbox address, registers, then heartbeats every he
   t.deepEqual(h.calls, ['address']);
 });
 
+test('the worker\'s pool report (node.pool) goes to the scheduler with the next heartbeats', async (t) => {
+  const h = harness();
+  await h.start();
+  const pool = { idle: 1, target: 2, idleMiB: 7.5, capMiB: 256, fromPool: 3, fresh: 1 };
+  h.sim.tell(nodeAddress('n1'), { type: 'node.pool', pool });
+  await h.sim.advance(100);
+  t.deepEqual(schedulerLog(h.sim).filter((m) => (m as { type: string }).type === 'sch.heartbeat').at(-1), { type: 'sch.heartbeat', nodeId: 'n1', sandboxes: 0, pool });
+});
+
 test('a refused registration is retried after 1000 ms; so is a failed address lookup', async (t) => {
   const h = harness({ refuse: 2, failAddress: 1 });
   await h.start();

@@ -20,6 +20,7 @@ import {
   type FunctionMessage,
   type NodeCapacity,
   type NodeMessage,
+  type PoolReport,
   type SandboxReport,
   type SandboxTemplate,
   type SchedulerMessage,
@@ -157,6 +158,8 @@ export interface NodeState {
    * node may hold thousands of sandboxes, and copying on each create would make a burst quadratic.
    */
   readonly sandboxes: Map<string, SandboxEntry>;
+  /** The worker's pool of started generic sandboxes, as it last told (`node.pool`); sent with each heartbeat. */
+  readonly pool?: PoolReport;
 }
 
 /** Internal results of the node's own effects; not part of the cluster protocol. */
@@ -202,6 +205,8 @@ export function stepNode(state: NodeState, message: NodeInput, ctx: StepContext)
       return deleted(state, message.sandboxId);
     case 'node.sandboxFailed':
       return sandboxFailed(state, message.sandboxId, message.reason);
+    case 'node.pool':
+      return { state: { ...state, pool: message.pool } };
     case 'node.list':
       return { state, effects: ctx.replyTo ? [{ type: 'reply', to: ctx.replyTo, value: listReady(state) }] : [] };
     case 'node.logs':
@@ -300,7 +305,7 @@ function registered(state: NodeState, message: Extract<NodeMessage, { type: 'nod
 function heartbeat(state: NodeState): Result {
   // Unregistered (a re-registration failed): the heartbeat stops; the next registration restarts it.
   if (state.registration.phase !== 'registered') return { state };
-  const message: SchedulerMessage = { type: 'sch.heartbeat', nodeId: state.nodeId, sandboxes: state.sandboxes.size };
+  const message: SchedulerMessage = { type: 'sch.heartbeat', nodeId: state.nodeId, sandboxes: state.sandboxes.size, ...(state.pool === undefined ? {} : { pool: state.pool }) };
   return {
     state,
     effects: [
@@ -494,12 +499,13 @@ export interface NodeSummary {
   readonly creating: number;
   readonly ready: number;
   readonly deleting: number;
+  readonly pool?: PoolReport;
 }
 
 export function summarizeNode(state: NodeState): NodeSummary {
   const counts = { creating: 0, ready: 0, deleting: 0 };
   for (const entry of state.sandboxes.values()) counts[entry.phase] += 1;
-  return { nodeId: state.nodeId, runtime: state.runtime, address: state.address, registration: state.registration.phase, term: state.term, capacity: state.capacity, heartbeatMs: state.heartbeatMs, ...counts };
+  return { nodeId: state.nodeId, runtime: state.runtime, address: state.address, registration: state.registration.phase, term: state.term, capacity: state.capacity, heartbeatMs: state.heartbeatMs, ...counts, ...(state.pool === undefined ? {} : { pool: state.pool }) };
 }
 
 export const nodeKind: ActorKind<NodeState, NodeInput> = {

@@ -98,6 +98,14 @@ test('release and abandon free capacity; a repeated id keeps its placement', (t)
   t.deepEqual(views(state)[0]?.allocated, { cpuMilli: 250, memoryMiB: 256, slots: 1 });
 });
 
+test('a heartbeat\'s pool report shows in the node view; placement does not count it (the worker registered its capacity less the cap)', (t) => {
+  let state = withNodes(['a']);
+  const pool = { idle: 2, target: 2, idleMiB: 15, capMiB: 256, fromPool: 0, fresh: 0 };
+  state = step(state, { type: 'sch.heartbeat', nodeId: 'a', sandboxes: 0, pool }, 10_000).state;
+  t.deepEqual(views(state, 10_000)[0]?.pool, pool);
+  t.deepEqual(views(state, 10_000)[0]?.allocated, { cpuMilli: 0, memoryMiB: 0, slots: 0 });
+});
+
 test('cordoned and dead nodes take no new sandbox', (t) => {
   let state = withNodes(['a', 'b']);
   state = step(state, { type: 'sch.setSchedulable', nodeId: 'a', schedulable: false }).state;

@@ -22,6 +22,7 @@ import {
   type NodeCapacity,
   type NodeView,
   type PlaceReply,
+  type PoolReport,
   type Resources,
   type SandboxReport,
   type SandboxRequest,
@@ -60,6 +61,8 @@ export interface NodeEntry {
   readonly lastSeen: number;
   /** The run of the worker that registered it (see `sch.register`). */
   readonly incarnation: string;
+  /** Its pool of started generic sandboxes, from the last heartbeat; shown, never placed (see PoolReport). */
+  readonly pool?: PoolReport;
 }
 
 export interface Allocation {
@@ -164,7 +167,7 @@ function handle(w: Work, message: SchedulerMessage): void {
       const node = w.nodes.get(message.nodeId);
       if (node === undefined) return w.log('warn', `heartbeat from unregistered node ${message.nodeId} ignored`);
       if (!node.alive) w.log('info', `node ${node.nodeId} is back after being declared dead`);
-      w.nodes.set(node.nodeId, { ...node, alive: true, lastSeen: w.ctx.now, reportedSandboxes: message.sandboxes });
+      w.nodes.set(node.nodeId, { ...node, alive: true, lastSeen: w.ctx.now, reportedSandboxes: message.sandboxes, ...(message.pool === undefined ? {} : { pool: message.pool }) });
       return;
     }
     case 'sch.setSchedulable': {
@@ -362,6 +365,7 @@ function nodeViews(w: Work): NodeView[] {
       schedulable: node.schedulable,
       alive: node.alive,
       heartbeatAgeMs: w.ctx.now - node.lastSeen,
+      ...(node.pool === undefined ? {} : { pool: node.pool }),
     }));
 }
 

@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { PoolReport } from '../actors/messages.js';
 import type { SandboxLogLine } from '../actors/sandbox-logs.js';
 import { LOG_TAIL_LIMIT } from '../actors/sandbox-logs.js';
 import { AdminClient, AdminError, type FunctionViewJson } from './admin-client.js';
@@ -427,11 +428,17 @@ async function status(values: CliValues): Promise<void> {
         ? [`reconstruction: ${reconstruction.phase}${reconstruction.tookMs === null ? '' : ` after ${reconstruction.tookMs} ms`}, ${reconstruction.sandboxesAdopted} sandboxes adopted from ${reconstruction.workersQueried}/${reconstruction.workersExpected} workers`]
         : []),
       ...replicas.map((r) => `replica ${r.id}: ${r.role}${r.term === null ? '' : ` (term ${r.term})`}, admin ${r.adminUrl}${r.role === 'unreachable' ? ` (${r.readiness})` : ''}`),
-      ...nodes.map((n) => `node ${String(n.nodeId)}: ${n.alive ? 'alive' : 'dead'}, ${String(n.sandboxes)} sandboxes, heartbeat ${String(n.heartbeatAgeMs)} ms ago`),
+      ...nodes.map((n) => `node ${String(n.nodeId)}: ${n.alive ? 'alive' : 'dead'}, ${String(n.sandboxes)} sandboxes, heartbeat ${String(n.heartbeatAgeMs)} ms ago${poolLine(n.pool as PoolReport | undefined)}`),
       ...dataplanes.map((d) => `data plane ${d.id}: http://${d.invokeAddress} ${d.connected ? 'connected' : 'disconnected'}`),
       ...troubled.map((f) => `function ${f.spec.name}: ${f.status?.state} (version ${f.status?.version})${failureLines(f, '  ')}`),
     ].join('\n'),
   );
+}
+
+/** A node's pool of started generic sandboxes, as `status` shows it after the node's line. */
+function poolLine(pool: PoolReport | undefined): string {
+  if (pool === undefined) return '';
+  return `; pool ${pool.idle}/${pool.target} idle (${pool.idleMiB} of ${pool.capMiB} MiB), cold starts ${pool.fromPool} from the pool, ${pool.fresh} fresh`;
 }
 
 export async function main(argv: string[]): Promise<void> {

@@ -63,6 +63,8 @@ const FLAG_TYPES = {
   'control-planes': { type: 'string' },
   'data-planes': { type: 'string' },
   ...EXPERIMENT_FLAG_TYPES,
+  pool: { type: 'string' },
+  'pool-memory-mib': { type: 'string' },
 } as const satisfies Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }>;
 
 export type FlagName = keyof typeof FLAG_TYPES;
@@ -111,6 +113,8 @@ const intHelp = (flag: (typeof DEPLOY_INT_FLAGS)[number]['flag'], what: string):
 };
 
 const CONTROL_PLANE_ADDRESS: FlagHelp = ['<host:port>[,...]', 'every control-plane replica\'s cluster listener (default 127.0.0.1:9090)'];
+const POOL: FlagHelp = ['N|<MiB>:N[,...]', 'started generic sandboxes kept per memory class: N of the default 128 MiB class, or per class (default 2; 0: none)'];
+const POOL_MEMORY: FlagHelp = ['N', 'most idle memory the pool holds, MiB, taken off the node capacity (default 256)'];
 const TOKEN: FlagHelp = ['<token>', 'cluster token, at least 8 characters (or DIRIGENT_TOKEN)'];
 const SHARDS: FlagHelp = ['N', 'actor shard threads (default: one per core)'];
 const DRY_RUN: FlagHelp = ['', 'validate the flags, print the resolved config and exit'];
@@ -133,6 +137,8 @@ export const COMMANDS = {
       'data-dir': ['<dir>', 'where desired state and async jobs live (default .dirigent)'],
       workers: ['N', 'worker processes, 1..64 (default 2)'],
       runtime: ['thread|process|simulated', 'what the workers run (default thread)'],
+      pool: POOL,
+      'pool-memory-mib': POOL_MEMORY,
       token: TOKEN,
       json: ['', 'print the addresses as one JSON line'],
     },
@@ -219,6 +225,8 @@ export const COMMANDS = {
       slots: ['N', 'most sandboxes per node (default 64)'],
       'simulated-latency-ms': ['N', 'creation latency of simulated sandboxes, ms'],
       'heartbeat-ms': ['N', 'between two heartbeats of each node, 10..600000 ms (default 5000)'],
+      pool: POOL,
+      'pool-memory-mib': POOL_MEMORY,
       token: TOKEN,
       shards: SHARDS,
       'dry-run': DRY_RUN,

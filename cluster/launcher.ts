@@ -14,7 +14,7 @@ import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { assertPortFree } from './data-plane/index.js';
 import { intFlag, UsageError, type CliValues } from './flags.js';
-import { startControlPlaneRole } from './roles.js';
+import { poolConfig, startControlPlaneRole } from './roles.js';
 import { FileStore } from './store/index.js';
 
 export interface LocalClusterConfig {
@@ -27,6 +27,9 @@ export interface LocalClusterConfig {
   readonly dataDir: string;
   readonly workers: number;
   readonly runtime: 'thread' | 'process' | 'simulated';
+  /** The workers' --pool and --pool-memory-mib, as given (absent: their defaults). */
+  readonly pool?: string;
+  readonly poolMemoryMiB?: string;
   readonly token?: string;
   /** Every line the children print on stderr, prefixed with their name. */
   readonly onOutput?: (line: string) => void;
@@ -135,11 +138,12 @@ export class LocalCluster {
     const clusterAddress = replica.self.clusterAddress;
     const children: Child[] = [];
     const common = ['--control-plane', clusterAddress, '--host', config.host];
+    const poolFlags = [...(config.pool === undefined ? [] : ['--pool', config.pool]), ...(config.poolMemoryMiB === undefined ? [] : ['--pool-memory-mib', config.poolMemoryMiB])];
     try {
       const starts = [
         startChild('dp1', ['data-plane', '--id', 'dp1', '--invoke-port', String(config.invokePort), '--compat-port', String(config.compatPort), '--data-dir', join(dataDir, 'dp1'), ...common], token, onOutput, timeoutMs),
         ...Array.from({ length: config.workers }, (_, i) =>
-          startChild(`w${i + 1}`, ['worker', '--id', `w${i + 1}`, '--runtime', config.runtime, ...common], token, onOutput, timeoutMs),
+          startChild(`w${i + 1}`, ['worker', '--id', `w${i + 1}`, '--runtime', config.runtime, ...poolFlags, ...common], token, onOutput, timeoutMs),
         ),
       ];
       const results = await Promise.allSettled(starts);
@@ -171,6 +175,8 @@ export class LocalCluster {
 /** The CLI's `dirigent up`: start, print the URLs, run until Ctrl-C. */
 export async function startLocalCluster(values: CliValues): Promise<void> {
   const runtime = workerRuntimeFlag(values);
+  // Checked here, so that a mistake is a usage error of `up` rather than workers that fail to start.
+  poolConfig(values);
   const started = performance.now();
   const cluster = await LocalCluster.start({
     host: values.host ?? '127.0.0.1',
@@ -180,6 +186,8 @@ export async function startLocalCluster(values: CliValues): Promise<void> {
     dataDir: values['data-dir'] ?? '.dirigent',
     workers: intFlag(values, 'workers', 'workers', 1, 64) ?? 2,
     runtime,
+    pool: values.pool,
+    poolMemoryMiB: values['pool-memory-mib'],
     token: values.token ?? process.env.DIRIGENT_TOKEN,
   });
   const info = { admin: cluster.adminUrl, invoke: cluster.invokeUrl, compat: cluster.compatUrl, cluster: cluster.clusterAddress, restored: cluster.restored, startedInMs: Math.round(performance.now() - started) };

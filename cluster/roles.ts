@@ -11,6 +11,8 @@ import { ControlPlaneReplica, type ReplicaConfig } from './control-plane/replica
 import { DataPlane, type DataPlaneConfig } from './data-plane/index.js';
 import type { StoreConfig } from './store/index.js';
 import { WorkerDaemon, type WorkerDaemonConfig } from './worker/daemon.js';
+import type { PoolSettings } from './sandbox/index.js';
+import { defaultFunctionSpec } from '../actors/function-spec.js';
 import type { LoadBalancingPolicy } from '../actors/messages.js';
 import { PLACEMENT_POLICIES, type PlacementPolicy } from '../actors/placement.js';
 import { LOAD_BALANCING_POLICIES } from '../actors/router.js';
@@ -119,6 +121,15 @@ export function dataPlaneConfig(values: CliValues): DataPlaneConfig {
 }
 
 export function workerConfig(values: CliValues): WorkerDaemonConfig {
+  const config = workerFlags(values);
+  const capMiB = config.pool?.sizes.some((s) => s.count > 0) && config.runtime !== 'simulated' ? config.pool.capMiB : 0;
+  if (capMiB >= config.capacity.memoryMiB) {
+    throw new UsageError(`--pool-memory-mib ${capMiB} MiB leaves nothing of the node's --memory ${config.capacity.memoryMiB} MiB for sandboxes (the pool's cap is taken off the capacity): lower it, or --pool 0`, 'INVALID_OPTION');
+  }
+  return config;
+}
+
+function workerFlags(values: CliValues): WorkerDaemonConfig {
   const addresses = listenAndAdvertise(values);
   return {
     // Listening on every interface (a container), a worker is known by the host it announces, so that the
@@ -138,7 +149,37 @@ export function workerConfig(values: CliValues): WorkerDaemonConfig {
     shards: intFlag(values, 'shards', 'threads', 1, 256),
     simulatedLatencyMs: intFlag(values, 'simulated-latency-ms', 'ms', 0, 600_000),
     heartbeatMs: intFlag(values, 'heartbeat-ms', 'ms', 10, 600_000),
+    pool: poolConfig(values),
   };
+}
+
+/** Stems per class of `dirigent worker` and `up` when --pool is not given. */
+export const DEFAULT_POOL_SIZE = 2;
+/** Default of --pool-memory-mib, MiB: room for 2 process stems (~45 MiB each) of 2 classes, or many threads. */
+export const DEFAULT_POOL_MEMORY_MIB = 256;
+
+/**
+ * `--pool N` (N stems of the default memory class) or `--pool <MiB>:<N>[,...]` (per class), and
+ * `--pool-memory-mib` (their idle memory's cap); DIRIGENT_POOL and DIRIGENT_POOL_MEMORY_MIB alike.
+ */
+export function poolConfig(values: CliValues): PoolSettings {
+  const text = pick(values, 'pool', 'POOL', String(DEFAULT_POOL_SIZE)).trim();
+  const capMiB = intFlag({ 'pool-memory-mib': values['pool-memory-mib'] ?? env('POOL_MEMORY_MIB') }, 'pool-memory-mib', 'MiB', 0, 1_048_576) ?? DEFAULT_POOL_MEMORY_MIB;
+  const wrong = () => new UsageError(`--pool must be N (0..64) or <MiB>:<N>[,<MiB>:<N>...] with MiB 1..65536 and N 0..64, got ${JSON.stringify(text)}`, 'INVALID_OPTION');
+  const int = (raw: string | undefined, min: number, max: number): number => {
+    const value = raw !== undefined && /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
+    if (!(value >= min && value <= max)) throw wrong();
+    return value;
+  };
+  const sizes = text.includes(':')
+    ? text.split(',').map((part) => {
+        const [memory, count, extra] = part.trim().split(':');
+        if (extra !== undefined) throw wrong();
+        return { memoryMiB: int(memory, 1, 65_536), count: int(count, 0, 64) };
+      })
+    : [{ memoryMiB: defaultFunctionSpec.memoryMiB, count: int(text, 0, 64) }];
+  if (new Set(sizes.map((s) => s.memoryMiB)).size !== sizes.length) throw wrong();
+  return { sizes, capMiB };
 }
 
 type Role = 'control-plane' | 'data-plane' | 'worker';

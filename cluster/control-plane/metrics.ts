@@ -128,6 +128,15 @@ export async function renderControlPlaneMetrics(plane: ControlPlane): Promise<st
     out.metric('dirigent_node_alive', 'gauge', '1 while the node heartbeats.', node.alive ? 1 : 0, { node: node.nodeId });
     out.metric('dirigent_node_sandboxes', 'gauge', 'Sandboxes placed on the node.', node.sandboxes, { node: node.nodeId });
     out.metric('dirigent_node_heartbeat_age_seconds', 'gauge', 'Seconds since the node last heartbeated.', node.heartbeatAgeMs / 1000, { node: node.nodeId });
+    const pool = node.pool;
+    if (pool !== undefined) {
+      out.metric('dirigent_node_pool_idle_sandboxes', 'gauge', 'Started generic sandboxes waiting in the node\'s pool (as of its last heartbeat).', pool.idle, { node: node.nodeId });
+      out.metric('dirigent_node_pool_target_sandboxes', 'gauge', 'Started generic sandboxes the node\'s pool keeps when full.', pool.target, { node: node.nodeId });
+      out.metric('dirigent_node_pool_idle_memory_mib', 'gauge', 'Measured idle memory of the pooled sandboxes, MiB.', pool.idleMiB, { node: node.nodeId });
+      out.metric('dirigent_node_pool_memory_cap_mib', 'gauge', 'Most idle memory the pool may hold, MiB (taken off the node\'s capacity).', pool.capMiB, { node: node.nodeId });
+      out.metric('dirigent_node_cold_starts_total', 'counter', 'Sandbox creations on the node, by how they started: from the pool or fresh.', pool.fromPool, { node: node.nodeId, start: 'pool' });
+      out.metric('dirigent_node_cold_starts_total', 'counter', 'Sandbox creations on the node, by how they started: from the pool or fresh.', pool.fresh, { node: node.nodeId, start: 'fresh' });
+    }
   }
   out.metric('dirigent_dataplanes_connected', 'gauge', 'Connected data planes.', status.dataplanes);
   out.metric('dirigent_reconstructed_sandboxes_total', 'counter', 'Sandboxes adopted from workers after a control-plane start.', status.reconstruction.sandboxesAdopted);

@@ -1,6 +1,7 @@
 // Sandbox runtimes: where a worker node runs function code, behind one port (`SandboxRuntime`).
 // `thread` runs a user ES module in a piscina worker per sandbox, `process` runs any HTTP-serving command
 // in its own process group, `simulated` runs builtin workloads on an injected clock for scale tests.
+// Thread and process runtimes can keep a pool of started generic sandboxes (stem cells, pool.ts).
 // Not here: placement, scaling, sandbox lifecycle decisions (actors/) and the node's wiring (cluster/worker).
 export type {
   BuiltinWorkload,
@@ -14,7 +15,10 @@ export type {
   SandboxLogEntry,
   SandboxRuntime,
   SandboxSpec,
+  SandboxStart,
 } from './runtime.js';
+export type { PoolSettings, PoolSize, PoolStats, StemFactory } from './pool.js';
+export { DEFAULT_IDLE_DELAY_MS, PoolSettingsError, StemPool, validatePoolSettings } from './pool.js';
 export { SandboxError, validateSpec } from './runtime.js';
 export type { ThreadRuntimeOptions } from './thread.js';
 export { ThreadRuntime } from './thread.js';

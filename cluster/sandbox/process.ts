@@ -1,19 +1,33 @@
 // The process runtime: a sandbox is any command serving HTTP on $PORT (a container stand-in), started in
 // its own process group, readiness-probed by TCP connect, and killed with its whole group. A timed-out
 // invocation only abandons that request; the process lives on (unlike a thread, it can be pre-empted).
+//
+// With `pool` settings it keeps started Node processes (stems, process-stem.ts) per memory class, and a
+// cold start of a source a stem can run (a builtin workload, or `node <script>` with this Node) takes one,
+// sends it the function's environment and script, and probes until it serves. Other commands, and cold
+// starts that find the pool empty, spawn their command fresh as before. A stem serves one sandbox for life.
 import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
+import { accessSync, constants, realpathSync } from 'node:fs';
+import { basename, delimiter, join } from 'node:path';
 import { Agent, request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { RealClock } from '../../runtime/clock.js';
 import { freePort } from '../../runtime/net.js';
 import { fromIncoming, toOutgoing } from './http-headers.js';
-import type { InvokeRequest, InvokeResponse, LogRingBounds, Sandbox, SandboxEvent, SandboxRuntime, SandboxSpec } from './runtime.js';
+import { StemPool, type PoolSettings, type PoolStats, type PoolTimer } from './pool.js';
+import type { SpecialiseMessage, StemReady } from './process-stem.js';
+import type { InvokeRequest, InvokeResponse, LogRingBounds, Sandbox, SandboxEvent, SandboxRuntime, SandboxSpec, SandboxStart } from './runtime.js';
 import { deadline, DEFAULT_LOG_BOUNDS, lineSplitter, LogRing, SandboxError, SandboxEvents, SandboxTable, unsupportedSource, validateSpec } from './runtime.js';
 
 /** The compiled builtin-server script, which this runtime runs for `builtin` sources. */
 export const BUILTIN_SERVER = fileURLToPath(new URL('./builtin-server.js', import.meta.url));
+const STEM_SCRIPT = fileURLToPath(new URL('./process-stem.js', import.meta.url));
+/** Idle memory assumed for a stem process before one is measured, MiB (a bare Node 20: ~40-45 RSS). */
+const STEM_ESTIMATE_MIB = 45;
+/** Between readiness probes of a specialised stem, ms: it serves within milliseconds, not a process start. */
+const STEM_PROBE_INTERVAL_MS = 1;
 
 const LOOPBACK = '127.0.0.1';
 /** Stamps output lines as they arrive, ms since the epoch. */
@@ -28,6 +42,34 @@ export interface ProcessRuntimeOptions {
   probeIntervalMs?: number;
   /** What each sandbox's ring of stdout and stderr lines keeps. */
   logBounds?: LogRingBounds;
+  /** Stems kept started per memory class; none without it. */
+  pool?: PoolSettings;
+  /** Called when the pool's stats change (a take, a refill). */
+  onPoolChange?: (stats: PoolStats) => void;
+  /** The pool's refill timer; default real time. */
+  poolTimer?: PoolTimer;
+}
+
+/** A started process: a stem, or a sandbox's command. */
+interface Started {
+  child: ChildProcess;
+  logs: LogRing;
+  /** Resolves when the leader process has exited (or failed to spawn). */
+  exit: Promise<{ code: number | null; spawnError?: Error }>;
+}
+
+/** A pooled Node process; `entry` once it became a sandbox. */
+interface Stem extends Started {
+  readonly memoryMiB: number;
+  idleMiB: number;
+  entry?: Entry;
+}
+
+/** What a stem runs for a source, if it can run it. */
+interface StemTask {
+  readonly script: string;
+  readonly args: string[];
+  readonly cwd?: string;
 }
 
 /** `exited` and `destroyed` are final. */
@@ -54,13 +96,15 @@ export class ProcessRuntime implements SandboxRuntime {
   readonly #table = new SandboxTable<Entry>((entry) => this.#killGroup(entry));
   readonly #entries = this.#table.entries;
   readonly #events = new SandboxEvents();
+  readonly #stems: StemPool<Stem> | undefined;
   #closed = false;
   /**
    * Detached groups outlive their parent, so an exiting host takes them along (synchronously: 'exit'
-   * allows nothing else). A host killed by a signal cannot, and leaves them running.
+   * allows nothing else). A host killed by a signal cannot, and leaves them running (idle stems end on
+   * their own then: their IPC channel closes).
    */
   readonly #killAllOnHostExit = () => {
-    for (const entry of this.#entries.values()) if (entry.child.pid !== undefined) signalGroup(entry.child.pid, 'SIGKILL');
+    for (const started of [...this.#entries.values(), ...(this.#stems?.idleStems() ?? [])]) if (started.child.pid !== undefined) signalGroup(started.child.pid, 'SIGKILL');
   };
 
   constructor(options: ProcessRuntimeOptions = {}) {
@@ -69,12 +113,36 @@ export class ProcessRuntime implements SandboxRuntime {
     this.#probeIntervalMs = options.probeIntervalMs ?? 20;
     this.#logBounds = options.logBounds ?? DEFAULT_LOG_BOUNDS;
     process.on('exit', this.#killAllOnHostExit);
+    if (options.pool !== undefined) {
+      const onChange = options.onPoolChange;
+      this.#stems = new StemPool<Stem>(
+        options.pool,
+        {
+          start: (memoryMiB) => this.#startStem(memoryMiB),
+          dispose: (stem) => this.#killStarted(stem),
+          idleMiB: (stem) => stem.idleMiB,
+          estimateMiB: STEM_ESTIMATE_MIB,
+        },
+        options.poolTimer ?? new RealClock({ unref: true }),
+        onChange === undefined ? undefined : () => onChange(this.#stems!.stats()),
+      );
+    }
+  }
+
+  /** Pooled stems now, their classes, idle memory and counts; null without a pool. */
+  poolStats(): PoolStats | null {
+    return this.#stems?.stats() ?? null;
   }
 
   async create(spec: SandboxSpec): Promise<Sandbox> {
     this.#checkCanCreate(spec);
     const source = spec.runtime;
     if (source.kind === 'thread') throw unsupportedSource('process', spec, "'process' and 'builtin' sources");
+    const began = performance.now();
+    const task = this.#stems === undefined ? undefined : stemTask(spec);
+    if (task === undefined) this.#stems?.fresh();
+    const stem = task === undefined ? undefined : await this.#stems?.take(spec.memoryMiB);
+    if (task !== undefined && stem !== undefined) return this.#specialise(spec, stem, task, began);
     const command =
       source.kind === 'builtin'
         ? { file: process.execPath, args: [`--max-old-space-size=${spec.memoryMiB}`, BUILTIN_SERVER, source.workload], cwd: undefined }
@@ -84,20 +152,59 @@ export class ProcessRuntime implements SandboxRuntime {
     // Checked again: the id or the runtime may have changed while the port was found.
     this.#checkCanCreate(spec);
 
-    const child = spawn(command.file, command.args, {
-      cwd: command.cwd,
-      // The sandbox does not inherit the host's environment (it may hold secrets); PATH lets commands resolve.
-      env: {
-        PATH: process.env['PATH'] ?? '/usr/local/bin:/usr/bin:/bin',
-        ...spec.env,
-        PORT: String(port),
-        DIRIGENT_SANDBOX_ID: spec.sandboxId,
-        DIRIGENT_FUNCTION: spec.functionName,
-        DIRIGENT_MEMORY_MIB: String(spec.memoryMiB),
-      },
+    const started = this.#spawn(command.file, command.args, command.cwd, sandboxEnv(spec, port), false);
+    const entry: Entry = { spec, ...started, port, agent: new Agent({ keepAlive: true }), phase: 'starting' };
+    this.#entries.set(spec.sandboxId, entry);
+
+    return this.#serve(entry, this.#probeIntervalMs, 'fresh', began);
+  }
+
+  /** Probes the new sandbox until it serves, and hands it out (or tears it down and says why not). */
+  async #serve(entry: Entry, probeIntervalMs: number, start: SandboxStart, began: number): Promise<Sandbox> {
+    const failure = await this.#waitReady(entry, probeIntervalMs);
+    if (failure !== undefined) {
+      await this.#teardown(entry, 'destroyed');
+      const tail = entry.logs.lines().slice(-5);
+      throw new SandboxError('SANDBOX_CREATE_FAILED', `sandbox ${entry.spec.sandboxId}: ${failure}${tail.length > 0 ? `; last output: ${tail.join(' | ')}` : ''}`);
+    }
+    entry.phase = 'ready';
+    void entry.exit.then(({ code }) => this.#onUnexpectedExit(entry, code));
+    return {
+      id: entry.spec.sandboxId,
+      start,
+      startMs: performance.now() - began,
+      invoke: (req, signal) => this.#invoke(entry, req, signal),
+      logs: (sinceMs) => entry.logs.entries(sinceMs),
+    };
+  }
+
+  /** A taken stem becomes the sandbox: its port, the function's environment and script, then readiness. */
+  async #specialise(spec: SandboxSpec, stem: Stem, task: StemTask, began: number): Promise<Sandbox> {
+    let port: number;
+    try {
+      port = await freePort(LOOPBACK);
+      this.#checkCanCreate(spec);
+    } catch (error) {
+      void this.#killStarted(stem);
+      throw error;
+    }
+    const entry: Entry = { spec, child: stem.child, logs: stem.logs, exit: stem.exit, port, agent: new Agent({ keepAlive: true }), phase: 'starting' };
+    stem.entry = entry;
+    this.#entries.set(spec.sandboxId, entry);
+    const message: SpecialiseMessage = { type: 'specialise', env: sandboxEnv(spec, port), script: task.script, args: task.args, ...(task.cwd === undefined ? {} : { cwd: task.cwd }) };
+    // A stem that died meanwhile: the send fails or its exit is seen by the probe, which reports it.
+    if (stem.child.connected) stem.child.send(message, (error) => error && undefined);
+    return this.#serve(entry, STEM_PROBE_INTERVAL_MS, 'pool', began);
+  }
+
+  /** Spawns a process in its own group, its output into a fresh ring. */
+  #spawn(file: string, args: string[], cwd: string | undefined, env: Record<string, string>, ipc: boolean): Started {
+    const child = spawn(file, args, {
+      cwd,
+      env,
       // Own process group, so destroy can signal everything the command started.
       detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ipc ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe'],
     });
     const logs = new LogRing(this.#logBounds);
     for (const [name, stream] of [['stdout', child.stdout], ['stderr', child.stderr]] as const) {
@@ -108,22 +215,33 @@ export class ProcessRuntime implements SandboxRuntime {
       child.once('exit', (code) => resolve({ code }));
       child.once('error', (spawnError) => resolve({ code: null, spawnError }));
     });
-    const entry: Entry = { spec, child, port, agent: new Agent({ keepAlive: true }), logs, phase: 'starting', exit };
-    this.#entries.set(spec.sandboxId, entry);
+    return { child, logs, exit };
+  }
 
-    const failure = await this.#waitReady(entry);
-    if (failure !== undefined) {
-      await this.#teardown(entry, 'destroyed');
-      const tail = logs.lines().slice(-5);
-      throw new SandboxError('SANDBOX_CREATE_FAILED', `sandbox ${spec.sandboxId}: ${failure}${tail.length > 0 ? `; last output: ${tail.join(' | ')}` : ''}`);
+  /** A stem for the pool: a Node process with the heap limit of its class, started and idle. */
+  async #startStem(memoryMiB: number): Promise<Stem> {
+    const started = this.#spawn(process.execPath, [`--max-old-space-size=${memoryMiB}`, STEM_SCRIPT], undefined, { PATH: hostPath() }, true);
+    const stem: Stem = { ...started, memoryMiB, idleMiB: STEM_ESTIMATE_MIB };
+    const limit = deadline(this.#createTimeoutMs);
+    try {
+      const ready = await new Promise<StemReady | string>((resolve) => {
+        started.child.once('message', (message: StemReady) => resolve(message));
+        void started.exit.then(({ code, spawnError }) => resolve(spawnError?.message ?? `the stem exited with code ${code}`));
+        limit.signal.addEventListener('abort', () => resolve(`not started within ${this.#createTimeoutMs} ms`), { once: true });
+      });
+      if (typeof ready === 'string' || ready.type !== 'ready') throw new Error(`process stem: ${typeof ready === 'string' ? ready : 'unexpected first message'}`);
+      stem.idleMiB = Math.round((ready.rssBytes / 2 ** 20) * 10) / 10;
+    } catch (error) {
+      await this.#killStarted(stem);
+      throw error;
+    } finally {
+      limit.clear();
     }
-    entry.phase = 'ready';
-    void exit.then(({ code }) => this.#onUnexpectedExit(entry, code));
-    return {
-      id: spec.sandboxId,
-      invoke: (req, signal) => this.#invoke(entry, req, signal),
-      logs: (sinceMs) => entry.logs.entries(sinceMs),
-    };
+    // An idle stem that dies leaves the pool; once taken, its sandbox's own exit handling takes over.
+    void stem.exit.then(() => {
+      if (stem.entry === undefined) this.#stems?.evict(stem);
+    });
+    return stem;
   }
 
   #checkCanCreate(spec: SandboxSpec): void {
@@ -133,7 +251,7 @@ export class ProcessRuntime implements SandboxRuntime {
   }
 
   /** Probes until the port accepts a connection; answers why it never did, or undefined when ready. */
-  async #waitReady(entry: Entry): Promise<string | undefined> {
+  async #waitReady(entry: Entry, probeIntervalMs: number): Promise<string | undefined> {
     const limit = deadline(this.#createTimeoutMs);
     let exited: { code: number | null; spawnError?: Error } | undefined;
     void entry.exit.then((outcome) => (exited = outcome));
@@ -147,7 +265,7 @@ export class ProcessRuntime implements SandboxRuntime {
         if (entry.phase === 'destroyed') return 'destroyed while starting';
         if (limit.timedOut()) return `not serving on port ${entry.port} within ${this.#createTimeoutMs} ms`;
         if (await accepts(entry.port)) return undefined;
-        await pause(this.#probeIntervalMs, limit.signal);
+        await pause(probeIntervalMs, limit.signal);
       }
     } finally {
       limit.clear();
@@ -205,9 +323,13 @@ export class ProcessRuntime implements SandboxRuntime {
     return this.#table.teardown(entry, phase);
   }
 
-  /** SIGTERM to the group, SIGKILL after the grace (or as soon as the leader is gone, for stragglers). */
   async #killGroup(entry: Entry): Promise<void> {
     entry.agent.destroy();
+    await this.#killStarted(entry);
+  }
+
+  /** SIGTERM to the group, SIGKILL after the grace (or as soon as the leader is gone, for stragglers). */
+  async #killStarted(entry: Started): Promise<void> {
     const pid = entry.child.pid;
     if (pid === undefined) return;
     if (entry.child.exitCode === null && entry.child.signalCode === null) {
@@ -234,8 +356,74 @@ export class ProcessRuntime implements SandboxRuntime {
 
   async close(): Promise<void> {
     this.#closed = true;
-    await this.#table.destroyAll();
+    await Promise.all([this.#stems?.close(), this.#table.destroyAll()]);
     process.off('exit', this.#killAllOnHostExit);
+  }
+}
+
+/** The sandbox's whole environment: nothing of the host's but PATH, which lets commands resolve. */
+function sandboxEnv(spec: SandboxSpec, port: number): Record<string, string> {
+  return {
+    PATH: hostPath(),
+    ...spec.env,
+    PORT: String(port),
+    DIRIGENT_SANDBOX_ID: spec.sandboxId,
+    DIRIGENT_FUNCTION: spec.functionName,
+    DIRIGENT_MEMORY_MIB: String(spec.memoryMiB),
+  };
+}
+
+function hostPath(): string {
+  return process.env['PATH'] ?? '/usr/local/bin:/usr/bin:/bin';
+}
+
+/**
+ * What a stem runs for this source: a builtin workload (the builtin server), or `node <script> [args]` when
+ * that `node` is the one stems run (found on PATH, or named by path). Anything else (node flags before the
+ * script, another interpreter, another Node) is spawned fresh.
+ */
+function stemTask(spec: SandboxSpec): StemTask | undefined {
+  const source = spec.runtime;
+  if (source.kind === 'builtin') return { script: BUILTIN_SERVER, args: [source.workload] };
+  if (source.kind !== 'process') return undefined;
+  const [script, ...args] = source.args ?? [];
+  if (script === undefined || script.startsWith('-') || !isThisNode(source.command)) return undefined;
+  return { script, args, ...(source.cwd === undefined ? {} : { cwd: source.cwd }) };
+}
+
+/** Commands already judged: PATH lookups are not free and the answer does not change while we run. */
+const THIS_NODE = new Map<string, boolean>();
+
+function isThisNode(command: string): boolean {
+  let known = THIS_NODE.get(command);
+  if (known === undefined) {
+    known = sameFile(resolveCommand(command), process.execPath);
+    THIS_NODE.set(command, known);
+  }
+  return known;
+}
+
+function resolveCommand(command: string): string | undefined {
+  if (command.includes('/')) return command;
+  if (basename(command) !== command) return undefined;
+  for (const dir of hostPath().split(delimiter)) {
+    const candidate = join(dir, command);
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+function sameFile(a: string | undefined, b: string): boolean {
+  if (a === undefined) return false;
+  try {
+    return realpathSync(a) === realpathSync(b);
+  } catch {
+    return false;
   }
 }
 

@@ -2,6 +2,7 @@
 // crosses it is plain data (it may cross threads), except the `Sandbox` handle, which stays on the node.
 import { isAbsolute } from 'node:path';
 import type { LogStream } from '../../actors/sandbox-logs.js';
+import type { PoolStats } from './pool.js';
 
 /** What to run and with which limits. Units are in the field names or comments. */
 export interface SandboxSpec {
@@ -56,8 +57,15 @@ export type SandboxEvent =
   | { type: 'failed'; sandboxId: string; reason: string }
   | { type: 'exited'; sandboxId: string; code: number | null };
 
+/** How a sandbox started: specialised from a pooled stem, or from scratch. */
+export type SandboxStart = 'pool' | 'fresh';
+
 export interface Sandbox {
   readonly id: string;
+  /** Set by runtimes that keep a pool of stems (thread, process). */
+  readonly start?: SandboxStart;
+  /** Time `create` took, ms. */
+  readonly startMs?: number;
   /** Rejects with a `SandboxError` (`SANDBOX_TIMEOUT`, `SANDBOX_GONE`, `SANDBOX_CRASHED`, `SANDBOX_ABORTED`). */
   invoke(req: InvokeRequest, signal?: AbortSignal): Promise<InvokeResponse>;
   /**
@@ -95,6 +103,8 @@ export interface SandboxRuntime {
   onEvent(listener: (e: SandboxEvent) => void): void;
   /** Destroys everything; later `create` calls reject with `RUNTIME_CLOSED`. */
   close(): Promise<void>;
+  /** The pool of started stems (pool.ts): null when this runtime keeps none. */
+  poolStats?(): PoolStats | null;
 }
 
 export type SandboxErrorCode =

@@ -1,9 +1,11 @@
-// The piscina worker of a thread sandbox: loads the user module (or a builtin workload) and runs one
-// invocation per task. Handler errors become 500 responses; only a dying thread fails the task.
+// The piscina worker of a thread sandbox. It starts generic (a stem: this harness, no function code, no
+// environment) and is specialised once by a `load` task naming the function, its source and environment;
+// then it runs one invocation per task. Handler errors become 500 responses; only a dying thread fails a task.
 import { Console } from 'node:console';
 import { Writable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
-import { parentPort, workerData } from 'node:worker_threads';
+import { getHeapStatistics } from 'node:v8';
+import { parentPort } from 'node:worker_threads';
 import type { LogStream } from '../../actors/sandbox-logs.js';
 import { RealClock } from '../../runtime/clock.js';
 import { normaliseHandlerResult } from './handler-result.js';
@@ -11,16 +13,25 @@ import type { BuiltinWorkload, InvokeRequest, InvokeResponse } from './runtime.j
 import { lineSplitter } from './runtime.js';
 import { realWorkloadContext, runWorkload } from './workloads.js';
 
-export interface ThreadWorkerData {
+/** What a `load` task makes of a stem: the one sandbox it serves for its whole life. */
+export interface ThreadIdentity {
   sandboxId: string;
   functionName: string;
   memoryMiB: number;
   source: { kind: 'thread'; module: string } | { kind: 'builtin'; workload: BuiltinWorkload };
+  /** The function's environment: all the thread's `process.env` will hold. */
+  env: Record<string, string>;
 }
 
-export type ThreadTask = { type: 'load' } | { type: 'invoke'; request: InvokeRequest };
+/** `warm`: answers once the stem is started, with its idle memory; `load`: specialises it (once). */
+export type ThreadTask = { type: 'warm' } | { type: 'load'; identity: ThreadIdentity } | { type: 'invoke'; request: InvokeRequest };
 
-export type ThreadResult = { type: 'loaded' } | { type: 'loadFailed'; message: string } | { type: 'response'; response: InvokeResponse };
+export type ThreadResult =
+  /** `idleBytes`: the isolate's heap and malloced memory while idle, bytes. */
+  | { type: 'warmed'; idleBytes: number }
+  | { type: 'loaded' }
+  | { type: 'loadFailed'; message: string }
+  | { type: 'response'; response: InvokeResponse };
 
 /**
  * Posted to the pool (piscina re-emits it as a 'message' event) with the lines the user code wrote in one
@@ -36,21 +47,23 @@ const MAX_BATCH_LINES = 256;
 
 type Handler = (request: InvokeRequest) => unknown;
 
-const data = workerData as ThreadWorkerData;
-
 captureOutput();
 
+/** Set by the one `load` task. */
 let loading: Promise<Handler> | undefined;
 
-function load(): Promise<Handler> {
-  loading ??= resolveHandler();
+function specialise(identity: ThreadIdentity): Promise<Handler> {
+  // The stem was created with an empty environment; the function's replaces it before its code runs.
+  for (const key of Object.keys(process.env)) delete process.env[key];
+  Object.assign(process.env, identity.env);
+  loading = resolveHandler(identity);
   return loading;
 }
 
-async function resolveHandler(): Promise<Handler> {
-  const source = data.source;
+async function resolveHandler(identity: ThreadIdentity): Promise<Handler> {
+  const source = identity.source;
   if (source.kind === 'builtin') {
-    const ctx = realWorkloadContext(data.sandboxId, data.functionName, data.memoryMiB);
+    const ctx = realWorkloadContext(identity.sandboxId, identity.functionName, identity.memoryMiB);
     return (request) => runWorkload(source.workload, request, ctx);
   }
   const url = source.module.startsWith('file:') ? source.module : pathToFileURL(source.module).href;
@@ -62,15 +75,22 @@ async function resolveHandler(): Promise<Handler> {
 
 export default async function run(task: ThreadTask): Promise<ThreadResult> {
   switch (task.type) {
+    case 'warm': {
+      const heap = getHeapStatistics();
+      return { type: 'warmed', idleBytes: heap.total_physical_size + heap.malloced_memory };
+    }
     case 'load':
+      // Never a second function in one thread, even if the host asked for it.
+      if (loading !== undefined) return { type: 'loadFailed', message: 'this thread already serves a sandbox' };
       try {
-        await load();
+        await specialise(task.identity);
         return { type: 'loaded' };
       } catch (error) {
         return { type: 'loadFailed', message: describe(error) };
       }
     case 'invoke': {
-      const handler = await load();
+      if (loading === undefined) throw new Error('invoked before the sandbox was loaded');
+      const handler = await loading;
       try {
         return { type: 'response', response: normaliseHandlerResult(await handler(task.request)) };
       } catch (error) {

@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { nodeAddress, type NodeCapacity } from '../../actors/messages.js';
 import { ActorRuntime, defaultLog, type LogLevel } from '../../runtime/index.js';
 import { ControlPlaneLink } from '../control-plane-link.js';
+import type { PoolSettings } from '../sandbox/index.js';
 import type { WorkerOptions } from './module.js';
 
 export interface WorkerDaemonConfig {
@@ -25,6 +26,11 @@ export interface WorkerDaemonConfig {
   readonly shards?: number;
   /** Creation latency of simulated sandboxes, ms. */
   readonly simulatedLatencyMs?: number;
+  /**
+   * Started generic sandboxes to keep per memory class (thread and process runtimes; default none). Their
+   * memory is taken off the node's capacity before it registers: `capMiB` is reserved, never placed.
+   */
+  readonly pool?: PoolSettings;
   readonly onLog?: (level: LogLevel, text: string) => void;
 }
 
@@ -42,7 +48,18 @@ export class WorkerDaemon {
     const log = config.onLog ?? defaultLog;
     const count = config.nodes ?? 1;
     const nodeIds = count === 1 ? [config.id] : Array.from({ length: count }, (_, i) => `${config.id}-${i}`);
-    const options: WorkerOptions = { runtime: config.runtime, token: config.token, host: config.host, advertise: config.advertise, simulatedLatency: { kind: 'fixed', ms: config.simulatedLatencyMs ?? 0 } };
+    const pool = config.runtime === 'simulated' || config.pool === undefined || config.pool.sizes.every((s) => s.count === 0) ? undefined : config.pool;
+    const capacity = { ...config.capacity, memoryMiB: config.capacity.memoryMiB - (pool?.capMiB ?? 0) };
+    if (capacity.memoryMiB < 1) throw new Error(`worker ${config.id}: the pool's memory cap (${pool?.capMiB} MiB) leaves nothing of the node's ${config.capacity.memoryMiB} MiB for sandboxes`);
+    const options: WorkerOptions = {
+      runtime: config.runtime,
+      token: config.token,
+      host: config.host,
+      advertise: config.advertise,
+      simulatedLatency: { kind: 'fixed', ms: config.simulatedLatencyMs ?? 0 },
+      nodeIds,
+      ...(pool === undefined ? {} : { pool }),
+    };
     const runtime = await ActorRuntime.start({
       shards: config.shards,
       modules: [{ url: new URL('./module.js', import.meta.url).href, options }],
@@ -51,7 +68,7 @@ export class WorkerDaemon {
     });
     // One incarnation per run of the daemon: a restart is told from a reconnection by it (see sch.register).
     const incarnation = randomUUID();
-    for (const nodeId of nodeIds) runtime.spawn(nodeAddress(nodeId), { nodeId, capacity: config.capacity, runtime: config.runtime, heartbeatMs: config.heartbeatMs, incarnation });
+    for (const nodeId of nodeIds) runtime.spawn(nodeAddress(nodeId), { nodeId, capacity, runtime: config.runtime, heartbeatMs: config.heartbeatMs, incarnation });
     const link = new ControlPlaneLink(runtime, {
       controlPlane: config.controlPlane,
       token: config.token,

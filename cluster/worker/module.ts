@@ -10,18 +10,28 @@
 //                    CHECK_TIMEOUT_MS, then destroyed (the deploy-time check of a module or command)
 // A sandbox dying on its own (runtime `failed`/`exited` event) becomes `node.sandboxFailed` to its node actor.
 // Each shard thread imports this file afresh, so the module-level state below is per shard.
+//
+// Stem cells: with `pool` options, the thread and process runtimes keep started generic sandboxes
+// (cluster/sandbox/pool.ts) on the shard that hosts a node actor (sandbox.create runs on the node's shard;
+// a pool elsewhere would never be taken from). Its changes reach that node as `node.pool` (coalesced, off
+// the cold-start path) and go to the scheduler with the node's heartbeat. A sandbox's first response says
+// how it started: `x-dirigent-sandbox-start: pool|fresh` and `x-dirigent-sandbox-start-ms` (its creation, ms).
 import { CHECK_TIMEOUT_MS, nodeKind, type SandboxCheckInput, type SandboxCreateInput, type SandboxCreateOutput, type SandboxDestroyInput, type SandboxLogsInput } from '../../actors/node.js';
 import { clampTail, mergeLogLines, type SandboxLogLine } from '../../actors/sandbox-logs.js';
 import { assertNever } from '../../actors/actor.js';
-import { nodeAddress, type NodeMessage, type SandboxTemplate, type SourceCheck } from '../../actors/messages.js';
+import { nodeAddress, type NodeMessage, type PoolReport, type SandboxTemplate, type SourceCheck } from '../../actors/messages.js';
 import type { TimerHandle } from '../../runtime/clock.js';
+import { shardOf } from '../../runtime/hash.js';
 import type { Service, ShardContext, ShardModule } from '../../runtime/host.js';
 import {
   ProcessRuntime,
   SimulatedRuntime,
   ThreadRuntime,
   validateLatency,
+  validatePoolSettings,
   type LatencyDistribution,
+  type PoolSettings,
+  type PoolStats,
   type RuntimeSource,
   type Sandbox,
   type SandboxEvent,
@@ -40,7 +50,17 @@ export interface WorkerOptions {
   readonly advertise?: string;
   /** Cluster token every data plane must present. */
   readonly token: string;
+  /** Started generic sandboxes to keep (thread and process runtimes); default none. */
+  readonly pool?: PoolSettings;
+  /** The node actors this worker hosts: the pool runs on their shards only. Default none. */
+  readonly nodeIds?: readonly string[];
 }
+
+/** First-response headers: how the sandbox started, and how long its creation took (ms). */
+export const HEADER_SANDBOX_START = 'x-dirigent-sandbox-start';
+export const HEADER_SANDBOX_START_MS = 'x-dirigent-sandbox-start-ms';
+/** Pool changes reach the node actor at most this often, ms. */
+const POOL_REPORT_EVERY_MS = 100;
 
 export type WorkerErrorCode = 'INVALID_WORKER_OPTIONS' | 'WORKER_NOT_STARTED' | 'SANDBOX_EXISTS';
 
@@ -57,7 +77,7 @@ export class WorkerError extends Error {
 export const DEFAULT_WORKER_HOST = '127.0.0.1';
 
 /** Defaults, then validation; an error names the option and its value. */
-export function parseWorkerOptions(input: unknown): Required<WorkerOptions> {
+export function parseWorkerOptions(input: unknown): Required<Omit<WorkerOptions, 'pool'>> & Pick<WorkerOptions, 'pool'> {
   const bad = (field: string, value: unknown, want: string): never => {
     throw new WorkerError('INVALID_WORKER_OPTIONS', `worker option ${field}=${JSON.stringify(value)} must be ${want}`);
   };
@@ -76,7 +96,46 @@ export function parseWorkerOptions(input: unknown): Required<WorkerOptions> {
   } catch (error) {
     bad('simulatedLatency', simulatedLatency, `a latency distribution (${(error as Error).message})`);
   }
-  return { runtime: runtime as WorkerOptions['runtime'], token: options.token as string, host, advertise, simulatedLatency };
+  const nodeIds = options.nodeIds ?? [];
+  if (!Array.isArray(nodeIds) || nodeIds.some((id) => typeof id !== 'string')) bad('nodeIds', nodeIds, 'a list of node ids');
+  if (options.pool !== undefined) {
+    try {
+      validatePoolSettings(options.pool);
+    } catch (error) {
+      bad('pool', options.pool, `pool settings (${(error as Error).message})`);
+    }
+  }
+  return { runtime: runtime as WorkerOptions['runtime'], token: options.token as string, host, advertise, simulatedLatency, nodeIds, ...(options.pool === undefined ? {} : { pool: options.pool }) };
+}
+
+type ParsedWorkerOptions = ReturnType<typeof parseWorkerOptions>;
+
+/** The totals of a runtime's pool stats, as the node reports them. */
+export function poolReport(stats: PoolStats): PoolReport {
+  let idle = 0;
+  let target = 0;
+  for (const c of stats.classes) {
+    idle += c.idle;
+    target += c.target;
+  }
+  return { idle, target, idleMiB: stats.idleMiB, capMiB: stats.capMiB, fromPool: stats.fromPool, fresh: stats.fresh };
+}
+
+/** The sandbox as it is, except that its first response says how it started; then `settle` swaps it for the plain one. */
+function sayingHowItStarted(sandbox: Sandbox, settle: (plain: Sandbox) => void): Sandbox {
+  if (sandbox.start === undefined) return sandbox;
+  const start = sandbox.start;
+  const startMs = (sandbox.startMs ?? 0).toFixed(3);
+  return {
+    id: sandbox.id,
+    start,
+    logs: (sinceMs) => sandbox.logs(sinceMs),
+    invoke: async (req, signal) => {
+      settle(sandbox);
+      const response = await sandbox.invoke(req, signal);
+      return { ...response, headers: { ...response.headers, [HEADER_SANDBOX_START]: start, [HEADER_SANDBOX_START_MS]: startMs } };
+    },
+  };
 }
 
 /**
@@ -112,12 +171,15 @@ export function toSandboxSpec(sandboxId: string, template: SandboxTemplate): San
   };
 }
 
-function createRuntime(options: Required<WorkerOptions>, ctx: ShardContext): SandboxRuntime {
+function createRuntime(options: ParsedWorkerOptions, ctx: ShardContext, onPoolChange: (stats: PoolStats) => void): SandboxRuntime {
+  // Only a shard that hosts a node actor is asked for sandboxes.
+  const hostsNode = options.nodeIds.some((nodeId) => shardOf(nodeAddress(nodeId), ctx.shards) === ctx.shard);
+  const pool = hostsNode && options.pool !== undefined && options.pool.sizes.some((s) => s.count > 0) ? { pool: options.pool, onPoolChange } : {};
   switch (options.runtime) {
     case 'thread':
-      return new ThreadRuntime();
+      return new ThreadRuntime(pool);
     case 'process':
-      return new ProcessRuntime();
+      return new ProcessRuntime(pool);
     case 'simulated':
       // The shard's clock is the simulated runtime's clock as it is, so simulated latencies follow a manual clock too.
       return new SimulatedRuntime({ creationLatency: options.simulatedLatency, random: ctx.random, clock: ctx.clock });
@@ -141,7 +203,10 @@ const RETIRED_KEPT = 64;
 
 /** One shard's worker: its sandbox runtime, invocation server and which node owns which sandbox. */
 class WorkerShard {
-  private readonly options: Required<WorkerOptions>;
+  private readonly options: ParsedWorkerOptions;
+  /** A pool report waits to be told to this shard's node actors. */
+  private poolReportTimer: TimerHandle | undefined;
+  private poolStats: PoolStats | undefined;
   private started: { readonly runtime: SandboxRuntime; readonly server: InvocationServer } | undefined;
   private readonly owned = new Map<string, Owned>();
   private readonly retired: (Owned & { readonly sandbox: Sandbox })[] = [];
@@ -153,8 +218,10 @@ class WorkerShard {
   }
 
   async start(): Promise<void> {
-    const runtime = createRuntime(this.options, this.ctx);
+    const runtime = createRuntime(this.options, this.ctx, (stats) => this.onPoolChange(stats));
     runtime.onEvent((event) => this.onEvent(event));
+    const stats = runtime.poolStats?.();
+    if (stats) this.onPoolChange(stats);
     const server = await serveInvocations({
       host: this.options.host,
       advertise: this.options.advertise,
@@ -172,6 +239,8 @@ class WorkerShard {
   async stop(): Promise<void> {
     const started = this.started;
     this.started = undefined;
+    if (this.poolReportTimer !== undefined) this.ctx.clock.clearTimer(this.poolReportTimer);
+    this.poolReportTimer = undefined;
     if (started === undefined) return;
     await started.server.close();
     await started.runtime.close();
@@ -200,7 +269,10 @@ class WorkerShard {
     const owned: Owned = { nodeId, functionName: template.name };
     this.owned.set(sandboxId, owned);
     try {
-      owned.sandbox = await runtime.create(toSandboxSpec(sandboxId, template));
+      const sandbox = await runtime.create(toSandboxSpec(sandboxId, template));
+      owned.sandbox = sayingHowItStarted(sandbox, (plain) => {
+        if (owned.sandbox !== undefined) owned.sandbox = plain;
+      });
     } catch (error) {
       if (this.owned.get(sandboxId) === owned) this.owned.delete(sandboxId);
       throw error;
@@ -216,6 +288,7 @@ class WorkerShard {
     const { runtime } = this.running();
     // No function's sandbox id has a dot (theirs are <DNS label>-<term>-<n>).
     const sandboxId = `check.${this.ctx.shard}.${++this.checks}`;
+    // From the pool like any creation (a deploy is refused or accepted in milliseconds); the stem is used up.
     const started = runtime.create(toSandboxSpec(sandboxId, template)).then(
       (): SourceCheck => ({ outcome: 'ok' }),
       // The throwaway id means nothing to whoever deploys: the runtime's reason without it.
@@ -260,6 +333,18 @@ class WorkerShard {
       for (const e of owned.sandbox.logs(sinceMs)) lines.push({ t: e.t, stream: e.stream, sandboxId, nodeId, seq: e.seq, line: e.line });
     }
     return mergeLogLines([lines], clampTail(tail));
+  }
+
+  /** Coalesces pool changes (a cold start makes a few) into one `node.pool` per node actor of this shard. */
+  private onPoolChange(stats: PoolStats): void {
+    this.poolStats = stats;
+    if (this.poolReportTimer !== undefined) return;
+    this.poolReportTimer = this.ctx.clock.setTimer(POOL_REPORT_EVERY_MS, () => {
+      this.poolReportTimer = undefined;
+      if (this.poolStats === undefined || this.started === undefined) return;
+      const message: NodeMessage = { type: 'node.pool', pool: poolReport(this.poolStats) };
+      for (const nodeId of this.options.nodeIds) if (shardOf(nodeAddress(nodeId), this.ctx.shards) === this.ctx.shard) this.ctx.tell(nodeAddress(nodeId), message);
+    });
   }
 
   private onEvent(event: SandboxEvent): void {

@@ -89,7 +89,7 @@ function threadCount(): number {
 }
 
 test('options: defaults, then validation naming the option', (t) => {
-  t.deepEqual(parseWorkerOptions({ runtime: 'simulated', token: 't' }), { runtime: 'simulated', token: 't', host: '127.0.0.1', advertise: '127.0.0.1', simulatedLatency: { kind: 'fixed', ms: 0 } });
+  t.deepEqual(parseWorkerOptions({ runtime: 'simulated', token: 't' }), { runtime: 'simulated', token: 't', host: '127.0.0.1', advertise: '127.0.0.1', simulatedLatency: { kind: 'fixed', ms: 0 }, nodeIds: [] });
   t.like(parseWorkerOptions({ runtime: 'simulated', token: 't', host: '0.0.0.0', advertise: 'w1' }), { host: '0.0.0.0', advertise: 'w1' });
   const bad: [unknown, RegExp][] = [
     [undefined, /\(options\)=undefined/],

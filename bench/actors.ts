@@ -1,5 +1,8 @@
 // Actor runtime throughput: shard-local delivery, cross-shard delivery and actor-to-actor asks,
 // against plain nact on one thread measured in the same run. Prints one JSON line.
+// The same three measurements run, interleaved, on a second runtime with the console's step-time counters
+// off (RuntimeOptions.counters): `countersOff` and `countersCostPct` (what the counters cost, % of the
+// rate without them; negative: within noise).
 // Run: npm run bench:actors   (BENCH_MESSAGES, BENCH_ASKS, BENCH_RUNS, BENCH_SHARDS to change sizes)
 import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
@@ -80,18 +83,33 @@ async function asks(runtime: ActorRuntime, tag: string): Promise<number> {
   return (ASKS * askers.length) / ((performance.now() - started) / 1000);
 }
 
-const runtime = await ActorRuntime.start({ shards: SHARDS, modules: [{ url: new URL('./bench-kinds.js', import.meta.url).href }] });
+const modules = [{ url: new URL('./bench-kinds.js', import.meta.url).href }];
+const runtime = await ActorRuntime.start({ shards: SHARDS, modules, counters: true });
+const uncounted = await ActorRuntime.start({ shards: SHARDS, modules, counters: false });
 const results = { local: [] as number[], cross: [] as number[], asks: [] as number[], baseline: [] as number[] };
+const off = { local: [] as number[], cross: [] as number[], asks: [] as number[] };
+async function measure(target: ActorRuntime, into: typeof off, tag: string): Promise<void> {
+  into.local.push(await blast(target, [[0, 0]], `l${tag}`));
+  into.cross.push(await blast(target, Array.from({ length: SHARDS }, (_, s) => [s, (s + 1) % SHARDS] as [number, number]), `c${tag}`));
+  into.asks.push(await asks(target, `q${tag}`));
+}
 try {
   for (let run = 0; run < RUNS; run++) {
     results.baseline.push(await nactBaseline());
-    results.local.push(await blast(runtime, [[0, 0]], `l${run}`));
-    results.cross.push(await blast(runtime, Array.from({ length: SHARDS }, (_, s) => [s, (s + 1) % SHARDS] as [number, number]), `c${run}`));
-    results.asks.push(await asks(runtime, `q${run}`));
+    // Alternating which goes first, so that neither always runs on the warmer (or the busier) minute.
+    if (run % 2 === 0) {
+      await measure(runtime, results, `${run}`);
+      await measure(uncounted, off, `${run}`);
+    } else {
+      await measure(uncounted, off, `${run}`);
+      await measure(runtime, results, `${run}`);
+    }
   }
 } finally {
   await runtime.stop();
+  await uncounted.stop();
 }
+const costPct = (on: number[], without: number[]) => Math.round((1000 * (median(without) - median(on))) / median(without)) / 10;
 console.log(
   JSON.stringify({
     bench: 'actors',
@@ -99,6 +117,8 @@ console.log(
     crossShardMsgsPerSec: Math.round(median(results.cross)),
     askRoundTripsPerSec: Math.round(median(results.asks)),
     singleNactBaselineMsgsPerSec: Math.round(median(results.baseline)),
+    countersOff: { localMsgsPerSec: Math.round(median(off.local)), crossShardMsgsPerSec: Math.round(median(off.cross)), askRoundTripsPerSec: Math.round(median(off.asks)) },
+    countersCostPct: { local: costPct(results.local, off.local), cross: costPct(results.cross, off.cross), asks: costPct(results.asks, off.asks) },
     shards: SHARDS,
     runs: RUNS,
   }),

@@ -25,6 +25,11 @@
 // actors, the framed connection to the worker) plus one worker turn. `threadRps` is the same with a
 // `thread` sandbox (a piscina worker per sandbox: one more thread hop per request).
 //
+// Console counters: every data-plane configuration runs twice, interleaved, once with the actor runtime's
+// step-time counters on (the default, the headline numbers) and once with them off in every role
+// (DIRIGENT_ACTOR_COUNTERS=off while its cluster starts): `rpsByShardsCountersOff` and `countersCostPct`
+// (what the counters cost the reported configuration's throughput, % of the rate without them).
+//
 // Warm only: the cold-start flag needs a sandbox added after the request was queued; the function's sandbox
 // ids are compared before and after every run (none added means no request could be a cold start), a few
 // requests before and after each run must answer `x-dirigent-cold-start: false`, and the load generator
@@ -65,7 +70,7 @@ const LOADGEN_CONNECTIONS = 64;
  */
 const LOADGEN_WARMUP_MS = 3000;
 // Everything must be over by then, or the process exits with an error.
-exitIfStillRunningAfter('bench:warm', (RUNS * SECONDS * 8 + 120) * 1000);
+exitIfStillRunningAfter('bench:warm', (RUNS * SECONDS * 11 + 180) * 1000);
 
 // ---- wrk -----------------------------------------------------------------------------------------
 
@@ -103,8 +108,15 @@ interface Target {
   errors: number;
 }
 
-async function startTarget(label: string, shards: number, runtime: 'simulated' | 'thread'): Promise<Target> {
-  const cluster = await startCluster({ dataPlaneShards: shards, runtime });
+async function startTarget(label: string, shards: number, runtime: 'simulated' | 'thread', counters = true): Promise<Target> {
+  // Read by every role's ActorRuntime.start (runtime/runtime.ts countersFromEnv), all of which run here.
+  if (!counters) process.env.DIRIGENT_ACTOR_COUNTERS = 'off';
+  let cluster: BenchCluster;
+  try {
+    cluster = await startCluster({ dataPlaneShards: shards, runtime });
+  } finally {
+    delete process.env.DIRIGENT_ACTOR_COUNTERS;
+  }
   try {
     await deployPinned(cluster, FUNCTION, runtime, 1);
     await assertWarm(cluster.port, FUNCTION);
@@ -140,19 +152,32 @@ try {
   stops.push(bare.stop);
   const bareRps: number[] = [];
   const targets: Target[] = [];
+  const uncounted: Target[] = [];
   for (const shards of SHARD_COUNTS) {
     const target = await startTarget(`simulated, ${shards} data-plane shard(s)`, shards, 'simulated');
     stops.push(target.cluster.stop);
     targets.push(target);
+    const twin = await startTarget(`simulated, ${shards} data-plane shard(s), counters off`, shards, 'simulated', false);
+    stops.push(twin.cluster.stop);
+    uncounted.push(twin);
   }
   await wrk(script, bare.port, '/', WARMUP_SECONDS, CONNECTIONS);
-  for (const target of targets) await measureTarget(target, script, WARMUP_SECONDS, false);
+  for (const target of [...targets, ...uncounted]) await measureTarget(target, script, WARMUP_SECONDS, false);
   // Interleaved, so that a slower minute of a shared machine hits every target alike.
   for (let run = 0; run < RUNS; run++) {
     const b = await wrk(script, bare.port, '/', SECONDS, CONNECTIONS);
     if (b.errors > 0) throw new Error(`the bare server failed ${b.errors} requests`);
     bareRps.push(b.rps);
-    for (const target of targets) await measureTarget(target, script, SECONDS, true);
+    for (let i = 0; i < targets.length; i++) {
+      // Counters on and off alternate which goes first from run to run.
+      const pair = run % 2 === 0 ? [targets[i]!, uncounted[i]!] : [uncounted[i]!, targets[i]!];
+      for (const target of pair) await measureTarget(target, script, SECONDS, true);
+    }
+  }
+  const offMedians = uncounted.map((t) => median(t.rps));
+  for (const twin of uncounted) {
+    stops.splice(stops.indexOf(twin.cluster.stop), 1);
+    await twin.cluster.stop();
   }
   const medians = targets.map((t) => median(t.rps));
   const bestIndex = medians[1]! > medians[0]! ? 1 : 0;
@@ -203,8 +228,10 @@ try {
       bareP99Ms: round(median(bareHalf.map((h) => h.p99Ms)), 3),
       lateReleasePct: round(median(half.map((h) => (100 * h.lateReleases) / Math.max(1, h.recorded))), 2),
       rpsByShards: Object.fromEntries(SHARD_COUNTS.map((s, i) => [s, Math.round(medians[i]!)])),
+      rpsByShardsCountersOff: Object.fromEntries(SHARD_COUNTS.map((s, i) => [s, Math.round(offMedians[i]!)])),
+      countersCostPct: round((100 * (offMedians[bestIndex]! - rps)) / offMedians[bestIndex]!, 1),
       threadRps: Math.round(median(thread.rps)),
-      errors: targets.reduce((a, t) => a + t.errors, 0) + thread.errors,
+      errors: [...targets, ...uncounted].reduce((a, t) => a + t.errors, 0) + thread.errors,
       runtime: 'simulated',
       connections: CONNECTIONS,
       seconds: SECONDS,

@@ -1,6 +1,7 @@
 // What crosses a thread (and later a process) boundary: plain data only, so it survives
 // structured clone and msgpack alike.
 import type { Address } from '../actors/actor.js';
+import type { ActorSort } from './actor-query.js';
 
 export const TELL = 0;
 export const ASK = 1;
@@ -22,7 +23,11 @@ export type ShardControl =
   | { readonly op: 'stats' }
   | { readonly op: 'count'; readonly kind?: string | undefined }
   | { readonly op: 'list'; readonly kind?: string | undefined; readonly offset: number; readonly limit: number }
+  /** The Observer view: this shard's first `offset + limit` actors in `sort` order (see actor-query.ts). */
+  | { readonly op: 'top'; readonly kind?: string | undefined; readonly sort: ActorSort; readonly offset: number; readonly limit: number }
   | { readonly op: 'inspect'; readonly address: Address }
+  /** The same by the actor's name on this shard (ActorStats.address), as a listing gives it. */
+  | { readonly op: 'inspect-name'; readonly name: string }
   | { readonly op: 'advance'; readonly ms: number }
   | { readonly op: 'stop-actor'; readonly address: Address }
   | { readonly op: 'shutdown' };

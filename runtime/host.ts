@@ -15,7 +15,9 @@ import { actorError, toActorError } from './errors.js';
 import { addressKey } from './hash.js';
 import type { OutboundLink } from './link.js';
 import { Queue } from './queue.js';
-import { merge, newHistogram, quantileUs, record, type ActorStats, type Histogram, type ShardStats } from './stats.js';
+import { head } from './actor-query.js';
+import { printMessage } from '../actors/printer.js';
+import { merge, newHistogram, quantileUs, record, type ActorStats, type Histogram, type KindStats, type ShardStats } from './stats.js';
 
 // nact is CommonJS whose exports are built by spreading, which ESM named imports cannot see.
 const nact = createRequire(import.meta.url)('nact') as typeof NactTypes;
@@ -25,6 +27,8 @@ const DRAIN_BATCH = 64;
 /** Restart intensity: more than MAX_RESTARTS crashes within RESTART_WINDOW_MS stops the actor. */
 const MAX_RESTARTS = 10;
 const RESTART_WINDOW_MS = 10_000;
+/** An inspected state larger than this (as JSON, characters) is answered by its one-line description only. */
+const MAX_INSPECTED_STATE_CHARS = 256 * 1024;
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 /**
@@ -96,6 +100,19 @@ export interface ShardHostOptions {
   /** How often idle actors are looked for, ms. */
   readonly passivationSweepMs: number;
   readonly remoteKinds: readonly string[];
+  /**
+   * Measure each step's time (two monotonic clock reads per batch and one per step, and a histogram update).
+   * Off, the console still sees mailbox depth, processed, restarts and last-message time, which cost nothing.
+   */
+  readonly counters: boolean;
+}
+
+/** One actor as `inspect` answers: its counters, its state (the kind's `summary` of it) and that state in one line. */
+export interface ActorInspection {
+  readonly stats: ActorStats;
+  readonly state: unknown;
+  /** The state through the one printer of logs and transcripts (actors/printer.ts). */
+  readonly line: string;
 }
 
 export class ShardHost extends Endpoint {
@@ -241,7 +258,7 @@ export class ShardHost extends Endpoint {
     // a step's processing time runs from the end of the previous one. Clock reads were a visible share of the
     // data plane's per-request CPU.
     const now = this.clock.now();
-    let mark = monotonicUs();
+    let mark = this.options.counters ? monotonicUs() : 0;
     for (let n = 0; n < DRAIN_BATCH && !cell.stopped; n++) {
       const delivery = cell.mailbox.shift();
       if (delivery === undefined) break;
@@ -269,13 +286,14 @@ export class ShardHost extends Endpoint {
       result = cell.kind.step(cell.state, delivery.m, ctx);
     } catch (error) {
       this.crash(cell, delivery, error);
-      return monotonicUs();
+      return this.options.counters ? monotonicUs() : 0;
     }
     cell.processed += 1;
     cell.lastActiveAt = now;
     cell.state = result.state;
     if (result.effects) for (const effect of result.effects) this.apply(cell, effect);
     if (cell.stopRequested) this.stopCell(cell, 'stopped itself');
+    if (!this.options.counters) return 0;
     const endedUs = monotonicUs();
     record(cell.histogram, endedUs - startedUs);
     record(this.histogram, endedUs - startedUs);
@@ -446,10 +464,15 @@ export class ShardHost extends Endpoint {
             .slice(op.offset, op.offset + op.limit)
             .map((cell) => this.actorStats(cell)),
         );
-      case 'inspect': {
-        const cell = this.cells.get(addressKey(op.address));
-        if (cell === undefined) return void fail('NO_SUCH_ACTOR', `no actor ${printAddress(op.address)}`);
-        return void answer({ stats: this.actorStats(cell), state: cell.kind.summary ? cell.kind.summary(cell.state) : cell.state });
+      case 'top': {
+        const items = this.matching(op.kind).map((cell) => this.actorStats(cell));
+        return void answer({ total: items.length, items: head(items, op) });
+      }
+      case 'inspect':
+      case 'inspect-name': {
+        const cell = this.cells.get(op.op === 'inspect' ? addressKey(op.address) : op.name);
+        if (cell === undefined) return void fail('NO_SUCH_ACTOR', `no actor ${op.op === 'inspect' ? printAddress(op.address) : op.name} on shard ${this.index}`);
+        return void answer(this.inspection(cell));
       }
       case 'advance': {
         const clock = this.clock;
@@ -499,15 +522,31 @@ export class ShardHost extends Endpoint {
     return kind === undefined ? cells : cells.filter((c) => c.kind.kind === kind);
   }
 
+  /** Read on demand only: a kind's summary runs here, never on every step. */
+  private inspection(cell: Cell): ActorInspection {
+    const state: unknown = cell.kind.summary ? cell.kind.summary(cell.state) : cell.state;
+    const line = printMessage(state);
+    let size = 0;
+    try {
+      size = JSON.stringify(state)?.length ?? 0;
+    } catch {
+      size = Infinity; // cyclic or a BigInt: not plain data, so only the line is answered
+    }
+    return { stats: this.actorStats(cell), state: size <= MAX_INSPECTED_STATE_CHARS ? state : { omitted: `state of ${size} characters as JSON; see line` }, line };
+  }
+
   private actorStats(cell: Cell): ActorStats {
+    const h = cell.histogram;
     return {
       address: cell.name,
       kind: cell.kind.kind,
       mailbox: cell.mailbox.length,
       processed: cell.processed,
       restarts: cell.restarts,
-      meanUs: cell.histogram.count === 0 ? 0 : cell.histogram.sumUs / cell.histogram.count,
-      p99Us: quantileUs(cell.histogram, 0.99),
+      meanUs: h.count === 0 ? 0 : Math.round(h.sumUs / h.count),
+      p50Us: quantileUs(h, 0.5),
+      p90Us: quantileUs(h, 0.9),
+      p99Us: quantileUs(h, 0.99),
       lastActiveAt: cell.lastActiveAt,
       shard: this.index,
     };
@@ -515,6 +554,7 @@ export class ShardHost extends Endpoint {
 
   stats(): ShardStats {
     const actorsByKind: Record<string, number> = {};
+    const kinds = new Map<string, { actors: number; processed: number; mailbox: number; restarts: number; histogram: Histogram }>();
     let processed = this.processedByStopped;
     let restarts = this.restartsByStopped;
     let mailbox = 0;
@@ -523,6 +563,13 @@ export class ShardHost extends Endpoint {
       processed += cell.processed;
       restarts += cell.restarts;
       mailbox += cell.mailbox.length;
+      let kind = kinds.get(cell.kind.kind);
+      if (kind === undefined) kinds.set(cell.kind.kind, (kind = { actors: 0, processed: 0, mailbox: 0, restarts: 0, histogram: newHistogram() }));
+      kind.actors += 1;
+      kind.processed += cell.processed;
+      kind.mailbox += cell.mailbox.length;
+      kind.restarts += cell.restarts;
+      merge(kind.histogram, cell.histogram);
     }
     const histogram = newHistogram();
     merge(histogram, this.histogram);
@@ -534,6 +581,9 @@ export class ShardHost extends Endpoint {
     }
     return {
       shard: this.index,
+      shards: this.shards,
+      counters: this.options.counters,
+      kinds: [...kinds].map(([kind, k]): KindStats => ({ kind, ...k })).sort((a, b) => (a.kind < b.kind ? -1 : 1)),
       actors: this.cells.size,
       actorsByKind,
       processed,

@@ -19,6 +19,8 @@ type WireFrame =
 interface ProxiedAsk {
   readonly origin: number;
   readonly id: number;
+  /** Set for an ask made with `askPeer` (no local asker endpoint): settled here instead of routed. */
+  readonly settle?: (result: AskResult) => void;
   readonly connection: FrameConnection;
   /** ms on Date.now(); after it the asker has given up, so the entry is dropped. */
   readonly expiresAt: number;
@@ -87,6 +89,28 @@ export class ClusterTransport {
     }
   }
 
+  /**
+   * Ask an actor in one given peer process, whatever this process would route its address to: a `$shard`
+   * control address names that peer's shard (how the control plane reads every process's counters).
+   */
+  askPeer(connection: FrameConnection, to: Address, message: unknown, timeoutMs: number): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      if (connection.isClosed) return reject(Object.assign(new Error('the peer is disconnected'), { code: 'PEER_GONE' }));
+      const wire = this.nextWireId++;
+      let timer: NodeJS.Timeout | undefined;
+      const settle = (result: AskResult) => {
+        clearTimeout(timer);
+        if (result.ok) resolve(result.value);
+        else reject(Object.assign(new Error(result.error.message), { code: result.error.code }));
+      };
+      timer = setTimeout(() => {
+        if (this.proxied.delete(wire)) settle({ ok: false, error: actorError('ASK_TIMEOUT', `no reply from ${to.kind}:${to.id} of the peer within ${timeoutMs} ms`) });
+      }, timeoutMs);
+      this.proxied.set(wire, { origin: -1, id: -1, settle, connection, expiresAt: this.now() + timeoutMs });
+      connection.send({ t: ASK, to, m: message, w: wire, ms: timeoutMs } satisfies WireFrame);
+    });
+  }
+
   private inbound(connection: FrameConnection, frame: WireFrame): void {
     switch (frame.t) {
       case TELL:
@@ -113,6 +137,7 @@ export class ClusterTransport {
   }
 
   private replyTo(ask: ProxiedAsk, result: AskResult): void {
+    if (ask.settle) return ask.settle(result);
     this.runtime.routeFromRemote(
       result.ok ? { t: REPLY, o: ask.origin, i: ask.id, ok: true, v: result.value } : { t: REPLY, o: ask.origin, i: ask.id, ok: false, v: result.error },
     );
@@ -129,7 +154,8 @@ export class ClusterTransport {
 
   private sweep(): void {
     const now = this.now();
-    for (const [wire, ask] of this.proxied) if (ask.expiresAt < now) this.proxied.delete(wire);
+    // askPeer entries expire by their own timer, which settles them.
+    for (const [wire, ask] of this.proxied) if (ask.expiresAt < now && ask.settle === undefined) this.proxied.delete(wire);
   }
 
   pendingProxiedAsks(): number {

@@ -1,0 +1,81 @@
+import test from 'ava';
+import { ActorRuntime } from './runtime.js';
+import { compareActors, mergePage, type ActorQuery } from './actor-query.js';
+import type { ActorStats } from './stats.js';
+
+const kinds = { url: new URL('./fixtures/test-kinds.js', import.meta.url).href };
+const quiet = () => undefined;
+
+/** Counter c<i> gets i+1 messages (its `get` included), so `processed` orders them by i. */
+async function counters(runtime: ActorRuntime, n: number): Promise<void> {
+  for (let i = 0; i < n; i++) for (let k = 0; k < i; k++) runtime.tell({ kind: 'counter', id: `c${i}` }, { type: 'inc' });
+  await Promise.all(Array.from({ length: n }, (_, i) => runtime.ask({ kind: 'counter', id: `c${i}` }, { type: 'get' })));
+}
+
+test.serial('the Observer view pages every shard\'s actors in one order, busiest first, each actor once', async (t) => {
+  const runtime = await ActorRuntime.start({ shards: 2, modules: [kinds], onLog: quiet, counters: true });
+  t.teardown(() => runtime.stop());
+  const n = 60;
+  await counters(runtime, n);
+  await runtime.ask({ kind: 'echo', id: 'e1' }, 'x');
+  const seen: string[] = [];
+  for (let offset = 0; offset < n; offset += 7) {
+    const page = await runtime.topActors({ kind: 'counter', sort: 'processed', offset, limit: 7 });
+    t.is(page.total, n);
+    seen.push(...page.items.map((a) => a.address));
+  }
+  t.deepEqual(seen, Array.from({ length: n }, (_, i) => `counter/c${n - 1 - i}`));
+  const byName = await runtime.topActors({ sort: 'address', offset: 0, limit: 1000 });
+  t.is(byName.total, n + 1);
+
+  // Each shard also sums its actors by kind, with step times.
+  const stats = await runtime.stats();
+  const counterKind = stats.flatMap((s) => s.kinds).filter((k) => k.kind === 'counter');
+  t.is(counterKind.reduce((a, k) => a + k.actors, 0), n);
+  t.is(counterKind.reduce((a, k) => a + k.processed, 0), (n * (n + 1)) / 2);
+  t.true(counterKind.reduce((a, k) => a + k.histogram.count, 0) >= (n * (n + 1)) / 2);
+  t.true(stats.every((s) => s.counters && s.shards === 2));
+
+  // One actor by the name and shard a listing gives, with its state in one line.
+  const top = (await runtime.topActors({ kind: 'counter', sort: 'processed', offset: 0, limit: 1 })).items[0]!;
+  const inspected = await runtime.inspectName(top.shard, top.address);
+  t.is(inspected.stats.processed, n);
+  t.deepEqual(inspected.state, { count: n - 1 });
+  t.is(inspected.line, `count=${n - 1}`);
+  t.true(inspected.stats.p50Us >= 1 && inspected.stats.p50Us <= inspected.stats.p99Us);
+  const missing = await t.throwsAsync(runtime.inspectName(top.shard, 'counter/nobody'));
+  t.is((missing as { code?: string }).code, 'NO_SUCH_ACTOR');
+  await t.throwsAsync(runtime.inspectName(7, top.address), { message: /shard must be an integer in 0..1/ });
+});
+
+test.serial('with the counters off, steps are not timed but processed, mailbox and restarts still count', async (t) => {
+  const runtime = await ActorRuntime.start({ shards: 1, modules: [kinds], onLog: quiet, counters: false });
+  t.teardown(() => runtime.stop());
+  await counters(runtime, 5);
+  const [shard] = await runtime.stats();
+  t.false(shard!.counters);
+  t.is(shard!.histogram.count, 0);
+  t.is(shard!.processed, 15);
+  const page = await runtime.topActors({ sort: 'processed', offset: 0, limit: 2 });
+  t.deepEqual(page.items.map((a) => [a.address, a.processed, a.p99Us]), [
+    ['counter/c4', 5, 0],
+    ['counter/c3', 4, 0],
+  ]);
+});
+
+test('merging shards\' heads gives the exact page, ties broken by address, process and shard', (t) => {
+  const actor = (address: string, mailbox: number, shard: number, process?: string): ActorStats => ({
+    address, kind: 'k', mailbox, processed: 0, restarts: 0, meanUs: 0, p50Us: 0, p90Us: 0, p99Us: 0, lastActiveAt: 0, shard, ...(process ? { process } : {}),
+  });
+  const query: ActorQuery = { sort: 'mailbox', offset: 1, limit: 2 };
+  const page = mergePage(
+    [
+      { total: 3, items: [actor('a', 9, 0), actor('b', 5, 0), actor('c', 5, 0)] },
+      { total: 2, items: [actor('b', 5, 1, 'dataplane:dp1'), actor('b', 5, 1)] },
+    ],
+    query,
+  );
+  t.is(page.total, 5);
+  t.deepEqual(page.items.map((a) => `${a.address}:${a.process ?? ''}:${a.shard}`), ['b::0', 'b::1']);
+  t.true(compareActors('address')(actor('a', 0, 1), actor('a', 0, 0)) > 0);
+});

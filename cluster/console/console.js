@@ -37,6 +37,8 @@ function h(tag, attrs, ...children) {
     if (value === undefined || value === null || value === false) continue;
     if (key.startsWith('on') && typeof value === 'function') el.addEventListener(key.slice(2), value);
     else if (key === 'class') el.className = String(value);
+    // Through the CSSOM: the page's policy (no inline styles) refuses a style attribute.
+    else if (key === 'width') el.style.width = String(value);
     else el.setAttribute(key, String(value));
   }
   append(el, children);
@@ -119,7 +121,7 @@ async function refresh() {
   try {
     const content = await render(view, params);
     if (mine !== generation) return; // a newer refresh (navigation) has started
-    main.replaceChildren(...[content].flat());
+    main.replaceChildren(...[content].flat().filter((x) => x !== null && x !== undefined && x !== false));
     main.dataset.state = 'ready';
     main.dataset.view = view;
     errorBox.hidden = true;
@@ -254,7 +256,7 @@ async function actorsView(params) {
     table('kinds-table', ['#kind', '=actors', '=processed', '', '=mailbox', '=restarts', '=p50 step', '=p99 step', '#where (process/shard: actors)'], kinds.kinds.map((k) =>
       h('tr', { class: 'clickable', 'data-kind': k.kind, onclick: () => set({ kind: k.kind }) },
         h('td', null, h('b', null, k.kind)), num(k.actors), num(k.processed),
-        h('td', null, h('span', { class: 'barbox' }, h('span', { class: 'bar', style: `width:${((100 * k.processed) / maxProcessed).toFixed(0)}%` }))),
+        h('td', null, h('span', { class: 'barbox' }, h('span', { class: 'bar', width: `${((100 * k.processed) / maxProcessed).toFixed(0)}%` }))),
         num(k.mailbox, k.mailbox > 100 ? 'warn' : ''), num(k.restarts, k.restarts ? 'warn' : ''), num(us(k.p50Us)), num(us(k.p99Us)),
         h('td', { class: 'muted' }, k.where.map((w) => `${w.process}/${w.shard}: ${w.actors}`).join(', '))))),
     kinds.unreachable.length ? h('p', { class: 'bad' }, `did not answer: ${kinds.unreachable.join(', ')}`) : null,

@@ -28,7 +28,7 @@ const invoke = async (name: string, body: string): Promise<void> => {
 
 if (chromium === undefined) {
   test('console in a real browser', (t) => {
-    console.log('console.test: skipped: no chromium on PATH (apt-get install chromium)');
+    console.log('# console: browser test skipped: no chromium on PATH (apt-get install chromium; .ci/run installs it)');
     t.pass();
   });
 } else {

@@ -104,6 +104,12 @@ test.serial('actors: by kind across processes, one sorted page, filters, and one
   t.is(typeof one.body.line, 'string');
   t.truthy(one.body.state);
 
+  // A shard filter alone skips the processes without that shard; with a process it must exist there.
+  const far = await get('/api/v1/console/actors?shard=200');
+  t.is(far.status, 200);
+  t.is(far.body.total, 0);
+  t.true((await get('/api/v1/console/actors?shard=0')).body.items.every((a: { shard: number }) => a.shard === 0));
+
   const fn = (await get('/api/v1/console/actors?kind=function')).body.items[0];
   const inspected = (await get(`/api/v1/console/actor?${new URLSearchParams({ process: 'control-plane', shard: String(fn.shard), name: fn.address })}`)).body;
   t.is(inspected.stats.kind, 'function');

@@ -67,12 +67,8 @@ export class ClusterInspector {
     const unreachable: string[] = [];
     const wanted = (process: string) => filter.process === undefined || filter.process === process;
     const jobs: Promise<void>[] = [];
-    if (wanted(CONTROL_PLANE_PROCESS)) {
-      jobs.push(
-        this.runtime.topActors(head, this.checkedShard(filter.shard, this.runtime.shards, CONTROL_PLANE_PROCESS)).then((top) => {
-          answers.push(labelled(top, CONTROL_PLANE_PROCESS));
-        }),
-      );
+    if (wanted(CONTROL_PLANE_PROCESS) && this.hasShard(filter, this.runtime.shards, CONTROL_PLANE_PROCESS)) {
+      jobs.push(this.runtime.topActors(head, filter.shard).then((top) => void answers.push(labelled(top, CONTROL_PLANE_PROCESS))));
     }
     for (const peer of this.peers().filter((p) => wanted(p.process))) {
       jobs.push(
@@ -80,10 +76,8 @@ export class ClusterInspector {
           let tops: ActorTop[];
           try {
             if (filter.shard === undefined) tops = await this.peerShards<ActorTop>(peer, op);
-            else {
-              this.checkedShard(filter.shard, await this.shardCount(peer), peer.process);
-              tops = [await this.askShard<ActorTop>(peer, filter.shard, op)];
-            }
+            else if (this.hasShard(filter, await this.shardCount(peer), peer.process)) tops = [await this.askShard<ActorTop>(peer, filter.shard, op)];
+            else tops = [];
           } catch (error) {
             if (error instanceof ActorRuntimeError && error.code === 'BAD_REQUEST') throw error;
             unreachable.push(peer.process);
@@ -94,7 +88,7 @@ export class ClusterInspector {
       );
     }
     await Promise.all(jobs);
-    if (filter.process !== undefined && jobs.length === 0) throw new ActorRuntimeError('NO_SUCH_ACTOR', `no connected process named ${filter.process}`);
+    if (filter.process !== undefined && filter.process !== CONTROL_PLANE_PROCESS && !this.peers().some((p) => p.process === filter.process)) throw new ActorRuntimeError('NO_SUCH_ACTOR', `no connected process named ${filter.process}`);
     return { ...mergePage(answers, query), unreachable: unreachable.sort() };
   }
 
@@ -107,11 +101,18 @@ export class ClusterInspector {
     return this.askShard<ActorInspection>(peer, shard, { op: 'inspect-name', name });
   }
 
-  private checkedShard(shard: number | undefined, shards: number, process: string): number | undefined {
-    if (shard !== undefined && (!Number.isInteger(shard) || shard < 0 || shard >= shards)) {
-      throw new ActorRuntimeError('BAD_REQUEST', `${process} has shards 0..${shards - 1}, not ${shard}`);
-    }
-    return shard;
+  /**
+   * Whether a process has the shard a filter names (or the filter names none). Processes differ in shard count:
+   * without a process filter, one that lacks the shard is skipped; asked by name, it is a mistake in the query.
+   */
+  private hasShard(filter: ActorFilter, shards: number, process: string): boolean {
+    if (filter.shard === undefined || filter.shard < shards) return true;
+    if (filter.process === undefined) return false;
+    throw new ActorRuntimeError('BAD_REQUEST', `${process} has shards 0..${shards - 1}, not ${filter.shard}`);
+  }
+
+  private checkedShard(shard: number, shards: number, process: string): void {
+    if (!Number.isInteger(shard) || shard < 0 || shard >= shards) throw new ActorRuntimeError('BAD_REQUEST', `${process} has shards 0..${shards - 1}, not ${shard}`);
   }
 
   private async shardCount(peer: InspectionPeer): Promise<number> {

@@ -121,7 +121,7 @@ async function refresh() {
   try {
     const content = await render(view, params);
     if (mine !== generation) return; // a newer refresh (navigation) has started
-    main.replaceChildren(...[content].flat().filter((x) => x !== null && x !== undefined && x !== false));
+    main.replaceChildren(...[content].flat(Infinity).filter((x) => x !== null && x !== undefined && x !== false));
     main.dataset.state = 'ready';
     main.dataset.view = view;
     errorBox.hidden = true;
@@ -146,7 +146,7 @@ function render(view, params) {
 // ---- cluster -------------------------------------------------------------------------------------
 
 async function clusterView() {
-  const c = await api('cluster');
+  const [c, f, fnActors] = await Promise.all([api('cluster'), api('functions'), api('actors?kind=function&sort=address&limit=1000')]);
   showLeader(c);
   const r = c.reconstruction;
   return [
@@ -165,6 +165,8 @@ async function clusterView() {
         h('td', { class: n.alive ? (n.schedulable ? 'ok' : 'warn') : 'bad' }, n.alive ? (n.schedulable ? 'alive' : 'cordoned') : 'dead'),
         num(`${n.allocated.slots} / ${n.capacity.slots}`), num(`${n.allocated.cpuMilli} / ${n.capacity.cpuMilli}`), num(`${n.allocated.memoryMiB} / ${n.capacity.memoryMiB}`),
         num(n.sandboxes), num(age(n.heartbeatAgeMs), n.heartbeatAgeMs > 3000 ? 'warn' : '')))),
+    h('h2', null, 'Placement'),
+    placement(c.workers, f.functions, fnActors.items),
     h('h2', null, 'Data planes'),
     table('dataplanes-table', ['#id', '#invoke', '#compat', '#link'], c.dataplanes.map((d) =>
       h('tr', null, h('td', null, d.id), h('td', null, d.invokeAddress), h('td', null, d.compatAddress || '–'), h('td', { class: d.connected ? 'ok' : 'bad' }, d.connected ? 'connected' : 'disconnected')))),
@@ -174,6 +176,32 @@ async function clusterView() {
       h('tr', { class: 'clickable', onclick: () => go('actors', { process: p.process, shard: s.shard, sort: 'mailbox' }) },
         h('td', null, p.process), num(s.shard), num(s.actors), num(s.processed), num(s.mailbox, s.mailbox > 100 ? 'warn' : ''), num(s.restarts, s.restarts ? 'warn' : ''),
         num(s.deadLetters), num(s.pendingAsks), num(s.counters ? us(s.p50Us) : 'off'), num(s.counters ? us(s.p99Us) : 'off'))))),
+  ];
+}
+
+/** Which sandbox runs on which node (one square each, coloured by function), and which shard hosts each function. */
+function placement(workers, functions, fnActors) {
+  const colour = new Map(functions.map((fn, i) => [fn.name, `hsl(${(i * 137) % 360} 55% 45%)`]));
+  const byNode = new Map(workers.map((n) => [n.nodeId, []]));
+  for (const fn of functions) for (const s of fn.sandboxes) (byNode.get(s.nodeId) || byNode.set(s.nodeId, []).get(s.nodeId)).push({ fn: fn.name, ...s });
+  const SIZE = 14;
+  const rows = [...byNode].map(([nodeId, sandboxes]) => {
+    const node = workers.find((n) => n.nodeId === nodeId);
+    const slots = Math.max(node ? node.capacity.slots : 0, sandboxes.length);
+    const shown = Math.min(slots, 64);
+    const picture = svg('svg', { class: 'placement', width: shown * (SIZE + 2), height: SIZE + 2, role: 'img' },
+      ...Array.from({ length: shown }, (_, i) => {
+        const s = sandboxes[i];
+        const rect = svg('rect', { x: i * (SIZE + 2), y: 1, width: SIZE, height: SIZE, rx: 2, fill: s ? colour.get(s.fn) : '#e4e4de', opacity: s && s.phase !== 'ready' ? 0.45 : 1 });
+        if (s) rect.append(svg('title', null, document.createTextNode(`${s.fn} · ${s.sandboxId} · ${s.phase}`)));
+        return rect;
+      }));
+    return h('tr', { 'data-node': nodeId }, h('td', null, nodeId), h('td', null, picture), num(`${sandboxes.length} / ${slots}${slots > shown ? ' (64 shown)' : ''}`));
+  });
+  const shardOf = new Map(fnActors.map((a) => [a.address.replace(/^function\//, '').replace(/@.*$/, ''), `${a.process}/${a.shard}`]));
+  return [
+    table('placement-table', ['#node', '#sandboxes (one square each; faded: not ready)', '=used / slots'], rows),
+    h('p', null, functions.map((fn) => h('span', { class: 'legend' }, svg('svg', { width: 10, height: 10 }, svg('rect', { width: 10, height: 10, rx: 2, fill: colour.get(fn.name) })), `${fn.name} (function actor on ${shardOf.get(fn.name) || '?'}) `))),
   ];
 }
 

@@ -70,6 +70,8 @@ if (chromium === undefined) {
     t.regex(text, /control-plane/);
     t.regex(text, /dataplane:dp1/);
     t.regex(await browser.evaluate<string>(`document.getElementById('leader').textContent`), /term \d+/);
+    // Placement: the function's one sandbox is a square on the worker's row, named in its tooltip.
+    t.regex(await browser.evaluate<string>(`[...document.querySelectorAll('#placement-table rect title')].map((x) => x.textContent).join()`), /^hello · hello-\S+ · ready$/);
   });
 
   test.serial('actors: by kind, filtered by a click, sorted, then one actor\'s state', async (t) => {

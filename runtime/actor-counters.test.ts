@@ -63,6 +63,27 @@ test.serial('with the counters off, steps are not timed but processed, mailbox a
   ]);
 });
 
+test.serial('a watched actor keeps its recent messages, only while watched, at most 50', async (t) => {
+  const runtime = await ActorRuntime.start({ shards: 1, modules: [kinds], onLog: quiet, manualClock: 1_000 });
+  t.teardown(() => runtime.stop());
+  const actor = { kind: 'counter', id: 'w' };
+  await runtime.ask(actor, { type: 'get' });
+  t.is((await runtime.inspectName(0, 'counter/w')).recent, undefined, 'nothing kept before anyone looks');
+  t.deepEqual((await runtime.inspectName(0, 'counter/w', 10_000)).recent, []);
+  for (let i = 0; i < 60; i++) runtime.tell(actor, { type: 'inc', by: i });
+  await runtime.ask(actor, { type: 'get' });
+  const recent = (await runtime.inspectName(0, 'counter/w')).recent!;
+  t.is(recent.length, 50);
+  t.deepEqual(recent.slice(0, 2).map((m) => m.message), ['inc by=11', 'inc by=12']);
+  t.is(recent[49]!.message, 'get');
+  t.is(recent[49]!.at, 1_000);
+  // The watch lapses 10 s (manual time) after it was last renewed: the next message ends it.
+  await runtime.advance(10_001);
+  runtime.tell(actor, { type: 'inc' });
+  await runtime.ask(actor, { type: 'get' });
+  t.is((await runtime.inspectName(0, 'counter/w')).recent, undefined);
+});
+
 test.serial('10 000 actors: any page of any order answers with one page, exact at the far end', async (t) => {
   const runtime = await ActorRuntime.start({ shards: 2, modules: [kinds], onLog: quiet });
   t.teardown(() => runtime.stop());

@@ -26,8 +26,11 @@ export type ShardControl =
   /** The Observer view: this shard's first `offset + limit` actors in `sort` order (see actor-query.ts). */
   | { readonly op: 'top'; readonly kind?: string | undefined; readonly sort: ActorSort; readonly offset: number; readonly limit: number }
   | { readonly op: 'inspect'; readonly address: Address }
-  /** The same by the actor's name on this shard (ActorStats.address), as a listing gives it. */
-  | { readonly op: 'inspect-name'; readonly name: string }
+  /**
+   * The same by the actor's name on this shard (ActorStats.address), as a listing gives it. `watchMs`: keep its
+   * recent messages for that long from now (renewed by each such inspect; off again once it passes).
+   */
+  | { readonly op: 'inspect-name'; readonly name: string; readonly watchMs?: number | undefined }
   | { readonly op: 'advance'; readonly ms: number }
   | { readonly op: 'stop-actor'; readonly address: Address }
   | { readonly op: 'shutdown' };

@@ -29,6 +29,10 @@ const MAX_RESTARTS = 10;
 const RESTART_WINDOW_MS = 10_000;
 /** An inspected state larger than this (as JSON, characters) is answered by its one-line description only. */
 const MAX_INSPECTED_STATE_CHARS = 256 * 1024;
+/** Messages kept per watched actor. */
+const RECENT_MESSAGES = 50;
+/** Longest a watch lasts without being renewed, ms. */
+const MAX_WATCH_MS = 60_000;
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 /**
@@ -86,6 +90,8 @@ interface Cell {
   recentCrashes: number[];
   readonly histogram: Histogram;
   lastActiveAt: number;
+  /** Its recent messages, kept only while someone looks (inspect with `watchMs`), until `until` (shard clock, ms). */
+  trace: { until: number; readonly lines: RecentMessage[] } | undefined;
   readonly timers: Map<string, TimerHandle>;
   nextTimer: number;
 }
@@ -113,6 +119,16 @@ export interface ActorInspection {
   readonly state: unknown;
   /** The state through the one printer of logs and transcripts (actors/printer.ts). */
   readonly line: string;
+  /** While watched: its last messages, oldest first (at most RECENT_MESSAGES). */
+  readonly recent?: RecentMessage[];
+}
+
+export interface RecentMessage {
+  /** When its step began, ms on the shard's clock. */
+  readonly at: number;
+  /** The message through the one printer. */
+  readonly message: string;
+  readonly from?: string;
 }
 
 export class ShardHost extends Endpoint {
@@ -235,6 +251,7 @@ export class ShardHost extends Endpoint {
       recentCrashes: [],
       histogram: newHistogram(),
       lastActiveAt: this.clock.now(),
+      trace: undefined,
       timers: new Map(),
       nextTimer: 0,
     };
@@ -281,6 +298,7 @@ export class ShardHost extends Endpoint {
    */
   private runStep(cell: Cell, delivery: Delivery, now: number, startedUs: number): number {
     const ctx: StepContext = { now, self: cell.address, replyTo: delivery.replyTo, sender: delivery.sender, random: this.random };
+    if (cell.trace !== undefined) this.traceStep(cell, delivery, now);
     let result;
     try {
       result = cell.kind.step(cell.state, delivery.m, ctx);
@@ -298,6 +316,17 @@ export class ShardHost extends Endpoint {
     record(cell.histogram, endedUs - startedUs);
     record(this.histogram, endedUs - startedUs);
     return endedUs;
+  }
+
+  /** Before the step, so that a message the actor crashes on is in the ring too. */
+  private traceStep(cell: Cell, delivery: Delivery, now: number): void {
+    const trace = cell.trace!;
+    if (now > trace.until) {
+      cell.trace = undefined;
+      return;
+    }
+    if (trace.lines.length === RECENT_MESSAGES) trace.lines.shift();
+    trace.lines.push({ at: now, message: printMessage(delivery.m), ...(delivery.sender ? { from: printAddress(delivery.sender) } : {}) });
   }
 
   private apply(cell: Cell, effect: Effect<unknown>): void {
@@ -472,6 +501,10 @@ export class ShardHost extends Endpoint {
       case 'inspect-name': {
         const cell = this.cells.get(op.op === 'inspect' ? addressKey(op.address) : op.name);
         if (cell === undefined) return void fail('NO_SUCH_ACTOR', `no actor ${op.op === 'inspect' ? printAddress(op.address) : op.name} on shard ${this.index}`);
+        if (op.op === 'inspect-name' && op.watchMs !== undefined && op.watchMs > 0) {
+          cell.trace ??= { until: 0, lines: [] };
+          cell.trace.until = this.clock.now() + Math.min(op.watchMs, MAX_WATCH_MS);
+        }
         return void answer(this.inspection(cell));
       }
       case 'advance': {
@@ -532,7 +565,12 @@ export class ShardHost extends Endpoint {
     } catch {
       size = Infinity; // cyclic or a BigInt: not plain data, so only the line is answered
     }
-    return { stats: this.actorStats(cell), state: size <= MAX_INSPECTED_STATE_CHARS ? state : { omitted: `state of ${size} characters as JSON; see line` }, line };
+    return {
+      stats: this.actorStats(cell),
+      state: size <= MAX_INSPECTED_STATE_CHARS ? state : { omitted: `state of ${size} characters as JSON; see line` },
+      line,
+      ...(cell.trace ? { recent: [...cell.trace.lines] } : {}),
+    };
   }
 
   private actorStats(cell: Cell): ActorStats {

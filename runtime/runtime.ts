@@ -278,10 +278,13 @@ export class ActorRuntime {
     return mergePage(answers, query);
   }
 
-  /** One actor by its name on a shard (ActorStats.address and .shard, as a listing gives them). */
-  inspectName(shard: number, name: string): Promise<ActorInspection> {
+  /**
+   * One actor by its name on a shard (ActorStats.address and .shard, as a listing gives them). With `watchMs`,
+   * the actor keeps its recent messages for that long (ms, at most 60 s) and the answer carries them.
+   */
+  inspectName(shard: number, name: string, watchMs?: number): Promise<ActorInspection> {
     if (!Number.isInteger(shard) || shard < 0 || shard >= this.shards) return Promise.reject(new ActorRuntimeError('BAD_REQUEST', `shard must be an integer in 0..${this.shards - 1}, got ${shard}`));
-    return this.controlAt<ActorInspection>(shard, { op: 'inspect-name', name });
+    return this.controlAt<ActorInspection>(shard, { op: 'inspect-name', name, watchMs });
   }
 
   /** One actor's counters and state summary; rejects with NO_SUCH_ACTOR if it is not running. */

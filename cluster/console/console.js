@@ -314,7 +314,8 @@ async function actorView(params) {
   const process = params.get('process') || '';
   const shard = params.get('shard') || '';
   const name = params.get('name') || '';
-  const a = await api(`actor?${new URLSearchParams({ process, shard, name })}`);
+  // watch=1: the actor keeps its recent messages while this view polls (10 s after the last poll).
+  const a = await api(`actor?${new URLSearchParams({ process, shard, name, watch: '1' })}`);
   const s = a.stats;
   return [
     h('p', null, h('a', { href: '#actors', onclick: (e) => { e.preventDefault(); window.history.length > 1 ? window.history.back() : go('actors'); } }, '‹ actors')),
@@ -327,6 +328,11 @@ async function actorView(params) {
     h('h2', null, 'State'),
     h('div', { id: 'actor-line', class: 'line' }, a.line),
     h('pre', { id: 'actor-state' }, JSON.stringify(a.state, null, 2)),
+    h('h2', null, 'Recent messages'),
+    a.recent && a.recent.length
+      ? table('recent-table', ['#ago', '#message', '#from'], a.recent.slice().reverse().map((m) =>
+        h('tr', null, h('td', { class: 'muted' }, `${age(a.at - m.at)}`), h('td', { class: 'line-cell' }, m.message), h('td', { class: 'muted' }, m.from || '–'))))
+      : h('p', { id: 'recent-empty', class: 'muted' }, 'None since this view opened (messages are kept only while someone looks).'),
   ];
 }
 

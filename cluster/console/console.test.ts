@@ -90,6 +90,11 @@ if (chromium === undefined) {
     t.true(line.length > 0);
     t.regex(await browser.evaluate<string>(`document.getElementById('actor-name').textContent`), /^router\/hello/);
     t.truthy(JSON.parse(await browser.evaluate<string>(`document.getElementById('actor-state').textContent`)));
+    // Watched from now on: an invocation's messages to the router show up without a reload.
+    await browser.waitFor('the empty ring', `document.getElementById('recent-empty')`);
+    for (let i = 0; i < 3; i++) await invoke('hello', `watched ${i}`);
+    const recent = await browser.waitFor<string>('recent messages', `document.querySelector('#recent-table tbody')?.textContent`, 20_000);
+    t.regex(recent, /rt\.|router|invoke/i);
   });
 
   test.serial('a hostile function name is shown as text, never run as markup', async (t) => {
@@ -119,5 +124,15 @@ if (chromium === undefined) {
       t.true(png.length > 1000);
       if (name === 'actors' && process.env.UPDATE_SCREENSHOT === '1') await copyFile(file, new URL('../../../cluster/console/screenshot.png', import.meta.url));
     }
+    // One actor, watched while a call goes through.
+    await browser.goto(`${cluster.adminUrl}/console#actors?kind=router&sort=processed`);
+    await browser.waitFor('the routers', `document.querySelectorAll('#actors-table tbody tr[data-actor]').length > 0`);
+    await browser.evaluate(`document.querySelector('#actors-table tbody tr[data-actor]').click()`);
+    await browser.waitFor('the router', `document.getElementById('actor-line')`);
+    for (let i = 0; i < 3; i++) await invoke('hello', `shot ${i}`);
+    await browser.waitFor('its recent messages', `document.querySelector('#recent-table tbody tr')`, 20_000);
+    const file = join(dir, 'dirigent-console-actor.png');
+    await writeFile(file, await browser.screenshot());
+    console.log(`console.test: screenshot saved to ${file}`);
   });
 }

@@ -10,7 +10,9 @@
 //                                  percentiles, rejections
 //   GET /api/v1/console/kinds      actors by kind, process and shard: count, processed, mailbox, step times
 //   GET /api/v1/console/actors     ?kind=&process=&shard=&sort=&offset=&limit=  one page of the Observer view
-//   GET /api/v1/console/actor      ?process=&shard=&name=  one actor: counters, state, state in one line
+//   GET /api/v1/console/actor      ?process=&shard=&name=&watch=1  one actor: counters, state, state in one
+//                                  line; with watch, its recent messages (kept from then on, for WATCH_MS
+//                                  after each such request: only while someone looks)
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { COLD_START_BUCKETS_MS } from '../../actors/messages.js';
 import { ACTOR_OFFSET_MAX, ACTOR_PAGE_LIMIT, ACTOR_SORTS, ActorRuntimeError, isActorSort, merge, newHistogram, quantileUs, type ShardStats } from '../../runtime/index.js';
@@ -34,12 +36,15 @@ export interface ConsoleTarget {
   replicas(): Promise<unknown[]>;
 }
 
+/** How long an actor keeps its recent messages after a `watch` request, ms: a few of the page's 2 s polls. */
+const WATCH_MS = 10_000;
+
 const QUERIES: Record<string, readonly string[]> = {
   cluster: [],
   functions: [],
   kinds: ['process'],
   actors: ['kind', 'process', 'shard', 'sort', 'offset', 'limit'],
-  actor: ['process', 'shard', 'name'],
+  actor: ['process', 'shard', 'name', 'watch'],
 };
 
 export async function serveConsoleApi(target: ConsoleTarget, plane: ControlPlane, view: string, req: IncomingMessage, params: URLSearchParams, res: ServerResponse): Promise<void> {
@@ -85,7 +90,10 @@ async function answer(target: ConsoleTarget, plane: ControlPlane, view: string, 
       const name = nonEmpty(params, 'name');
       const shard = int(params, 'shard', 0, 255, '(shard index)');
       if (process === undefined || name === undefined || shard === undefined) throw new ConsoleApiError(400, 'INVALID_QUERY', 'an actor is named by process, shard and name (as the actor list gives them)');
-      return { at: Date.now(), process, shard, name, ...(await plane.inspector.inspect(process, shard, name)) };
+      const watch = params.get('watch');
+      if (watch !== null && !['0', '1', 'true', 'false'].includes(watch)) throw new ConsoleApiError(400, 'INVALID_QUERY', `watch must be 1 or 0, got ${JSON.stringify(watch)}`);
+      const watchMs = watch === '1' || watch === 'true' ? WATCH_MS : undefined;
+      return { at: Date.now(), process, shard, name, ...(await plane.inspector.inspect(process, shard, name, watchMs)) };
     }
     default:
       throw new ConsoleApiError(404, 'NOT_FOUND', `no console view ${view}`);

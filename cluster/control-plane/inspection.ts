@@ -92,13 +92,13 @@ export class ClusterInspector {
     return { ...mergePage(answers, query), unreachable: unreachable.sort() };
   }
 
-  /** One actor's counters, state and state line, by the process, shard and name a listing gives. */
-  async inspect(process: string, shard: number, name: string): Promise<ActorInspection> {
-    if (process === CONTROL_PLANE_PROCESS) return this.runtime.inspectName(shard, name);
+  /** One actor's counters, state and state line, by the process, shard and name a listing gives (`watchMs`: see ActorRuntime.inspectName). */
+  async inspect(process: string, shard: number, name: string, watchMs?: number): Promise<ActorInspection> {
+    if (process === CONTROL_PLANE_PROCESS) return this.runtime.inspectName(shard, name, watchMs);
     const peer = this.peers().find((p) => p.process === process);
     if (peer === undefined) throw new ActorRuntimeError('NO_SUCH_ACTOR', `no connected process named ${process}`);
     this.checkedShard(shard, await this.shardCount(peer), process);
-    return this.askShard<ActorInspection>(peer, shard, { op: 'inspect-name', name });
+    return this.askShard<ActorInspection>(peer, shard, { op: 'inspect-name', name, watchMs });
   }
 
   /**

@@ -326,7 +326,13 @@ export class ShardHost extends Endpoint {
       return;
     }
     if (trace.lines.length === RECENT_MESSAGES) trace.lines.shift();
-    trace.lines.push({ at: now, message: printMessage(delivery.m), ...(delivery.sender ? { from: printAddress(delivery.sender) } : {}) });
+    let message: string;
+    try {
+      message = printMessage(delivery.m);
+    } catch (error) {
+      message = `(unprintable: ${describeError(error, false)})`; // cyclic or BigInt: the step itself must still run
+    }
+    trace.lines.push({ at: now, message, ...(delivery.sender ? { from: printAddress(delivery.sender) } : {}) });
   }
 
   private apply(cell: Cell, effect: Effect<unknown>): void {
@@ -505,7 +511,13 @@ export class ShardHost extends Endpoint {
           cell.trace ??= { until: 0, lines: [] };
           cell.trace.until = this.clock.now() + Math.min(op.watchMs, MAX_WATCH_MS);
         }
-        return void answer(this.inspection(cell));
+        let inspection: ActorInspection;
+        try {
+          inspection = this.inspection(cell);
+        } catch (error) {
+          return void fail('SUMMARY_FAILED', `${printAddress(cell.address)}: its kind's summary threw: ${describeError(error, false)}`);
+        }
+        return void answer(inspection);
       }
       case 'advance': {
         const clock = this.clock;

@@ -84,8 +84,9 @@ async function asks(runtime: ActorRuntime, tag: string): Promise<number> {
 }
 
 const modules = [{ url: new URL('./bench-kinds.js', import.meta.url).href }];
-const runtime = await ActorRuntime.start({ shards: SHARDS, modules, counters: true });
-const uncounted = await ActorRuntime.start({ shards: SHARDS, modules, counters: false });
+// A progress ask waits behind up to a million queued messages: on a busy shared machine that took over the 5 s default.
+const runtime = await ActorRuntime.start({ shards: SHARDS, modules, counters: true, askTimeoutMs: 60_000 });
+const uncounted = await ActorRuntime.start({ shards: SHARDS, modules, counters: false, askTimeoutMs: 60_000 });
 const results = { local: [] as number[], cross: [] as number[], asks: [] as number[], baseline: [] as number[] };
 const off = { local: [] as number[], cross: [] as number[], asks: [] as number[] };
 async function measure(target: ActorRuntime, into: typeof off, tag: string): Promise<void> {

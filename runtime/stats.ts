@@ -49,7 +49,7 @@ export interface ActorStats {
   readonly mailbox: number;
   readonly processed: number;
   readonly restarts: number;
-  /** Mean step time, us (0 with the counters off). */
+  /** Mean step time, us (0 with the counters off). Step times are a sample: see TIMED_ONE_IN in host.ts. */
   readonly meanUs: number;
   /** Step-time percentiles, us: upper bounds of power-of-two buckets (0 with the counters off). */
   readonly p50Us: number;

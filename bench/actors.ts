@@ -1,13 +1,12 @@
 // Actor runtime throughput: shard-local delivery, cross-shard delivery and actor-to-actor asks,
 // against plain nact on one thread measured in the same run. Prints one JSON line.
-// The same three measurements run, interleaved, on a second runtime with the console's step-time counters
-// off (RuntimeOptions.counters): `countersOff` and `countersCostPct` (what the counters cost, % of the
-// rate without them; negative: within noise). On a machine shared with other work, rates of one run swing by
-// +-40 % (seen with both runtimes counting), so the same comparison is also made in CPU time, which other
-// work does not inflate: `cpuNsPerMsg` is this process's CPU time (every thread) per message or ask round
-// trip, and `countersCpuCostPct` what the counters add to it; `countersCostPctPaired` is the median of each
-// run's own on/off rate difference (measured back to back). Noise floor, seen with both runtimes counting on a
-// busy machine (load 12 on 2 cores): +-25 % in rates, +-20 % in CPU time.
+// Every run measures all three twice on the same runtime, back to back in alternating order: with the
+// console's step-time counters on (the default; the headline numbers) and off (`ActorRuntime.setCounters`):
+// `countersOff`, `countersCostPct` (what the counters cost, % of the rate without them; negative: noise) and
+// `countersCostPctPaired` (the median of each run's own on/off difference, so slow drifts of a shared
+// machine cancel). `cpuNsPerMsg` is this process's CPU time (every thread) per message or ask round trip,
+// and `countersCpuCostPct` what the counters add to it. (Two runtimes, one counting and one not, were tried
+// first: with both counting, the first-started one blasted 19-39 % slower, which one runtime avoids.)
 // Run: npm run bench:actors   (BENCH_MESSAGES, BENCH_ASKS, BENCH_RUNS, BENCH_SHARDS to change sizes)
 import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
@@ -107,10 +106,11 @@ async function asks(runtime: ActorRuntime, tag: string): Promise<Measured> {
 const modules = [{ url: new URL('./bench-kinds.js', import.meta.url).href }];
 // A progress ask waits behind up to a million queued messages: on a busy shared machine that took over the 5 s default.
 const runtime = await ActorRuntime.start({ shards: SHARDS, modules, counters: true, askTimeoutMs: 60_000 });
-const uncounted = await ActorRuntime.start({ shards: SHARDS, modules, counters: false, askTimeoutMs: 60_000 });
 const results = { local: [] as Measured[], cross: [] as Measured[], asks: [] as Measured[], baseline: [] as number[] };
 const off = { local: [] as Measured[], cross: [] as Measured[], asks: [] as Measured[] };
-async function measure(target: ActorRuntime, into: typeof off, tag: string): Promise<void> {
+async function measure(counters: boolean, into: typeof off, tag: string): Promise<void> {
+  const target = runtime;
+  await target.setCounters(counters);
   into.local.push(await blast(target, [[0, 0]], `l${tag}`));
   into.cross.push(await blast(target, Array.from({ length: SHARDS }, (_, s) => [s, (s + 1) % SHARDS] as [number, number]), `c${tag}`));
   into.asks.push(await asks(target, `q${tag}`));
@@ -120,16 +120,15 @@ try {
     results.baseline.push(await nactBaseline());
     // Alternating which goes first, so that neither always runs on the warmer (or the busier) minute.
     if (run % 2 === 0) {
-      await measure(runtime, results, `${run}`);
-      await measure(uncounted, off, `${run}`);
+      await measure(true, results, `${run}on`);
+      await measure(false, off, `${run}off`);
     } else {
-      await measure(uncounted, off, `${run}`);
-      await measure(runtime, results, `${run}`);
+      await measure(false, off, `${run}off`);
+      await measure(true, results, `${run}on`);
     }
   }
 } finally {
   await runtime.stop();
-  await uncounted.stop();
 }
 const rate = (xs: Measured[]) => median(xs.map((x) => x.rate));
 const cpu = (xs: Measured[]) => median(xs.map((x) => x.cpuNs));

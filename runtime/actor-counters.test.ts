@@ -50,7 +50,7 @@ test.serial('the Observer view pages every shard\'s actors in one order, busiest
   await t.throwsAsync(runtime.inspectName(7, top.address), { message: /shard must be an integer in 0..1/ });
 });
 
-test.serial('with the counters off, steps are not timed but processed, mailbox and restarts still count', async (t) => {
+test.serial('with the counters off, steps are not timed but processed, mailbox and restarts still count; they can be turned on live', async (t) => {
   const runtime = await ActorRuntime.start({ shards: 1, modules: [kinds], onLog: quiet, counters: false });
   t.teardown(() => runtime.stop());
   await counters(runtime, 5);
@@ -63,6 +63,12 @@ test.serial('with the counters off, steps are not timed but processed, mailbox a
     ['counter/c4', 5, 0],
     ['counter/c3', 4, 0],
   ]);
+  // Turned on while running: the steps from then on are timed.
+  await runtime.setCounters(true);
+  await counters(runtime, 2);
+  const [after] = await runtime.stats();
+  t.true(after!.counters);
+  t.is(after!.histogram.count, 3);
 });
 
 test.serial('a watched actor keeps its recent messages, only while watched, at most 50', async (t) => {

@@ -32,5 +32,7 @@ export type ShardControl =
    */
   | { readonly op: 'inspect-name'; readonly name: string; readonly watchMs?: number | undefined }
   | { readonly op: 'advance'; readonly ms: number }
+  /** Turn step-time measurement on or off from now on (ShardHostOptions.counters); answers the previous setting. */
+  | { readonly op: 'set-counters'; readonly on: boolean }
   | { readonly op: 'stop-actor'; readonly address: Address }
   | { readonly op: 'shutdown' };

@@ -156,11 +156,14 @@ export class ShardHost extends Endpoint {
   /** Actors with a wake-up outstanding; 0 means this shard has nothing left to run. */
   private busy = 0;
   private sweepTimer: TimerHandle | undefined;
+  /** Step times measured (ShardHostOptions.counters, or the last `set-counters`). */
+  private counters: boolean;
 
   constructor(private readonly options: ShardHostOptions) {
     super(options.index, options.shards, options.clock, options.links, new Set(options.remoteKinds));
     this.random = options.random;
     this.log = options.log;
+    this.counters = options.counters;
     // nact reads the name only from an object argument, which its typings do not declare.
     this.system = nact.start({ name: `shard-${options.index}-${process.pid}` } as unknown as NactTypes.Plugin);
   }
@@ -282,7 +285,7 @@ export class ShardHost extends Endpoint {
     // One wall-clock read per batch: steps of one batch see the same `now`. Clock reads were a visible share of
     // the data plane's per-request CPU.
     const now = this.clock.now();
-    const counters = this.options.counters;
+    const counters = this.counters;
     for (let n = 0; n < DRAIN_BATCH && !cell.stopped; n++) {
       const delivery = cell.mailbox.shift();
       if (delivery === undefined) break;
@@ -529,6 +532,11 @@ export class ShardHost extends Endpoint {
         }
         return void answer(inspection);
       }
+      case 'set-counters': {
+        const previous = this.counters;
+        this.counters = op.on;
+        return void answer(previous);
+      }
       case 'advance': {
         const clock = this.clock;
         if (!(clock instanceof ManualClock)) return void fail('BAD_REQUEST', 'advance needs the manual clock');
@@ -642,7 +650,7 @@ export class ShardHost extends Endpoint {
     return {
       shard: this.index,
       shards: this.shards,
-      counters: this.options.counters,
+      counters: this.counters,
       kinds: [...kinds].map(([kind, k]): KindStats => ({ kind, ...k })).sort((a, b) => (a.kind < b.kind ? -1 : 1)),
       actors: this.cells.size,
       actorsByKind,

@@ -301,6 +301,11 @@ export class ActorRuntime {
     return shardOf(address, this.shards);
   }
 
+  /** Turn step-time measurement on or off in every shard from now on (benchmarks compare both on one runtime). */
+  async setCounters(on: boolean): Promise<void> {
+    await this.everyShard({ op: 'set-counters', on });
+  }
+
   /** With a manual clock: move time forward here and in every shard, firing due timers. */
   async advance(ms: number): Promise<void> {
     if (!(this.clock instanceof ManualClock)) throw new ActorRuntimeError('BAD_REQUEST', 'advance needs the runtime started with manualClock');

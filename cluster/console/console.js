@@ -25,6 +25,8 @@ const leaderBox = document.getElementById('leader');
 const paused = document.getElementById('paused');
 /** name -> [{ t, invocations, coldStarts, ready, inFlight, queued }] */
 const samplesByFunction = new Map();
+/** `process/shard/address` -> { at, processed }: the last poll's counts, for the rate column of the actors shown. */
+let lastSeen = new Map();
 let timer;
 let generation = 0;
 
@@ -279,6 +281,8 @@ async function actorsView(params) {
   const select = (name, options, value) => h('select', { name, onchange: (e) => set({ [name]: e.target.value }) },
     options.map(([v, label]) => h('option', { value: v, selected: v === value ? 'selected' : false }, label)));
   const maxProcessed = Math.max(1, ...kinds.kinds.map((k) => k.processed));
+  const seen = lastSeen;
+  lastSeen = new Map(page.items.map((a) => [`${a.process}/${a.shard}/${a.address}`, { at: page.at, processed: a.processed }]));
   return [
     h('h2', null, 'Actors by kind'),
     table('kinds-table', ['#kind', '=actors', '=processed', '', '=mailbox', '=restarts', '=p50 step', '=p99 step', '#where (process/shard: actors)'], kinds.kinds.map((k) =>
@@ -300,14 +304,21 @@ async function actorsView(params) {
     page.unreachable.length ? h('p', { class: 'bad' }, `did not answer (their actors are missing): ${page.unreachable.join(', ')}`) : null,
     table('actors-table', [
       '#actor', '#kind', '#process', '=shard',
-      ...[['mailbox', 'mailbox'], ['processed', 'processed'], ['meanUs', 'mean step'], ['p99Us', 'p99 step'], ['restarts', 'restarts'], ['lastActiveAt', 'last message']].map(([key, label]) =>
-        h('th', { class: `num sortable ${q.sort === key ? 'sorted' : ''}`, onclick: () => set({ sort: key }) }, label)),
+      ...[['mailbox', 'mailbox'], ['processed', 'processed'], ['', 'msg/s'], ['meanUs', 'mean step'], ['p99Us', 'p99 step'], ['restarts', 'restarts'], ['lastActiveAt', 'last message']].map(([key, label]) =>
+        key ? h('th', { class: `num sortable ${q.sort === key ? 'sorted' : ''}`, onclick: () => set({ sort: key }) }, label) : h('th', { class: 'num', title: 'since the last poll, for the actors on screen' }, label)),
     ], page.items.map((a) =>
       h('tr', { class: 'clickable', 'data-actor': a.address, onclick: () => go('actor', { process: a.process, shard: a.shard, name: a.address }) },
         h('td', null, a.address), h('td', null, a.kind), h('td', null, a.process), num(a.shard),
-        num(a.mailbox, a.mailbox > 100 ? 'bad' : a.mailbox > 0 ? 'warn' : ''), num(a.processed), num(us(a.meanUs)), num(us(a.p99Us)), num(a.restarts, a.restarts ? 'warn' : ''),
+        num(a.mailbox, a.mailbox > 100 ? 'bad' : a.mailbox > 0 ? 'warn' : ''), num(a.processed), num(rateOf(a, page.at, seen)), num(us(a.meanUs)), num(us(a.p99Us)), num(a.restarts, a.restarts ? 'warn' : ''),
         num(`${age(page.at - a.lastActiveAt)} ago`)))),
   ];
+}
+
+/** Messages per second since this actor was last on screen (a poll ago), or – when it was not. */
+function rateOf(a, at, seen) {
+  const before = seen.get(`${a.process}/${a.shard}/${a.address}`);
+  if (!before || at <= before.at || a.processed < before.processed) return '–';
+  return ((a.processed - before.processed) / ((at - before.at) / 1000)).toFixed(1);
 }
 
 async function actorView(params) {

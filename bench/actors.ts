@@ -6,7 +6,8 @@
 // `countersCostPctPaired` (the median of each run's own on/off difference, so slow drifts of a shared
 // machine cancel). `cpuNsPerMsg` is this process's CPU time (every thread) per message or ask round trip,
 // and `countersCpuCostPct` what the counters add to it. (Two runtimes, one counting and one not, were tried
-// first: with both counting, the first-started one blasted 19-39 % slower, which one runtime avoids.)
+// first: with both counting, the first-started one blasted 19-39 % slower, which one runtime avoids; and
+// each run starts with an unrecorded round, since whichever went first after the nact baseline was slower.)
 // Run: npm run bench:actors   (BENCH_MESSAGES, BENCH_ASKS, BENCH_RUNS, BENCH_SHARDS to change sizes)
 import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
@@ -118,6 +119,8 @@ async function measure(counters: boolean, into: typeof off, tag: string): Promis
 try {
   for (let run = 0; run < RUNS; run++) {
     results.baseline.push(await nactBaseline());
+    // Unrecorded: the baseline's garbage and (in run 0) a cold JIT would otherwise slow whichever goes first.
+    await measure(true, { local: [], cross: [], asks: [] }, `${run}warm`);
     // Alternating which goes first, so that neither always runs on the warmer (or the busier) minute.
     if (run % 2 === 0) {
       await measure(true, results, `${run}on`);

@@ -5,7 +5,7 @@
 // Asks cross processes through a proxy: the outbound side keeps (origin endpoint, correlation id)
 // under a wire id and the inbound side asks locally, so correlation ids never leave their process.
 import type { Address, AskResult } from '../actors/actor.js';
-import { ASK, REPLY, SPAWN, TELL, type Envelope } from './envelope.js';
+import { ASK, REPLY, SHARD_KIND, SPAWN, TELL, type Envelope, type ShardControl } from './envelope.js';
 import { actorError } from './errors.js';
 import type { FrameConnection } from './frames.js';
 import type { ActorRuntime } from './runtime.js';
@@ -30,6 +30,11 @@ interface ProxiedAsk {
 export type PeerResolver = (address: Address) => readonly FrameConnection[];
 
 const SWEEP_MS = 1000;
+/**
+ * Shard controls a peer may ask over the wire: the reads the console makes (cluster/control-plane/inspection.ts).
+ * The rest (shutdown, stop-actor, advance, set-counters) belong to the process that runs the shards.
+ */
+const REMOTE_SHARD_READS: ReadonlySet<ShardControl['op']> = new Set(['stats', 'count', 'list', 'top', 'inspect', 'inspect-name']);
 
 export class ClusterTransport {
   private readonly proxied = new Map<number, ProxiedAsk>();
@@ -114,7 +119,7 @@ export class ClusterTransport {
   private inbound(connection: FrameConnection, frame: WireFrame): void {
     switch (frame.t) {
       case TELL:
-        if (!this.remoteKinds.has(frame.to.kind)) this.runtime.routeFromRemote({ t: TELL, to: frame.to, m: frame.m, from: frame.from });
+        if (!this.remoteKinds.has(frame.to.kind) && frame.to.kind !== SHARD_KIND) this.runtime.routeFromRemote({ t: TELL, to: frame.to, m: frame.m, from: frame.from });
         return;
       case SPAWN:
         if (!this.remoteKinds.has(frame.to.kind)) this.runtime.routeFromRemote({ t: SPAWN, to: frame.to, init: frame.init });
@@ -123,7 +128,12 @@ export class ClusterTransport {
         const answer = (result: AskResult) =>
           connection.send({ t: REPLY, w: frame.w, ok: result.ok, v: result.ok ? result.value : result.error } satisfies WireFrame);
         if (this.remoteKinds.has(frame.to.kind)) answer({ ok: false, error: actorError('NO_SUCH_ACTOR', `${frame.to.kind} actors are not hosted by this process`) });
-        else this.runtime.askFor(frame.to, frame.m, frame.ms, frame.from, answer);
+        else if (frame.to.kind === SHARD_KIND && !REMOTE_SHARD_READS.has((frame.m as Partial<ShardControl> | undefined)?.op as ShardControl['op'])) {
+          answer({ ok: false, error: actorError('FORBIDDEN', `a peer may only read this process's shards (${[...REMOTE_SHARD_READS].join(', ')})`) });
+        } else if (frame.to.kind === SHARD_KIND && !(/^\d+$/.test(frame.to.id) && Number(frame.to.id) < this.runtime.shards)) {
+          // Routing an unknown shard index would throw (no link to it) inside this frame handler.
+          answer({ ok: false, error: actorError('NO_SUCH_ACTOR', `this process has shards 0..${this.runtime.shards - 1}, not ${JSON.stringify(frame.to.id)}`) });
+        } else this.runtime.askFor(frame.to, frame.m, frame.ms, frame.from, answer);
         return;
       }
       case REPLY: {

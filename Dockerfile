@@ -36,6 +36,8 @@ COPY --from=build /src/package.json ./
 COPY --from=build /src/node_modules/ node_modules/
 COPY --from=build /src/dist/ dist/
 COPY cluster/examples/ cluster/examples/
+# The console's page, which the admin API serves from the source folder (cluster/console/serve.ts).
+COPY cluster/console/index.html cluster/console/console.js cluster/console/console.css cluster/console/
 COPY scripts/healthcheck.mjs scripts/
 USER node
 # invoke (HTTP/1.1 + WebSocket), compatibility front (HTTP/1.1 + h2c), cluster transport, admin API

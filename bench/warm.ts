@@ -25,6 +25,13 @@
 // actors, the framed connection to the worker) plus one worker turn. `threadRps` is the same with a
 // `thread` sandbox (a piscina worker per sandbox: one more thread hop per request).
 //
+// Console counters: in every run, each data-plane configuration is measured twice back to back (alternating
+// which goes first), with the actor runtime's step-time counters on in every role (the default; the headline
+// numbers) and off (`ActorRuntime.setCounters`): `rpsByShardsCountersOff`, `countersCostPct` (what the counters
+// cost the reported configuration's throughput, % of the rate without them; from the medians) and
+// `countersCostPctPaired` (the median of each run's own difference). `cpuUsPerRequest[CountersOff]`: CPU time
+// of this process (every role's threads; wrk is apart) per request, µs.
+//
 // Warm only: the cold-start flag needs a sandbox added after the request was queued; the function's sandbox
 // ids are compared before and after every run (none added means no request could be a cold start), a few
 // requests before and after each run must answer `x-dirigent-cold-start: false`, and the load generator
@@ -65,7 +72,7 @@ const LOADGEN_CONNECTIONS = 64;
  */
 const LOADGEN_WARMUP_MS = 3000;
 // Everything must be over by then, or the process exits with an error.
-exitIfStillRunningAfter('bench:warm', (RUNS * SECONDS * 8 + 120) * 1000);
+exitIfStillRunningAfter('bench:warm', (RUNS * SECONDS * 11 + 180) * 1000);
 
 // ---- wrk -----------------------------------------------------------------------------------------
 
@@ -101,6 +108,10 @@ interface Target {
   readonly cluster: BenchCluster;
   readonly rps: number[];
   errors: number;
+  /** With the counters off, and CPU time per request (µs) with them on and off. */
+  readonly rpsOff: number[];
+  readonly cpuUs: number[];
+  readonly cpuUsOff: number[];
 }
 
 async function startTarget(label: string, shards: number, runtime: 'simulated' | 'thread'): Promise<Target> {
@@ -112,20 +123,31 @@ async function startTarget(label: string, shards: number, runtime: 'simulated' |
     await cluster.stop();
     throw error;
   }
-  return { label, cluster, rps: [], errors: 0 };
+  return { label, cluster, rps: [], errors: 0, rpsOff: [], cpuUs: [], cpuUsOff: [] };
+}
+
+/** Step-time counters on or off in every role of a cluster (they all run in this process). */
+async function setCounters(cluster: BenchCluster, on: boolean): Promise<void> {
+  await Promise.all([cluster.plane.runtime, cluster.worker.runtime, cluster.dp.runtime].map((r) => r.setCounters(on)));
 }
 
 /** One wrk run against a data plane, with the warm-only checks around it. */
-async function measureTarget(target: Target, script: string, seconds: number, record: boolean): Promise<void> {
+async function measureTarget(target: Target, script: string, seconds: number, record: boolean, counters = true): Promise<void> {
   const { cluster } = target;
+  await setCounters(cluster, counters);
   const before = await sandboxIds(cluster, FUNCTION);
+  const cpu = process.cpuUsage();
   const result = await wrk(script, cluster.port, PATH, seconds, CONNECTIONS);
+  const used = process.cpuUsage(cpu);
   const after = await sandboxIds(cluster, FUNCTION);
   if (before !== after) throw new Error(`${target.label}: the sandboxes changed during the run (${before} -> ${after}): not every request was warm`);
   await assertWarm(cluster.port, FUNCTION, 3);
   if (result.errors > 0) console.error(`bench:warm: ${target.label}: ${result.errors} failed requests out of ${result.requests}`);
   target.errors += result.errors;
-  if (record) target.rps.push(result.rps);
+  await setCounters(cluster, true);
+  if (!record) return;
+  (counters ? target.rps : target.rpsOff).push(result.rps);
+  (counters ? target.cpuUs : target.cpuUsOff).push((used.user + used.system) / Math.max(1, result.requests));
 }
 
 const busyCoresBefore = await busyCores();
@@ -152,8 +174,12 @@ try {
     const b = await wrk(script, bare.port, '/', SECONDS, CONNECTIONS);
     if (b.errors > 0) throw new Error(`the bare server failed ${b.errors} requests`);
     bareRps.push(b.rps);
-    for (const target of targets) await measureTarget(target, script, SECONDS, true);
+    for (const target of targets) {
+      // Counters on and off alternate which goes first from run to run.
+      for (const counters of run % 2 === 0 ? [true, false] : [false, true]) await measureTarget(target, script, SECONDS, true, counters);
+    }
   }
+  const offMedians = targets.map((t) => median(t.rpsOff));
   const medians = targets.map((t) => median(t.rps));
   const bestIndex = medians[1]! > medians[0]! ? 1 : 0;
   const best = targets[bestIndex]!;
@@ -203,6 +229,11 @@ try {
       bareP99Ms: round(median(bareHalf.map((h) => h.p99Ms)), 3),
       lateReleasePct: round(median(half.map((h) => (100 * h.lateReleases) / Math.max(1, h.recorded))), 2),
       rpsByShards: Object.fromEntries(SHARD_COUNTS.map((s, i) => [s, Math.round(medians[i]!)])),
+      rpsByShardsCountersOff: Object.fromEntries(SHARD_COUNTS.map((s, i) => [s, Math.round(offMedians[i]!)])),
+      countersCostPct: round((100 * (offMedians[bestIndex]! - rps)) / offMedians[bestIndex]!, 1),
+      countersCostPctPaired: round(100 * median(best.rps.map((on, i) => (best.rpsOff[i]! - on) / best.rpsOff[i]!)), 1),
+      cpuUsPerRequest: round(median(best.cpuUs), 2),
+      cpuUsPerRequestCountersOff: round(median(best.cpuUsOff), 2),
       threadRps: Math.round(median(thread.rps)),
       errors: targets.reduce((a, t) => a + t.errors, 0) + thread.errors,
       runtime: 'simulated',

@@ -216,9 +216,11 @@ export async function startDistributedCluster(values: CliValues): Promise<void> 
     const where = p.role === 'control-plane' ? `admin ${String(r.admin)}  cluster ${String(r.cluster)}` : p.role === 'data-plane' ? `invoke http://${String(r.invoke)}  compat http://${String(r.compat)}` : `nodes ${String(r.id)}`;
     lines.push(`  ${p.name.padEnd(4)} pid ${String(p.child.process.pid).padEnd(8)} ${p.role.padEnd(14)} ${where}`);
   }
-  lines.push(`Admin API: any replica (followers forward to the leader), e.g. dirigent status --admin ${String(cluster.of('control-plane')[0]!.ready.admin)}`);
+  const firstAdmin = String(cluster.of('control-plane')[0]!.ready.admin);
+  lines.push(`Admin API: any replica (followers forward to the leader), e.g. dirigent status --admin ${firstAdmin}`);
+  lines.push(`Console: ${firstAdmin}/console (any replica serves it; its views come from the leader)`);
   lines.push('To see a failover: kill -9 <pid of the leader>; `dirigent status` shows the new leader and term. Killed processes restart after 1 s.');
   lines.push('Press Ctrl-C to stop.', '');
-  process.stdout.write(values.json ? `${JSON.stringify({ etcd: cluster.etcdEndpoint, processes: cluster.processes.map((p) => ({ name: p.name, role: p.role, pid: p.child.process.pid, ...p.ready })) })}\n` : lines.join('\n'));
+  process.stdout.write(values.json ? `${JSON.stringify({ etcd: cluster.etcdEndpoint, console: `${firstAdmin}/console`, processes: cluster.processes.map((p) => ({ name: p.name, role: p.role, pid: p.child.process.pid, ...p.ready })) })}\n` : lines.join('\n'));
   await runUntilStopped(cluster);
 }

@@ -190,7 +190,7 @@ export async function startLocalCluster(values: CliValues): Promise<void> {
     poolMemoryMiB: values['pool-memory-mib'],
     token: values.token ?? process.env.DIRIGENT_TOKEN,
   });
-  const info = { admin: cluster.adminUrl, invoke: cluster.invokeUrl, compat: cluster.compatUrl, cluster: cluster.clusterAddress, restored: cluster.restored, startedInMs: Math.round(performance.now() - started) };
+  const info = { admin: cluster.adminUrl, console: `${cluster.adminUrl}/console`, invoke: cluster.invokeUrl, compat: cluster.compatUrl, cluster: cluster.clusterAddress, restored: cluster.restored, startedInMs: Math.round(performance.now() - started) };
   const { functions, from } = cluster.restored;
   if (values.json) process.stdout.write(`${JSON.stringify(info)}\n`);
   else {
@@ -198,6 +198,7 @@ export async function startLocalCluster(values: CliValues): Promise<void> {
       [
         `dirigent is up in ${info.startedInMs} ms (control plane, data plane, ${values.workers ?? 2} ${runtime} workers)`,
         `  admin API   ${cluster.adminUrl}   (dirigent ls | status | deploy | rm)`,
+        `  console     ${cluster.adminUrl}/console   (the cluster, its functions and its actors, in a browser)`,
         `  invoke      ${cluster.invokeUrl}/invoke/<function>   ws: ${cluster.invokeUrl.replace('http', 'ws')}/ws`,
         `  compat      ${cluster.compatUrl}   (Dirigent's loader: HTTP/1.1 or h2c, Host routing, underscore headers)`,
         ...(functions.length === 0

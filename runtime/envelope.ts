@@ -1,6 +1,7 @@
 // What crosses a thread (and later a process) boundary: plain data only, so it survives
 // structured clone and msgpack alike.
 import type { Address } from '../actors/actor.js';
+import type { ActorSort } from './actor-query.js';
 
 export const TELL = 0;
 export const ASK = 1;
@@ -22,7 +23,16 @@ export type ShardControl =
   | { readonly op: 'stats' }
   | { readonly op: 'count'; readonly kind?: string | undefined }
   | { readonly op: 'list'; readonly kind?: string | undefined; readonly offset: number; readonly limit: number }
+  /** The Observer view: this shard's first `offset + limit` actors in `sort` order (see actor-query.ts). */
+  | { readonly op: 'top'; readonly kind?: string | undefined; readonly sort: ActorSort; readonly offset: number; readonly limit: number }
   | { readonly op: 'inspect'; readonly address: Address }
+  /**
+   * The same by the actor's name on this shard (ActorStats.address), as a listing gives it. `watchMs`: keep its
+   * recent messages for that long from now (renewed by each such inspect; off again once it passes).
+   */
+  | { readonly op: 'inspect-name'; readonly name: string; readonly watchMs?: number | undefined }
   | { readonly op: 'advance'; readonly ms: number }
+  /** Turn step-time measurement on or off from now on (ShardHostOptions.counters); answers the previous setting. */
+  | { readonly op: 'set-counters'; readonly on: boolean }
   | { readonly op: 'stop-actor'; readonly address: Address }
   | { readonly op: 'shutdown' };

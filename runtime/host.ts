@@ -15,7 +15,9 @@ import { actorError, toActorError } from './errors.js';
 import { addressKey } from './hash.js';
 import type { OutboundLink } from './link.js';
 import { Queue } from './queue.js';
-import { merge, newHistogram, quantileUs, record, type ActorStats, type Histogram, type ShardStats } from './stats.js';
+import { head } from './actor-query.js';
+import { printMessage } from '../actors/printer.js';
+import { merge, newHistogram, quantileUs, record, type ActorStats, type Histogram, type KindStats, type ShardStats } from './stats.js';
 
 // nact is CommonJS whose exports are built by spreading, which ESM named imports cannot see.
 const nact = createRequire(import.meta.url)('nact') as typeof NactTypes;
@@ -25,6 +27,20 @@ const DRAIN_BATCH = 64;
 /** Restart intensity: more than MAX_RESTARTS crashes within RESTART_WINDOW_MS stops the actor. */
 const MAX_RESTARTS = 10;
 const RESTART_WINDOW_MS = 10_000;
+/** An inspected state larger than this (as JSON, characters) is answered by its one-line description only. */
+const MAX_INSPECTED_STATE_CHARS = 256 * 1024;
+/**
+ * Step-time sampling: a clock read costs ~40-170 ns here (kvm-clock, more under load), as much as a trivial
+ * step, so timing every step cost bench:actors a third of its rate. An actor's first TIMED_ALWAYS steps are all
+ * timed (rarely messaged actors are fully seen), then one in TIMED_ONE_IN (a power of two): the percentiles of
+ * a busy actor come from a sample, and its `processed` still counts every step.
+ */
+const TIMED_ALWAYS = 32;
+const TIMED_ONE_IN = 32;
+/** Messages kept per watched actor. */
+const RECENT_MESSAGES = 50;
+/** Longest a watch lasts without being renewed, ms. */
+const MAX_WATCH_MS = 60_000;
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 /**
@@ -82,6 +98,8 @@ interface Cell {
   recentCrashes: number[];
   readonly histogram: Histogram;
   lastActiveAt: number;
+  /** Its recent messages, kept only while someone looks (inspect with `watchMs`), until `until` (shard clock, ms). */
+  trace: { until: number; readonly lines: RecentMessage[] } | undefined;
   readonly timers: Map<string, TimerHandle>;
   nextTimer: number;
 }
@@ -96,6 +114,29 @@ export interface ShardHostOptions {
   /** How often idle actors are looked for, ms. */
   readonly passivationSweepMs: number;
   readonly remoteKinds: readonly string[];
+  /**
+   * Measure step times (two monotonic clock reads and a histogram update per timed step; see TIMED_ONE_IN).
+   * Off, the console still sees mailbox depth, processed, restarts and last-message time, which cost nothing.
+   */
+  readonly counters: boolean;
+}
+
+/** One actor as `inspect` answers: its counters, its state (the kind's `summary` of it) and that state in one line. */
+export interface ActorInspection {
+  readonly stats: ActorStats;
+  readonly state: unknown;
+  /** The state through the one printer of logs and transcripts (actors/printer.ts). */
+  readonly line: string;
+  /** While watched: its last messages, oldest first (at most RECENT_MESSAGES). */
+  readonly recent?: RecentMessage[];
+}
+
+export interface RecentMessage {
+  /** When its step began, ms on the shard's clock. */
+  readonly at: number;
+  /** The message through the one printer. */
+  readonly message: string;
+  readonly from?: string;
 }
 
 export class ShardHost extends Endpoint {
@@ -115,11 +156,14 @@ export class ShardHost extends Endpoint {
   /** Actors with a wake-up outstanding; 0 means this shard has nothing left to run. */
   private busy = 0;
   private sweepTimer: TimerHandle | undefined;
+  /** Step times measured (ShardHostOptions.counters, or the last `set-counters`). */
+  private counters: boolean;
 
   constructor(private readonly options: ShardHostOptions) {
     super(options.index, options.shards, options.clock, options.links, new Set(options.remoteKinds));
     this.random = options.random;
     this.log = options.log;
+    this.counters = options.counters;
     // nact reads the name only from an object argument, which its typings do not declare.
     this.system = nact.start({ name: `shard-${options.index}-${process.pid}` } as unknown as NactTypes.Plugin);
   }
@@ -218,6 +262,7 @@ export class ShardHost extends Endpoint {
       recentCrashes: [],
       histogram: newHistogram(),
       lastActiveAt: this.clock.now(),
+      trace: undefined,
       timers: new Map(),
       nextTimer: 0,
     };
@@ -237,15 +282,16 @@ export class ShardHost extends Endpoint {
   }
 
   private drain(cell: Cell): void {
-    // One wall-clock read per batch (steps of one batch see the same `now`) and one monotonic read per step:
-    // a step's processing time runs from the end of the previous one. Clock reads were a visible share of the
-    // data plane's per-request CPU.
+    // One wall-clock read per batch: steps of one batch see the same `now`. Clock reads were a visible share of
+    // the data plane's per-request CPU.
     const now = this.clock.now();
-    let mark = monotonicUs();
+    const counters = this.counters;
     for (let n = 0; n < DRAIN_BATCH && !cell.stopped; n++) {
       const delivery = cell.mailbox.shift();
       if (delivery === undefined) break;
-      mark = this.runStep(cell, delivery, now, mark);
+      // Step times are sampled: every step of an actor's first TIMED_ALWAYS, then one in TIMED_ONE_IN.
+      if (counters && (cell.processed < TIMED_ALWAYS || (cell.processed & (TIMED_ONE_IN - 1)) === 0)) this.timedStep(cell, delivery, now);
+      else this.runStep(cell, delivery, now);
     }
     if (!cell.stopped && cell.mailbox.length > 0) nact.dispatch(cell.ref, 0);
     else this.unwake(cell);
@@ -258,28 +304,48 @@ export class ShardHost extends Endpoint {
     }
   }
 
-  /**
-   * Runs one delivery and applies its effects. `startedUs` is when this step began (monotonic µs); answers when
-   * it ended, which the histograms record as the step's processing time (effects included).
-   */
-  private runStep(cell: Cell, delivery: Delivery, now: number, startedUs: number): number {
+  /** A step whose processing time (effects included, µs) goes into the actor's and the shard's histograms. */
+  private timedStep(cell: Cell, delivery: Delivery, now: number): void {
+    const startedUs = monotonicUs();
+    this.runStep(cell, delivery, now);
+    const us = monotonicUs() - startedUs;
+    record(cell.histogram, us);
+    record(this.histogram, us);
+  }
+
+  /** Runs one delivery and applies its effects. */
+  private runStep(cell: Cell, delivery: Delivery, now: number): void {
     const ctx: StepContext = { now, self: cell.address, replyTo: delivery.replyTo, sender: delivery.sender, random: this.random };
+    if (cell.trace !== undefined) this.traceStep(cell, delivery, now);
     let result;
     try {
       result = cell.kind.step(cell.state, delivery.m, ctx);
     } catch (error) {
       this.crash(cell, delivery, error);
-      return monotonicUs();
+      return;
     }
     cell.processed += 1;
     cell.lastActiveAt = now;
     cell.state = result.state;
     if (result.effects) for (const effect of result.effects) this.apply(cell, effect);
     if (cell.stopRequested) this.stopCell(cell, 'stopped itself');
-    const endedUs = monotonicUs();
-    record(cell.histogram, endedUs - startedUs);
-    record(this.histogram, endedUs - startedUs);
-    return endedUs;
+  }
+
+  /** Before the step, so that a message the actor crashes on is in the ring too. */
+  private traceStep(cell: Cell, delivery: Delivery, now: number): void {
+    const trace = cell.trace!;
+    if (now > trace.until) {
+      cell.trace = undefined;
+      return;
+    }
+    if (trace.lines.length === RECENT_MESSAGES) trace.lines.shift();
+    let message: string;
+    try {
+      message = printMessage(delivery.m);
+    } catch (error) {
+      message = `(unprintable: ${describeError(error, false)})`; // cyclic or BigInt: the step itself must still run
+    }
+    trace.lines.push({ at: now, message, ...(delivery.sender ? { from: printAddress(delivery.sender) } : {}) });
   }
 
   private apply(cell: Cell, effect: Effect<unknown>): void {
@@ -446,10 +512,30 @@ export class ShardHost extends Endpoint {
             .slice(op.offset, op.offset + op.limit)
             .map((cell) => this.actorStats(cell)),
         );
-      case 'inspect': {
-        const cell = this.cells.get(addressKey(op.address));
-        if (cell === undefined) return void fail('NO_SUCH_ACTOR', `no actor ${printAddress(op.address)}`);
-        return void answer({ stats: this.actorStats(cell), state: cell.kind.summary ? cell.kind.summary(cell.state) : cell.state });
+      case 'top': {
+        const items = this.matching(op.kind).map((cell) => this.actorStats(cell));
+        return void answer({ total: items.length, items: head(items, op) });
+      }
+      case 'inspect':
+      case 'inspect-name': {
+        const cell = this.cells.get(op.op === 'inspect' ? addressKey(op.address) : op.name);
+        if (cell === undefined) return void fail('NO_SUCH_ACTOR', `no actor ${op.op === 'inspect' ? printAddress(op.address) : op.name} on shard ${this.index}`);
+        if (op.op === 'inspect-name' && op.watchMs !== undefined && op.watchMs > 0) {
+          cell.trace ??= { until: 0, lines: [] };
+          cell.trace.until = this.clock.now() + Math.min(op.watchMs, MAX_WATCH_MS);
+        }
+        let inspection: ActorInspection;
+        try {
+          inspection = this.inspection(cell);
+        } catch (error) {
+          return void fail('SUMMARY_FAILED', `${printAddress(cell.address)}: its kind's summary threw: ${describeError(error, false)}`);
+        }
+        return void answer(inspection);
+      }
+      case 'set-counters': {
+        const previous = this.counters;
+        this.counters = op.on;
+        return void answer(previous);
       }
       case 'advance': {
         const clock = this.clock;
@@ -499,15 +585,36 @@ export class ShardHost extends Endpoint {
     return kind === undefined ? cells : cells.filter((c) => c.kind.kind === kind);
   }
 
+  /** Read on demand only: a kind's summary runs here, never on every step. */
+  private inspection(cell: Cell): ActorInspection {
+    const state: unknown = cell.kind.summary ? cell.kind.summary(cell.state) : cell.state;
+    const line = printMessage(state);
+    let size = 0;
+    try {
+      size = JSON.stringify(state)?.length ?? 0;
+    } catch {
+      size = Infinity; // cyclic or a BigInt: not plain data, so only the line is answered
+    }
+    return {
+      stats: this.actorStats(cell),
+      state: size <= MAX_INSPECTED_STATE_CHARS ? state : { omitted: `state of ${size} characters as JSON; see line` },
+      line,
+      ...(cell.trace ? { recent: [...cell.trace.lines] } : {}),
+    };
+  }
+
   private actorStats(cell: Cell): ActorStats {
+    const h = cell.histogram;
     return {
       address: cell.name,
       kind: cell.kind.kind,
       mailbox: cell.mailbox.length,
       processed: cell.processed,
       restarts: cell.restarts,
-      meanUs: cell.histogram.count === 0 ? 0 : cell.histogram.sumUs / cell.histogram.count,
-      p99Us: quantileUs(cell.histogram, 0.99),
+      meanUs: h.count === 0 ? 0 : Math.round(h.sumUs / h.count),
+      p50Us: quantileUs(h, 0.5),
+      p90Us: quantileUs(h, 0.9),
+      p99Us: quantileUs(h, 0.99),
       lastActiveAt: cell.lastActiveAt,
       shard: this.index,
     };
@@ -515,6 +622,7 @@ export class ShardHost extends Endpoint {
 
   stats(): ShardStats {
     const actorsByKind: Record<string, number> = {};
+    const kinds = new Map<string, { actors: number; processed: number; mailbox: number; restarts: number; histogram: Histogram }>();
     let processed = this.processedByStopped;
     let restarts = this.restartsByStopped;
     let mailbox = 0;
@@ -523,6 +631,13 @@ export class ShardHost extends Endpoint {
       processed += cell.processed;
       restarts += cell.restarts;
       mailbox += cell.mailbox.length;
+      let kind = kinds.get(cell.kind.kind);
+      if (kind === undefined) kinds.set(cell.kind.kind, (kind = { actors: 0, processed: 0, mailbox: 0, restarts: 0, histogram: newHistogram() }));
+      kind.actors += 1;
+      kind.processed += cell.processed;
+      kind.mailbox += cell.mailbox.length;
+      kind.restarts += cell.restarts;
+      merge(kind.histogram, cell.histogram);
     }
     const histogram = newHistogram();
     merge(histogram, this.histogram);
@@ -534,6 +649,9 @@ export class ShardHost extends Endpoint {
     }
     return {
       shard: this.index,
+      shards: this.shards,
+      counters: this.counters,
+      kinds: [...kinds].map(([kind, k]): KindStats => ({ kind, ...k })).sort((a, b) => (a.kind < b.kind ? -1 : 1)),
       actors: this.cells.size,
       actorsByKind,
       processed,

@@ -8,7 +8,8 @@ import { Endpoint } from './endpoint.js';
 import { SHARD_KIND, SPAWN, type Envelope, type ShardControl } from './envelope.js';
 import { ActorRuntimeError, actorError } from './errors.js';
 import { shardOf } from './hash.js';
-import type { LogLevel } from './host.js';
+import type { ActorInspection, LogLevel } from './host.js';
+import { mergePage, type ActorQuery, type ActorTop } from './actor-query.js';
 import { Flusher, OutboundLink, createCodec, listen, type CodecName } from './link.js';
 import type { ActorStats, ShardStats } from './stats.js';
 
@@ -45,6 +46,17 @@ export interface RuntimeOptions {
   readonly remoteKinds?: readonly string[];
   /** Receives every log line from the shards; default prints warn and error to stderr. */
   readonly onLog?: (level: LogLevel, text: string) => void;
+  /**
+   * Measure every step's processing time for the console (see ShardHostOptions.counters). Default: on, unless
+   * the environment says `DIRIGENT_ACTOR_COUNTERS=off` (how the benchmarks compare both in one run).
+   */
+  readonly counters?: boolean;
+}
+
+/** The `counters` default: on unless DIRIGENT_ACTOR_COUNTERS is `off` (or `0`, `false`). */
+export function countersFromEnv(env: NodeJS.ProcessEnv = process.env): boolean {
+  const value = (env.DIRIGENT_ACTOR_COUNTERS ?? '').trim().toLowerCase();
+  return !['off', '0', 'false', 'no'].includes(value);
 }
 
 export interface ShardWorkerData {
@@ -57,6 +69,7 @@ export interface ShardWorkerData {
   readonly manualClock: number | undefined;
   readonly passivationSweepMs: number;
   readonly remoteKinds: readonly string[];
+  readonly counters: boolean;
 }
 
 export interface ActorPage {
@@ -64,11 +77,6 @@ export interface ActorPage {
   readonly total: number;
   /** Cursor of the next page, absent on the last one. */
   readonly next?: string;
-}
-
-export interface ActorInspection {
-  readonly stats: ActorStats;
-  readonly state: unknown;
 }
 
 class ClientEndpoint extends Endpoint {
@@ -158,6 +166,7 @@ export class ActorRuntime {
         manualClock: options.manualClock,
         passivationSweepMs: options.passivationSweepMs ?? 1000,
         remoteKinds: options.remoteKinds ?? [],
+        counters: options.counters ?? countersFromEnv(),
       };
       const worker = new Worker(new URL('./shard-worker.js', import.meta.url), {
         workerData: data,
@@ -259,6 +268,25 @@ export class ActorRuntime {
     return nextOffset < total ? { items, total, next: String(nextOffset) } : { items, total };
   }
 
+  /**
+   * The Observer view over this process's shards (or one of them): every shard answers its own head of the
+   * order, merged here into the page asked for.
+   */
+  async topActors(query: ActorQuery, shard?: number): Promise<ActorTop> {
+    const op = { op: 'top', kind: query.kind, sort: query.sort, offset: query.offset, limit: query.limit } as const;
+    const answers = shard === undefined ? await this.everyShard<ActorTop>(op) : [await this.controlAt<ActorTop>(shard, op)];
+    return mergePage(answers, query);
+  }
+
+  /**
+   * One actor by its name on a shard (ActorStats.address and .shard, as a listing gives them). With `watchMs`,
+   * the actor keeps its recent messages for that long (ms, at most 60 s) and the answer carries them.
+   */
+  inspectName(shard: number, name: string, watchMs?: number): Promise<ActorInspection> {
+    if (!Number.isInteger(shard) || shard < 0 || shard >= this.shards) return Promise.reject(new ActorRuntimeError('BAD_REQUEST', `shard must be an integer in 0..${this.shards - 1}, got ${shard}`));
+    return this.controlAt<ActorInspection>(shard, { op: 'inspect-name', name, watchMs });
+  }
+
   /** One actor's counters and state summary; rejects with NO_SUCH_ACTOR if it is not running. */
   inspect(address: Address): Promise<ActorInspection> {
     return this.controlAt<ActorInspection>(this.shardOf(address), { op: 'inspect', address });
@@ -271,6 +299,11 @@ export class ActorRuntime {
 
   shardOf(address: Address): number {
     return shardOf(address, this.shards);
+  }
+
+  /** Turn step-time measurement on or off in every shard from now on (benchmarks compare both on one runtime). */
+  async setCounters(on: boolean): Promise<void> {
+    await this.everyShard({ op: 'set-counters', on });
   }
 
   /** With a manual clock: move time forward here and in every shard, firing due timers. */

@@ -49,16 +49,36 @@ export interface ActorStats {
   readonly mailbox: number;
   readonly processed: number;
   readonly restarts: number;
-  /** Mean step time, us. */
+  /** Mean step time, us (0 with the counters off). Step times are a sample: see TIMED_ONE_IN in host.ts. */
   readonly meanUs: number;
+  /** Step-time percentiles, us: upper bounds of power-of-two buckets (0 with the counters off). */
+  readonly p50Us: number;
+  readonly p90Us: number;
   readonly p99Us: number;
-  /** ms on the shard's clock. */
+  /** When its last message was processed, ms on the shard's clock (its creation until then). */
   readonly lastActiveAt: number;
   readonly shard: number;
+  /** The process it runs in, set by whoever gathered actors from several processes (`cp`, `worker:w1`, `dataplane:dp1`). */
+  readonly process?: string;
+}
+
+/** One kind's actors on one shard, summed (stopped actors' counts are not kept per kind). */
+export interface KindStats {
+  readonly kind: string;
+  readonly actors: number;
+  readonly processed: number;
+  readonly mailbox: number;
+  readonly restarts: number;
+  readonly histogram: Histogram;
 }
 
 export interface ShardStats {
   readonly shard: number;
+  /** Shards of the runtime this one belongs to (lets a remote caller ask every shard after asking one). */
+  readonly shards: number;
+  /** Whether step times are measured (RuntimeOptions.counters); processed, mailbox and restarts always are. */
+  readonly counters: boolean;
+  readonly kinds: KindStats[];
   readonly actors: number;
   readonly actorsByKind: Record<string, number>;
   readonly processed: number;

@@ -87,3 +87,22 @@ test.serial('a peer with the wrong cluster token is refused', async (t) => {
   t.is((error as { code?: string }).code, 'CONNECT_REFUSED');
   t.regex(error!.message, /wrong cluster token/);
 });
+
+test.serial('a peer reads another process\'s shards with askPeer, and may not control them', async (t) => {
+  const { server, connection, clientTransport } = await pair(t);
+  await server.ask({ kind: 'counter', id: 'seen' }, { type: 'get' });
+  const stats = (await clientTransport.askPeer(connection, { kind: '$shard', id: '0' }, { op: 'stats' }, 2000)) as { shards: number };
+  t.is(stats.shards, 2);
+  const top = await Promise.all([0, 1].map((shard) => clientTransport.askPeer(connection, { kind: '$shard', id: String(shard) }, { op: 'top', sort: 'address', offset: 0, limit: 10 }, 2000)));
+  t.true(top.some((page) => (page as { items: { address: string }[] }).items.some((a) => a.address === 'counter/seen')));
+  for (const op of [{ op: 'shutdown' }, { op: 'stop-actor', address: { kind: 'counter', id: 'seen' } }, { op: 'set-counters', on: false }]) {
+    const refused = await t.throwsAsync(clientTransport.askPeer(connection, { kind: '$shard', id: '0' }, op, 2000));
+    t.is((refused as { code?: string }).code, 'FORBIDDEN', op.op);
+  }
+  t.is(await server.ask<number>({ kind: 'counter', id: 'seen' }, { type: 'get' }), 0, 'still running');
+  for (const id of ['2', '-1', 'x']) {
+    const missing = await t.throwsAsync(clientTransport.askPeer(connection, { kind: '$shard', id }, { op: 'stats' }, 2000));
+    t.is((missing as { code?: string }).code, 'NO_SUCH_ACTOR', id);
+  }
+  t.is(((await clientTransport.askPeer(connection, { kind: '$shard', id: '1' }, { op: 'stats' }, 2000)) as { shard: number }).shard, 1, 'the process still serves');
+});

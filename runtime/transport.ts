@@ -5,7 +5,7 @@
 // Asks cross processes through a proxy: the outbound side keeps (origin endpoint, correlation id)
 // under a wire id and the inbound side asks locally, so correlation ids never leave their process.
 import type { Address, AskResult } from '../actors/actor.js';
-import { ASK, REPLY, SPAWN, TELL, type Envelope } from './envelope.js';
+import { ASK, REPLY, SHARD_KIND, SPAWN, TELL, type Envelope, type ShardControl } from './envelope.js';
 import { actorError } from './errors.js';
 import type { FrameConnection } from './frames.js';
 import type { ActorRuntime } from './runtime.js';
@@ -19,6 +19,8 @@ type WireFrame =
 interface ProxiedAsk {
   readonly origin: number;
   readonly id: number;
+  /** Set for an ask made with `askPeer` (no local asker endpoint): settled here instead of routed. */
+  readonly settle?: (result: AskResult) => void;
   readonly connection: FrameConnection;
   /** ms on Date.now(); after it the asker has given up, so the entry is dropped. */
   readonly expiresAt: number;
@@ -28,6 +30,11 @@ interface ProxiedAsk {
 export type PeerResolver = (address: Address) => readonly FrameConnection[];
 
 const SWEEP_MS = 1000;
+/**
+ * Shard controls a peer may ask over the wire: the reads the console makes (cluster/control-plane/inspection.ts).
+ * The rest (shutdown, stop-actor, advance, set-counters) belong to the process that runs the shards.
+ */
+const REMOTE_SHARD_READS: ReadonlySet<ShardControl['op']> = new Set(['stats', 'count', 'list', 'top', 'inspect', 'inspect-name']);
 
 export class ClusterTransport {
   private readonly proxied = new Map<number, ProxiedAsk>();
@@ -87,10 +94,32 @@ export class ClusterTransport {
     }
   }
 
+  /**
+   * Ask an actor in one given peer process, whatever this process would route its address to: a `$shard`
+   * control address names that peer's shard (how the control plane reads every process's counters).
+   */
+  askPeer(connection: FrameConnection, to: Address, message: unknown, timeoutMs: number): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      if (connection.isClosed) return reject(Object.assign(new Error('the peer is disconnected'), { code: 'PEER_GONE' }));
+      const wire = this.nextWireId++;
+      let timer: NodeJS.Timeout | undefined;
+      const settle = (result: AskResult) => {
+        clearTimeout(timer);
+        if (result.ok) resolve(result.value);
+        else reject(Object.assign(new Error(result.error.message), { code: result.error.code }));
+      };
+      timer = setTimeout(() => {
+        if (this.proxied.delete(wire)) settle({ ok: false, error: actorError('ASK_TIMEOUT', `no reply from ${to.kind}:${to.id} of the peer within ${timeoutMs} ms`) });
+      }, timeoutMs);
+      this.proxied.set(wire, { origin: -1, id: -1, settle, connection, expiresAt: this.now() + timeoutMs });
+      connection.send({ t: ASK, to, m: message, w: wire, ms: timeoutMs } satisfies WireFrame);
+    });
+  }
+
   private inbound(connection: FrameConnection, frame: WireFrame): void {
     switch (frame.t) {
       case TELL:
-        if (!this.remoteKinds.has(frame.to.kind)) this.runtime.routeFromRemote({ t: TELL, to: frame.to, m: frame.m, from: frame.from });
+        if (!this.remoteKinds.has(frame.to.kind) && frame.to.kind !== SHARD_KIND) this.runtime.routeFromRemote({ t: TELL, to: frame.to, m: frame.m, from: frame.from });
         return;
       case SPAWN:
         if (!this.remoteKinds.has(frame.to.kind)) this.runtime.routeFromRemote({ t: SPAWN, to: frame.to, init: frame.init });
@@ -99,7 +128,12 @@ export class ClusterTransport {
         const answer = (result: AskResult) =>
           connection.send({ t: REPLY, w: frame.w, ok: result.ok, v: result.ok ? result.value : result.error } satisfies WireFrame);
         if (this.remoteKinds.has(frame.to.kind)) answer({ ok: false, error: actorError('NO_SUCH_ACTOR', `${frame.to.kind} actors are not hosted by this process`) });
-        else this.runtime.askFor(frame.to, frame.m, frame.ms, frame.from, answer);
+        else if (frame.to.kind === SHARD_KIND && !REMOTE_SHARD_READS.has((frame.m as Partial<ShardControl> | undefined)?.op as ShardControl['op'])) {
+          answer({ ok: false, error: actorError('FORBIDDEN', `a peer may only read this process's shards (${[...REMOTE_SHARD_READS].join(', ')})`) });
+        } else if (frame.to.kind === SHARD_KIND && !(/^\d+$/.test(frame.to.id) && Number(frame.to.id) < this.runtime.shards)) {
+          // Routing an unknown shard index would throw (no link to it) inside this frame handler.
+          answer({ ok: false, error: actorError('NO_SUCH_ACTOR', `this process has shards 0..${this.runtime.shards - 1}, not ${JSON.stringify(frame.to.id)}`) });
+        } else this.runtime.askFor(frame.to, frame.m, frame.ms, frame.from, answer);
         return;
       }
       case REPLY: {
@@ -113,6 +147,7 @@ export class ClusterTransport {
   }
 
   private replyTo(ask: ProxiedAsk, result: AskResult): void {
+    if (ask.settle) return ask.settle(result);
     this.runtime.routeFromRemote(
       result.ok ? { t: REPLY, o: ask.origin, i: ask.id, ok: true, v: result.value } : { t: REPLY, o: ask.origin, i: ask.id, ok: false, v: result.error },
     );
@@ -129,7 +164,8 @@ export class ClusterTransport {
 
   private sweep(): void {
     const now = this.now();
-    for (const [wire, ask] of this.proxied) if (ask.expiresAt < now) this.proxied.delete(wire);
+    // askPeer entries expire by their own timer, which settles them.
+    for (const [wire, ask] of this.proxied) if (ask.expiresAt < now && ask.settle === undefined) this.proxied.delete(wire);
   }
 
   pendingProxiedAsks(): number {

@@ -16,6 +16,8 @@ import type { LeaderView } from '../leadership/index.js';
 import type { ControlPlane, Outcome } from './control-plane.js';
 import { renderControlPlaneMetrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
+import { ConsoleApiError, serveConsoleApi } from './console-api.js';
+import { isConsolePath, serveConsoleFile } from '../console/serve.js';
 
 /** Admin request bodies are small JSON or form documents, bytes. */
 const MAX_ADMIN_BODY_BYTES = 1024 * 1024;
@@ -103,9 +105,10 @@ class HttpError extends Error {
 export async function startAdminApi(target: AdminTarget, options: AdminApiOptions): Promise<AdminApi> {
   const server: Server = createServer((req, res) => {
     route(target, options, req, res).catch((error: unknown) => {
-      const status = error instanceof HttpError ? error.status : 500;
-      const code = error instanceof HttpError ? error.code : 'INTERNAL';
-      if (!(error instanceof HttpError)) process.stderr.write(`error admin API ${req.method} ${req.url}: ${(error as Error).stack ?? String(error)}\n`);
+      const expected = error instanceof HttpError || error instanceof ConsoleApiError;
+      const status = expected ? error.status : 500;
+      const code = expected ? error.code : 'INTERNAL';
+      if (!expected) process.stderr.write(`error admin API ${req.method} ${req.url}: ${(error as Error).stack ?? String(error)}\n`);
       sendJson(res, status, { error: { code, message: (error as Error).message } });
     });
   });
@@ -133,6 +136,15 @@ async function route(target: AdminTarget, options: AdminApiOptions, req: Incomin
     return sendText(res, ready ? 200 : 503, `${text}\n`);
   }
   if (path === '/openapi.json') return sendJson(res, 200, openApiDocument);
+  // The console's page is the same on every replica; the views it reads go to the leader like the rest.
+  if (isConsolePath(path)) {
+    if (req.method !== 'GET' && req.method !== 'HEAD') throw methodNotAllowed(req.method ?? '', path, 'GET');
+    await serveConsoleFile(path, res);
+    return;
+  }
+  if (plane && path.startsWith('/api/v1/console/') && path.split('/').length === 5) {
+    return serveConsoleApi(target, plane, path.split('/')[4]!, req, new URL(req.url ?? '/', 'http://admin').searchParams, res);
+  }
   if (path === '/api/v1/replicas') {
     if (req.method !== 'GET') throw methodNotAllowed(req.method ?? '', path, 'GET');
     return sendJson(res, 200, { replicas: await target.replicas() });

@@ -26,6 +26,7 @@ import { listenFrames, type FrameConnection, type FrameServer, type FrameServerO
 import { ClusterTransport } from '../../runtime/transport.js';
 import { takeNextTerm } from '../leadership/index.js';
 import { openStore, type Store, type StoreConfig } from '../store/index.js';
+import { ClusterInspector, type InspectionPeer } from './inspection.js';
 
 function isStore(store: StoreConfig | Store): store is Store {
   return typeof (store as Store).get === 'function';
@@ -146,6 +147,10 @@ export class ControlPlane {
   private endWait: () => void = () => undefined;
   /** Ids of the workers connected now. */
   private readonly connectedWorkers = new Set<string>();
+  /** The link of each connected worker, by worker id: what the console reads the worker's actors over. */
+  private readonly workerConnections = new Map<string, FrameConnection>();
+  /** The console's reader of every process's actors (see inspection.ts). */
+  readonly inspector: ClusterInspector;
   /** Every peer connection accepted by this incarnation: `stop` destroys them (a listener may outlive it). */
   private readonly connections = new Set<FrameConnection>();
   /** Registered workers that had not listed when the wait ended. */
@@ -171,6 +176,15 @@ export class ControlPlane {
     this.serving = new Promise((resolve) => {
       this.markServing = resolve;
     });
+    this.inspector = new ClusterInspector(runtime, transport, () => this.inspectionPeers());
+  }
+
+  /** The connected workers and data planes, as the console names their processes. */
+  private inspectionPeers(): InspectionPeer[] {
+    const peers: InspectionPeer[] = [];
+    for (const [id, connection] of [...this.workerConnections].sort(([a], [b]) => (a < b ? -1 : 1))) if (!connection.isClosed) peers.push({ process: `worker:${id}`, connection });
+    for (const [id, dp] of [...this.dataplanes].sort(([a], [b]) => (a < b ? -1 : 1))) if (dp.connection && !dp.connection.isClosed) peers.push({ process: `dataplane:${id}`, connection: dp.connection });
+    return peers;
   }
 
   get clusterAddress(): string {
@@ -330,7 +344,9 @@ export class ControlPlane {
       for (const nodeId of nodes) this.nodeConnections.set(nodeId, connection);
       this.transport.attach(connection);
       this.connectedWorkers.add(id);
+      this.workerConnections.set(id, connection);
       connection.onClose(() => {
+        if (this.workerConnections.get(id) === connection) this.workerConnections.delete(id);
         for (const nodeId of nodes) if (this.nodeConnections.get(nodeId) === connection) this.nodeConnections.delete(nodeId);
         if (![...this.nodeConnections.values()].includes(connection)) this.connectedWorkers.delete(id);
       });

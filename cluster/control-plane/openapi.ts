@@ -75,6 +75,22 @@ export const openApiDocument = {
         responses: { '200': { description: '`leader (term N)` or `follower (leader: <id>, term N)`' }, '503': { description: 'no leader elected yet, or the leader is still rebuilding from the workers' } },
       },
     },
+    '/api/v1/console/cluster': { get: { summary: 'Console: leader, term, replicas, workers, data planes, reconstruction, every process\'s shards', responses: { '200': { description: 'Cluster view', ...json({ type: 'object' }) } } } },
+    '/api/v1/console/functions': { get: { summary: 'Console: per function scale by phase, panic, queue, in-flight, invocation and cold-start counters', responses: { '200': { description: 'Functions view', ...json({ type: 'object' }) } } } },
+    '/api/v1/console/kinds': { get: { summary: 'Console: actors by kind, process and shard (`?process=`)', responses: { '200': { description: 'Kinds view', ...json({ type: 'object' }) } } } },
+    '/api/v1/console/actors': {
+      get: {
+        summary: 'Console: one page of the cluster\'s actors in the order of one counter (`?kind=&process=&shard=&sort=&offset=&limit=`)',
+        responses: { '200': { description: 'Actors page', ...json({ type: 'object' }) }, '400': { description: 'Invalid query (INVALID_QUERY, BAD_REQUEST)' }, '404': { description: 'No such process' } },
+      },
+    },
+    '/api/v1/console/actor': {
+      get: {
+        summary: 'Console: one actor\'s counters, state and state line (`?process=&shard=&name=`)',
+        responses: { '200': { description: 'Actor', ...json({ type: 'object' }) }, '400': { description: 'Invalid query' }, '404': { description: 'No such actor (NO_SUCH_ACTOR)' } },
+      },
+    },
+    '/console': { get: { summary: 'The inspection console (an HTML page reading the /api/v1/console views)', responses: { '200': { description: 'HTML' } } } },
     '/api/v1/replicas': { get: { summary: 'Every control-plane replica with its role and term (each probed)', responses: { '200': { description: 'Replicas', ...json({ type: 'object' }) } } } },
   },
   components: {

@@ -1,7 +1,7 @@
 // Role configuration as the CLI resolves it: flags, then DIRIGENT_* environment, then validation that names
 // the value; `--dry-run` prints the result (secrets masked) and starts nothing.
 import test from 'ava';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { hostname } from 'node:os';
 import { UsageError } from './flags.js';
 import { parseStoreSpec } from './roles.js';
@@ -53,4 +53,19 @@ test('--dry-run refuses what a role would refuse at start, naming the value (exi
     t.is(result.status, 2, args.join(' '));
     t.regex(result.stderr, message);
   }
+});
+
+test('a role still starting (its etcd unreachable) ends at SIGTERM instead of swallowing it', async (t) => {
+  const child = spawn(process.execPath, [CLI, 'control-plane', '--token', 'secret-token', '--store', 'etcd:http://dirigent-test.invalid:2379', '--admin-port', '0', '--cluster-port', '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<string>((resolve) => child.once('exit', (code, signal) => resolve(`exited ${code ?? signal}`)));
+  t.teardown(() => child.kill('SIGKILL'));
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  child.kill('SIGTERM');
+  // Either the signal ends the start (exit 0, "SIGTERM while starting") or the start failed by itself first,
+  // saying why (where the name fails to resolve at once): never a process that outlives the signal.
+  const outcome = await Promise.race([exited, new Promise<string>((resolve) => setTimeout(() => resolve('still running 10 s after SIGTERM'), 10_000))]);
+  t.regex(outcome, /^exited/, stderr);
+  t.regex(stderr, /SIGTERM while starting; exiting|dirigent: .*dirigent-test\.invalid/);
 });

@@ -198,6 +198,14 @@ export async function startControlPlaneRole(values: CliValues, onFatal?: (error:
 export async function runRole(role: Role, values: CliValues): Promise<void> {
   if (values['dry-run']) return void process.stdout.write(`${JSON.stringify({ dryRun: role, config: roleConfig(role, values) })}\n`);
   const stopping = stopSignal();
+  let starting = true;
+  // A role still starting (waiting for an etcd or a control plane it cannot reach yet) has nothing to drain: a
+  // signal then ends it at once, instead of being swallowed until a start that may never come.
+  void stopping.then((signal) => {
+    if (!starting) return;
+    defaultLog('info', `${role}: ${signal} while starting; exiting`);
+    process.exit(0);
+  });
   let stop: () => Promise<void>;
   switch (role) {
     case 'control-plane': {
@@ -226,6 +234,7 @@ export async function runRole(role: Role, values: CliValues): Promise<void> {
       break;
     }
   }
+  starting = false;
   const signal = await stopping;
   defaultLog('info', `${role}: ${signal}, stopping`);
   await stop();

@@ -206,7 +206,11 @@ export async function readAzureTrace(dir: string): Promise<TraceFunction[]> {
       throw new TraceError(`cannot read ${join(dir, name)}: ${(error as Error).message}`);
     }
   };
-  const [invocations, durations, memory, dirigent] = await Promise.all([read('invocations.csv'), read('durations.csv'), read('memory.csv'), read('dirigent.json', true)]);
+  // Read together, but a failure reported in file order: a missing folder always names invocations.csv.
+  const settled = await Promise.allSettled([read('invocations.csv'), read('durations.csv'), read('memory.csv'), read('dirigent.json', true)]);
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  const [invocations, durations, memory, dirigent] = settled.map((r) => (r as PromiseFulfilledResult<string | undefined>).value);
   return parseAzureTrace({ invocations: invocations!, durations: durations!, memory: memory!, ...(dirigent === undefined ? {} : { dirigent }) });
 }
 

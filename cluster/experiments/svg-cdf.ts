@@ -1,6 +1,7 @@
 // A CDF plot as a standalone SVG file, written by hand: no plotting library here renders SVG in Node without a
 // browser. Log-scaled x (latencies and slowdowns span orders of magnitude, as in the paper's figures), one line
 // per run, and reference points (a published system's percentiles) drawn as labelled markers.
+import { COLORS, escape, fmt, logXGrid, svgHead } from './svg.js';
 
 export interface CdfSeries {
   readonly label: string;
@@ -26,20 +27,9 @@ export interface CdfPlot {
 const W = 720;
 const H = 440;
 const M = { left: 64, right: 24, top: 40, bottom: 92 };
-const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b', '#e377c2', '#17becf'];
 const REFERENCE_COLOR = '#222';
 /** Points drawn per series at most: a CDF of a million invocations needs no more. */
 const MAX_POINTS = 600;
-
-const escape = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
-const fmt = (x: number) => (Math.round(x * 10) / 10).toString();
-
-function tickLabel(decade: number): string {
-  const v = 10 ** decade;
-  if (decade >= 0 && decade < 6) return String(v);
-  if (decade < 0 && decade > -4) return v.toFixed(-decade);
-  return `1e${decade}`;
-}
 
 export function cdfSvg(plot: CdfPlot): string {
   const values: number[] = [];
@@ -53,15 +43,7 @@ export function cdfSvg(plot: CdfPlot): string {
   const ph = H - M.top - M.bottom;
   const x = (v: number) => M.left + ((Math.log10(Math.max(plot.floor, v)) - lo) / (hi - lo)) * pw;
   const y = (q: number) => M.top + (1 - q) * ph;
-  const out: string[] = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
-    `<rect width="${W}" height="${H}" fill="white"/>`,
-    `<text x="${W / 2}" y="22" text-anchor="middle" font-size="15">${escape(plot.title)}</text>`,
-  ];
-  for (let d = lo; d <= hi; d++) {
-    out.push(`<line x1="${fmt(x(10 ** d))}" y1="${M.top}" x2="${fmt(x(10 ** d))}" y2="${M.top + ph}" stroke="#ddd"/>`);
-    out.push(`<text x="${fmt(x(10 ** d))}" y="${M.top + ph + 16}" text-anchor="middle">${tickLabel(d)}</text>`);
-  }
+  const out: string[] = [...svgHead(W, H, plot.title), ...logXGrid(x, lo, hi, M.top, ph)];
   for (const q of [0, 0.25, 0.5, 0.75, 0.9, 1]) {
     out.push(`<line x1="${M.left}" y1="${fmt(y(q))}" x2="${M.left + pw}" y2="${fmt(y(q))}" stroke="#ddd"/>`);
     out.push(`<text x="${M.left - 6}" y="${fmt(y(q) + 4)}" text-anchor="end">${q}</text>`);

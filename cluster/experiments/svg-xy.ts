@@ -1,6 +1,7 @@
 // A log-log line plot as a standalone SVG file, written by hand (as svg-cdf.ts): latency against offered rate,
 // as the paper's cold-start sweep figure draws it. Measured series are lines with points; reference series (a
 // published system) are dashed.
+import { COLORS, decadeLabel, escape, fmt, logXGrid, svgHead } from './svg.js';
 
 export interface XySeries {
   readonly label: string;
@@ -22,10 +23,6 @@ const W = 720;
 /** Height of the plot area, px; the legend below it grows with the series. */
 const PLOT_H = 310;
 const M = { left: 72, right: 24, top: 40, bottom: 70 };
-const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b', '#e377c2', '#17becf'];
-const escape = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
-const fmt = (x: number) => (Math.round(x * 10) / 10).toString();
-const label = (d: number) => (d >= 0 && d < 6 ? String(10 ** d) : d < 0 && d > -4 ? (10 ** d).toFixed(-d) : `1e${d}`);
 
 export function xySvg(plot: XyPlot): string {
   const xs = plot.series.flatMap((s) => s.points.map(([x]) => x)).filter((x) => x > 0);
@@ -42,18 +39,10 @@ export function xySvg(plot: XyPlot): string {
   const H = M.top + ph + M.bottom + Math.ceil(plot.series.length / 2) * 16;
   const x = (v: number) => M.left + ((Math.log10(v) - xlo) / (xhi - xlo)) * pw;
   const y = (v: number) => M.top + (1 - (Math.log10(v) - ylo) / (yhi - ylo)) * ph;
-  const out: string[] = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
-    `<rect width="${W}" height="${H}" fill="white"/>`,
-    `<text x="${W / 2}" y="22" text-anchor="middle" font-size="15">${escape(plot.title)}</text>`,
-  ];
-  for (let d = xlo; d <= xhi; d++) {
-    out.push(`<line x1="${fmt(x(10 ** d))}" y1="${M.top}" x2="${fmt(x(10 ** d))}" y2="${M.top + ph}" stroke="#ddd"/>`);
-    out.push(`<text x="${fmt(x(10 ** d))}" y="${M.top + ph + 16}" text-anchor="middle">${label(d)}</text>`);
-  }
+  const out: string[] = [...svgHead(W, H, plot.title), ...logXGrid(x, xlo, xhi, M.top, ph)];
   for (let d = ylo; d <= yhi; d++) {
     out.push(`<line x1="${M.left}" y1="${fmt(y(10 ** d))}" x2="${M.left + pw}" y2="${fmt(y(10 ** d))}" stroke="#ddd"/>`);
-    out.push(`<text x="${M.left - 6}" y="${fmt(y(10 ** d) + 4)}" text-anchor="end">${label(d)}</text>`);
+    out.push(`<text x="${M.left - 6}" y="${fmt(y(10 ** d) + 4)}" text-anchor="end">${decadeLabel(d)}</text>`);
   }
   out.push(`<rect x="${M.left}" y="${M.top}" width="${pw}" height="${ph}" fill="none" stroke="#444"/>`);
   out.push(`<text x="${M.left + pw / 2}" y="${M.top + ph + 36}" text-anchor="middle">${escape(plot.xLabel)} (log scale)</text>`);

@@ -37,6 +37,16 @@ interface Cluster {
   stop(): Promise<void>;
 }
 
+/** A cluster for `use`, stopped after it whatever happens. */
+async function withCluster<T>(runtime: 'thread' | 'process', pool: PoolSettings | undefined, use: (cluster: Cluster) => Promise<T>): Promise<T> {
+  const cluster = await startCluster(runtime, pool);
+  try {
+    return await use(cluster);
+  } finally {
+    await cluster.stop();
+  }
+}
+
 async function startCluster(runtime: 'thread' | 'process', pool: PoolSettings | undefined): Promise<Cluster> {
   const plane = await ControlPlane.start({ host: '127.0.0.1', clusterPort: 0, token: TOKEN, store: { kind: 'memory' }, shards: 1, onLog: quiet });
   const worker = await WorkerDaemon.start({
@@ -178,43 +188,26 @@ function summary(calls: readonly Call[]) {
 exitIfStillRunningAfter('bench:sandbox-coldstart', 20 * 60_000);
 const busyBefore = await busyCores();
 for (const runtime of RUNTIMES) {
-  const pooled = await startCluster(runtime, { sizes: [{ memoryMiB: MEMORY_MIB, count: 2 }], capMiB: 4096 });
-  let pool;
-  let poolFromZero;
-  let poolBurstDefault;
-  let warm;
-  try {
-    pool = summary(await oneAtATime(pooled, runtime, 'one', true));
-    poolFromZero = summary(await fromZero(pooled, runtime, true));
-    poolBurstDefault = summary(await burst(pooled, runtime, 'burst2'));
-  } finally {
-    await pooled.stop();
-  }
+  const { pool, poolFromZero, poolBurstDefault } = await withCluster(runtime, { sizes: [{ memoryMiB: MEMORY_MIB, count: 2 }], capMiB: 4096 }, async (pooled) => ({
+    pool: summary(await oneAtATime(pooled, runtime, 'one', true)),
+    poolFromZero: summary(await fromZero(pooled, runtime, true)),
+    poolBurstDefault: summary(await burst(pooled, runtime, 'burst2')),
+  }));
   // The burst pool: a stem per call, and a warm function to measure while it refills.
-  const big = await startCluster(runtime, { sizes: [{ memoryMiB: MEMORY_MIB, count: BURST }], capMiB: 4096 });
-  let poolBurst;
-  try {
+  const { poolBurst, warm } = await withCluster(runtime, { sizes: [{ memoryMiB: MEMORY_MIB, count: BURST }], capMiB: 4096 }, async (big) => {
     await deploy(big, runtime, ['warm']);
     await post(big.port, '/invoke/warm', '', 30_000);
     await poolFull(big);
     const warmQuietP99Ms = await warmP99(big.port, 'warm');
-    poolBurst = summary(await burst(big, runtime, 'burst'));
+    const poolBurst = summary(await burst(big, runtime, 'burst'));
     const warmRefillP99Ms = await warmP99(big.port, 'warm');
-    warm = { warmQuietP99Ms, warmRefillP99Ms };
-  } finally {
-    await big.stop();
-  }
-  const fresh = await startCluster(runtime, undefined);
-  let freshOne;
-  let freshFromZero;
-  let freshBurst;
-  try {
-    freshOne = summary(await oneAtATime(fresh, runtime, 'one', false));
-    freshFromZero = summary(await fromZero(fresh, runtime, false));
-    freshBurst = summary(await burst(fresh, runtime, 'burst'));
-  } finally {
-    await fresh.stop();
-  }
+    return { poolBurst, warm: { warmQuietP99Ms, warmRefillP99Ms } };
+  });
+  const { freshOne, freshFromZero, freshBurst } = await withCluster(runtime, undefined, async (fresh) => ({
+    freshOne: summary(await oneAtATime(fresh, runtime, 'one', false)),
+    freshFromZero: summary(await fromZero(fresh, runtime, false)),
+    freshBurst: summary(await burst(fresh, runtime, 'burst')),
+  }));
   process.stdout.write(
     `${JSON.stringify({
       bench: 'sandbox-coldstart',

@@ -75,7 +75,7 @@ import {
   autoscalerAddress,
   dataPlaneSandboxAddress,
   functionAddress,
-  INVOCATION_FAILURES,
+  failureStatus,
   routerAddress,
   routerReplicaAddress,
   type AutoscalerMessage,
@@ -239,7 +239,6 @@ export interface RouterState {
 
 type Effects = Effect<RouterMessage>[];
 type FailureCode = InvocationFailureCode;
-const STATUS = INVOCATION_FAILURES;
 
 export const LOAD_BALANCING_POLICIES: readonly LoadBalancingPolicy[] = ['least-in-flight', 'random', 'round-robin', 'power-of-two'];
 
@@ -749,13 +748,13 @@ function reject(state: RouterState, replyTo: ReplyTo, code: FailureCode, message
 /** The counters after `count` more requests answered `code` by the router. */
 function countRejected(state: RouterState, code: FailureCode, count: number): Pick<RouterState, 'rejected' | 'rejectedByStatus'> {
   if (count === 0) return { rejected: state.rejected, rejectedByStatus: state.rejectedByStatus };
-  const status = String(STATUS[code]);
+  const status = String(failureStatus(code));
   return { rejected: state.rejected + count, rejectedByStatus: { ...state.rejectedByStatus, [status]: (state.rejectedByStatus[status] ?? 0) + count } };
 }
 
 /** `coldStart`: the request waited for a scale-up (below max scale, so sandboxes were on their way). */
 function answer(replyTo: ReplyTo, code: FailureCode, message: string, queuedMs: number, coldStart = false): Effect<RouterMessage> {
-  const outcome: InvocationOutcome = { ok: false, status: STATUS[code], code, message, queuedMs, ...(coldStart ? { coldStart } : {}) };
+  const outcome: InvocationOutcome = { ok: false, status: failureStatus(code), code, message, queuedMs, ...(coldStart ? { coldStart } : {}) };
   return { type: 'reply', to: replyTo, value: outcome };
 }
 

@@ -9,6 +9,7 @@ import { parse as parseShellWords } from 'shell-quote';
 import { ENV_NAME, FUNCTION_SPEC_LIMITS, SCALING_LIMITS, type IntRange } from '../actors/function-spec.js';
 import { LOG_TAIL_LIMIT } from '../actors/sandbox-logs.js';
 import { EXPERIMENT_COMMANDS, EXPERIMENT_FLAG_TYPES } from './experiments/commands.js';
+import { DirigentError } from '../actors/errors.js';
 
 /** Every flag any command takes: one name has one type everywhere. */
 const FLAG_TYPES = {
@@ -342,12 +343,10 @@ const COMMON_FLAGS: Readonly<Partial<Record<FlagName, FlagHelp>>> = { help: ['',
 export type UsageCode = 'INVALID_USAGE' | 'UNKNOWN_COMMAND' | 'UNKNOWN_OPTION' | 'INVALID_OPTION' | 'MISSING_ARGUMENT';
 
 /** A mistake in the command line: reported without a stack trace, exit code 2. */
-export class UsageError extends Error {
-  constructor(
-    message: string,
-    readonly code: UsageCode = 'INVALID_USAGE',
-  ) {
-    super(message);
+export class UsageError extends DirigentError<UsageCode> {
+  override name = 'UsageError';
+  constructor(message: string, code: UsageCode = 'INVALID_USAGE') {
+    super(code, message);
   }
 }
 

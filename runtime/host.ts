@@ -11,7 +11,8 @@ import { printAddress, type ActorKind, type Address, type AskResult, type Effect
 import { ManualClock, monotonicUs, type Clock, type TimerHandle } from './clock.js';
 import { Endpoint } from './endpoint.js';
 import { ASK, SHARD_KIND, SPAWN, TELL, type Envelope, type ShardControl } from './envelope.js';
-import { actorError, toActorError } from './errors.js';
+import type { ErrorCode } from '../actors/errors.js';
+import { ActorRuntimeError, actorError, toActorError } from './errors.js';
 import { addressKey } from './hash.js';
 import type { OutboundLink } from './link.js';
 import { Queue } from './queue.js';
@@ -195,7 +196,7 @@ export class ShardHost extends Endpoint {
       tell: (to, message) => this.tell(to, message),
       ask: <T>(to: Address, message: unknown, timeoutMs: number) =>
         new Promise<T>((resolve, reject) =>
-          this.askWith(to, message, timeoutMs, (r) => (r.ok ? resolve(r.value as T) : reject(Object.assign(new Error(r.error.message), { code: r.error.code })))),
+          this.askWith(to, message, timeoutMs, (r) => (r.ok ? resolve(r.value as T) : reject(ActorRuntimeError.from(r.error)))),
         ),
       askWith: (to, message, timeoutMs, settle) => this.askWith(to, message, timeoutMs, settle),
       spawn: (address, init) => this.route({ t: SPAWN, to: address, init }),
@@ -460,7 +461,7 @@ export class ShardHost extends Endpoint {
   }
 
   /** Stop an actor. Messages still queued go to a fresh incarnation if the kind is virtual and the stop was voluntary. */
-  private stopCell(cell: Cell, reason: string, code = 'ACTOR_STOPPED'): void {
+  private stopCell(cell: Cell, reason: string, code: ErrorCode = 'ACTOR_STOPPED'): void {
     if (cell.stopped) return;
     cell.stopped = true;
     this.unwake(cell);
@@ -499,7 +500,7 @@ export class ShardHost extends Endpoint {
 
   private control(op: ShardControl, replyTo: ReplyTo | undefined): void {
     const answer = (value: unknown) => replyTo && this.reply(replyTo.origin, replyTo.id, { ok: true, value });
-    const fail = (code: string, message: string) => replyTo && this.reply(replyTo.origin, replyTo.id, { ok: false, error: actorError(code, message) });
+    const fail = (code: ErrorCode, message: string) => replyTo && this.reply(replyTo.origin, replyTo.id, { ok: false, error: actorError(code, message) });
     switch (op.op) {
       case 'stats':
         return void answer(this.stats());

@@ -6,6 +6,7 @@ import type { Address, AskResult } from '../actors/actor.js';
 import { ManualClock, RealClock } from './clock.js';
 import { Endpoint } from './endpoint.js';
 import { SHARD_KIND, SPAWN, type Envelope, type ShardControl } from './envelope.js';
+import { fromWire, type WireError } from '../actors/errors.js';
 import { ActorRuntimeError, actorError } from './errors.js';
 import { shardOf } from './hash.js';
 import type { ActorInspection, LogLevel } from './host.js';
@@ -176,12 +177,13 @@ export class ActorRuntime {
       workers.push(worker);
       ready.push(
         new Promise<void>((resolve, reject) => {
-          worker.on('message', (message: { type: string; level?: LogLevel; text?: string; error?: string; stack?: string }) => {
+          worker.on('message', (message: { type: string; level?: LogLevel; text?: string; error?: WireError }) => {
             if (message.type === 'log') onLog(message.level ?? 'info', message.text ?? '');
             else if (message.type === 'ready') resolve();
-            else if (message.type === 'failed') {
-              onLog('debug', `[shard ${index}] start failed: ${message.stack}`);
-              reject(new ActorRuntimeError('SHARD_START_FAILED', `shard ${index} failed to start: ${message.error}`));
+            else if (message.type === 'failed' && message.error !== undefined) {
+              const cause = fromWire(message.error);
+              onLog('debug', `[shard ${index}] start failed: ${cause.stack ?? cause.message}`);
+              reject(new ActorRuntimeError('SHARD_START_FAILED', `shard ${index} failed to start: ${cause.message}`, { cause }));
             }
           });
           worker.on('error', (error) => {

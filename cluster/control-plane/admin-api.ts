@@ -18,6 +18,7 @@ import { renderControlPlaneMetrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
 import { ConsoleApiError, serveConsoleApi } from './console-api.js';
 import { isConsolePath, serveConsoleFile } from '../console/serve.js';
+import { DirigentError, type ErrorCode } from '../../actors/errors.js';
 
 /** Admin request bodies are small JSON or form documents, bytes. */
 const MAX_ADMIN_BODY_BYTES = 1024 * 1024;
@@ -92,13 +93,14 @@ export interface AdminApi {
   close(): Promise<void>;
 }
 
-class HttpError extends Error {
+class HttpError extends DirigentError {
+  override name = 'HttpError';
   constructor(
     readonly status: number,
-    readonly code: string,
+    code: ErrorCode,
     message: string,
   ) {
-    super(message);
+    super(code, message);
   }
 }
 

@@ -18,15 +18,19 @@ import { COLD_START_BUCKETS_MS } from '../../actors/messages.js';
 import { ACTOR_OFFSET_MAX, ACTOR_PAGE_LIMIT, ACTOR_SORTS, ActorRuntimeError, isActorSort, merge, newHistogram, quantileUs, type ShardStats } from '../../runtime/index.js';
 import type { ControlPlane } from './control-plane.js';
 import type { ProcessStats } from './inspection.js';
+import { DirigentError, type ErrorCode } from '../../actors/errors.js';
 
 /** An expected refusal of a console request; the admin API turns it into `{ error: { code, message } }`. */
-export class ConsoleApiError extends Error {
+/** A failure with the HTTP status it is (or was) answered with; 0: no HTTP answer at all. */
+export class ConsoleApiError extends DirigentError {
+  override name = 'ConsoleApiError';
   constructor(
     readonly status: number,
-    readonly code: string,
+    code: ErrorCode,
     message: string,
+    options?: { readonly cause?: unknown },
   ) {
-    super(message);
+    super(code, message, options);
   }
 }
 

@@ -1,6 +1,7 @@
 // The control-plane role: an ActorRuntime hosting the function, autoscaler and scheduler actors,
 // the desired-state store, and the cluster listener that workers and data planes connect to.
 // Operations here return values (expected outcomes), which the admin API maps to HTTP statuses.
+import type { ErrorCode } from '../../actors/errors.js';
 import type { FunctionSpec } from '../../actors/function-spec.js';
 import { parseDirigentRegistration, parseFunctionSpec, updateFunctionSpec } from '../../actors/function-spec.js';
 import { sandboxRequestOf, sandboxTemplateOf, type FunctionInit } from '../../actors/function.js';
@@ -72,7 +73,7 @@ export interface ClusterListener {
   serve(handlers: ListenerHandlers | undefined): void;
 }
 
-export type Outcome<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly status: number; readonly code: string; readonly message: string; readonly details?: unknown };
+export type Outcome<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly status: number; readonly code: ErrorCode; readonly message: string; readonly details?: unknown };
 
 export interface DataPlaneInfo {
   readonly id: string;
@@ -125,7 +126,7 @@ export const RECONSTRUCT_TIMEOUT_MS = 3000;
 /** Data planes that join within this of the first are announced to the functions together, ms. */
 const JOIN_BATCH_MS = 20;
 
-const fail = (status: number, code: string, message: string, details?: unknown): Outcome<never> => ({ ok: false, status, code, message, details });
+const fail = (status: number, code: ErrorCode, message: string, details?: unknown): Outcome<never> => ({ ok: false, status, code, message, details });
 
 /** The actor runtime a control plane runs on: its shard threads with the control-plane kinds loaded, no actor yet. */
 export function startControlPlaneRuntime(shards: number | undefined, log: (level: LogLevel, text: string) => void): Promise<ActorRuntime> {

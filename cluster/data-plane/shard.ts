@@ -15,6 +15,7 @@ import { SANDBOX_INVOKE, SandboxPool } from './sandbox-pool.js';
 import { UwsFront } from './uws-front.js';
 import { loadNativeUws } from './uws.js';
 import { DEFAULT_WS_LIMITS, type WsLimits } from './ws.js';
+import { DirigentError } from '../../actors/errors.js';
 
 /** The module's options (plain data: they cross into every shard thread). */
 export interface DataPlaneModuleOptions {
@@ -56,9 +57,11 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 2 * 3_600_000 + 60_000;
 
 const POLICIES: readonly LoadBalancingPolicy[] = ['least-in-flight', 'random', 'round-robin', 'power-of-two'];
 
-export class DataPlaneOptionsError extends Error {
-  override readonly name = 'DataPlaneOptionsError';
-  readonly code = 'INVALID_DATA_PLANE_OPTIONS';
+export class DataPlaneOptionsError extends DirigentError<'INVALID_DATA_PLANE_OPTIONS'> {
+  override name = 'DataPlaneOptionsError';
+  constructor(message: string, options?: { readonly cause?: unknown }) {
+    super('INVALID_DATA_PLANE_OPTIONS', message, options);
+  }
 }
 
 /** Defaults, then validation; an error names the option, its value and its unit. */

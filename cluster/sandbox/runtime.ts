@@ -3,6 +3,7 @@
 import { isAbsolute } from 'node:path';
 import type { LogStream } from '../../actors/sandbox-logs.js';
 import type { PoolStats } from './pool.js';
+import { DirigentError } from '../../actors/errors.js';
 
 /** What to run and with which limits. Units are in the field names or comments. */
 export interface SandboxSpec {
@@ -126,14 +127,8 @@ export type SandboxErrorCode =
   | 'SANDBOX_ABORTED'
   | 'RUNTIME_CLOSED';
 
-export class SandboxError extends Error {
-  override readonly name = 'SandboxError';
-  constructor(
-    readonly code: SandboxErrorCode,
-    message: string,
-  ) {
-    super(message);
-  }
+export class SandboxError extends DirigentError<SandboxErrorCode> {
+  override name = 'SandboxError';
 }
 
 export function assertNever(value: never): never {

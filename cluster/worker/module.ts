@@ -39,6 +39,7 @@ import {
   type SandboxSpec,
 } from '../sandbox/index.js';
 import { serveInvocations, type InvocationServer } from './invoke-server.js';
+import { DirigentError } from '../../actors/errors.js';
 
 export interface WorkerOptions {
   readonly runtime: 'thread' | 'process' | 'simulated';
@@ -64,14 +65,8 @@ const POOL_REPORT_EVERY_MS = 100;
 
 export type WorkerErrorCode = 'INVALID_WORKER_OPTIONS' | 'WORKER_NOT_STARTED' | 'SANDBOX_EXISTS';
 
-export class WorkerError extends Error {
-  override readonly name = 'WorkerError';
-  constructor(
-    readonly code: WorkerErrorCode,
-    message: string,
-  ) {
-    super(message);
-  }
+export class WorkerError extends DirigentError<WorkerErrorCode> {
+  override name = 'WorkerError';
 }
 
 export const DEFAULT_WORKER_HOST = '127.0.0.1';

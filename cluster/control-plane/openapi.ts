@@ -1,5 +1,6 @@
 // OpenAPI 3.0 description of the admin API, served at /openapi.json.
 import { LOG_TAIL_LIMIT } from '../../actors/sandbox-logs.js';
+import { RUNTIME_KINDS } from '../../actors/settings.js';
 
 const error = { $ref: '#/components/schemas/Error' };
 const json = (schema: unknown) => ({ content: { 'application/json': { schema } } });
@@ -102,7 +103,7 @@ export const openApiDocument = {
         additionalProperties: false,
         properties: {
           name: { type: 'string', description: 'DNS label' },
-          runtime: { type: 'string', enum: ['thread', 'process', 'simulated'] },
+          runtime: { type: 'string', enum: [...RUNTIME_KINDS] },
           source: {
             oneOf: [
               { type: 'object', properties: { kind: { enum: ['thread'] }, module: { type: 'string', description: 'Path of an ES module exporting handler' } } },

@@ -10,6 +10,7 @@ import { ControlPlaneLink, parseAddressList } from '../control-plane-link.js';
 import { InvokeApi } from './api.js';
 import { CompatFront } from './compat-front.js';
 import { hasCode } from '../../actors/errors.js';
+import { DEFAULT_LOAD_BALANCING_POLICY } from '../../actors/settings.js';
 import { PortClaim, portInUse } from './port-claim.js';
 import { DEFAULT_MAX_BODY_BYTES, DEFAULT_REQUEST_TIMEOUT_MS, parseDataPlaneOptions, type DataPlaneModuleOptions } from './shard.js';
 
@@ -143,7 +144,7 @@ function runtimeOptions(config: DataPlaneConfig, port: number): DataPlaneModuleO
     token: config.token,
     host: config.host,
     httpPort: port,
-    policy: config.policy ?? 'least-in-flight',
+    policy: config.policy ?? DEFAULT_LOAD_BALANCING_POLICY,
     maxBodyBytes: config.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
     requestTimeoutMs: config.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
     ...(config.asyncDir === undefined ? {} : { asyncDir: config.asyncDir }),

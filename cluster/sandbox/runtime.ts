@@ -4,6 +4,7 @@ import { isAbsolute } from 'node:path';
 import type { LogStream } from '../../actors/sandbox-logs.js';
 import type { PoolStats } from './pool.js';
 import { DirigentError } from '../../actors/errors.js';
+import type { RuntimeKind } from '../../actors/settings.js';
 
 /** What to run and with which limits. Units are in the field names or comments. */
 export interface SandboxSpec {
@@ -94,7 +95,7 @@ export interface SandboxLogEntry {
 }
 
 export interface SandboxRuntime {
-  readonly name: 'thread' | 'process' | 'simulated';
+  readonly name: RuntimeKind;
   /** Resolves once the sandbox can serve. */
   create(spec: SandboxSpec): Promise<Sandbox>;
   /** Idempotent; resolves when nothing of the sandbox is left running. */

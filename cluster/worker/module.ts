@@ -40,9 +40,10 @@ import {
 } from '../sandbox/index.js';
 import { serveInvocations, type InvocationServer } from './invoke-server.js';
 import { DirigentError } from '../../actors/errors.js';
+import type { RuntimeKind } from '../../actors/settings.js';
 
 export interface WorkerOptions {
-  readonly runtime: 'thread' | 'process' | 'simulated';
+  readonly runtime: RuntimeKind;
   /** Creation latency of simulated sandboxes (ms, on the shard's clock). Default: fixed 0 ms. */
   readonly simulatedLatency?: LatencyDistribution;
   /** Interface the invocation servers listen on, and the host in the address they announce. Default 127.0.0.1. */

@@ -124,7 +124,12 @@ export class Simulation {
     return true;
   }
 
-  /** Append a line of the script's own to the transcript (e.g. a scenario step). */
+  /** Append a scripted step to the transcript (`> text`): what follows it, up to the next step, is its output. */
+  command(text: string): void {
+    this.transcript.push(`t=${this.now()} > ${text}`);
+  }
+
+  /** Append a line of the script's own output to the transcript (`# text`: a result it read, a summary). */
   note(text: string): void {
     this.transcript.push(`t=${this.now()} # ${text}`);
   }

@@ -7,8 +7,8 @@ import type { Harness } from './harness.js';
 const transcripts = new URL('../../../cluster/harness/transcripts/', import.meta.url);
 
 /**
- * Compares the harness's transcript (steps `> ...` interleaved with their output) with `transcripts/<name>.txt`; `UPDATE_TRANSCRIPTS=1` writes it instead, and
- * the diff is reviewed like code. A missing file fails: a lost transcript must not turn the test into one that
+ * Compares the harness's transcript (steps `> ...` interleaved with their output) with `transcripts/<name>.txt`;
+ * `UPDATE_TRANSCRIPTS=1` writes it instead, and the diff is reviewed like code. A missing file fails: a lost transcript must not turn the test into one that
  * cannot fail.
  */
 export function checkTranscript(t: ExecutionContext, name: string, harness: Harness): void {

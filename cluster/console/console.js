@@ -115,7 +115,7 @@ function go(view, params) {
 /** Each screen: the views it watches (`view?query`, as the JSON endpoints take them) and how it draws them. */
 const SCREENS = {
   cluster: { watches: () => ['cluster', 'functions', 'actors?kind=function&sort=address&limit=1000'], draw: clusterView, controls: () => null },
-  functions: { watches: () => ['functions'], draw: functionsView, controls: scaleForm },
+  functions: { watches: () => ['functions', 'history'], draw: functionsView, controls: scaleForm },
   actors: { watches: actorsWatches, draw: actorsView, controls: () => null },
   // watch=1: the actor keeps its recent messages while this stream reads it (10 s after the last read).
   actor: { watches: (p) => [`actor?${new URLSearchParams({ process: p.get('process') || '', shard: p.get('shard') || '', name: p.get('name') || '', watch: '1' })}`], draw: actorView, controls: () => null },
@@ -142,7 +142,8 @@ function subscribe() {
     const { i, body } = JSON.parse(e.data);
     mine.bodies[i] = body;
     mine.errors[i] = undefined;
-    if (body && body.functions && Array.isArray(body.functions) && body.functions.every((f) => typeof f.invocations === 'number')) sample(body);
+    if (body && Array.isArray(body.functions) && body.functions.every((f) => typeof f.invocations === 'number')) sample(body);
+    else if (body && body.functions && typeof body.functions === 'object') backfill(body.functions);
     if (screen === mine) draw();
   });
   source.addEventListener('view-error', (e) => {
@@ -191,6 +192,17 @@ function sample(f) {
     samplesByFunction.set(fn.name, samples);
   }
   for (const name of samplesByFunction.keys()) if (!f.functions.some((fn) => fn.name === name)) samplesByFunction.delete(name);
+}
+
+/** Adds the leader's samples (the history view: the minutes before this page opened) under the page's own. */
+function backfill(history) {
+  for (const [name, older] of Object.entries(history)) {
+    const samples = samplesByFunction.get(name) || [];
+    const byTime = new Map([...older, ...samples].map((s) => [s.t, s]));
+    const merged = [...byTime.values()].sort((a, b) => a.t - b.t);
+    const end = merged.length ? merged[merged.length - 1].t : 0;
+    samplesByFunction.set(name, merged.filter((s) => s.t >= end - HISTORY_MS));
+  }
 }
 
 // ---- actions -------------------------------------------------------------------------------------

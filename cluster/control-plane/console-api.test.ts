@@ -76,6 +76,13 @@ test.serial('functions: scale by phase, queue, in-flight and the cumulative invo
   t.is(typeof fn.coldStartP50Ms, 'number');
   t.is(fn.sandboxes.length, 1);
   t.false(fn.panic);
+  // The leader samples every function every 5 s for the charts: the first sample once it serves.
+  const history = await until('a sample of echo', async () => {
+    const samples = (await get('/api/v1/console/history')).body.functions.echo as { t: number; invocations: number; ready: number }[];
+    return samples.length > 0 ? samples : undefined;
+  }, 15_000);
+  t.is(typeof history[0]!.t, 'number');
+  t.true(history.every((s) => s.invocations >= 0 && s.ready >= 0));
 });
 
 test.serial('actors: by kind across processes, one sorted page, filters, and one actor\'s state', async (t) => {

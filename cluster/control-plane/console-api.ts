@@ -8,6 +8,8 @@
 //   GET /api/v1/console/functions  per function: scale by phase, panic, queue, in-flight, cumulative
 //                                  invocations and cold starts (the page derives rates), cold-start queue-time
 //                                  percentiles, rejections
+//   GET /api/v1/console/history    per function, the last 5 minutes of those counters, sampled every 5 s by
+//                                  the leader (function-history.ts): what the page's charts start from
 //   GET /api/v1/console/kinds      actors by kind, process and shard: count, processed, mailbox, step times
 //   GET /api/v1/console/actors     ?kind=&process=&shard=&sort=&offset=&limit=  one page of the Observer view
 //   GET /api/v1/console/actor      ?process=&shard=&name=&watch=1  one actor: counters, state, state in one
@@ -40,6 +42,7 @@ const WATCH_MS = 10_000;
 const QUERIES = {
   cluster: [],
   functions: [],
+  history: [],
   kinds: ['process'],
   actors: ['kind', 'process', 'shard', 'sort', 'offset', 'limit'],
   actor: ['process', 'shard', 'name', 'watch'],
@@ -49,6 +52,7 @@ const QUERIES = {
 export type ViewRequest =
   | { readonly view: 'cluster' }
   | { readonly view: 'functions' }
+  | { readonly view: 'history' }
   | { readonly view: 'kinds'; readonly process: string | undefined }
   | { readonly view: 'actors'; readonly query: ActorQuery; readonly filter: ActorFilter }
   | { readonly view: 'actor'; readonly process: string; readonly shard: number; readonly name: string; readonly watchMs: number | undefined };
@@ -65,6 +69,8 @@ export function parseView(view: string, params: URLSearchParams): ViewRequest {
       return { view: 'cluster' };
     case 'functions':
       return { view: 'functions' };
+    case 'history':
+      return { view: 'history' };
     case 'kinds':
       return { view: 'kinds', process: nonEmpty(params, 'process') };
     case 'actors': {
@@ -147,6 +153,10 @@ async function answer(target: ConsoleTarget, plane: ControlPlane, request: ViewR
       return clusterView(target, plane);
     case 'functions':
       return functionsView(plane);
+    case 'history': {
+      const names = (await plane.listFunctions()).map((f) => f.spec.name);
+      return { at: Date.now(), functions: Object.fromEntries(names.map((name) => [name, plane.history.of(name)])) };
+    }
     case 'kinds':
       return kindsView(plane, request.process);
     case 'actors': {

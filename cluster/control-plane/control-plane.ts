@@ -26,6 +26,7 @@ import { listenFrames, type FrameConnection, type FrameServer, type FrameServerO
 import { ClusterTransport } from '../../runtime/transport.js';
 import { takeNextTerm } from '../leadership/index.js';
 import { openStore, type Store, type StoreConfig } from '../store/index.js';
+import { FunctionHistory } from './function-history.js';
 import { ClusterInspector, type InspectionPeer } from './inspection.js';
 
 function isStore(store: StoreConfig | Store): store is Store {
@@ -157,6 +158,11 @@ export class ControlPlane {
   private workersMissing: readonly string[] = [];
   private stopped = false;
   private joinTimer: NodeJS.Timeout | undefined;
+  /** The last minutes of every function's counters, for the console's charts (sampled while this incarnation leads). */
+  readonly history = new FunctionHistory(async () => {
+    const views = await this.listFunctions();
+    return new Map(views.map(({ spec, status, autoscaler }) => [spec.name, { invocations: autoscaler?.totals.invocations ?? 0, coldStarts: autoscaler?.totals.coldStarts ?? 0, ready: status?.ready ?? 0, inFlight: autoscaler?.observedInFlight ?? 0, queued: autoscaler?.queued ?? 0 }]));
+  });
   private reconstruction: Omit<ReconstructionStatus, 'workersMissing'> = { phase: 'waiting', workersExpected: 0, workersQueried: 0, sandboxesAdopted: 0, tookMs: null };
   private markServing: () => void = () => undefined;
   /** Resolves once the functions run (reconstruction done, or stopped); admin operations wait for it. */
@@ -301,6 +307,7 @@ export class ControlPlane {
     this.workersMissing = missing;
     this.log('info', `term ${this.term}: serving after ${this.reconstruction.tookMs} ms (workers listed after ${listedMs} ms); ${this.reconstruction.sandboxesAdopted} sandbox(es) adopted from ${this.reconstruction.workersQueried} worker(s), ${this.functions.size} function(s)`);
     this.markServing();
+    if (!this.stopped) this.history.start();
   }
 
   private async startFunction(spec: FunctionSpec): Promise<FunctionStatus> {
@@ -654,6 +661,7 @@ export class ControlPlane {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.joinTimer);
+    this.history.stop();
     this.transport.close();
     const closing = this.server.close();
     for (const connection of this.connections) connection.destroy();

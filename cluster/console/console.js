@@ -151,16 +151,16 @@ function subscribe() {
     mine.errors[i] = error;
     if (screen === mine) draw();
   });
-  source.addEventListener('error', () => {
-    // EventSource reconnects by itself (after the server's `retry`), on this replica or through it to a new leader.
-    if (screen === mine) liveBox.textContent = source.readyState === EventSource.CLOSED ? 'disconnected' : 'reconnecting…';
-  });
-  // A stream refused outright (400: a bad query in the address bar) closes; say why.
   source.addEventListener('error', async () => {
-    if (screen !== mine || source.readyState !== EventSource.CLOSED) return;
+    if (screen !== mine) return;
+    // EventSource reconnects by itself (after the server's `retry`), on this replica or through it to a new leader.
+    if (source.readyState !== EventSource.CLOSED) return void (liveBox.textContent = 'reconnecting…');
+    // Closed for good: the stream was refused (a bad query in the address bar, too many streams). Say why.
+    liveBox.textContent = 'disconnected';
     const res = await fetch(`/api/v1/console/stream?${query}`, { headers: { accept: 'application/json' } }).catch(() => null);
-    const body = res ? await res.json().catch(() => null) : null;
-    if (screen === mine) showError(body && body.error ? `${body.error.code}: ${body.error.message}` : 'the stream closed');
+    const body = res && !res.ok ? await res.json().catch(() => null) : null;
+    if (res && res.ok) res.body.cancel();
+    if (screen === mine) showError(body && body.error ? `${body.error.code}: ${body.error.message}` : 'the stream closed; reload to try again');
   });
 }
 

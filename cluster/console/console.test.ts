@@ -162,6 +162,10 @@ if (chromium === undefined) {
     t.true(error.includes(HOSTILE), 'the name, as text');
     t.is(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned ?? null), null);
     t.is(await page.locator('#error img').count(), 0);
+    // A query the server refuses (the stream answers 400): the page says why.
+    await page.goto(`${cluster.adminUrl}/console#actors?sort=bogus`);
+    await page.waitForFunction(() => /INVALID_QUERY: sort must be one of/.test(document.getElementById('error')?.textContent ?? ''));
+    t.is(await text('#live'), 'disconnected');
   });
 
   test.serial(`actors: ${ACTORS} simulated actors paged and sorted by the server`, async (t) => {

@@ -159,6 +159,7 @@ export const COMMANDS = {
       pool: POOL,
       'pool-memory-mib': POOL_MEMORY,
       token: TOKEN,
+      'admin-token': ['<token>', "changes through the admin API and the console's actions need it (or DIRIGENT_ADMIN_TOKEN); without one the console is read-only"],
       json: ['', 'print the addresses as one JSON line'],
     },
   },

@@ -33,6 +33,8 @@ export interface LocalClusterConfig {
   readonly pool?: string;
   readonly poolMemoryMiB?: string;
   readonly token?: string;
+  /** The admin API's token: changes, and the console's actions, need it (absent: DIRIGENT_ADMIN_TOKEN, else none and the console is read-only). */
+  readonly adminToken?: string;
   /** Every line the children print on stderr, prefixed with their name. */
   readonly onOutput?: (line: string) => void;
   /** Bound on each child's start, ms. */
@@ -132,7 +134,7 @@ export class LocalCluster {
     mkdirSync(dataDir, { recursive: true });
     const onOutput = config.onOutput ?? ((line: string) => process.stderr.write(`${line}\n`));
     const timeoutMs = config.startTimeoutMs ?? 30_000;
-    const { replica, admin } = await startControlPlaneRole({ host: config.host, 'admin-port': String(config.adminPort), 'cluster-port': '0', 'data-dir': dataDir, token } as CliValues);
+    const { replica, admin } = await startControlPlaneRole({ host: config.host, 'admin-port': String(config.adminPort), 'cluster-port': '0', 'data-dir': dataDir, token, ...(config.adminToken === undefined ? {} : { 'admin-token': config.adminToken }) } as CliValues);
     const stopControlPlane = async () => {
       await replica.stop();
       await admin.close();
@@ -191,6 +193,7 @@ export async function startLocalCluster(values: CliValues): Promise<void> {
     pool: values.pool,
     poolMemoryMiB: values['pool-memory-mib'],
     token: values.token ?? process.env[ENV.token],
+    adminToken: values['admin-token'],
   });
   const info = { admin: cluster.adminUrl, console: `${cluster.adminUrl}/console`, invoke: cluster.invokeUrl, compat: cluster.compatUrl, cluster: cluster.clusterAddress, restored: cluster.restored, startedInMs: Math.round(performance.now() - started) };
   const { functions, from } = cluster.restored;

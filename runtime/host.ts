@@ -447,9 +447,20 @@ export class ShardHost extends Endpoint {
       this.stopCell(cell, policy === 'stop' ? 'crashed (policy: stop)' : `crashed more than ${MAX_RESTARTS} times in ${RESTART_WINDOW_MS} ms`);
       return;
     }
+    this.reinit(cell);
+  }
+
+  /** A restart asked for (the console's action): what a crash does, without the crash; its mailbox stays. */
+  private restart(cell: Cell, reason: string): void {
+    cell.restarts += 1;
+    this.log('warn', `${printAddress(cell.address)} ${reason}`);
+    this.reinit(cell);
+  }
+
+  private reinit(cell: Cell): void {
     this.clearTimers(cell);
     try {
-      cell.state = cell.kind.init(cell.address, cell.initArg, now);
+      cell.state = cell.kind.init(cell.address, cell.initArg, this.clock.now());
     } catch (initError) {
       this.stopCell(cell, `restart failed: ${describeError(initError)}`);
     }
@@ -548,6 +559,12 @@ export class ShardHost extends Endpoint {
         const cell = this.cells.get(addressKey(op.address));
         if (cell) this.stopCell(cell, 'stopped by request');
         return void answer(cell !== undefined);
+      }
+      case 'restart-actor': {
+        const cell = this.cells.get(op.name);
+        if (cell === undefined) return void fail('NO_SUCH_ACTOR', `no actor ${op.name} on shard ${this.index}`);
+        this.restart(cell, 'restarted by request');
+        return void answer(cell.restarts);
       }
       case 'shutdown':
         void this.shutdown().then(

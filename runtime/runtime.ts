@@ -299,6 +299,12 @@ export class ActorRuntime {
     return this.controlAt<boolean>(this.shardOf(address), { op: 'stop-actor', address });
   }
 
+  /** Restart one actor by its name on a shard (as a listing gives them): it starts again from its init; resolves to its restart count. */
+  restartActor(shard: number, name: string): Promise<number> {
+    if (!Number.isInteger(shard) || shard < 0 || shard >= this.shards) return Promise.reject(new ActorRuntimeError('BAD_REQUEST', `shard must be an integer in 0..${this.shards - 1}, got ${shard}`));
+    return this.controlAt<number>(shard, { op: 'restart-actor', name });
+  }
+
   shardOf(address: Address): number {
     return shardOf(address, this.shards);
   }

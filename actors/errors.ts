@@ -116,6 +116,12 @@ export const ERROR_CODES = [
   'UNAUTHORIZED',
   'UNKNOWN_FUNCTION',
   'INTERNAL_ERROR',
+  /** The console's actions (cluster/control-plane/console-actions.ts) and event stream. */
+  'ACTIONS_DISABLED',
+  'INVALID_BODY',
+  'REMOTE_ACTOR',
+  'TOO_MANY_STREAMS',
+  'UNKNOWN_NODE',
   /** An HTTP answer that is not the API's JSON error body. */
   'HTTP_ERROR',
   // The command line (cluster/flags.ts, cluster/cli.ts).

@@ -23,31 +23,12 @@ import { COLD_START_BUCKETS_MS } from '../../actors/messages.js';
 import { assertNever } from '../../actors/actor.js';
 import { ACTOR_OFFSET_MAX, ACTOR_PAGE_LIMIT, ACTOR_SORTS, ActorRuntimeError, isActorSort, merge, newHistogram, quantileUs, type ActorQuery, type ShardStats } from '../../runtime/index.js';
 import type { ControlPlane } from './control-plane.js';
-<<<<<<< HEAD
-import type { ProcessStats } from './inspection.js';
-import { DirigentError, type ErrorCode } from '../../actors/errors.js';
-
-/** An expected refusal of a console request; the admin API turns it into `{ error: { code, message } }`. */
-/** A failure with the HTTP status it is (or was) answered with; 0: no HTTP answer at all. */
-export class ConsoleApiError extends DirigentError {
-  override name = 'ConsoleApiError';
-  constructor(
-    readonly status: number,
-    code: ErrorCode,
-    message: string,
-    options?: { readonly cause?: unknown },
-  ) {
-    super(code, message, options);
-  }
-}
-=======
 import { ConsoleApiError } from './console-error.js';
 import { ACTIONS, isAction, serveConsoleAction } from './console-actions.js';
 import { MAX_STREAMS, MAX_WATCHES, type ConsolePush, type Watch } from './console-push.js';
 import type { ActorFilter, ProcessStats } from './inspection.js';
 
 export { ConsoleApiError };
->>>>>>> h-console
 
 /** What the cluster view needs of the replica serving it (the admin API's AdminTarget). */
 export interface ConsoleTarget {

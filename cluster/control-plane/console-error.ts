@@ -1,11 +1,15 @@
-// An expected refusal of a console request (a bad query, an action without the token); the admin API turns it
-// into `{ error: { code, message } }` with its status.
-export class ConsoleApiError extends Error {
+import { DirigentError, type ErrorCode } from '../../actors/errors.js';
+
+/** An expected refusal of a console request (a bad query, an action without the token); the admin API turns it
+ * into `{ error: { code, message } }` with its status (0: no HTTP answer at all). */
+export class ConsoleApiError extends DirigentError {
+  override name = 'ConsoleApiError';
   constructor(
     readonly status: number,
-    readonly code: string,
+    code: ErrorCode,
     message: string,
+    options?: { readonly cause?: unknown },
   ) {
-    super(message);
+    super(code, message, options);
   }
 }

@@ -1,7 +1,7 @@
 // The control-plane role: an ActorRuntime hosting the function, autoscaler and scheduler actors,
 // the desired-state store, and the cluster listener that workers and data planes connect to.
 // Operations here return values (expected outcomes), which the admin API maps to HTTP statuses.
-import type { ErrorCode } from '../../actors/errors.js';
+import { isErrorCode, type ErrorCode } from '../../actors/errors.js';
 import type { FunctionSpec } from '../../actors/function-spec.js';
 import { parseDirigentRegistration, parseFunctionSpec, updateFunctionSpec } from '../../actors/function-spec.js';
 import { sandboxRequestOf, sandboxTemplateOf, type FunctionInit } from '../../actors/function.js';
@@ -634,7 +634,8 @@ export class ControlPlane {
       this.log('warn', `console action by ${by}: actor ${name} on shard ${shard} restarted (restart ${restarts})`);
       return { ok: true, value: { restarts } };
     } catch (error) {
-      const code = (error as { code?: string }).code ?? 'INTERNAL';
+      const code = (error as { code?: unknown }).code;
+      if (!isErrorCode(code)) return fail(503, 'INTERNAL_ERROR', (error as Error).message);
       return fail(code === 'NO_SUCH_ACTOR' ? 404 : code === 'BAD_REQUEST' ? 400 : 503, code, (error as Error).message);
     }
   }

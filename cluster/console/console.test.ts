@@ -1,7 +1,7 @@
 // The console in a real browser: Debian's chromium, headless, driven over the DevTools protocol, against
 // a real `dirigent up` (control plane here; data plane and a worker as child processes). It deploys and
 // invokes a function, then checks that the page shows the function and updates its counts without a reload,
-// lists the actors by kind, pages and sorts them, opens one actor's state, and shows hostile names as text.
+// lists the actors by kind, shows the worker's pool of started sandboxes, pages and sorts them, opens one actor's state, and shows hostile names as text.
 // Skipped, saying why, when chromium is not installed (`apt-get install chromium`; .ci/run installs it).
 // Screenshots are saved as artifacts: $TEST_ARTIFACTS_DIR (default: the system's temp dir)/dirigent-console-<view>.png;
 // with UPDATE_SCREENSHOT=1 the actors view also replaces cluster/console/screenshot.png, the README's picture.
@@ -70,6 +70,8 @@ if (chromium === undefined) {
     t.regex(text, /control-plane/);
     t.regex(text, /dataplane:dp1/);
     t.regex(await browser.evaluate<string>(`document.getElementById('leader').textContent`), /term \d+/);
+    // The worker's pool of started sandboxes (the default: 2 stems of 128 MiB): idle / target, memory and starts.
+    t.regex(await browser.evaluate<string>(`document.querySelector('#workers-table tbody tr').textContent`), /\d+ \/ 2 \([\d.]+ of \d+ MiB; starts \d+ pool, \d+ fresh\)/);
     // Placement: the function's one sandbox is a square on the worker's row, named in its tooltip.
     t.regex(await browser.evaluate<string>(`[...document.querySelectorAll('#placement-table rect title')].map((x) => x.textContent).join()`), /^hello · hello-\S+ · ready$/);
   });

@@ -19,6 +19,14 @@ export function monotonicUs(): number {
   return performance.now() * 1000;
 }
 
+/**
+ * Wall time in ms with sub-ms precision, comparable across the threads of a process (each thread's
+ * performance.now() counts from its own start, timeOrigin says when that was): for step traces, never behaviour.
+ */
+export function epochMsPrecise(): number {
+  return performance.timeOrigin + performance.now();
+}
+
 export interface RealClockOptions {
   /** Monotonic time (performance.now, from thread start) instead of wall time. */
   readonly monotonic?: boolean;

@@ -76,10 +76,11 @@ function us(value) {
   return value >= 1000 ? `${(value / 1000).toFixed(value >= 10000 ? 0 : 1)} ms` : `${value} µs`;
 }
 
-/** A node's pool of started generic sandboxes (stem cells): idle / target, their memory against the cap, and how cold starts began. */
+/** A node's pool of started generic sandboxes (stem cells): idle / target, their memory (in all, per stem, the cap), and how cold starts began. */
 function poolText(pool) {
   if (!pool) return '–';
-  return `${pool.idle} / ${pool.target} (${pool.idleMiB} of ${pool.capMiB} MiB; starts ${pool.fromPool} pool, ${pool.fresh} fresh)`;
+  const each = pool.idle > 0 ? `, ${Math.round((pool.idleMiB / pool.idle) * 10) / 10} each` : '';
+  return `${pool.idle} / ${pool.target} (${pool.idleMiB} MiB${each}, cap ${pool.capMiB}; starts ${pool.fromPool} pool, ${pool.fresh} fresh)`;
 }
 
 function age(ms) {

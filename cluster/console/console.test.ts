@@ -71,7 +71,7 @@ if (chromium === undefined) {
     t.regex(text, /dataplane:dp1/);
     t.regex(await browser.evaluate<string>(`document.getElementById('leader').textContent`), /term \d+/);
     // The worker's pool of started sandboxes (the default: 2 stems of 128 MiB): idle / target, memory and starts.
-    t.regex(await browser.evaluate<string>(`document.querySelector('#workers-table tbody tr').textContent`), /\d+ \/ 2 \([\d.]+ of \d+ MiB; starts \d+ pool, \d+ fresh\)/);
+    t.regex(await browser.evaluate<string>(`document.querySelector('#workers-table tbody tr').textContent`), /\d+ \/ 2 \([\d.]+ MiB(, [\d.]+ each)?, cap \d+; starts \d+ pool, \d+ fresh\)/);
     // Placement: the function's one sandbox is a square on the worker's row, named in its tooltip.
     t.regex(await browser.evaluate<string>(`[...document.querySelectorAll('#placement-table rect title')].map((x) => x.textContent).join()`), /^hello · hello-\S+ · ready$/);
   });

@@ -8,7 +8,7 @@
 import { createRequire } from 'node:module';
 import type * as NactTypes from 'nact';
 import { printAddress, type ActorKind, type Address, type AskResult, type Effect, type ReplyTo, type StepContext } from '../actors/actor.js';
-import { ManualClock, monotonicUs, type Clock, type TimerHandle } from './clock.js';
+import { epochMsPrecise, ManualClock, monotonicUs, type Clock, type TimerHandle } from './clock.js';
 import { Endpoint } from './endpoint.js';
 import { ASK, SHARD_KIND, SPAWN, TELL, type Envelope, type ShardControl } from './envelope.js';
 import type { ErrorCode } from '../actors/errors.js';
@@ -40,6 +40,13 @@ const TIMED_ALWAYS = 32;
 const TIMED_ONE_IN = 32;
 /** Messages kept per watched actor. */
 const RECENT_MESSAGES = 50;
+/**
+ * DIRIGENT_STEP_TRACE=1: every step writes `dirigent-step <epoch ms, 3 decimals> <address> <message type>` to
+ * stderr before it runs, so one cold start can be followed through every actor of every process and thread
+ * on one time line (`npm run bench:coldstart-trace`). Read once, when the shard starts.
+ */
+const STEP_TRACE = process.env['DIRIGENT_STEP_TRACE'] === '1';
+export const STEP_TRACE_PREFIX = 'dirigent-step';
 /** Longest a watch lasts without being renewed, ms. */
 const MAX_WATCH_MS = 60_000;
 
@@ -318,6 +325,7 @@ export class ShardHost extends Endpoint {
   private runStep(cell: Cell, delivery: Delivery, now: number): void {
     const ctx: StepContext = { now, self: cell.address, replyTo: delivery.replyTo, sender: delivery.sender, random: this.random };
     if (cell.trace !== undefined) this.traceStep(cell, delivery, now);
+    if (STEP_TRACE) process.stderr.write(`${STEP_TRACE_PREFIX} ${epochMsPrecise().toFixed(3)} ${printAddress(cell.address)} ${(delivery.m as { type?: unknown }).type ?? '?'}\n`);
     let result;
     try {
       result = cell.kind.step(cell.state, delivery.m, ctx);

@@ -81,6 +81,13 @@ function us(value) {
   return value >= 1000 ? `${(value / 1000).toFixed(value >= 10000 ? 0 : 1)} ms` : `${value} µs`;
 }
 
+/** A node's pool of started generic sandboxes (stem cells): idle / target, their memory (in all, per stem, the cap), and how cold starts began. */
+function poolText(pool) {
+  if (!pool) return '–';
+  const each = pool.idle > 0 ? `, ${Math.round((pool.idleMiB / pool.idle) * 10) / 10} each` : '';
+  return `${pool.idle} / ${pool.target} (${pool.idleMiB} MiB${each}, cap ${pool.capMiB}; starts ${pool.fromPool} pool, ${pool.fresh} fresh)`;
+}
+
 function age(ms) {
   if (ms === null || ms === undefined || !Number.isFinite(ms)) return '–';
   if (ms < 1000) return `${Math.max(0, Math.round(ms))} ms`;
@@ -253,11 +260,11 @@ function clusterView(params, c, f, fnActors) {
     table('replicas-table', ['#id', '#role', '=term', '#readiness', '#admin'], c.replicas.map((x) =>
       h('tr', null, h('td', null, x.id), h('td', { class: x.role === 'unreachable' ? 'bad' : x.role === 'leader' ? 'ok' : '' }, x.role), num(x.term), h('td', null, x.readiness), h('td', null, x.adminUrl)))),
     h('h2', null, 'Workers'),
-    table('workers-table', ['#node', '#address', '#state', '=slots', '=cpu (milli)', '=memory (MiB)', '=sandboxes', '=heartbeat age', '#action (admin token)'], c.workers.map((n) =>
+    table('workers-table', ['#node', '#address', '#state', '=slots', '=cpu (milli)', '=memory (MiB)', '=sandboxes', '=pool (idle / target)', '=heartbeat age', '#action (admin token)'], c.workers.map((n) =>
       h('tr', { 'data-node': n.nodeId }, h('td', null, n.nodeId), h('td', null, n.address),
         h('td', { class: n.alive ? (n.schedulable ? 'ok' : 'warn') : 'bad' }, n.alive ? (n.schedulable ? 'alive' : 'cordoned') : 'dead'),
         num(`${n.allocated.slots} / ${n.capacity.slots}`), num(`${n.allocated.cpuMilli} / ${n.capacity.cpuMilli}`), num(`${n.allocated.memoryMiB} / ${n.capacity.memoryMiB}`),
-        num(n.sandboxes), num(age(n.heartbeatAgeMs), n.heartbeatAgeMs > 3000 ? 'warn' : ''),
+        num(n.sandboxes), num(poolText(n.pool)), num(age(n.heartbeatAgeMs), n.heartbeatAgeMs > 3000 ? 'warn' : ''),
         h('td', null, h('button', { class: 'drain', onclick: () => act('drain', { node: n.nodeId, drain: n.schedulable }) }, n.schedulable ? 'drain' : 'uncordon'))))),
     h('h2', null, 'Placement'),
     placement(c.workers, f.functions, fnActors.items),

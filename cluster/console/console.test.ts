@@ -1,8 +1,8 @@
 // The console in a real browser: Debian's chromium, headless, driven by playwright-core, against a real
 // `dirigent up` (LocalCluster: control plane here; data plane and a worker as child processes) with an admin
 // token. It deploys and invokes a function, then checks that the page shows the function and that its counts
-// go up without a reload (pushed over the page's event stream), lists the actors by kind, filters, sorts and
-// opens one actor's state, shows hostile names as text, and refuses an action without the token but does it
+// go up without a reload (pushed over the page's event stream), shows the worker's pool of started sandboxes,
+// lists the actors by kind, filters, sorts and opens one actor's state, shows hostile names as text, and refuses an action without the token but does it
 // with the token. A second, smaller control plane hosts 10 000 simulated actors for paging and sorting.
 // Skipped, saying why, when chromium is not installed (`apt-get install chromium`; .ci/run installs it).
 // Screenshots are saved as artifacts: $TEST_ARTIFACTS_DIR (default: the system's temp dir)/dirigent-console-<view>.png;
@@ -128,6 +128,8 @@ if (chromium === undefined) {
     t.regex(shards, /dataplane:dp1/);
     t.regex(await text('#leader'), /term \d+/);
     t.regex(await text('#main'), /reconstruction/);
+    // The worker's pool of started sandboxes (the default: 2 stems of 128 MiB): idle / target, memory and starts.
+    t.regex((await page.locator('#workers-table tbody tr').first().textContent()) ?? '', /\d+ \/ 2 \([\d.]+ MiB(, [\d.]+ each)?, cap \d+; starts \d+ pool, \d+ fresh\)/);
     // Placement: the function's one sandbox is a square on the worker's row, named in its tooltip.
     t.regex((await page.locator('#placement-table rect title').allTextContents()).join(), /^hello · hello-\S+ · ready$/);
   });

@@ -206,7 +206,7 @@ export async function runRole(role: Role, values: CliValues): Promise<void> {
   // signal then ends it at once, instead of being swallowed until a start that may never come.
   void stopping.then((signal) => {
     if (!starting) return;
-    defaultLog('info', `${role}: ${signal} while starting; exiting`);
+    defaultLog('warn', `${role}: ${signal} while starting; exiting`);
     process.exit(0);
   });
   let stop: () => Promise<void>;

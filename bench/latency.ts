@@ -10,6 +10,7 @@
 //   LATENCY_RATES (default 50,1000,10000)  offered loads, req/s
 //   LATENCY_RUNTIME (default simulated)    sandbox runtime: `simulated` (the builtin runs on the worker's shard
 //                                   thread) or `thread` (one more hop: a worker thread per sandbox)
+//   LATENCY_OUT_DIR (default: none)  writes latency-by-rate.svg there (p50 and p99 against the rate, both targets)
 //
 // Method: bench/loadgen.c, the open-loop C generator of bench:warm (request k due at k / rate, latency from the
 // due time, one request at a time per keep-alive connection), in HTTP mode or in WebSocket mode (one masked text
@@ -19,10 +20,11 @@
 // plane, one worker, a data plane with 2 shards; each role an ActorRuntime with its own threads over loopback
 // TCP), the function pinned to one sandbox (min = max scale) so that every call is warm; the generator checks
 // `x-dirigent-cold-start: false` on every data-plane response and the sandbox set is compared around each run.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { compileLoadgen, loadgen, startBare, type LoadResult, type LoadSpec } from './children.js';
+import { xySvg, type XySeries } from '../cluster/experiments/svg-xy.js';
 import { busyCores, deployPinned, envInt, exitIfStillRunningAfter, median, round, sandboxIds, startCluster } from './cluster.js';
 
 const RUNS = envInt('BENCH_RUNS', 3);
@@ -76,6 +78,10 @@ try {
     connections: connections(rate),
     ...(transport === 'ws' ? { websocketFunction: FUNCTION } : {}),
   });
+  const points = new Map<string, [number, number][]>();
+  const plot = (label: string, rate: number, ms: number) => {
+    if (ms > 0) points.set(label, [...(points.get(label) ?? []), [rate, ms]]);
+  };
   for (const rate of RATES) {
     for (const transport of TRANSPORTS) {
       const runs: LoadResult[] = [];
@@ -90,6 +96,10 @@ try {
         runs.push(result);
       }
       const med = (rs: LoadResult[], f: (r: LoadResult) => number) => round(median(rs.map(f)), 3);
+      for (const q of ['p50', 'p99'] as const) {
+        plot(`data plane ${transport} ${q}`, rate, med(runs, (r) => r[`${q}Ms`]));
+        plot(`bare uWS ${transport} ${q}`, rate, med(bareRuns, (r) => r[`${q}Ms`]));
+      }
       console.log(
         JSON.stringify({
           bench: 'latency',
@@ -115,6 +125,14 @@ try {
         }),
       );
     }
+  }
+  const outDir = process.env.LATENCY_OUT_DIR;
+  if (outDir !== undefined && outDir !== '') {
+    await mkdir(outDir, { recursive: true });
+    const series: XySeries[] = [...points].map(([label, pts]) => ({ label, points: pts, dashed: label.startsWith('bare') }));
+    const file = join(outDir, 'latency-by-rate.svg');
+    await writeFile(file, xySvg({ title: `Warm calls of an empty ${RUNTIME} sandbox, open loop`, xLabel: 'offered rate, requests per second', yLabel: 'latency from the due time, ms', series }));
+    console.error(`bench:latency: plot: ${file}`);
   }
 } finally {
   for (const stop of stops.reverse()) await stop().catch((error: unknown) => console.error(`bench:latency: stopping: ${(error as Error).message}`));

@@ -70,6 +70,9 @@ const machine = {
 };
 const all: unknown[] = [machine];
 const wallS: Record<string, number> = {};
+const file = join(resultsDir, `${date}.json`);
+// Rewritten after every benchmark, so that a suite stopped half-way keeps what it measured.
+const save = () => writeFile(file, all.map((l) => JSON.stringify(l)).join('\n') + '\n');
 for (const name of only ?? SUITE) {
   const t0 = performance.now();
   console.error(`bench: ${name}...`);
@@ -80,8 +83,8 @@ for (const name of only ?? SUITE) {
     console.error(`bench: ${name} failed: ${outcome.failure}`);
     all.push({ bench: name, failed: outcome.failure });
   }
+  await save();
 }
 all.push({ bench: 'suite', wallS, totalS: round((Date.now() - startedAt.getTime()) / 1000, 1), loadAverage1mAfter: round(loadavg()[0]!, 2) });
-const file = join(resultsDir, `${date}.json`);
-await writeFile(file, all.map((l) => JSON.stringify(l)).join('\n') + '\n');
+await save();
 console.error(`bench: results in ${file}, plots in ${plotsDir}`);

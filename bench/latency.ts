@@ -14,7 +14,7 @@
 //
 // Method: bench/loadgen.c, the open-loop C generator of bench:warm (request k due at k / rate, latency from the
 // due time, one request at a time per keep-alive connection), in HTTP mode or in WebSocket mode (one masked text
-// frame `{"id":1,"function":"empty"}` per request). Connections per rate: CONNECTIONS below, few enough that at
+// frame `{"id":1,"function":"empty"}` per request). Connections per rate: `connections()` below, few enough that at
 // 50 req/s every request finds its connection idle for ~20 ms (the idle path this benchmark is about), enough
 // that at 10 000 req/s none waits for a connection. The cluster is the in-process one of bench:warm (control
 // plane, one worker, a data plane with 2 shards; each role an ActorRuntime with its own threads over loopback
@@ -45,7 +45,7 @@ const LOW_RATE_SAMPLES = 1000;
 const WARMUP_MS = 2000;
 const DATA_PLANE_SHARDS = 2;
 
-/** Keep-alive connections of the generator at `rate` req/s: 1 at 50/s, 4 at 1 000/s, 32 at 10 000/s. */
+/** Keep-alive connections of the generator at `rate` req/s: 1 at 50/s, 4 at 1 000/s, 34 at 10 000/s. */
 function connections(rate: number): number {
   return Math.min(64, Math.max(1, Math.ceil(rate / 300)));
 }

@@ -11,7 +11,8 @@ import { printAddress, type ActorKind, type Address, type AskResult, type Effect
 import { ManualClock, monotonicUs, type Clock, type TimerHandle } from './clock.js';
 import { Endpoint } from './endpoint.js';
 import { ASK, SHARD_KIND, SPAWN, TELL, type Envelope, type ShardControl } from './envelope.js';
-import { actorError, toActorError } from './errors.js';
+import type { ErrorCode } from '../actors/errors.js';
+import { ActorRuntimeError, actorError, toActorError } from './errors.js';
 import { addressKey } from './hash.js';
 import type { OutboundLink } from './link.js';
 import { Queue } from './queue.js';
@@ -195,7 +196,7 @@ export class ShardHost extends Endpoint {
       tell: (to, message) => this.tell(to, message),
       ask: <T>(to: Address, message: unknown, timeoutMs: number) =>
         new Promise<T>((resolve, reject) =>
-          this.askWith(to, message, timeoutMs, (r) => (r.ok ? resolve(r.value as T) : reject(Object.assign(new Error(r.error.message), { code: r.error.code })))),
+          this.askWith(to, message, timeoutMs, (r) => (r.ok ? resolve(r.value as T) : reject(ActorRuntimeError.from(r.error)))),
         ),
       askWith: (to, message, timeoutMs, settle) => this.askWith(to, message, timeoutMs, settle),
       spawn: (address, init) => this.route({ t: SPAWN, to: address, init }),
@@ -446,9 +447,20 @@ export class ShardHost extends Endpoint {
       this.stopCell(cell, policy === 'stop' ? 'crashed (policy: stop)' : `crashed more than ${MAX_RESTARTS} times in ${RESTART_WINDOW_MS} ms`);
       return;
     }
+    this.reinit(cell);
+  }
+
+  /** A restart asked for (the console's action): what a crash does, without the crash; its mailbox stays. */
+  private restart(cell: Cell, reason: string): void {
+    cell.restarts += 1;
+    this.log('warn', `${printAddress(cell.address)} ${reason}`);
+    this.reinit(cell);
+  }
+
+  private reinit(cell: Cell): void {
     this.clearTimers(cell);
     try {
-      cell.state = cell.kind.init(cell.address, cell.initArg, now);
+      cell.state = cell.kind.init(cell.address, cell.initArg, this.clock.now());
     } catch (initError) {
       this.stopCell(cell, `restart failed: ${describeError(initError)}`);
     }
@@ -460,7 +472,7 @@ export class ShardHost extends Endpoint {
   }
 
   /** Stop an actor. Messages still queued go to a fresh incarnation if the kind is virtual and the stop was voluntary. */
-  private stopCell(cell: Cell, reason: string, code = 'ACTOR_STOPPED'): void {
+  private stopCell(cell: Cell, reason: string, code: ErrorCode = 'ACTOR_STOPPED'): void {
     if (cell.stopped) return;
     cell.stopped = true;
     this.unwake(cell);
@@ -499,7 +511,7 @@ export class ShardHost extends Endpoint {
 
   private control(op: ShardControl, replyTo: ReplyTo | undefined): void {
     const answer = (value: unknown) => replyTo && this.reply(replyTo.origin, replyTo.id, { ok: true, value });
-    const fail = (code: string, message: string) => replyTo && this.reply(replyTo.origin, replyTo.id, { ok: false, error: actorError(code, message) });
+    const fail = (code: ErrorCode, message: string) => replyTo && this.reply(replyTo.origin, replyTo.id, { ok: false, error: actorError(code, message) });
     switch (op.op) {
       case 'stats':
         return void answer(this.stats());
@@ -547,6 +559,12 @@ export class ShardHost extends Endpoint {
         const cell = this.cells.get(addressKey(op.address));
         if (cell) this.stopCell(cell, 'stopped by request');
         return void answer(cell !== undefined);
+      }
+      case 'restart-actor': {
+        const cell = this.cells.get(op.name);
+        if (cell === undefined) return void fail('NO_SUCH_ACTOR', `no actor ${op.name} on shard ${this.index}`);
+        this.restart(cell, 'restarted by request');
+        return void answer(cell.restarts);
       }
       case 'shutdown':
         void this.shutdown().then(

@@ -77,6 +77,8 @@ export interface LoadSpec {
   /** Requests due in this first period are sent but not recorded, ms. */
   readonly warmupMs: number;
   readonly connections: number;
+  /** One `name: value` header added to every request. */
+  readonly header?: string;
 }
 
 /** Its JSON line. Latencies run from each request's due time. */
@@ -111,7 +113,7 @@ export async function compileLoadgen(dir: string, bench: string): Promise<string
 }
 
 export async function loadgen(binary: string, spec: LoadSpec): Promise<LoadResult> {
-  const args = [spec.port, spec.path, spec.rate, spec.durationMs, spec.warmupMs, spec.connections].map(String);
+  const args = [spec.port, spec.path, spec.rate, spec.durationMs, spec.warmupMs, spec.connections, ...(spec.header === undefined ? [] : [spec.header])].map(String);
   const out = await collect(spawn(binary, args), 'loadgen');
   return JSON.parse(out.trim()) as LoadResult;
 }

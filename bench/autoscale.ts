@@ -18,7 +18,9 @@
 // (the trace workload), so that the two cores are not what limits the count.
 //
 // Environment: AUTOSCALE_RUNTIMES (thread,simulated), AUTOSCALE_SCENARIOS (all: steady-fast, steady-slow, step,
-// step-peak, burst, onoff), AUTOSCALE_BASELINE=0 skips step-peak (for a commit without the setting).
+// step-peak, burst, onoff), AUTOSCALE_BASELINE=0 skips step-peak (for a commit without the setting),
+// AUTOSCALE_LOG (a file for the roles' output; default: discarded).
+import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -197,11 +199,12 @@ async function main(): Promise<void> {
   const names = list('AUTOSCALE_SCENARIOS', SCENARIOS.map((s) => s.name)).filter((s) => process.env['AUTOSCALE_BASELINE'] !== '0' || s !== 'step-peak');
   const scenarios = names.map((n) => SCENARIOS.find((s) => s.name === n) ?? (() => { throw new Error(`AUTOSCALE_SCENARIOS: unknown ${n}; known: ${SCENARIOS.map((s) => s.name).join(', ')}`); })());
   const dir = await mkdtemp(join(tmpdir(), 'bench-autoscale-'));
+  const roleLog = process.env['AUTOSCALE_LOG'] ? createWriteStream(process.env['AUTOSCALE_LOG']) : undefined;
   try {
     const binary = await compileLoadgen(dir, 'bench:autoscale');
     for (const runtime of runtimes) {
       const busyBefore = await busyCores();
-      const cluster = await startProcessCluster({ runtime, nodes: 1, slots: 1000, onOutput: () => undefined });
+      const cluster = await startProcessCluster({ runtime, nodes: 1, slots: 1000, onOutput: (line) => roleLog?.write(`${line}\n`) });
       try {
         let n = 0;
         for (const scenario of scenarios) {
@@ -214,6 +217,7 @@ async function main(): Promise<void> {
       }
     }
   } finally {
+    roleLog?.end();
     await rm(dir, { recursive: true, force: true });
   }
 }

@@ -407,7 +407,7 @@ test('config: each error names the field, the rule with its unit, and the value'
     {
       partial: { tickMS: 1000 },
       errors: [
-        'unknown field "tickMS"; known fields: tickMs, stableWindowMs, panicWindowMs, panicThresholdPercent, maxScaleUpRate, maxScaleDownRate, targetUtilizationPercent, minScale, maxScale, keepAliveMs',
+        'unknown field "tickMS"; known fields: tickMs, stableWindowMs, panicWindowMs, panicThresholdPercent, maxScaleUpRate, maxScaleDownRate, targetUtilizationPercent, minScale, maxScale, keepAliveMs, peakWeightPercent',
       ],
     },
     { partial: null, errors: ['autoscaler config must be an object, got null'] },

@@ -8,11 +8,17 @@
 // - the windows are whole ticks of the configured tick (`windowTicks`), not a fixed bucket count;
 // - scale to zero also waits for `keepAliveMs` without any in-flight request, not only for an all-zero window.
 //
-// Bucketing: every tick closes one bucket holding the MAX of the in-flight sum over that tick. The sum is a
-// gauge: a reported value stands until the next report, so a bucket starts at the value carried in from the
-// previous one. Max (not the average of reports) because data planes report on change and then every 2 s, so an
-// average of reports would weight bursts by how chatty the reporter was; max over the tick never under-counts a
-// burst, at the price of over-counting one that was shorter than a tick.
+// Bucketing: every tick closes one bucket. Each data-plane report carries two figures of its report period:
+// the PEAK in-flight count and its TIME-WEIGHTED AVERAGE (request-ms / ms, Knative's queue-proxy metric). Their
+// sums over data planes are gauges: a reported value stands until the next report, so a bucket starts at the
+// values carried in from the previous one, and the bucket keeps the max of each gauge over the tick. The bucket
+// holds average + (peak - average) * peakWeightPercent / 100: by default the average (0 %).
+// Why the average: the peak (this port's metric before issue 19, still 100 %) counts a burst shorter than a tick
+// as if it lasted the whole tick. 200 req/s of a 3 ms call needs 0.6 sandboxes by Little's law, but a 2 s peak
+// of that load reads 5-10 (arrivals clump, a GC pause queues a few), so the stable window asked for 10 times the
+// sandboxes needed, and their creation load fed the next peaks. The average does not under-count a burst either:
+// requests queued for a cold start count in it for as long as they wait, and a burst that needs sandboxes at once
+// is sized by its backlog (`onBacklog`), not by the windows.
 // After a scale to zero the window is emptied and restarts with the first non-zero bucket (as Knative's buckets
 // do when no pod reports), and averages run over the buckets present. Otherwise a minute of recorded zeros
 // would dilute the first burst after an idle period and undo the backlog-sized scale-from-zero a tick later.
@@ -29,12 +35,16 @@ export type ScalerMode =
   | { readonly kind: 'panic'; readonly peak: number; readonly calmTicks: number };
 
 export interface ScalerState {
-  /** Closed buckets, oldest first, at most one stable window: max in-flight requests during each tick. */
+  /** Closed buckets, oldest first, at most one stable window: in-flight requests of each tick (see the header). */
   readonly buckets: readonly number[];
-  /** Max in-flight requests seen so far in the open bucket. */
+  /** Max of the peak in-flight gauge seen so far in the open bucket (requests). */
   readonly bucketMax: number;
-  /** Latest in-flight sum reported (requests); stands until the next report. */
+  /** Max of the average in-flight gauge seen so far in the open bucket (requests). */
+  readonly bucketAverage: number;
+  /** Latest in-flight sum reported (requests, the sum of the reports' peaks); stands until the next report. */
   readonly inFlight: number;
+  /** Latest sum of the reports' time-weighted averages (requests, fractional); stands until the next report. */
+  readonly average: number;
   /** When the in-flight sum last fell to 0 (ms); null while requests are in flight. */
   readonly idleSince: number | null;
   readonly mode: ScalerMode;
@@ -42,6 +52,11 @@ export interface ScalerState {
   readonly desired: number;
   /** The count may not decrease before this time (ms); see `holdScaleDown`. */
   readonly holdUntil: number;
+  /**
+   * When the scaler asked for sandboxes with none ready (ms): a scale from zero in progress; null once one is
+   * ready. See `COLD_GATHER_MS`.
+   */
+  readonly coldSince: number | null;
 }
 
 /** What decided the count, for logs and transcripts. */
@@ -54,6 +69,8 @@ export type ScaleReason =
   | 'panic-no-decrease'
   /** Requests waiting with no sandbox: sized by the backlog (`onBacklog`, or a tick with no ready sandbox). */
   | 'backlog'
+  /** More requests wait while the first sandboxes start: they are sized once one is ready (`COLD_GATHER_MS`). */
+  | 'cold-start-wait'
   /** Capped at ready * maxScaleUpRate. */
   | 'scale-up-limit'
   /** Floored at floor(ready / maxScaleDownRate). */
@@ -78,6 +95,10 @@ export interface TickDecision extends Decision {
   readonly stableAverage: number;
   /** Mean of the panic window's buckets (in-flight requests). */
   readonly panicAverage: number;
+  /** The bucket this tick closed (in-flight requests), and the two gauges it was made of. */
+  readonly bucket: number;
+  readonly bucketPeak: number;
+  readonly bucketAverage: number;
 }
 
 export interface TickInput {
@@ -108,9 +129,21 @@ export const MAX_STABLE_WINDOW_MS = 3_600_000;
 /** Shortest tick accepted, ms: below this the timer and message overhead dominate the decision. */
 export const MIN_TICK_MS = 100;
 
+/**
+ * Scale from zero: the backlog reported within this long of the first ask (ms) sizes the count, one sandbox per
+ * waiting request (a burst of simultaneous first calls gets them all at once: the router reports its queue at
+ * the end of the event-loop turn and again each time it doubles, so a burst spread over a few turns is
+ * gathered). A backlog that grows later, while no sandbox is ready yet, asks for nothing more: those requests
+ * arrived during the cold start, and how many sandboxes they need depends on how long a call takes, which the
+ * first ready sandbox shows (the windows then measure it, and a queue that keeps doubling is reported again).
+ * Sizing them one sandbox each asked for rate x cold-start sandboxes: 200 req/s of a 1 ms call over a cold start
+ * slowed to 1 s by the creations themselves asked for 200 sandboxes, whose creation slowed it further.
+ */
+export const COLD_GATHER_MS = 100;
+
 export function initialScalerState(now: number): ScalerState {
   // Idle since creation: a function is not scaled to zero sooner than keepAliveMs after the scaler starts.
-  return { buckets: [], bucketMax: 0, inFlight: 0, idleSince: now, mode: { kind: 'stable' }, desired: 0, holdUntil: now };
+  return { buckets: [], bucketMax: 0, bucketAverage: 0, inFlight: 0, average: 0, idleSince: now, mode: { kind: 'stable' }, desired: 0, holdUntil: now, coldSince: null };
 }
 
 /** The windows in whole ticks: ceil(window / tick), at least 1. */
@@ -122,13 +155,22 @@ export function windowTicks(config: AutoscalerConfig): { readonly stable: number
 }
 
 /**
- * A data-plane report of the function's in-flight sum (requests, summed over data planes by the caller).
+ * A data-plane report of the function's in-flight sums (requests, summed over data planes by the caller): the
+ * peak `inFlight` and the time-weighted `average` of the report periods. A report without an average (an older
+ * data plane) counts its peak as its average. An average above the peak is taken as the peak (it cannot be).
  * Takes `config` only so that every entry point has the same (state, config, input, now) shape.
  */
-export function recordObservation(state: ScalerState, config: AutoscalerConfig, inFlight: number, now: number): ScalerState {
+export function recordObservation(state: ScalerState, config: AutoscalerConfig, inFlight: number, now: number, average: number = inFlight): ScalerState {
   requireCount('inFlight', inFlight);
+  if (!Number.isFinite(average) || average < 0) throw new RangeError(`average must be a number >= 0 requests, got ${average}`);
+  const mean = Math.min(average, inFlight);
   const idleSince = inFlight > 0 ? null : (state.idleSince ?? now);
-  return { ...state, inFlight, bucketMax: Math.max(state.bucketMax, inFlight), idleSince };
+  return { ...state, inFlight, average: mean, bucketMax: Math.max(state.bucketMax, inFlight), bucketAverage: Math.max(state.bucketAverage, mean), idleSince };
+}
+
+/** The open bucket's value: between its average (0 %) and its peak (100 %) by `peakWeightPercent`. */
+export function bucketValue(state: ScalerState, config: AutoscalerConfig): number {
+  return state.bucketAverage + ((state.bucketMax - state.bucketAverage) * config.peakWeightPercent) / 100;
 }
 
 /** One decision period: close the open bucket, average the windows, decide the sandbox count. */
@@ -136,13 +178,16 @@ export function tick(state: ScalerState, config: AutoscalerConfig, input: TickIn
   requireCount('ready', input.ready);
   const sandboxesFor = sizer(config, input.containerConcurrency);
   const ticks = windowTicks(config);
+  const bucket = bucketValue(state, config);
   const windowStarted = state.buckets.length > 0 || state.bucketMax > 0;
-  const buckets = windowStarted ? [...state.buckets, state.bucketMax].slice(-ticks.stable) : state.buckets;
+  const buckets = windowStarted ? [...state.buckets, bucket].slice(-ticks.stable) : state.buckets;
   const stableAverage = mean(buckets);
   const panicAverage = mean(buckets.slice(-ticks.panic));
 
-  // With no ready sandbox every in-flight request is backlog; the windows may not show it yet.
-  const backlogWant = input.ready === 0 ? sandboxesFor(state.inFlight) : 0;
+  // With no ready sandbox every in-flight request is backlog; the windows may not show it yet. During a scale
+  // from zero past COLD_GATHER_MS, the count asked for stands (see there).
+  const gathering = state.coldSince === null || now - state.coldSince <= COLD_GATHER_MS;
+  const backlogWant = input.ready === 0 ? (gathering ? sandboxesFor(state.inFlight) : Math.min(sandboxesFor(state.inFlight), Math.max(state.desired, 1))) : 0;
   const stableWant = sandboxesFor(stableAverage);
   const panicWant = sandboxesFor(panicAverage);
   const overThreshold = input.ready > 0 && panicWant >= (config.panicThresholdPercent / 100) * input.ready;
@@ -178,12 +223,24 @@ export function tick(state: ScalerState, config: AutoscalerConfig, input: TickIn
 
   const next: ScalerState = {
     ...state,
+    coldSince: coldSince(state, input.ready, pick.count, now),
     buckets: pick.count === 0 ? [] : buckets,
     bucketMax: state.inFlight,
+    bucketAverage: state.average,
     mode: raisePeak(mode, pick.count),
     desired: pick.count,
   };
-  return { state: next, desired: pick.count, panic: mode.kind === 'panic', reason: pick.reason, stableAverage, panicAverage };
+  return {
+    state: next,
+    desired: pick.count,
+    panic: mode.kind === 'panic',
+    reason: pick.reason,
+    stableAverage,
+    panicAverage,
+    bucket,
+    bucketPeak: state.bucketMax,
+    bucketAverage: state.bucketAverage,
+  };
 }
 
 /**
@@ -200,19 +257,26 @@ export function onBacklog(state: ScalerState, config: AutoscalerConfig, input: B
     throw new RangeError(`backlog (${input.backlog} requests) exceeds inFlight (${input.inFlight} requests)`);
   }
   const sandboxesFor = sizer(config, input.containerConcurrency);
-  const observed = recordObservation(state, config, input.inFlight, now);
+  // The backlog is a moment, not a period: it moves the peak gauge, and leaves the average to the next report.
+  const observed = recordObservation(state, config, input.inFlight, now, state.average);
   const want = Math.max(sandboxesFor(input.inFlight), input.ready + sandboxesFor(input.backlog));
-  let pick = rateLimited({ count: want, reason: 'backlog' }, input.ready, config);
+  const waitForFirst = input.ready === 0 && state.coldSince !== null && now - state.coldSince > COLD_GATHER_MS && state.desired > 0;
+  let pick = waitForFirst ? { count: Math.min(want, state.desired), reason: 'cold-start-wait' as const } : rateLimited({ count: want, reason: 'backlog' }, input.ready, config);
   const floor = Math.max(input.ready, state.desired);
   if (pick.count < floor) pick = { count: floor, reason: 'hold' };
   pick = withinBounds(pick, config);
 
   // A backlog that needs at least the panic threshold of the ready count is a burst: enter panic now, as
   // the next tick would, so that the stable window (still full of the calm before) cannot scale it back down.
-  const burst = input.ready > 0 && want * 100 >= config.panicThresholdPercent * input.ready;
+  // Only when more requests wait than the ready sandboxes run: at 1 ready sandbox, any one request waiting
+  // behind another reaches a 200 % threshold, and at 200 req/s of a 3 ms call that happens every few seconds
+  // by chance alone; a panic holds its count for a stable window, so such chance queues added up to a
+  // standing over-provisioning. The sandboxes the backlog asks for are still asked for.
+  const runnable = input.ready * input.containerConcurrency;
+  const burst = input.ready > 0 && input.backlog > runnable && want * 100 >= config.panicThresholdPercent * input.ready;
   const mode = burst && observed.mode.kind !== 'panic' ? ({ kind: 'panic', peak: pick.count, calmTicks: 0 } as const) : raisePeak(observed.mode, pick.count);
   const holdUntil = Math.max(state.holdUntil, now + windowTicks(config).panic * config.tickMs);
-  const next: ScalerState = { ...observed, mode, desired: pick.count, holdUntil };
+  const next: ScalerState = { ...observed, mode, desired: pick.count, holdUntil, coldSince: coldSince(state, input.ready, pick.count, now) };
   return { state: next, desired: pick.count, panic: mode.kind === 'panic', reason: pick.reason };
 }
 
@@ -259,6 +323,7 @@ export function validateAutoscalerConfig(partial: unknown): ConfigValidation {
   check('minScale', (v) => Number.isInteger(v) && v >= 0, 'an integer >= 0 sandboxes');
   check('maxScale', (v) => Number.isInteger(v) && v >= 1 && v <= MAX_SCALE_LIMIT, `an integer between 1 and ${MAX_SCALE_LIMIT} sandboxes`);
   check('keepAliveMs', (v) => Number.isInteger(v) && v >= 0, 'an integer >= 0 ms');
+  check('peakWeightPercent', (v) => v >= 0 && v <= 100, 'a number between 0 and 100 %');
 
   // Cross-field rules, only between fields that passed on their own.
   const num = (field: keyof AutoscalerConfig): number => merged[field] as number;
@@ -324,6 +389,12 @@ function withinBounds(pick: Pick, config: AutoscalerConfig): Pick {
   if (pick.count < config.minScale) return { count: config.minScale, reason: 'min-scale' };
   if (pick.count > config.maxScale) return { count: config.maxScale, reason: 'max-scale' };
   return pick;
+}
+
+/** The start of a scale from zero: set when sandboxes are asked for with none ready, kept until one is. */
+function coldSince(state: ScalerState, ready: number, count: number, now: number): number | null {
+  if (ready > 0 || count === 0) return null;
+  return state.coldSince ?? now;
 }
 
 function idleFor(state: ScalerState, keepAliveMs: number, now: number): boolean {

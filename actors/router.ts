@@ -58,6 +58,11 @@
 // both at 0 a final report of zeros, after which ticking stops until the next request. Each report carries the
 // PEAK in-flight and queued counts since the previous report, not a sample at the tick: a sample taken in the
 // gap between short requests reads 0 however busy the function is, which starves the autoscaler of the load.
+// Each report also carries `averageInFlight`, the TIME-WEIGHTED average of the same demand over the report
+// period (request-ms / ms, as Knative's queue-proxy reports), which the autoscaler sizes by (actors/autoscaler.ts
+// says why). Requests queued while no sandbox serves count in it only from when one does: their wait for a cold
+// start says nothing of how many sandboxes the load needs (the backlog report sizes the scale from zero), and
+// counting it made every scale from zero look like a burst to the next tick.
 // Every report also carries `totals`, the router's cumulative counters since it started: requests handed to a
 // sandbox, cold starts with a histogram of their queue times (`COLD_START_BUCKETS_MS`), and requests it answered
 // itself with an error, by status. As they ride on every report, the final report after a busy period carries
@@ -213,6 +218,11 @@ export interface RouterState {
   /** The moment of highest demand (in flight + queued) since the last `as.metric`: what the next report carries. */
   readonly peakInFlight: number;
   readonly peakQueued: number;
+  /** Demand integrated over time since `periodStart` (request-ms; see `averageDemand`), up to `areaAt` (ms). */
+  readonly area: number;
+  readonly areaAt: number;
+  /** Start of the current `as.metric` period, ms. */
+  readonly periodStart: number;
   /** When the scheduled `rt.expire` is due, ms; null when none is. */
   readonly expireAt: number | null;
   /** Queue length at the last `as.backlog` since the queue was last empty (0: not told). */
@@ -283,6 +293,9 @@ function initialRouterState(name: string): RouterState {
     ticking: false,
     peakInFlight: 0,
     peakQueued: 0,
+    area: 0,
+    areaAt: 0,
+    periodStart: 0,
     expireAt: null,
     backlogTold: 0,
     backlogPending: false,
@@ -334,8 +347,10 @@ function summary(state: RouterState): unknown {
 
 // ---- The step ------------------------------------------------------------------------------------
 
-function step(state: RouterState, message: RouterMessage, ctx: StepContext, settings: Settings): Step<RouterState, RouterMessage> {
+function step(given: RouterState, message: RouterMessage, ctx: StepContext, settings: Settings): Step<RouterState, RouterMessage> {
   const fx: Effects = [];
+  // The demand held since the last step, integrated before this message changes it.
+  const state = accrued(given, ctx.now);
   let next: RouterState;
   switch (message.type) {
     case 'rt.snapshot':
@@ -374,7 +389,10 @@ function step(state: RouterState, message: RouterMessage, ctx: StepContext, sett
       break;
     case 'rt.tick': {
       const busy = state.peakInFlight > 0 || state.peakQueued > 0;
-      next = changed(state, { ticking: busy, peakInFlight: totalInFlight(state), peakQueued: state.queue.length, rejectedReported: state.rejected });
+      const periodMs = ctx.now - state.periodStart;
+      // A period of no length (a tick at the instant ticking began) has no average: its peak stands in.
+      const averageInFlight = periodMs > 0 ? Math.min(state.area / periodMs, state.peakInFlight + state.peakQueued) : state.peakInFlight + state.peakQueued;
+      next = changed(state, { ticking: busy, peakInFlight: totalInFlight(state), peakQueued: state.queue.length, rejectedReported: state.rejected, area: 0, periodStart: ctx.now });
       if (next.phase.kind === 'known') {
         fx.push(
           toAutoscaler(next.name, {
@@ -382,6 +400,7 @@ function step(state: RouterState, message: RouterMessage, ctx: StepContext, sett
             dataplaneId: settings.dataplaneId,
             inFlight: state.peakInFlight,
             queued: state.peakQueued,
+            averageInFlight,
             totals: routerTotals(state),
           }),
         );
@@ -459,7 +478,8 @@ function settle(state: RouterState, ctx: StepContext, fx: Effects, settings: Set
   }
   if (!next.ticking && (queued > 0 || inFlight > 0 || next.rejected !== next.rejectedReported)) {
     fx.push({ type: 'schedule', afterMs: settings.tickMs, message: { type: 'rt.tick' }, timer: TICK_TIMER });
-    next = changed(next, { ticking: true });
+    // A new period: nothing was in flight before this step, so nothing was integrated since the last one.
+    next = changed(next, { ticking: true, area: 0, periodStart: ctx.now });
   }
   const head = next.queue[0];
   const due = head === undefined ? null : head.enqueuedAt + phase.routing.queueTimeoutMs;
@@ -849,6 +869,21 @@ function isClosed(slot: SandboxSlot): boolean {
   return slot.phase.kind === 'broken' || (slot.phase.kind === 'draining' && slot.phase.closed);
 }
 
+/**
+ * The demand the time-weighted average counts (requests): in flight at sandboxes, plus the queue while some
+ * sandbox serves (see the header on cold starts).
+ */
+function averageDemand(state: RouterState): number {
+  return totalInFlight(state) + (state.queue.length > 0 && state.sandboxes.some(isServing) ? state.queue.length : 0);
+}
+
+/** `state` with its demand since `areaAt` integrated up to `now` (ms). */
+function accrued(state: RouterState, now: number): RouterState {
+  if (now <= state.areaAt) return state;
+  const demand = averageDemand(state);
+  return changed(state, { area: state.area + demand * (now - state.areaAt), areaAt: now });
+}
+
 function totalInFlight(state: RouterState): number {
   let sum = 0;
   for (const slot of state.sandboxes) sum += slot.inFlight;
@@ -887,6 +922,9 @@ function changed(state: RouterState, changes: Partial<RouterState>): RouterState
     ticking: c.ticking === undefined ? state.ticking : c.ticking,
     peakInFlight: c.peakInFlight === undefined ? state.peakInFlight : c.peakInFlight,
     peakQueued: c.peakQueued === undefined ? state.peakQueued : c.peakQueued,
+    area: c.area === undefined ? state.area : c.area,
+    areaAt: c.areaAt === undefined ? state.areaAt : c.areaAt,
+    periodStart: c.periodStart === undefined ? state.periodStart : c.periodStart,
     expireAt: c.expireAt === undefined ? state.expireAt : c.expireAt,
     backlogTold: c.backlogTold === undefined ? state.backlogTold : c.backlogTold,
     backlogPending: c.backlogPending === undefined ? state.backlogPending : c.backlogPending,

@@ -193,7 +193,7 @@ async function runScenario(cluster: ProcessCluster, binary: string, runtime: Run
 }
 
 async function main(): Promise<void> {
-  exitIfStillRunningAfter('bench:autoscale', 25 * 60_000);
+  exitIfStillRunningAfter('bench:autoscale', 30 * 60_000);
   const runtimes = list('AUTOSCALE_RUNTIMES', ['thread', 'simulated']) as Runtime[];
   for (const r of runtimes) if (r !== 'thread' && r !== 'simulated') throw new Error(`AUTOSCALE_RUNTIMES: ${r} must be thread or simulated`);
   const names = list('AUTOSCALE_SCENARIOS', SCENARIOS.map((s) => s.name)).filter((s) => process.env['AUTOSCALE_BASELINE'] !== '0' || s !== 'step-peak');
@@ -202,18 +202,21 @@ async function main(): Promise<void> {
   const roleLog = process.env['AUTOSCALE_LOG'] ? createWriteStream(process.env['AUTOSCALE_LOG']) : undefined;
   try {
     const binary = await compileLoadgen(dir, 'bench:autoscale');
+    // A cluster per scenario: what one scenario leaves behind (sandboxes, a worker that overload made miss its
+    // heartbeats) must not count against the next.
     for (const runtime of runtimes) {
-      const busyBefore = await busyCores();
-      const cluster = await startProcessCluster({ runtime, nodes: 1, slots: 1000, onOutput: (line) => roleLog?.write(`${line}\n`) });
-      try {
-        let n = 0;
-        for (const scenario of scenarios) {
-          log(`bench:autoscale: ${runtime} ${scenario.name}`);
-          const line = await runScenario(cluster, binary, runtime, scenario, n++);
+      for (const [n, scenario] of scenarios.entries()) {
+        const busyBefore = await busyCores();
+        log(`bench:autoscale: ${runtime} ${scenario.name}`);
+        const cluster = await startProcessCluster({ runtime, nodes: 1, slots: 1000, onOutput: (line) => roleLog?.write(`${line}\n`) });
+        try {
+          const line = await runScenario(cluster, binary, runtime, scenario, n);
           process.stdout.write(`${JSON.stringify({ ...line, busyCoresBefore: busyBefore })}\n`);
+        } catch (error) {
+          process.stdout.write(`${JSON.stringify({ bench: 'autoscale', runtime, scenario: scenario.name, error: String(error).slice(0, 300), busyCoresBefore: busyBefore })}\n`);
+        } finally {
+          await cluster.stop();
         }
-      } finally {
-        await cluster.stop();
       }
     }
   } finally {

@@ -329,6 +329,7 @@ const SCALING_SHOWN: readonly (readonly [string, string, string])[] = [
   ['panicThresholdPercent', 'panic at', ' %'],
   ['maxScaleUpRate', 'up', 'x'],
   ['maxScaleDownRate', 'down', '/'],
+  ['peakWeightPercent', 'peak weight', ' %'],
 ];
 const SPEC_SHOWN = ['name', 'version', 'templateVersion', 'runtime', 'source', 'cpuMilli', 'memoryMiB', 'concurrency', 'timeoutMs', 'queueDepth', 'queueTimeoutMs', 'maxBodyBytes', 'env', 'scaling'];
 const STATUS_SHOWN = ['name', 'specVersion', 'version', 'state', 'stateReason', 'failures', 'endpointVersion', 'desired', 'creating', 'ready', 'draining', 'outdated', 'deleting', 'sandboxes', 'events'];

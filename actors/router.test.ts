@@ -559,6 +559,52 @@ test('metrics go out every tick while busy, carrying the peak since the last rep
   t.deepEqual(timers(s.invoke().fx), [`${TICK_TIMER} +2000`], 'busy again: ticking again');
 });
 
+/** The `averageInFlight` of the `as.metric` among `fx`. */
+function averageOf(fx: Effect<RouterMessage>[]): unknown {
+  return sends(fx, 'autoscaler').find((m) => m.message.type === 'as.metric')?.message['averageInFlight'];
+}
+
+test('each metric carries the time-weighted average of in flight + queued over its period', (t) => {
+  const s = new Script();
+  s.step(snapshot(1, [ep('a')]));
+  s.invoke();
+  s.invoke();
+  s.now = 500;
+  s.step(released('a'));
+  s.now = 2000;
+  // 2 requests (1 running, 1 queued behind it) for 500 ms, then 1 for 1500 ms: (2 x 500 + 1 x 1500) / 2000.
+  t.is(averageOf(s.step({ type: 'rt.tick' })), 1.25);
+  s.now = 3000;
+  s.step(released('a'));
+  s.now = 4000;
+  // 1 request for 1000 ms of 2000.
+  t.is(averageOf(s.step({ type: 'rt.tick' })), 0.5);
+  s.now = 6000;
+  t.is(averageOf(s.step({ type: 'rt.tick' })), 0, 'the final report');
+  // Ticking again from idle: the new period starts with the request that starts it, not at the last tick.
+  s.now = 9000;
+  s.invoke();
+  s.now = 10_000;
+  s.step(released('a'));
+  s.now = 11_000;
+  t.is(averageOf(s.step({ type: 'rt.tick' })), 0.5, '1 request for 1000 ms of the 2000 since ticking began');
+});
+
+test('requests waiting with no sandbox serving count in the average only once one serves', (t) => {
+  const s = new Script();
+  s.step(snapshot(1, []));
+  s.invoke();
+  s.now = 1000;
+  s.step(delta(2, [ep('a')]));
+  s.now = 1500;
+  s.step(released('a'));
+  s.now = 2000;
+  const fx = s.step({ type: 'rt.tick' });
+  // Queued for a cold start from 0 to 1000 ms (not counted), then running until 1500 ms: 1 x 500 / 2000.
+  t.deepEqual(toAutoscaler(fx), ['as.metric dp1 inFlight=0 queued=1'], 'the peak (the first moment of demand 1) still shows the wait');
+  t.is(averageOf(fx), 0.25);
+});
+
 test('requests that come and go entirely between two ticks still show in the next report', (t) => {
   const s = new Script();
   s.step(snapshot(1, [ep('a')]));

@@ -188,7 +188,7 @@ function step(state: AutoscalerActorState, message: AutoscalerMessage, ctx: Step
       const decision = onBacklog(
         state.scaler,
         state.config,
-        { backlog: sum.queued, inFlight: sum.inFlight, ready: state.ready, containerConcurrency: state.containerConcurrency },
+        { backlog: sum.queued, inFlight: sum.inFlight, ready: state.ready, containerConcurrency: state.containerConcurrency, grown: message.grown === true },
         ctx.now,
       );
       return decided({ ...state, reports }, decision, ctx.now, { trigger: 'backlog', backlog: sum.queued });

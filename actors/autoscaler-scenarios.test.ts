@@ -14,9 +14,9 @@ class Load {
   now = 0;
   constructor(readonly config: AutoscalerConfig = defaultAutoscalerConfig) {}
 
-  /** A burst of requests queued with `ready` sandboxes, `afterMs` after the last tick. */
-  backlog(backlog: number, inFlight: number, ready: number, afterMs: number): Decision {
-    const decision = onBacklog(this.state, this.config, { backlog, inFlight, ready, containerConcurrency: 1 }, this.now + afterMs);
+  /** A report of `backlog` requests queued with `ready` sandboxes, `afterMs` after the last tick; `grown`: a queue reported before. */
+  backlog(backlog: number, inFlight: number, ready: number, afterMs: number, grown = false): Decision {
+    const decision = onBacklog(this.state, this.config, { backlog, inFlight, ready, containerConcurrency: 1, grown }, this.now + afterMs);
     this.state = decision.state;
     return decision;
   }
@@ -95,7 +95,9 @@ test('a step from 10 to 400 req/s of a 100 ms call: the backlog reports size it 
   // doubling, with the ready count still 1 (new sandboxes take longer than these few ms):
   // queue 1: max(2, 1 + 1) = 2, and 1 waiting is not more than the 1 running: no panic;
   // queue q >= 2: max(1 + q, 1 + q) = 1 + q >= 200 % of 1 ready, and q > 1: a burst, panic.
-  const steps = [1, 2, 4, 8, 16, 32].map((q, i) => load.backlog(q, 1 + q, 1, 100 + i));
+  // The reports after the first are of a grown queue, capped at BACKLOG_GROWTH x the last count: 2 x 2 = 4 >= 3,
+  // 2 x 3 = 6 >= 5, 18 >= 17, 34 >= 33: a queue that keeps doubling is not held back.
+  const steps = [1, 2, 4, 8, 16, 32].map((q, i) => load.backlog(q, 1 + q, 1, 100 + i, i > 0));
   t.deepEqual(counts(steps), [2, 3, 5, 9, 17, 33]);
   t.deepEqual(steps.map((d) => d.panic), [false, true, true, true, true, true]);
   // Ticks at 22, 24, 26 s with 400 x 0.1 = 40 on average (peak 60). Panic window = the last 3 buckets:
@@ -122,16 +124,37 @@ test('100 simultaneous first calls: 100 sandboxes at once; what arrives after th
   const load = new Load();
   // The router reports at the end of its event-loop turn (40 queued), then at the doubling (80), then the rest
   // (100): each within COLD_GATHER_MS of the first ask, so each is sized one sandbox per request.
-  const gathered = [40, 80, 100].map((q, i) => load.backlog(q, q, 0, i * 10));
+  const gathered = [40, 80, 100].map((q, i) => load.backlog(q, q, 0, i * 10, i > 0));
   t.deepEqual(counts(gathered), [40, 80, 100]);
   t.true(gathered.every((d) => d.reason === 'backlog'));
   // 200 queued after the gathering (requests that arrived during the cold start): the 100 coming take them.
-  const late = load.backlog(200, 200, 0, COLD_GATHER_MS + 50);
+  const late = load.backlog(200, 200, 0, COLD_GATHER_MS + 50, true);
   t.is(late.desired, 100);
   t.is(late.reason, 'cold-start-wait');
   // A tick while none is ready keeps the count asked for instead of sizing by the 200 in flight.
   const waiting = load.ticks(1, 200, 0);
   t.is(waiting[0]!.desired, 100);
+});
+
+test('a stream that queued during a cold start: sized by its demand once a sandbox serves, not one sandbox per waiting request', (t) => {
+  // 50 req/s of a 100 ms call from zero; sandboxes take 500 ms to start.
+  const load = new Load();
+  // The first report (1 queued), then the doubling to 2 within COLD_GATHER_MS (10 ms): 1, 2.
+  t.deepEqual(counts([load.backlog(1, 1, 0, 0), load.backlog(2, 2, 0, 10, true)]), [1, 2]);
+  // Doublings later in the cold start (4 at 60 ms, 8 at 140 ms, 16 at 300 ms) wait for the 2 asked for.
+  const waiting = [4, 8, 16].map((q, i) => load.backlog(q, q, 0, [60, 140, 300][i]!, true));
+  t.deepEqual(counts(waiting), [2, 2, 2]);
+  t.true(waiting.every((d) => d.reason === 'cold-start-wait'));
+  // At 500 ms both are ready and serve, and the queue doubles to 32: one sandbox per waiting request would be
+  // 2 + 32 = 34; a grown queue gets at most BACKLOG_GROWTH x max(2 ready, 2 asked for) = 4.
+  const grown = load.backlog(32, 34, 2, 520, true);
+  t.is(grown.desired, 4);
+  t.is(grown.reason, 'backlog-growth-limit');
+  // The tick at 2 s: the router's demand for its period is 5 (Little's law) plus draining its queue, say 9 (peak
+  // 40). Panic mean 9 -> 9 sandboxes >= 200 % of 4 ready: panic, 9; ideal 5, and 9 drains the queue.
+  const tick = load.ticks(1, 40, 9)[0]!;
+  t.is(tick.desired, 9);
+  t.true(tick.panic);
 });
 
 test('on/off: 10 s at 5 in flight, 50 s idle: the count decays with the stable window, kept above 0 by the keep-alive', (t) => {

@@ -9,7 +9,8 @@
 // - scale to zero also waits for `keepAliveMs` without any in-flight request, not only for an all-zero window.
 //
 // Bucketing: every tick closes one bucket. Each data-plane report carries two figures of its report period:
-// the PEAK in-flight count and its TIME-WEIGHTED AVERAGE (request-ms / ms, Knative's queue-proxy metric). Their
+// the PEAK in-flight count and the AVERAGE demand (the time-weighted average at sandboxes, Knative's queue-proxy
+// metric, corrected for saturation by arrivals / dispatches: Little's law; actors/router.ts). Their
 // sums over data planes are gauges: a reported value stands until the next report, so a bucket starts at the
 // values carried in from the previous one, and the bucket keeps the max of each gauge over the tick. The bucket
 // holds average + (peak - average) * peakWeightPercent / 100: by default the average (0 %).
@@ -17,8 +18,8 @@
 // as if it lasted the whole tick. 200 req/s of a 3 ms call needs 0.6 sandboxes by Little's law, but a 2 s peak
 // of that load reads 5-10 (arrivals clump, a GC pause queues a few), so the stable window asked for 10 times the
 // sandboxes needed, and their creation load fed the next peaks. The average does not under-count a burst either:
-// requests queued for a cold start count in it for as long as they wait, and a burst that needs sandboxes at once
-// is sized by its backlog (`onBacklog`), not by the windows.
+// arrivals beyond what the sandboxes take scale it up, and a burst that needs sandboxes at once is sized by its
+// backlog (`onBacklog`), not by the windows.
 // After a scale to zero the window is emptied and restarts with the first non-zero bucket (as Knative's buckets
 // do when no pod reports), and averages run over the buckets present. Otherwise a minute of recorded zeros
 // would dilute the first burst after an idle period and undo the backlog-sized scale-from-zero a tick later.
@@ -71,6 +72,8 @@ export type ScaleReason =
   | 'backlog'
   /** More requests wait while the first sandboxes start: they are sized once one is ready (`COLD_GATHER_MS`). */
   | 'cold-start-wait'
+  /** A queue that grew over time, sized at most BACKLOG_GROWTH x max(ready, last decision). */
+  | 'backlog-growth-limit'
   /** Capped at ready * maxScaleUpRate. */
   | 'scale-up-limit'
   /** Floored at floor(ready / maxScaleDownRate). */
@@ -117,6 +120,11 @@ export interface BacklogInput {
   readonly ready: number;
   /** Requests one sandbox runs at once (>= 1). */
   readonly containerConcurrency: number;
+  /**
+   * The queue was reported before and has doubled since (it grew over time), rather than just formed (the
+   * requests of one event-loop turn: a burst). Default false. See `BACKLOG_GROWTH`.
+   */
+  readonly grown?: boolean;
 }
 
 export type ConfigValidation =
@@ -139,7 +147,18 @@ export const MIN_TICK_MS = 100;
  * Sizing them one sandbox each asked for rate x cold-start sandboxes: 200 req/s of a 1 ms call over a cold start
  * slowed to 1 s by the creations themselves asked for 200 sandboxes, whose creation slowed it further.
  */
-export const COLD_GATHER_MS = 100;
+export const COLD_GATHER_MS = 50;
+
+/**
+ * With sandboxes ready, a report of a queue that grew over time (`grown`: reported before, doubled since) asks
+ * for at most this factor of max(ready, last decision). A queue that just formed is a burst and still gets a
+ * sandbox per waiting request. The router reports again each time its queue doubles, so a queue that keeps
+ * growing still doubles the count per report (as fast as the queue grows); but a queue built up by a stream
+ * while the sandboxes were too few or slow (a cold start, their own creation load) no longer asks for one
+ * sandbox per request that waited: 50 req/s of a 100 ms call asked for 65 sandboxes when the first of them
+ * became ready behind a 64-request queue (5 are needed), and creating them starved the one that served.
+ */
+export const BACKLOG_GROWTH = 2;
 
 export function initialScalerState(now: number): ScalerState {
   // Idle since creation: a function is not scaled to zero sooner than keepAliveMs after the scaler starts.
@@ -259,9 +278,14 @@ export function onBacklog(state: ScalerState, config: AutoscalerConfig, input: B
   const sandboxesFor = sizer(config, input.containerConcurrency);
   // The backlog is a moment, not a period: it moves the peak gauge, and leaves the average to the next report.
   const observed = recordObservation(state, config, input.inFlight, now, state.average);
-  const want = Math.max(sandboxesFor(input.inFlight), input.ready + sandboxesFor(input.backlog));
+  const queueWant = Math.max(sandboxesFor(input.inFlight), input.ready + sandboxesFor(input.backlog));
+  const growthCap = BACKLOG_GROWTH * Math.max(input.ready, state.desired);
+  const capped = input.ready > 0 && input.grown === true && queueWant > growthCap;
+  const want = capped ? growthCap : queueWant;
   const waitForFirst = input.ready === 0 && state.coldSince !== null && now - state.coldSince > COLD_GATHER_MS && state.desired > 0;
-  let pick = waitForFirst ? { count: Math.min(want, state.desired), reason: 'cold-start-wait' as const } : rateLimited({ count: want, reason: 'backlog' }, input.ready, config);
+  let pick: Pick = waitForFirst
+    ? { count: Math.min(want, state.desired), reason: 'cold-start-wait' }
+    : rateLimited({ count: want, reason: capped ? 'backlog-growth-limit' : 'backlog' }, input.ready, config);
   const floor = Math.max(input.ready, state.desired);
   if (pick.count < floor) pick = { count: floor, reason: 'hold' };
   pick = withinBounds(pick, config);

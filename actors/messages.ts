@@ -224,9 +224,9 @@ export type AutoscalerMessage =
   | { readonly type: 'as.configure'; readonly config: AutoscalerConfig; readonly containerConcurrency: number }
   /**
    * From a data plane every tick while its in-flight or queued count is non-zero (and once when it returns to 0).
-   * `inFlight` and `queued` are the peaks of the report period; `averageInFlight` is the time-weighted average of
-   * their sum over the period (requests, fractional; queued requests count only while a sandbox serves), absent
-   * from older data planes. `totals`: the router's cumulative counters at the moment of the report (absent from
+   * `inFlight` and `queued` are the peaks of the report period; `averageInFlight` is the period's demand by
+   * Little's law (requests, fractional: the time-weighted average at sandboxes times arrivals / dispatches; see
+   * actors/router.ts), absent from older data planes. `totals`: the router's cumulative counters at the moment of the report (absent from
    * data planes that do not count).
    */
   | {
@@ -237,8 +237,11 @@ export type AutoscalerMessage =
       readonly averageInFlight?: number;
       readonly totals?: InvocationTotals;
     }
-  /** From a data plane at once when a request finds no free slot: decide now, not at the next tick. */
-  | { readonly type: 'as.backlog'; readonly dataplaneId: string; readonly inFlight: number; readonly queued: number }
+  /**
+   * From a data plane at once when a request finds no free slot: decide now, not at the next tick. `grown`: the
+   * queue was reported before and has doubled since (absent: a queue that just formed).
+   */
+  | { readonly type: 'as.backlog'; readonly dataplaneId: string; readonly inFlight: number; readonly queued: number; readonly grown?: boolean }
   /** From the function actor whenever its ready count changes. */
   | { readonly type: 'as.ready'; readonly ready: number }
   /** After reconstruction: no scale-down before `untilMs` (one stable window). */

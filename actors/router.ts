@@ -50,7 +50,8 @@
 // requests arriving in the same burst (one event-loop turn) are reported together: 50 requests arriving
 // together are one report of 50, and the autoscaler sizes the scale-from-zero by the whole backlog.
 // A burst growing over time costs about log2(n) + 1 messages, and the autoscaler never sees less than half
-// the real backlog between ticks;
+// the real backlog between ticks; reports after the first say `grown` (the autoscaler sizes a queue that grew
+// over time more carefully than one that formed at once: actors/autoscaler.ts, BACKLOG_GROWTH);
 // `as.metric` carries the peak counts of every tick. Counts are disjoint: `inFlight` is requests at sandboxes,
 // `queued` is requests waiting here.
 //
@@ -58,11 +59,16 @@
 // both at 0 a final report of zeros, after which ticking stops until the next request. Each report carries the
 // PEAK in-flight and queued counts since the previous report, not a sample at the tick: a sample taken in the
 // gap between short requests reads 0 however busy the function is, which starves the autoscaler of the load.
-// Each report also carries `averageInFlight`, the TIME-WEIGHTED average of the same demand over the report
-// period (request-ms / ms, as Knative's queue-proxy reports), which the autoscaler sizes by (actors/autoscaler.ts
-// says why). Requests queued while no sandbox serves count in it only from when one does: their wait for a cold
-// start says nothing of how many sandboxes the load needs (the backlog report sizes the scale from zero), and
-// counting it made every scale from zero look like a burst to the next tick.
+// Each report also carries `averageInFlight`, the demand by Little's law over the report period, which the
+// autoscaler sizes by (actors/autoscaler.ts says why): the TIME-WEIGHTED average of the requests at sandboxes
+// (request-ms / ms, as Knative's queue-proxy measures it), scaled up by arrivals / dispatches when more requests
+// arrived than went to a sandbox. At sandboxes, the average is throughput x time in the sandbox; when the
+// sandboxes cannot keep up it is capped at their slots, and arrivals / dispatches restores the offered rate:
+// 50 req/s of a 100 ms call on one sandbox reads 1 x 50 / 10 = 5. The queue itself is not counted: its length
+// under saturation grows without bound (counted as concurrency, as Knative does, it asked for a sandbox per
+// waiting request: 36, then 78, then 155 for that load), and while no sandbox serves, its wait for a cold start
+// says nothing of how many sandboxes the load needs (the backlog report sizes the scale from zero). What the
+// queue left at the tick adds the sandboxes that drain it within one period (`littleDemand`).
 // Every report also carries `totals`, the router's cumulative counters since it started: requests handed to a
 // sandbox, cold starts with a histogram of their queue times (`COLD_START_BUCKETS_MS`), and requests it answered
 // itself with an error, by status. As they ride on every report, the final report after a busy period carries
@@ -218,11 +224,15 @@ export interface RouterState {
   /** The moment of highest demand (in flight + queued) since the last `as.metric`: what the next report carries. */
   readonly peakInFlight: number;
   readonly peakQueued: number;
-  /** Demand integrated over time since `periodStart` (request-ms; see `averageDemand`), up to `areaAt` (ms). */
+  /** Requests at sandboxes integrated over time since `periodStart` (request-ms), up to `areaAt` (ms). */
   readonly area: number;
   readonly areaAt: number;
   /** Start of the current `as.metric` period, ms. */
   readonly periodStart: number;
+  /** Requests that arrived since `periodStart`. */
+  readonly arrived: number;
+  /** `dispatched` at `periodStart`. */
+  readonly periodDispatched: number;
   /** When the scheduled `rt.expire` is due, ms; null when none is. */
   readonly expireAt: number | null;
   /** Queue length at the last `as.backlog` since the queue was last empty (0: not told). */
@@ -296,6 +306,8 @@ function initialRouterState(name: string): RouterState {
     area: 0,
     areaAt: 0,
     periodStart: 0,
+    arrived: 0,
+    periodDispatched: 0,
     expireAt: null,
     backlogTold: 0,
     backlogPending: false,
@@ -376,10 +388,10 @@ function step(given: RouterState, message: RouterMessage, ctx: StepContext, sett
         fx.push({ type: 'log', level: 'warn', text: 'dropped rt.invoke that was not asked: nobody to answer' });
         return { state, effects: fx };
       }
-      next = onInvoke(state, message.invocation, ctx.replyTo, ctx, fx, settings);
+      next = onInvoke(changed(state, { arrived: state.arrived + 1 }), message.invocation, ctx.replyTo, ctx, fx, settings);
       break;
     case 'rt.forwarded':
-      next = onInvoke(state, message.invocation, message.replyTo, ctx, fx, settings);
+      next = onInvoke(changed(state, { arrived: state.arrived + 1 }), message.invocation, message.replyTo, ctx, fx, settings);
       break;
     case 'rt.released':
       next = onReleased(state, message.sandboxId, message.count, message.failed, ctx, fx, settings);
@@ -389,10 +401,17 @@ function step(given: RouterState, message: RouterMessage, ctx: StepContext, sett
       break;
     case 'rt.tick': {
       const busy = state.peakInFlight > 0 || state.peakQueued > 0;
-      const periodMs = ctx.now - state.periodStart;
-      // A period of no length (a tick at the instant ticking began) has no average: its peak stands in.
-      const averageInFlight = periodMs > 0 ? Math.min(state.area / periodMs, state.peakInFlight + state.peakQueued) : state.peakInFlight + state.peakQueued;
-      next = changed(state, { ticking: busy, peakInFlight: totalInFlight(state), peakQueued: state.queue.length, rejectedReported: state.rejected, area: 0, periodStart: ctx.now });
+      const averageInFlight = littleDemand(state, ctx.now);
+      next = changed(state, {
+        ticking: busy,
+        peakInFlight: totalInFlight(state),
+        peakQueued: state.queue.length,
+        rejectedReported: state.rejected,
+        area: 0,
+        periodStart: ctx.now,
+        arrived: 0,
+        periodDispatched: state.dispatched,
+      });
       if (next.phase.kind === 'known') {
         fx.push(
           toAutoscaler(next.name, {
@@ -428,7 +447,8 @@ function step(given: RouterState, message: RouterMessage, ctx: StepContext, sett
     case 'rt.backlog':
       next = changed(state, { backlogPending: false });
       if (next.queue.length > 0 && next.phase.kind === 'known') {
-        fx.push(toAutoscaler(next.name, { type: 'as.backlog', dataplaneId: settings.dataplaneId, inFlight: totalInFlight(next), queued: next.queue.length }));
+        const grown = next.backlogTold > 0;
+        fx.push(toAutoscaler(next.name, { type: 'as.backlog', dataplaneId: settings.dataplaneId, inFlight: totalInFlight(next), queued: next.queue.length, ...(grown ? { grown } : {}) }));
         next = changed(next, { backlogTold: next.queue.length });
       }
       break;
@@ -479,7 +499,7 @@ function settle(state: RouterState, ctx: StepContext, fx: Effects, settings: Set
   if (!next.ticking && (queued > 0 || inFlight > 0 || next.rejected !== next.rejectedReported)) {
     fx.push({ type: 'schedule', afterMs: settings.tickMs, message: { type: 'rt.tick' }, timer: TICK_TIMER });
     // A new period: nothing was in flight before this step, so nothing was integrated since the last one.
-    next = changed(next, { ticking: true, area: 0, periodStart: ctx.now });
+    next = changed(next, { ticking: true, area: 0, periodStart: ctx.now, arrived: 0, periodDispatched: next.dispatched });
   }
   const head = next.queue[0];
   const due = head === undefined ? null : head.enqueuedAt + phase.routing.queueTimeoutMs;
@@ -870,18 +890,27 @@ function isClosed(slot: SandboxSlot): boolean {
 }
 
 /**
- * The demand the time-weighted average counts (requests): in flight at sandboxes, plus the queue while some
- * sandbox serves (see the header on cold starts).
+ * The period's demand by Little's law (requests; see the header): the time-weighted average at sandboxes times
+ * arrivals / dispatches (at least 1; a period with arrivals and no dispatch counts as one dispatch), plus what
+ * draining the queue left at the tick within one period takes (queued x mean time at a sandbox / period: a
+ * load the sandboxes just match would otherwise never work off the queue a cold start left), at most the
+ * period's peak. A period of no length (a tick at the instant ticking began) has no average: its peak stands in.
  */
-function averageDemand(state: RouterState): number {
-  return totalInFlight(state) + (state.queue.length > 0 && state.sandboxes.some(isServing) ? state.queue.length : 0);
+export function littleDemand(state: RouterState, now: number): number {
+  const peak = state.peakInFlight + state.peakQueued;
+  const periodMs = now - state.periodStart;
+  if (periodMs <= 0) return peak;
+  const dispatched = Math.max(1, state.dispatched - state.periodDispatched);
+  const saturation = Math.max(1, state.arrived / dispatched);
+  // The queue left at the tick, drained within one period: queued x (time at a sandbox per request) / period.
+  const drain = (state.queue.length * (state.area / dispatched)) / periodMs;
+  return Math.min((state.area / periodMs) * saturation + drain, peak);
 }
 
-/** `state` with its demand since `areaAt` integrated up to `now` (ms). */
+/** `state` with its requests at sandboxes since `areaAt` integrated up to `now` (ms). */
 function accrued(state: RouterState, now: number): RouterState {
   if (now <= state.areaAt) return state;
-  const demand = averageDemand(state);
-  return changed(state, { area: state.area + demand * (now - state.areaAt), areaAt: now });
+  return changed(state, { area: state.area + totalInFlight(state) * (now - state.areaAt), areaAt: now });
 }
 
 function totalInFlight(state: RouterState): number {
@@ -925,6 +954,8 @@ function changed(state: RouterState, changes: Partial<RouterState>): RouterState
     area: c.area === undefined ? state.area : c.area,
     areaAt: c.areaAt === undefined ? state.areaAt : c.areaAt,
     periodStart: c.periodStart === undefined ? state.periodStart : c.periodStart,
+    arrived: c.arrived === undefined ? state.arrived : c.arrived,
+    periodDispatched: c.periodDispatched === undefined ? state.periodDispatched : c.periodDispatched,
     expireAt: c.expireAt === undefined ? state.expireAt : c.expireAt,
     backlogTold: c.backlogTold === undefined ? state.backlogTold : c.backlogTold,
     backlogPending: c.backlogPending === undefined ? state.backlogPending : c.backlogPending,

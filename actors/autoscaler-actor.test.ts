@@ -89,7 +89,7 @@ test('a backlog is decided at once and sized by it; an unchanged decision is not
   const second = step(first.state, { type: 'as.backlog', dataplaneId: 'dp1', inFlight: 0, queued: 8 }, 120);
   t.deepEqual(scales(second.effects), []);
   t.is(status(second.state).desired, 4);
-  // Within COLD_GATHER_MS of the first ask: still sized by the backlog.
+  // Within GATHER_MS of the first ask: still sized by the backlog.
   const other = step(second.state, { type: 'as.backlog', dataplaneId: 'dp2', inFlight: 1, queued: 2 }, 130);
   t.deepEqual(scales(other.effects), [{ type: 'fn.scale', desired: 6, reason: 'backlog' }], 'sized by the backlog of every data plane');
 });

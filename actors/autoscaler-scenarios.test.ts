@@ -5,7 +5,7 @@
 // worked out in the comment above it, from the load, not copied from the output.
 import test from 'ava';
 import { defaultAutoscalerConfig, type AutoscalerConfig } from './autoscaler-config.js';
-import { COLD_GATHER_MS, initialScalerState, onBacklog, recordObservation, tick, type Decision, type ScalerState, type TickDecision } from './autoscaler.js';
+import { GATHER_MS, initialScalerState, onBacklog, recordObservation, tick, type Decision, type ScalerState, type TickDecision } from './autoscaler.js';
 
 const TICK = defaultAutoscalerConfig.tickMs;
 
@@ -123,14 +123,14 @@ test('a step from 10 to 400 req/s of a 100 ms call: the backlog reports size it 
 test('100 simultaneous first calls: 100 sandboxes at once; what arrives after the gathering waits for them', (t) => {
   const load = new Load();
   // The router reports at the end of its event-loop turn (40 queued), then at the doubling (80), then the rest
-  // (100): each within COLD_GATHER_MS of the first ask, so each is sized one sandbox per request.
+  // (100): each within GATHER_MS of the first ask, so each is sized one sandbox per request.
   const gathered = [40, 80, 100].map((q, i) => load.backlog(q, q, 0, i * 10, i > 0));
   t.deepEqual(counts(gathered), [40, 80, 100]);
   t.true(gathered.every((d) => d.reason === 'backlog'));
   // 200 queued after the gathering (requests that arrived during the cold start): the 100 coming take them.
-  const late = load.backlog(200, 200, 0, COLD_GATHER_MS + 50, true);
+  const late = load.backlog(200, 200, 0, GATHER_MS + 50, true);
   t.is(late.desired, 100);
-  t.is(late.reason, 'cold-start-wait');
+  t.is(late.reason, 'starting-wait');
   // A tick while none is ready keeps the count asked for instead of sizing by the 200 in flight.
   const waiting = load.ticks(1, 200, 0);
   t.is(waiting[0]!.desired, 100);
@@ -139,12 +139,12 @@ test('100 simultaneous first calls: 100 sandboxes at once; what arrives after th
 test('a stream that queued during a cold start: sized by its demand once a sandbox serves, not one sandbox per waiting request', (t) => {
   // 50 req/s of a 100 ms call from zero; sandboxes take 500 ms to start.
   const load = new Load();
-  // The first report (1 queued), then the doubling to 2 within COLD_GATHER_MS (10 ms): 1, 2.
+  // The first report (1 queued), then the doubling to 2 within GATHER_MS (10 ms): 1, 2.
   t.deepEqual(counts([load.backlog(1, 1, 0, 0), load.backlog(2, 2, 0, 10, true)]), [1, 2]);
   // Doublings later in the cold start (4 at 60 ms, 8 at 140 ms, 16 at 300 ms) wait for the 2 asked for.
   const waiting = [4, 8, 16].map((q, i) => load.backlog(q, q, 0, [60, 140, 300][i]!, true));
   t.deepEqual(counts(waiting), [2, 2, 2]);
-  t.true(waiting.every((d) => d.reason === 'cold-start-wait'));
+  t.true(waiting.every((d) => d.reason === 'starting-wait'));
   // At 500 ms both are ready and serve, and the queue doubles to 32: one sandbox per waiting request would be
   // 2 + 32 = 34; a grown queue gets at most BACKLOG_GROWTH x max(2 ready, 2 asked for) = 4.
   const grown = load.backlog(32, 34, 2, 520, true);

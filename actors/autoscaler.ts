@@ -54,10 +54,10 @@ export interface ScalerState {
   /** The count may not decrease before this time (ms); see `holdScaleDown`. */
   readonly holdUntil: number;
   /**
-   * When the scaler asked for sandboxes with none ready (ms): a scale from zero in progress; null once one is
-   * ready. See `COLD_GATHER_MS`.
+   * When the current queue was first reported (ms): the start of its gathering (`GATHER_MS`); null before any
+   * backlog report.
    */
-  readonly coldSince: number | null;
+  readonly burstSince: number | null;
 }
 
 /** What decided the count, for logs and transcripts. */
@@ -70,8 +70,11 @@ export type ScaleReason =
   | 'panic-no-decrease'
   /** Requests waiting with no sandbox: sized by the backlog (`onBacklog`, or a tick with no ready sandbox). */
   | 'backlog'
-  /** More requests wait while the first sandboxes start: they are sized once one is ready (`COLD_GATHER_MS`). */
-  | 'cold-start-wait'
+  /**
+   * More demand while sandboxes asked for are still starting (ready below the last decision): decided once
+   * they are ready (see `GATHER_MS` and `STARTING_WAIT`).
+   */
+  | 'starting-wait'
   /** A queue that grew over time, sized at most BACKLOG_GROWTH x max(ready, last decision). */
   | 'backlog-growth-limit'
   /** Capped at ready * maxScaleUpRate. */
@@ -138,31 +141,31 @@ export const MAX_STABLE_WINDOW_MS = 3_600_000;
 export const MIN_TICK_MS = 100;
 
 /**
- * Scale from zero: the backlog reported within this long of the first ask (ms) sizes the count, one sandbox per
- * waiting request (a burst of simultaneous first calls gets them all at once: the router reports its queue at
- * the end of the event-loop turn and again each time it doubles, so a burst spread over a few turns is
- * gathered). A backlog that grows later, while no sandbox is ready yet, asks for nothing more: those requests
- * arrived during the cold start, and how many sandboxes they need depends on how long a call takes, which the
- * first ready sandbox shows (the windows then measure it, and a queue that keeps doubling is reported again).
- * Sizing them one sandbox each asked for rate x cold-start sandboxes: 200 req/s of a 1 ms call over a cold start
- * slowed to 1 s by the creations themselves asked for 200 sandboxes, whose creation slowed it further.
+ * A queue is a burst while it is being gathered: its reports within this long of its first (ms) size the count
+ * one sandbox per waiting request, at once. The router reports a queue at the end of the event-loop turn in
+ * which it formed (`grown` absent) and again each time it doubles (`grown`), so a burst spread over a few turns,
+ * or over a few data planes, is gathered whole: 100 simultaneous first calls get 100 sandboxes, and a step
+ * from 10 to 400 req/s of a 100 ms call gets its doublings 2, 3, 5, 9, 17, ... within a few ms.
+ * After the gathering, a queue that keeps growing is a stream, not a burst: it asks for nothing more while
+ * sandboxes asked for are still starting (`starting-wait`), and then for at most BACKLOG_GROWTH x max(ready,
+ * last decision) per report. Sizing it one sandbox per waiting request asked for rate x creation time: 200 req/s
+ * of a 1 ms call over a cold start slowed to 1 s by the creations themselves asked for 200 sandboxes, and
+ * 50 req/s of a 100 ms call went 19, 48, 88, 167 as each round of creations slowed the sandboxes that served.
  */
-export const COLD_GATHER_MS = 50;
+export const GATHER_MS = 50;
 
-/**
- * With sandboxes ready, a report of a queue that grew over time (`grown`: reported before, doubled since) asks
- * for at most this factor of max(ready, last decision). A queue that just formed is a burst and still gets a
- * sandbox per waiting request. The router reports again each time its queue doubles, so a queue that keeps
- * growing still doubles the count per report (as fast as the queue grows); but a queue built up by a stream
- * while the sandboxes were too few or slow (a cold start, their own creation load) no longer asks for one
- * sandbox per request that waited: 50 req/s of a 100 ms call asked for 65 sandboxes when the first of them
- * became ready behind a 64-request queue (5 are needed), and creating them starved the one that served.
- */
+/** See `GATHER_MS`: the most a grown queue's report multiplies max(ready, last decision) by. */
 export const BACKLOG_GROWTH = 2;
+
+// STARTING_WAIT. A tick does not raise the count while sandboxes it asked for are still starting (some ready,
+// fewer than the last decision): creating sandboxes costs the CPU the ready ones serve with (50 ms each for a
+// thread sandbox, on the same cores), so while they start the ready ones fall behind, and the windows read
+// that as more demand. Waiting costs at most one creation time; a new burst is still sized at once by its
+// backlog report, and a scale from zero (none ready) by the backlog.
 
 export function initialScalerState(now: number): ScalerState {
   // Idle since creation: a function is not scaled to zero sooner than keepAliveMs after the scaler starts.
-  return { buckets: [], bucketMax: 0, bucketAverage: 0, inFlight: 0, average: 0, idleSince: now, mode: { kind: 'stable' }, desired: 0, holdUntil: now, coldSince: null };
+  return { buckets: [], bucketMax: 0, bucketAverage: 0, inFlight: 0, average: 0, idleSince: now, mode: { kind: 'stable' }, desired: 0, holdUntil: now, burstSince: null };
 }
 
 /** The windows in whole ticks: ceil(window / tick), at least 1. */
@@ -203,9 +206,9 @@ export function tick(state: ScalerState, config: AutoscalerConfig, input: TickIn
   const stableAverage = mean(buckets);
   const panicAverage = mean(buckets.slice(-ticks.panic));
 
-  // With no ready sandbox every in-flight request is backlog; the windows may not show it yet. During a scale
-  // from zero past COLD_GATHER_MS, the count asked for stands (see there).
-  const gathering = state.coldSince === null || now - state.coldSince <= COLD_GATHER_MS;
+  // With no ready sandbox every in-flight request is backlog; the windows may not show it yet. Past the
+  // gathering of a scale from zero, the count asked for stands (see GATHER_MS).
+  const gathering = state.burstSince === null || now - state.burstSince <= GATHER_MS;
   const backlogWant = input.ready === 0 ? (gathering ? sandboxesFor(state.inFlight) : Math.min(sandboxesFor(state.inFlight), Math.max(state.desired, 1))) : 0;
   const stableWant = sandboxesFor(stableAverage);
   const panicWant = sandboxesFor(panicAverage);
@@ -234,6 +237,8 @@ export function tick(state: ScalerState, config: AutoscalerConfig, input: TickIn
       assertNever(mode, 'scaler mode');
   }
 
+  // STARTING_WAIT: no increase while sandboxes asked for are still starting (ready below the last decision).
+  if (input.ready > 0 && input.ready < state.desired && pick.count > state.desired) pick = { count: state.desired, reason: 'starting-wait' };
   if (pick.count === 0 && (input.ready > 0 || state.desired > 0) && !idleFor(state, config.keepAliveMs, now)) {
     pick = { count: 1, reason: 'keep-alive' };
   }
@@ -242,7 +247,6 @@ export function tick(state: ScalerState, config: AutoscalerConfig, input: TickIn
 
   const next: ScalerState = {
     ...state,
-    coldSince: coldSince(state, input.ready, pick.count, now),
     buckets: pick.count === 0 ? [] : buckets,
     bucketMax: state.inFlight,
     bucketAverage: state.average,
@@ -279,13 +283,17 @@ export function onBacklog(state: ScalerState, config: AutoscalerConfig, input: B
   // The backlog is a moment, not a period: it moves the peak gauge, and leaves the average to the next report.
   const observed = recordObservation(state, config, input.inFlight, now, state.average);
   const queueWant = Math.max(sandboxesFor(input.inFlight), input.ready + sandboxesFor(input.backlog));
+  // A queue that just formed starts a gathering (GATHER_MS); a grown one after it is a stream.
+  const grown = input.grown === true && state.burstSince !== null;
+  const burstSince = grown ? state.burstSince : now;
+  // With nothing asked for yet (or left), any queue is sized as a burst.
+  const stream = grown && state.desired > 0 && now - (state.burstSince ?? now) > GATHER_MS;
   const growthCap = BACKLOG_GROWTH * Math.max(input.ready, state.desired);
-  const capped = input.ready > 0 && input.grown === true && queueWant > growthCap;
-  const want = capped ? growthCap : queueWant;
-  const waitForFirst = input.ready === 0 && state.coldSince !== null && now - state.coldSince > COLD_GATHER_MS && state.desired > 0;
-  let pick: Pick = waitForFirst
-    ? { count: Math.min(want, state.desired), reason: 'cold-start-wait' }
-    : rateLimited({ count: want, reason: capped ? 'backlog-growth-limit' : 'backlog' }, input.ready, config);
+  let pick: Pick;
+  if (stream && input.ready < state.desired) pick = { count: Math.min(queueWant, state.desired), reason: 'starting-wait' };
+  else if (stream && queueWant > growthCap) pick = rateLimited({ count: growthCap, reason: 'backlog-growth-limit' }, input.ready, config);
+  else pick = rateLimited({ count: queueWant, reason: 'backlog' }, input.ready, config);
+  const want = pick.count;
   const floor = Math.max(input.ready, state.desired);
   if (pick.count < floor) pick = { count: floor, reason: 'hold' };
   pick = withinBounds(pick, config);
@@ -300,7 +308,7 @@ export function onBacklog(state: ScalerState, config: AutoscalerConfig, input: B
   const burst = input.ready > 0 && input.backlog > runnable && want * 100 >= config.panicThresholdPercent * input.ready;
   const mode = burst && observed.mode.kind !== 'panic' ? ({ kind: 'panic', peak: pick.count, calmTicks: 0 } as const) : raisePeak(observed.mode, pick.count);
   const holdUntil = Math.max(state.holdUntil, now + windowTicks(config).panic * config.tickMs);
-  const next: ScalerState = { ...observed, mode, desired: pick.count, holdUntil, coldSince: coldSince(state, input.ready, pick.count, now) };
+  const next: ScalerState = { ...observed, mode, desired: pick.count, holdUntil, burstSince };
   return { state: next, desired: pick.count, panic: mode.kind === 'panic', reason: pick.reason };
 }
 
@@ -413,12 +421,6 @@ function withinBounds(pick: Pick, config: AutoscalerConfig): Pick {
   if (pick.count < config.minScale) return { count: config.minScale, reason: 'min-scale' };
   if (pick.count > config.maxScale) return { count: config.maxScale, reason: 'max-scale' };
   return pick;
-}
-
-/** The start of a scale from zero: set when sandboxes are asked for with none ready, kept until one is. */
-function coldSince(state: ScalerState, ready: number, count: number, now: number): number | null {
-  if (ready > 0 || count === 0) return null;
-  return state.coldSince ?? now;
 }
 
 function idleFor(state: ScalerState, keepAliveMs: number, now: number): boolean {

@@ -141,11 +141,12 @@ test('a stream that queued during a cold start: sized by its demand once a sandb
   const load = new Load();
   // The first report (1 queued), then the doubling to 2 within GATHER_MS (10 ms): 1, 2.
   t.deepEqual(counts([load.backlog(1, 1, 0, 0), load.backlog(2, 2, 0, 10, true)]), [1, 2]);
-  // Doublings later in the cold start (4 at 60 ms, 8 at 140 ms, 16 at 300 ms) wait for the 2 asked for.
-  const waiting = [4, 8, 16].map((q, i) => load.backlog(q, q, 0, [60, 140, 300][i]!, true));
+  // Doublings later in the cold start (4 at 150 ms, 8 at 250 ms, 16 at 400 ms: past GATHER_MS) wait for the 2
+  // asked for.
+  const waiting = [4, 8, 16].map((q, i) => load.backlog(q, q, 0, [150, 250, 400][i]!, true));
   t.deepEqual(counts(waiting), [2, 2, 2]);
   t.true(waiting.every((d) => d.reason === 'starting-wait'));
-  // At 500 ms both are ready and serve, and the queue doubles to 32: one sandbox per waiting request would be
+  // At 520 ms both are ready and serve, and the queue doubles to 32: one sandbox per waiting request would be
   // 2 + 32 = 34; a grown queue gets at most BACKLOG_GROWTH x max(2 ready, 2 asked for) = 4.
   const grown = load.backlog(32, 34, 2, 520, true);
   t.is(grown.desired, 4);

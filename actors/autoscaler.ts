@@ -7,10 +7,13 @@
 // - a backlog gets a decision at once (`onBacklog`), without waiting for the next tick;
 // - the windows are whole ticks of the configured tick (`windowTicks`), not a fixed bucket count;
 // - scale to zero also waits for `keepAliveMs` without any in-flight request, not only for an all-zero window.
+// Issue 19 (fits the load): the windows average the demand, not each tick's peak (below); a queue is sized one
+// sandbox per request only while it is gathered as a burst (`GATHER_MS`); no raise while sandboxes asked for
+// are still starting (STARTING_WAIT); one request waiting behind one sandbox is no panic (`onBacklog`).
 //
 // Bucketing: every tick closes one bucket. Each data-plane report carries two figures of its report period:
 // the PEAK in-flight count and the AVERAGE demand (the time-weighted average at sandboxes, Knative's queue-proxy
-// metric, corrected for saturation by arrivals / dispatches: Little's law; actors/router.ts). Their
+// metric, corrected for saturation by arrivals / dispatches: Little's law; actors/router-reports.ts). Their
 // sums over data planes are gauges: a reported value stands until the next report, so a bucket starts at the
 // values carried in from the previous one, and the bucket keeps the max of each gauge over the tick. The bucket
 // holds average + (peak - average) * peakWeightPercent / 100: by default the average (0 %).

@@ -226,8 +226,8 @@ export type AutoscalerMessage =
    * From a data plane every tick while its in-flight or queued count is non-zero (and once when it returns to 0).
    * `inFlight` and `queued` are the peaks of the report period; `averageInFlight` is the period's demand by
    * Little's law (requests, fractional: the time-weighted average at sandboxes times arrivals / dispatches; see
-   * actors/router-reports.ts), absent from older data planes. `totals`: the router's cumulative counters at the moment of the report (absent from
-   * data planes that do not count).
+   * actors/router-reports.ts), absent from older data planes. `totals`: the router's cumulative counters at the
+   * moment of the report (absent from data planes that do not count).
    */
   | {
       readonly type: 'as.metric';

@@ -54,8 +54,10 @@ test.serial('deploy -> cold invoke -> warm invokes -> scale up under concurrency
     t.is(warm.body.toString(), `warm ${i}`);
     t.is(warm.headers['x-dirigent-cold-start'], 'false');
   }
-  // 6 concurrent requests held 1.5 s on concurrency-1 sandboxes: the backlog scales the function up.
-  const burst = await Promise.all(Array.from({ length: 6 }, () => invoke('life', '', '/sleep?ms=1500')));
+  // 6 concurrent requests held 5 s on concurrency-1 sandboxes scale the function up: at once when they reach the
+  // data plane within the autoscaler's gathering (GATHER_MS), else by the data plane's next metric (demand by
+  // Little's law, every 2 s) on a machine loaded enough to spread their arrival.
+  const burst = await Promise.all(Array.from({ length: 6 }, () => invoke('life', '', '/sleep?ms=5000', 30_000)));
   t.true(burst.every((r) => r.status === 200));
   t.true((await readyCount('life')) >= 4, 'scaled up to the concurrency');
   t.true(new Set(burst.map((r) => r.headers['x-dirigent-sandbox'])).size >= 4, 'served by several sandboxes');

@@ -12,9 +12,11 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { assertPortFree } from './data-plane/index.js';
 import { intFlag, UsageError, type CliValues } from './flags.js';
 import { poolConfig, startControlPlaneRole } from './roles.js';
+import type { ControlPlaneReplica } from './control-plane/replica.js';
 import { FileStore } from './store/index.js';
 
 export interface LocalClusterConfig {
@@ -31,6 +33,8 @@ export interface LocalClusterConfig {
   readonly pool?: string;
   readonly poolMemoryMiB?: string;
   readonly token?: string;
+  /** Bearer token for changes through the admin API; required when `host` is beyond loopback. */
+  readonly adminToken?: string;
   /** Every line the children print on stderr, prefixed with their name. */
   readonly onOutput?: (line: string) => void;
   /** Bound on each child's start, ms. */
@@ -46,8 +50,15 @@ export interface Child {
   readonly exited: Promise<void>;
 }
 
+/** This process's environment without the admin token, which only the control plane (in this process) needs. */
+function childEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  delete env.DIRIGENT_ADMIN_TOKEN;
+  return env;
+}
+
 export function startChild(name: string, args: string[], token: string, onOutput: (line: string) => void, timeoutMs: number): Promise<{ child: Child; ready: Record<string, unknown> }> {
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, DIRIGENT_TOKEN: token }, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+  const child = spawn(process.execPath, [CLI, ...args], { env: { ...childEnv(), DIRIGENT_TOKEN: token }, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
   // The channel is only there to close when this process ends; it must not keep this process alive.
   child.channel?.unref();
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -130,7 +141,7 @@ export class LocalCluster {
     mkdirSync(dataDir, { recursive: true });
     const onOutput = config.onOutput ?? ((line: string) => process.stderr.write(`${line}\n`));
     const timeoutMs = config.startTimeoutMs ?? 30_000;
-    const { replica, admin } = await startControlPlaneRole({ host: config.host, 'admin-port': String(config.adminPort), 'cluster-port': '0', 'data-dir': dataDir, token } as CliValues);
+    const { replica, admin } = await startControlPlaneRole({ host: config.host, 'admin-port': String(config.adminPort), 'cluster-port': '0', 'data-dir': dataDir, token, ...(config.adminToken === undefined ? {} : { 'admin-token': config.adminToken }) } as CliValues);
     const stopControlPlane = async () => {
       await replica.stop();
       await admin.close();
@@ -151,6 +162,9 @@ export class LocalCluster {
       const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (failed) throw failed.reason;
       const dataplane = (results[0] as PromiseFulfilledResult<{ ready: Record<string, unknown> }>).value.ready;
+      // A child's ready line says it serves, not that the leader has it yet: the URLs are printed (and /readyz
+      // answers 200) only once the leader serves with the data plane and every worker connected.
+      await untilClusterReady(replica, config.workers, timeoutMs);
       // Once the workers are back the leader has rebuilt, and every function it found in its store runs again.
       const functions = (await replica.plane()?.listFunctions())?.map((f) => f.spec.name) ?? [];
       const restored = { functions, from: replica.store instanceof FileStore ? replica.store.dir : 'the store' };
@@ -172,6 +186,22 @@ export class LocalCluster {
   }
 }
 
+/** Between two looks at the leader's status while waiting for the cluster, ms. */
+const READY_POLL_MS = 20;
+
+async function untilClusterReady(replica: ControlPlaneReplica, workers: number, timeoutMs: number): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const plane = replica.plane();
+    const status = plane?.isServing ? plane.status() : undefined;
+    if (status !== undefined && status.dataplanes >= 1 && status.workers >= workers) return;
+    if (performance.now() > deadline) {
+      throw new Error(`the cluster was not ready within ${timeoutMs} ms: ${status === undefined ? 'the control plane does not serve yet' : `${status.dataplanes} data plane(s) and ${status.workers} of ${workers} worker(s) connected`}`);
+    }
+    await sleep(READY_POLL_MS);
+  }
+}
+
 /** The CLI's `dirigent up`: start, print the URLs, run until Ctrl-C. */
 export async function startLocalCluster(values: CliValues): Promise<void> {
   const runtime = workerRuntimeFlag(values);
@@ -189,6 +219,7 @@ export async function startLocalCluster(values: CliValues): Promise<void> {
     pool: values.pool,
     poolMemoryMiB: values['pool-memory-mib'],
     token: values.token ?? process.env.DIRIGENT_TOKEN,
+    adminToken: values['admin-token'] ?? process.env.DIRIGENT_ADMIN_TOKEN,
   });
   const info = { admin: cluster.adminUrl, console: `${cluster.adminUrl}/console`, invoke: cluster.invokeUrl, compat: cluster.compatUrl, cluster: cluster.clusterAddress, restored: cluster.restored, startedInMs: Math.round(performance.now() - started) };
   const { functions, from } = cluster.restored;

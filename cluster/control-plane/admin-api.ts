@@ -73,9 +73,18 @@ export function soleReplica(plane: ControlPlane, adminUrl = '', clusterAddress =
   };
 }
 
-/** `/readyz`: 200 for a serving leader or a follower that knows its leader; 503 otherwise. */
+/**
+ * `/readyz`: 200 for a leader that can take a function and run it (it serves, at least one data plane and one
+ * worker are connected: a registration then has an address to answer and a deploy a node to start on), or for
+ * a follower that knows its leader; 503 otherwise, saying what is missing.
+ */
 export function readiness(plane: ControlPlane | undefined, leader: LeaderView | undefined, replicaId: string): { ready: boolean; text: string } {
-  if (plane) return plane.isServing ? { ready: true, text: `leader (term ${plane.term})` } : { ready: false, text: `leader (term ${plane.term}), reconstructing` };
+  if (plane) {
+    if (!plane.isServing) return { ready: false, text: `leader (term ${plane.term}), reconstructing` };
+    const { dataplanes, workers } = plane.status();
+    const missing = [...(dataplanes === 0 ? ['a data plane'] : []), ...(workers === 0 ? ['a worker'] : [])];
+    return missing.length === 0 ? { ready: true, text: `leader (term ${plane.term})` } : { ready: false, text: `leader (term ${plane.term}), waiting for ${missing.join(' and ')} to connect` };
+  }
   if (leader && leader.info.id !== replicaId) return { ready: true, text: `follower (leader: ${leader.info.id}, term ${leader.term})` };
   return { ready: false, text: 'candidate (no leader elected yet)' };
 }

@@ -147,6 +147,7 @@ test.serial('HTTP/1.1 failures map to statuses with JSON bodies; bodies over the
     const r = await request(compat, { method: 'POST', path: '/', headers: { host: fn }, body: 'x' });
     t.is(r.status, status, fn);
     t.is(r.headers['content-type'], 'application/json', fn);
+    t.is(r.headers['retry-after'], status === 429 ? '1' : undefined, fn);
     t.is(errorOf(r).code, code, fn);
     t.regex(String(r.headers['server-timing']), /queue;dur=.*total;dur=/, fn);
   }

@@ -52,6 +52,8 @@ test.serial('every failure maps to its status with a JSON error body and timing 
     t.is(errorOf(r).code, code, fn);
     t.truthy(errorOf(r).message, fn);
     t.regex(String(r.headers['server-timing']), /queue;dur=.*total;dur=/, fn);
+    // A full queue says when to come back (RFC 9110 Retry-After, seconds); other failures do not.
+    t.is(r.headers['retry-after'], status === 429 ? '1' : undefined, fn);
   }
   const broken = await request(port, { method: 'POST', path: '/invoke/broken' });
   t.is(broken.headers['x-dirigent-queue-ms'], '7');

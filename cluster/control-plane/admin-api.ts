@@ -21,6 +21,10 @@ import { isConsolePath, serveConsoleFile } from '../console/serve.js';
 
 /** Admin request bodies are small JSON or form documents, bytes. */
 const MAX_ADMIN_BODY_BYTES = 1024 * 1024;
+/** Bound on receiving a request's headers, ms. */
+const ADMIN_HEADERS_TIMEOUT_MS = 10_000;
+/** Bound on receiving a whole request (its body is at most MAX_ADMIN_BODY_BYTES), ms. */
+const ADMIN_REQUEST_TIMEOUT_MS = 30_000;
 /** Between two reads of a followed function's output, ms: what following adds to a line's delay at most. */
 const FOLLOW_POLL_MS = 500;
 /**
@@ -112,7 +116,7 @@ class HttpError extends Error {
 }
 
 export async function startAdminApi(target: AdminTarget, options: AdminApiOptions): Promise<AdminApi> {
-  const server: Server = createServer((req, res) => {
+  const server: Server = createServer({ connectionsCheckingInterval: 1000 }, (req, res) => {
     route(target, options, req, res).catch((error: unknown) => {
       const expected = error instanceof HttpError || error instanceof ConsoleApiError;
       const status = expected ? error.status : 500;
@@ -122,6 +126,10 @@ export async function startAdminApi(target: AdminTarget, options: AdminApiOption
     });
   });
   server.keepAliveTimeout = 5000;
+  // A slowloris client (header bytes dripped) is cut off after ADMIN_HEADERS_TIMEOUT_MS, a whole request after
+  // ADMIN_REQUEST_TIMEOUT_MS (node:http's defaults: 60 s and 300 s, checked every 30 s).
+  server.headersTimeout = ADMIN_HEADERS_TIMEOUT_MS;
+  server.requestTimeout = ADMIN_REQUEST_TIMEOUT_MS;
   const port = await listen(server, options.port, options.host);
   return {
     port,

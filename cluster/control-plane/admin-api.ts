@@ -122,6 +122,8 @@ export async function startAdminApi(target: AdminTarget, options: AdminApiOption
       const status = expected ? error.status : 500;
       const code = expected ? error.code : 'INTERNAL';
       if (!expected) process.stderr.write(`error admin API ${req.method} ${req.url}: ${(error as Error).stack ?? String(error)}\n`);
+      // The rest of a body too large was not read: this connection cannot carry another request.
+      if (status === 413 && !res.headersSent) res.setHeader('connection', 'close');
       sendJson(res, status, { error: { code, message: (error as Error).message } });
     });
   });

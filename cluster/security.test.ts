@@ -9,14 +9,12 @@
 // - a thread sandbox's `process.env` holds only its function's environment, nothing of the worker's.
 import test from 'ava';
 import fc from 'fast-check';
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { connectFrames } from '../runtime/frames.js';
+import { startUp } from './fixtures/up-process.js';
 
-const CLI = new URL('./cli.js', import.meta.url).pathname;
 const TOKEN = 'cluster-token-Zq81xW3pLm';
 const ADMIN_TOKEN = 'admin-token-Vr55bN0kTy';
 const SEED = 1414;
@@ -37,30 +35,8 @@ test.serial('tokens: changes need the admin token, a peer needs the cluster toke
   const spy = join(dir, 'spy.mjs');
   await writeFile(spy, SPY_MODULE);
 
-  const output: string[] = [];
-  const up = spawn(process.execPath, [CLI, 'up', '--json', '--admin-port', '0', '--invoke-port', '0', '--compat-port', '0', '--workers', '1', '--data-dir', join(dir, 'state')], {
-    // Every log line at debug level (stacks included): the most a cluster ever prints.
-    env: { ...process.env, DIRIGENT_TOKEN: TOKEN, DIRIGENT_ADMIN_TOKEN: ADMIN_TOKEN, DIRIGENT_LOG: 'debug' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const exited = new Promise<void>((resolve) => up.once('exit', () => resolve()));
-  t.teardown(async () => {
-    up.kill('SIGTERM');
-    const killer = setTimeout(() => up.kill('SIGKILL'), 15_000);
-    await exited;
-    clearTimeout(killer);
-  });
-  createInterface({ input: up.stderr! }).on('line', (line) => output.push(line));
-  const info = await new Promise<{ admin: string; invoke: string; cluster: string }>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`dirigent up did not start within ${START_MS} ms:\n${output.join('\n')}`)), START_MS);
-    createInterface({ input: up.stdout! }).on('line', (line) => {
-      output.push(line);
-      if (line.startsWith('{')) {
-        clearTimeout(timer);
-        resolve(JSON.parse(line) as { admin: string; invoke: string; cluster: string });
-      }
-    });
-  });
+  // Every log line at debug level (stacks included): the most a cluster ever prints.
+  const { info, output } = await startUp(t, ['--workers', '1', '--data-dir', join(dir, 'state')], { DIRIGENT_TOKEN: TOKEN, DIRIGENT_ADMIN_TOKEN: ADMIN_TOKEN, DIRIGENT_LOG: 'debug' }, START_MS);
   const answers: string[] = [];
   const admin = async (path: string, init: { method?: string; body?: string; token?: string } = {}) => {
     const response = await fetch(`${info.admin}${path}`, {

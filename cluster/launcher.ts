@@ -42,7 +42,11 @@ export interface LocalClusterConfig {
 }
 
 const CLI = new URL('./cli.js', import.meta.url).pathname;
-const STOP_GRACE_MS = 5000;
+/**
+ * A child asked to stop (SIGTERM) is killed after this, ms: a data plane drains its two fronts for 4 s each
+ * (DRAIN_MS), then its threads end.
+ */
+const STOP_GRACE_MS = 15_000;
 
 export interface Child {
   readonly name: string;
@@ -176,10 +180,15 @@ export class LocalCluster {
     }
   }
 
-  /** Stop the children, then the control plane. Idempotent. */
+  /**
+   * Stop the data plane first (it answers the requests in flight, whose sandboxes run on the workers), then the
+   * workers, then the control plane. Idempotent.
+   */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
-      await Promise.all(this.children.map(stopChild));
+      const isDataPlane = (child: Child) => child.name.startsWith('dp');
+      await Promise.all(this.children.filter(isDataPlane).map(stopChild));
+      await Promise.all(this.children.filter((child) => !isDataPlane(child)).map(stopChild));
       await this.stopControlPlane();
     })();
     return this.stopping;

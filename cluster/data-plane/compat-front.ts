@@ -47,6 +47,8 @@ export const HEADERS_TIMEOUT_MS = 10_000;
 const REQUEST_TIMEOUT_MS = 60_000;
 /** How often node:http looks for connections past those timeouts, ms. */
 const CHECK_INTERVAL_MS = 1000;
+/** While draining, how often to look whether every request is answered, ms. */
+const DRAIN_POLL_MS = 20;
 /** How long close() lets connections finish their answers before destroying them, ms. */
 const CLOSE_GRACE_MS = 1000;
 
@@ -58,6 +60,7 @@ export class CompatFront {
   /** Connections whose protocol is not known yet. */
   private readonly sniffing = new Set<Socket>();
   private closing: Promise<void> | undefined;
+  private draining = false;
 
   private constructor(
     private readonly server: Server,
@@ -96,7 +99,7 @@ export class CompatFront {
   }
 
   private accept(socket: Socket): void {
-    if (this.closing) {
+    if (this.closing || this.draining) {
       socket.destroy();
       return;
     }
@@ -142,6 +145,20 @@ export class CompatFront {
       stop();
       this.sockets.delete(socket);
     });
+  }
+
+  /**
+   * Stop accepting and refuse new HTTP/1.1 requests (503, connection closed), then wait for those in flight (both
+   * protocols) to be answered, at most `withinMs`, and close(). Idempotent with close().
+   */
+  async drain(withinMs: number): Promise<void> {
+    if (this.closing) return this.closing;
+    // New connections are closed at once (the server itself closes in close(), whose callback needs it open).
+    this.draining = true;
+    this.h1.refuseNew();
+    const deadline = performance.now() + withinMs;
+    while (this.h1.inFlight + this.h2.inFlight > 0 && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_MS));
+    return this.close();
   }
 
   /**

@@ -116,7 +116,7 @@ class HttpError extends Error {
 }
 
 export async function startAdminApi(target: AdminTarget, options: AdminApiOptions): Promise<AdminApi> {
-  const server: Server = createServer({ connectionsCheckingInterval: 1000 }, (req, res) => {
+  const server: Server = createServer((req, res) => {
     route(target, options, req, res).catch((error: unknown) => {
       const expected = error instanceof HttpError || error instanceof ConsoleApiError;
       const status = expected ? error.status : 500;
@@ -129,7 +129,7 @@ export async function startAdminApi(target: AdminTarget, options: AdminApiOption
   });
   server.keepAliveTimeout = 5000;
   // A slowloris client (header bytes dripped) is cut off after ADMIN_HEADERS_TIMEOUT_MS, a whole request after
-  // ADMIN_REQUEST_TIMEOUT_MS (node:http's defaults: 60 s and 300 s, checked every 30 s).
+  // ADMIN_REQUEST_TIMEOUT_MS (node:http's defaults: 60 s and 300 s), each checked every 30 s.
   server.headersTimeout = ADMIN_HEADERS_TIMEOUT_MS;
   server.requestTimeout = ADMIN_REQUEST_TIMEOUT_MS;
   const port = await listen(server, options.port, options.host);

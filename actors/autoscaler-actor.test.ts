@@ -86,10 +86,11 @@ test('a backlog is decided at once and sized by it; an unchanged decision is not
   const first = step(fresh({}, 2), { type: 'as.backlog', dataplaneId: 'dp1', inFlight: 0, queued: 7 }, 100);
   t.deepEqual(scales(first.effects), [{ type: 'fn.scale', desired: 4, reason: 'backlog' }]);
   t.deepEqual(first.effects[0], { type: 'send', to: functionAddress('f'), message: { type: 'fn.scale', desired: 4, reason: 'backlog' } });
-  const second = step(first.state, { type: 'as.backlog', dataplaneId: 'dp1', inFlight: 0, queued: 8 }, 150);
+  const second = step(first.state, { type: 'as.backlog', dataplaneId: 'dp1', inFlight: 0, queued: 8 }, 120);
   t.deepEqual(scales(second.effects), []);
   t.is(status(second.state).desired, 4);
-  const other = step(second.state, { type: 'as.backlog', dataplaneId: 'dp2', inFlight: 1, queued: 2 }, 160);
+  // Within GATHER_MS of the first ask: still sized by the backlog.
+  const other = step(second.state, { type: 'as.backlog', dataplaneId: 'dp2', inFlight: 1, queued: 2 }, 130);
   t.deepEqual(scales(other.effects), [{ type: 'fn.scale', desired: 6, reason: 'backlog' }], 'sized by the backlog of every data plane');
 });
 
@@ -119,6 +120,14 @@ test('as.status reports the decision, the ready count and panic; as.stop cancels
     ready: 2,
     panic: true,
     observedInFlight: 5,
+    // A backlog report carries no average: the data plane's stands (none yet).
+    observedAverage: 0,
+    stableWindowAverage: null,
+    panicWindowAverage: null,
+    stableWindowMs: 6000,
+    panicWindowMs: 2000,
+    mode: 'panic',
+    recentDecisions: [{ at: 500, from: 0, to: 5, reason: 'backlog', panic: true, ready: 2, trigger: 'backlog', backlog: 3 }],
     queued: 3,
     lastDecision: 'backlog -> 5 at 500 ms',
     decisions: 1,
@@ -132,6 +141,7 @@ test('as.status reports the decision, the ready count and panic; as.stop cancels
     ready: 2,
     panic: true,
     observed: 5,
+    observedAverage: 0,
     dataplanes: 1,
     lastDecision: 'backlog -> 5 at 500 ms',
     decisions: 1,
@@ -294,9 +304,9 @@ test('a stale report stops counting towards the load and the queue, but its tota
 test('decisions count every fn.scale sent, not the decisions that change nothing', async (t) => {
   let state = fresh({}, 2);
   state = step(state, { type: 'as.backlog', dataplaneId: 'dp1', inFlight: 0, queued: 7 }, 100).state;
-  state = step(state, { type: 'as.backlog', dataplaneId: 'dp1', inFlight: 0, queued: 8 }, 150).state;
+  state = step(state, { type: 'as.backlog', dataplaneId: 'dp1', inFlight: 0, queued: 8 }, 120).state;
   t.is(status(state).decisions, 1, 'the same count is not sent again');
-  state = step(state, { type: 'as.backlog', dataplaneId: 'dp2', inFlight: 1, queued: 2 }, 160).state;
+  state = step(state, { type: 'as.backlog', dataplaneId: 'dp2', inFlight: 1, queued: 2 }, 130).state;
   t.is(status(state).decisions, 2);
 
   const sim = simulation();

@@ -22,7 +22,7 @@ import { assertNever, type ActorKind, type Effect, type Step, type StepContext }
 import type { AutoscalerConfig } from './autoscaler-config.js';
 import { holdScaleDown, initialScalerState, onBacklog, recordObservation, tick, type Decision, type ScalerState } from './autoscaler.js';
 import { EMPTY_TOTALS, addTotals, isReset, totalsProblem } from './invocation-totals.js';
-import { functionAddress, type AutoscalerMessage, type AutoscalerStatus, type FunctionMessage, type InvocationTotals } from './messages.js';
+import { functionAddress, type AutoscalerMessage, type AutoscalerStatus, type DecisionRecord, type FunctionMessage, type InvocationTotals } from './messages.js';
 
 /** How often a data plane repeats a non-zero in-flight report, ms (Dirigent: 2 s). */
 export const METRIC_REPORT_INTERVAL_MS = 2000;
@@ -36,8 +36,10 @@ export interface AutoscalerInit {
 }
 
 export interface DataplaneReport {
-  /** Requests running on this data plane's sandboxes. */
+  /** Requests running on this data plane's sandboxes (peak of its report period). */
   readonly inFlight: number;
+  /** Time-weighted average of inFlight + queued over its report period (requests, fractional). */
+  readonly average: number;
   /** Requests waiting in its cold-start queue. */
   readonly queued: number;
   /** When it arrived, ms. */
@@ -71,11 +73,20 @@ export interface AutoscalerActorState {
   readonly panic: boolean;
   /** e.g. `backlog -> 3 at 12000 ms`. */
   readonly lastDecision: string;
+  /** The latest decisions (at most RECENT_DECISIONS), oldest first, with their inputs. */
+  readonly recent: readonly DecisionRecord[];
+  /** The windows as of the last tick (in-flight requests); null before the first tick. */
+  readonly windows: { readonly stable: number; readonly panic: number; readonly bucket: number } | null;
   /** Whether the tick timer runs (from the first `as.configure` on). */
   readonly ticking: boolean;
 }
 
 const TICK_TIMER = 'tick';
+
+/** Decisions kept for `dirigent describe` and the console. */
+export const RECENT_DECISIONS = 8;
+
+
 
 /** Age beyond which a data plane's report no longer counts, ms. */
 export function staleAfterMs(config: AutoscalerConfig): number {
@@ -95,6 +106,8 @@ export function initialAutoscalerState(name: string, init: AutoscalerInit, now: 
     sent: null,
     panic: false,
     lastDecision: 'none yet',
+    recent: [],
+    windows: null,
     ticking: false,
   };
 }
@@ -118,6 +131,7 @@ export const autoscalerKind: ActorKind<AutoscalerActorState, AutoscalerMessage> 
       ready: state.ready,
       panic: state.panic,
       observed: totals(state.reports).inFlight,
+      observedAverage: round2(totals(state.reports).average),
       dataplanes: state.reports.size,
       lastDecision: state.lastDecision,
       decisions: state.decisions,
@@ -143,7 +157,7 @@ function step(state: AutoscalerActorState, message: AutoscalerMessage, ctx: Step
       const current = state.sent ?? 0;
       const bounded = Math.min(Math.max(current, message.config.minScale), message.config.maxScale);
       if (bounded === current) return { state: next, effects: tick };
-      const step = decided(next, { state: { ...next.scaler, desired: bounded }, desired: bounded, panic: next.panic, reason: bounded > current ? 'min-scale' : 'max-scale' }, ctx.now);
+      const step = decided(next, { state: { ...next.scaler, desired: bounded }, desired: bounded, panic: next.panic, reason: bounded > current ? 'min-scale' : 'max-scale' }, ctx.now, { trigger: 'configure' });
       return { state: step.state, effects: [...tick, ...(step.effects ?? [])] };
     }
     case 'as.metric':
@@ -151,10 +165,17 @@ function step(state: AutoscalerActorState, message: AutoscalerMessage, ctx: Step
       if (!isCount(message.inFlight) || !isCount(message.queued)) {
         return logOnly(state, `${message.type} from ${message.dataplaneId} ignored: inFlight and queued must be integers >= 0, got ${message.inFlight}, ${message.queued}`);
       }
-      const reports = new Map(state.reports).set(message.dataplaneId, { inFlight: message.inFlight, queued: message.queued, at: ctx.now });
+      const reported = message.type === 'as.metric' ? message.averageInFlight : undefined;
+      if (reported !== undefined && !(Number.isFinite(reported) && reported >= 0)) {
+        return logOnly(state, `as.metric from ${message.dataplaneId} ignored: averageInFlight must be a number >= 0 requests, got ${reported}`);
+      }
+      // A backlog report is a moment: the data plane's average stays that of its last period. A metric without an
+      // average (an older data plane) counts its peak as its average.
+      const average = message.type === 'as.metric' ? (reported ?? message.inFlight + message.queued) : (state.reports.get(message.dataplaneId)?.average ?? 0);
+      const reports = new Map(state.reports).set(message.dataplaneId, { inFlight: message.inFlight, queued: message.queued, average, at: ctx.now });
       const sum = totals(reports);
       if (message.type === 'as.metric') {
-        const scaler = recordObservation(state.scaler, state.config, sum.inFlight, ctx.now);
+        const scaler = recordObservation(state.scaler, state.config, sum.inFlight, ctx.now, sum.average);
         if (message.totals === undefined) return { state: { ...state, reports, scaler } };
         const problem = totalsProblem(message.totals);
         if (problem !== null) {
@@ -167,10 +188,10 @@ function step(state: AutoscalerActorState, message: AutoscalerMessage, ctx: Step
       const decision = onBacklog(
         state.scaler,
         state.config,
-        { backlog: sum.queued, inFlight: sum.inFlight, ready: state.ready, containerConcurrency: state.containerConcurrency },
+        { backlog: sum.queued, inFlight: sum.inFlight, ready: state.ready, containerConcurrency: state.containerConcurrency, grown: message.grown === true },
         ctx.now,
       );
-      return decided({ ...state, reports }, decision, ctx.now);
+      return decided({ ...state, reports }, decision, ctx.now, { trigger: 'backlog', backlog: sum.queued });
     }
     case 'as.tick': {
       const fresh = new Map([...state.reports].filter(([, report]) => ctx.now - report.at <= staleAfterMs(state.config)));
@@ -179,10 +200,12 @@ function step(state: AutoscalerActorState, message: AutoscalerMessage, ctx: Step
       if (fresh.size !== state.reports.size) {
         const dropped = [...state.reports.keys()].filter((id) => !fresh.has(id));
         effects.push({ type: 'log', level: 'debug', text: `dropped stale in-flight report(s) of ${dropped.join(', ')} (older than ${staleAfterMs(state.config)} ms)` });
-        scaler = recordObservation(scaler, state.config, totals(fresh).inFlight, ctx.now);
+        const sum = totals(fresh);
+        scaler = recordObservation(scaler, state.config, sum.inFlight, ctx.now, sum.average);
       }
       const decision = tick(scaler, state.config, { ready: state.ready, containerConcurrency: state.containerConcurrency }, ctx.now);
-      const result = decided({ ...state, reports: fresh }, decision, ctx.now);
+      const windows = { stable: decision.stableAverage, panic: decision.panicAverage, bucket: decision.bucket };
+      const result = decided({ ...state, reports: fresh, windows }, decision, ctx.now, { trigger: 'tick', stable: decision.stableAverage, panicWindow: decision.panicAverage });
       return { state: result.state, effects: [...effects, ...(result.effects ?? []), scheduleTick(state.config)] };
     }
     case 'as.ready':
@@ -198,6 +221,13 @@ function step(state: AutoscalerActorState, message: AutoscalerMessage, ctx: Step
         ready: state.ready,
         panic: state.panic,
         observedInFlight: totals(state.reports).inFlight,
+        observedAverage: round2(totals(state.reports).average),
+        stableWindowAverage: state.windows === null ? null : round2(state.windows.stable),
+        panicWindowAverage: state.windows === null ? null : round2(state.windows.panic),
+        stableWindowMs: state.config.stableWindowMs,
+        panicWindowMs: state.config.panicWindowMs,
+        mode: state.scaler.mode.kind,
+        recentDecisions: state.recent,
         queued: fresh.reduce((sum, report) => sum + report.queued, 0),
         lastDecision: state.lastDecision,
         decisions: state.decisions,
@@ -212,13 +242,36 @@ function step(state: AutoscalerActorState, message: AutoscalerMessage, ctx: Step
   }
 }
 
-/** Records a decision and tells the function when the count differs from what it was last told. */
-function decided(state: AutoscalerActorState, decision: Decision, now: number): Step<AutoscalerActorState, AutoscalerMessage> {
+/**
+ * Records a decision and tells the function when the count differs from what it was last told. A decision is
+ * kept in `recent` when it changes the count or its reason, so that a steady count does not push out the
+ * decisions that led to it.
+ */
+function decided(
+  state: AutoscalerActorState,
+  decision: Decision,
+  now: number,
+  inputs: Pick<DecisionRecord, 'trigger' | 'stable' | 'panicWindow' | 'backlog'>,
+): Step<AutoscalerActorState, AutoscalerMessage> {
+  const last = state.recent.at(-1);
+  const news = last === undefined || last.to !== decision.desired || last.reason !== decision.reason;
+  const record: DecisionRecord = {
+    at: now,
+    from: state.scaler.desired,
+    to: decision.desired,
+    reason: decision.reason,
+    panic: decision.panic,
+    ready: state.ready,
+    ...inputs,
+    ...(inputs.stable === undefined ? {} : { stable: round2(inputs.stable) }),
+    ...(inputs.panicWindow === undefined ? {} : { panicWindow: round2(inputs.panicWindow) }),
+  };
   const next: AutoscalerActorState = {
     ...state,
     scaler: decision.state,
     panic: decision.panic,
     lastDecision: `${decision.reason} -> ${decision.desired} at ${now} ms`,
+    recent: news ? [...state.recent, record].slice(-RECENT_DECISIONS) : state.recent,
   };
   if (decision.desired === state.sent) return { state: next };
   const scale: FunctionMessage = { type: 'fn.scale', desired: decision.desired, reason: decision.reason };
@@ -242,15 +295,22 @@ function scheduleTick(config: AutoscalerConfig): Effect<AutoscalerMessage> {
   return { type: 'schedule', afterMs: config.tickMs, message: { type: 'as.tick' }, timer: TICK_TIMER };
 }
 
-/** Sums over data planes: `inFlight` counts queued requests too (what the scaler sizes by). */
-function totals(reports: ReadonlyMap<string, DataplaneReport>): { readonly inFlight: number; readonly queued: number } {
+/** Sums over data planes: `inFlight` counts queued requests too (what the scaler sizes by); `average` likewise. */
+function totals(reports: ReadonlyMap<string, DataplaneReport>): { readonly inFlight: number; readonly queued: number; readonly average: number } {
   let inFlight = 0;
   let queued = 0;
+  let average = 0;
   for (const report of reports.values()) {
     inFlight += report.inFlight + report.queued;
     queued += report.queued;
+    average += report.average;
   }
-  return { inFlight, queued };
+  return { inFlight, queued, average };
+}
+
+/** Two decimals: what a person reads of a fractional request count. */
+function round2(value: number): number {
+  return Math.round(value * 100) / 100;
 }
 
 function isCount(value: number): boolean {

@@ -21,6 +21,12 @@ export interface AutoscalerConfig {
   readonly maxScale: number;
   /** No scale to zero until the function has had no in-flight request for this long, ms. */
   readonly keepAliveMs: number;
+  /**
+   * What a tick's bucket holds, between the time-weighted average of the in-flight count over the tick (0 %,
+   * Knative's queue-proxy metric, the default) and its peak (100 %, this port's metric before issue 19, kept
+   * for comparison): average + (peak - average) * peakWeightPercent / 100. Default 0.
+   */
+  readonly peakWeightPercent: number;
 }
 
 export const MAX_SCALE_LIMIT = 2 ** 31 - 1;
@@ -36,4 +42,5 @@ export const defaultAutoscalerConfig: AutoscalerConfig = Object.freeze({
   minScale: 0,
   maxScale: MAX_SCALE_LIMIT,
   keepAliveMs: 60_000,
+  peakWeightPercent: 0,
 });

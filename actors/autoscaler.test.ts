@@ -125,11 +125,19 @@ test('panic starts at 200 % of ready, the count never decreases in it, and it en
   t.is(entry.desired, 20);
   t.is(entry.reason, 'panic');
 
-  // Still over the threshold against 10 ready: the panic window now says 30.
+  // Still over the threshold: the panic window now says 30. While the 10 more asked for are starting (10
+  // ready of 20), the count waits for them (STARTING_WAIT: their creation load is no measure of demand) ...
   script.observe(40);
-  const second = script.tick(10);
+  const starting = script.tick(10);
+  t.true(starting.panic);
+  t.is(starting.desired, 20);
+  t.is(starting.reason, 'starting-wait');
+  // ... and once they are ready it follows the panic window: its last 3 buckets are all 40 now, (40 + 40 + 40)
+  // / 3 = 40 sandboxes, >= 200 % of the 20 ready.
+  script.observe(40);
+  const second = script.tick(20);
   t.true(second.panic);
-  t.is(second.desired, 30);
+  t.is(second.desired, 40);
 
   // 40 ready and the load falls back to 10: calm from here on, and the count stays at its peak.
   const calm = script.run(10, 30, 40);
@@ -407,7 +415,7 @@ test('config: each error names the field, the rule with its unit, and the value'
     {
       partial: { tickMS: 1000 },
       errors: [
-        'unknown field "tickMS"; known fields: tickMs, stableWindowMs, panicWindowMs, panicThresholdPercent, maxScaleUpRate, maxScaleDownRate, targetUtilizationPercent, minScale, maxScale, keepAliveMs',
+        'unknown field "tickMS"; known fields: tickMs, stableWindowMs, panicWindowMs, panicThresholdPercent, maxScaleUpRate, maxScaleDownRate, targetUtilizationPercent, minScale, maxScale, keepAliveMs, peakWeightPercent',
       ],
     },
     { partial: null, errors: ['autoscaler config must be an object, got null'] },

@@ -145,9 +145,9 @@ test('cold start: the first request waits, the autoscaler hears at once (by a 0 
     't=0 router:f@fn:f <- rt.backlog (from router:f@fn:f)',
     't=0 autoscaler:f@fn:f <- as.backlog dataplaneId=dp1 inFlight=0 queued=1 (from router:f@fn:f)',
     't=2000 router:f@fn:f <- rt.tick (from router:f@fn:f)',
-    't=2000 autoscaler:f@fn:f <- as.metric dataplaneId=dp1 inFlight=0 queued=1 totals={"invocations":0,"coldStarts":0,"coldStartMsSum":0,"coldSta… (from router:f@fn:f)',
+    't=2000 autoscaler:f@fn:f <- as.metric dataplaneId=dp1 inFlight=0 queued=1 averageInFlight=0 totals={"invocations":0,"coldStarts":0,"coldStartMsSum":0,"coldSta… (from router:f@fn:f)',
     't=4000 router:f@fn:f <- rt.tick (from router:f@fn:f)',
-    't=4000 autoscaler:f@fn:f <- as.metric dataplaneId=dp1 inFlight=0 queued=1 totals={"invocations":0,"coldStarts":0,"coldStartMsSum":0,"coldSta… (from router:f@fn:f)',
+    't=4000 autoscaler:f@fn:f <- as.metric dataplaneId=dp1 inFlight=0 queued=1 averageInFlight=0 totals={"invocations":0,"coldStarts":0,"coldStartMsSum":0,"coldSta… (from router:f@fn:f)',
     't=5000 # the control plane adds sandbox s1',
     't=5000 router:f@fn:f <- rt.delta term=1 functionName=f version=2 add=[{"sandboxId":"s1","nodeId":"n1","address":"10.0.0.1:s1","c… remove=[]',
     't=5000 dpsandbox:s1@fn:f <- sb.invoke invocation={"method":"GET","path":"/cold","headers":{},"body":{}} replyTo={"origin":0,"id":1} coldStart=true queuedMs=5000 (from router:f@fn:f)',
@@ -155,9 +155,9 @@ test('cold start: the first request waits, the autoscaler hears at once (by a 0 
     't=5000 dpsandbox:s1@fn:f <- sb.release (from dpsandbox:s1@fn:f)',
     't=5000 router:f@fn:f <- rt.released sandboxId=s1 count=1 failed=false (from dpsandbox:s1@fn:f)',
     't=6000 router:f@fn:f <- rt.tick (from router:f@fn:f)',
-    't=6000 autoscaler:f@fn:f <- as.metric dataplaneId=dp1 inFlight=0 queued=1 totals={"invocations":1,"coldStarts":1,"coldStartMsSum":5000,"cold… (from router:f@fn:f)',
+    't=6000 autoscaler:f@fn:f <- as.metric dataplaneId=dp1 inFlight=0 queued=1 averageInFlight=0 totals={"invocations":1,"coldStarts":1,"coldStartMsSum":5000,"cold… (from router:f@fn:f)',
     't=8000 router:f@fn:f <- rt.tick (from router:f@fn:f)',
-    't=8000 autoscaler:f@fn:f <- as.metric dataplaneId=dp1 inFlight=0 queued=0 totals={"invocations":1,"coldStarts":1,"coldStartMsSum":5000,"cold… (from router:f@fn:f)',
+    't=8000 autoscaler:f@fn:f <- as.metric dataplaneId=dp1 inFlight=0 queued=0 averageInFlight=0 totals={"invocations":1,"coldStarts":1,"coldStartMsSum":5000,"cold… (from router:f@fn:f)',
   ]);
 });
 

@@ -100,6 +100,7 @@ export const SCALING_LIMITS: Readonly<Record<keyof AutoscalerConfig, IntRange>> 
   minScale: { min: 0, max: MAX_SCALE_LIMIT, unit: 'sandboxes' },
   maxScale: { min: 0, max: MAX_SCALE_LIMIT, unit: 'sandboxes' },
   keepAliveMs: { min: 0, unit: 'ms' },
+  peakWeightPercent: { min: 0, max: 100, unit: '% of the way from the average to the peak in-flight count' },
 });
 
 export interface SpecError {

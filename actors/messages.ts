@@ -224,12 +224,24 @@ export type AutoscalerMessage =
   | { readonly type: 'as.configure'; readonly config: AutoscalerConfig; readonly containerConcurrency: number }
   /**
    * From a data plane every tick while its in-flight or queued count is non-zero (and once when it returns to 0).
-   * `totals`: the router's cumulative counters at the moment of the report (absent from data planes that do not
-   * count).
+   * `inFlight` and `queued` are the peaks of the report period; `averageInFlight` is the period's demand by
+   * Little's law (requests, fractional: the time-weighted average at sandboxes times arrivals / dispatches; see
+   * actors/router-reports.ts), absent from older data planes. `totals`: the router's cumulative counters at the
+   * moment of the report (absent from data planes that do not count).
    */
-  | { readonly type: 'as.metric'; readonly dataplaneId: string; readonly inFlight: number; readonly queued: number; readonly totals?: InvocationTotals }
-  /** From a data plane at once when a request finds no free slot: decide now, not at the next tick. */
-  | { readonly type: 'as.backlog'; readonly dataplaneId: string; readonly inFlight: number; readonly queued: number }
+  | {
+      readonly type: 'as.metric';
+      readonly dataplaneId: string;
+      readonly inFlight: number;
+      readonly queued: number;
+      readonly averageInFlight?: number;
+      readonly totals?: InvocationTotals;
+    }
+  /**
+   * From a data plane at once when a request finds no free slot: decide now, not at the next tick. `grown`: the
+   * queue was reported before and has doubled since (absent: a queue that just formed).
+   */
+  | { readonly type: 'as.backlog'; readonly dataplaneId: string; readonly inFlight: number; readonly queued: number; readonly grown?: boolean }
   /** From the function actor whenever its ready count changes. */
   | { readonly type: 'as.ready'; readonly ready: number }
   /** After reconstruction: no scale-down before `untilMs` (one stable window). */
@@ -238,12 +250,41 @@ export type AutoscalerMessage =
   | { readonly type: 'as.stop' }
   | { readonly type: 'as.tick' };
 
+/** One autoscaler decision that changed the count (or its reason), for a person. */
+export interface DecisionRecord {
+  /** ms (the control plane's clock). */
+  readonly at: number;
+  readonly from: number;
+  readonly to: number;
+  readonly reason: string;
+  readonly panic: boolean;
+  /** What it was decided from: a `tick` (the windows), a `backlog` (a data plane's queue, at once), or a config change. */
+  readonly trigger: 'tick' | 'backlog' | 'configure';
+  /** Window means of that tick (requests, two decimals), when the trigger is a tick. */
+  readonly stable?: number;
+  readonly panicWindow?: number;
+  /** Queued requests, when the trigger is a backlog. */
+  readonly backlog?: number;
+  /** Ready sandboxes when it was decided. */
+  readonly ready: number;
+}
+
 export interface AutoscalerStatus {
   readonly desired: number;
   readonly ready: number;
   readonly panic: boolean;
-  /** In-flight plus queued requests over the data planes' latest reports. */
+  /** In-flight plus queued requests over the data planes' latest reports (the peaks of their report periods). */
   readonly observedInFlight: number;
+  /** The same, time-weighted over the report periods (requests, two decimals): what the windows average. */
+  readonly observedAverage: number;
+  /** Mean of the stable and panic windows' buckets at the last tick (requests); null before the first tick. */
+  readonly stableWindowAverage: number | null;
+  readonly panicWindowAverage: number | null;
+  readonly stableWindowMs: number;
+  readonly panicWindowMs: number;
+  readonly mode: 'stable' | 'panic';
+  /** The latest decisions that changed the count or its reason, oldest first. */
+  readonly recentDecisions: readonly DecisionRecord[];
   /** Queued requests over the data planes' latest reports that are not stale (each the peak of its report period). */
   readonly queued: number;
   readonly lastDecision: string;

@@ -266,3 +266,72 @@ test('each tick tells the function which sandboxes are busy, and once more when 
   s.now = 6000;
   t.deepEqual(sends(s.step({ type: 'rt.tick' }), 'function'), [], 'then nothing while idle');
 });
+
+/** The `averageInFlight` of the `as.metric` among `fx`. */
+function averageOf(fx: Effect<RouterMessage>[]): unknown {
+  return sends(fx, 'autoscaler').find((m) => m.message.type === 'as.metric')?.message['averageInFlight'];
+}
+
+test('each metric carries the time-weighted average of the requests at sandboxes over its period', (t) => {
+  const s = new Script();
+  s.step(snapshot(1, [ep('a')]));
+  s.invoke();
+  s.invoke();
+  s.now = 500;
+  s.step(released('a'));
+  s.now = 2000;
+  // 1 request at the sandbox all along (the second took the slot when the first left); the first started the
+  // period, so 1 arrival and 1 dispatch count (the second's): 1 x 2000 / 2000 x max(1, 1 / 1) = 1. The 500 ms
+  // the second waited in the queue is left out; no queue is left at the tick.
+  t.is(averageOf(s.step({ type: 'rt.tick' })), 1);
+  s.now = 3000;
+  s.step(released('a'));
+  s.now = 4000;
+  // 1 request for 1000 ms of 2000.
+  t.is(averageOf(s.step({ type: 'rt.tick' })), 0.5);
+  s.now = 6000;
+  t.is(averageOf(s.step({ type: 'rt.tick' })), 0, 'the final report');
+  // Ticking again from idle: the new period starts with the request that starts it, not at the last tick.
+  s.now = 9000;
+  s.invoke();
+  s.now = 10_000;
+  s.step(released('a'));
+  s.now = 11_000;
+  t.is(averageOf(s.step({ type: 'rt.tick' })), 0.5, '1 request for 1000 ms of the 2000 since ticking began');
+});
+
+test('arrivals beyond what the sandboxes take scale the average up: Little\'s law under saturation', (t) => {
+  const s = new Script({ tickMs: 1000 });
+  s.step(snapshot(1, [ep('a')], 1, { queueDepth: 100, queueTimeoutMs: 60_000 }));
+  s.invoke();
+  s.now = 1000;
+  s.step({ type: 'rt.tick' });
+  // A 100 ms call at 50 req/s on one sandbox: each 100 ms one leaves and the next waiting one takes the slot,
+  // while 5 arrive. Over the next 1000 ms: 50 arrivals, 10 dispatches, the sandbox busy all along.
+  for (let i = 0; i < 50; i++) {
+    s.now = 1000 + i * 20;
+    s.invoke();
+    if (i % 5 === 4) s.step(released('a'));
+  }
+  s.now = 2000;
+  const fx = s.step({ type: 'rt.tick' });
+  // At the sandbox: 1 x 1000 / 1000 = 1; arrivals / dispatches = 50 / 10 = 5: demand 5 (50 x 0.1 by Little's
+  // law). Left in the queue at the tick: 40 (50 arrived, 10 went to the sandbox), each 100 ms at the sandbox
+  // (1000 request-ms / 10 dispatches): draining them within the 1000 ms period takes 40 x 100 / 1000 = 4 more.
+  t.is(averageOf(fx), 9);
+});
+
+test('requests waiting for a cold start are left out of the average', (t) => {
+  const s = new Script();
+  s.step(snapshot(1, []));
+  s.invoke();
+  s.now = 1000;
+  s.step(delta(2, [ep('a')]));
+  s.now = 1500;
+  s.step(released('a'));
+  s.now = 2000;
+  const fx = s.step({ type: 'rt.tick' });
+  // Queued for a cold start from 0 to 1000 ms (not counted), then running until 1500 ms: 1 x 500 / 2000.
+  t.deepEqual(toAutoscaler(fx), ['as.metric dp1 inFlight=0 queued=1'], 'the peak (the first moment of demand 1) still shows the wait');
+  t.is(averageOf(fx), 0.25);
+});

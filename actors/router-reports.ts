@@ -3,7 +3,8 @@
 // requests arriving in the same burst (one event-loop turn) are reported together: 50 requests arriving
 // together are one report of 50, and the autoscaler sizes the scale-from-zero by the whole backlog.
 // A burst growing over time costs about log2(n) + 1 messages, and the autoscaler never sees less than half
-// the real backlog between ticks;
+// the real backlog between ticks; reports after the first say `grown` (the autoscaler sizes a queue that grew
+// over time more carefully than one that formed at once: actors/autoscaler.ts, GATHER_MS);
 // `as.metric` carries the peak counts of every tick. Counts are disjoint: `inFlight` is requests at sandboxes,
 // `queued` is requests waiting here.
 //
@@ -11,6 +12,16 @@
 // both at 0 a final report of zeros, after which ticking stops until the next request. Each report carries the
 // PEAK in-flight and queued counts since the previous report, not a sample at the tick: a sample taken in the
 // gap between short requests reads 0 however busy the function is, which starves the autoscaler of the load.
+// Each report also carries `averageInFlight`, the demand by Little's law over the report period, which the
+// autoscaler sizes by (actors/autoscaler.ts says why): the TIME-WEIGHTED average of the requests at sandboxes
+// (request-ms / ms, as Knative's queue-proxy measures it), scaled up by arrivals / dispatches when more requests
+// arrived than went to a sandbox. At sandboxes, the average is throughput x time in the sandbox; when the
+// sandboxes cannot keep up it is capped at their slots, and arrivals / dispatches restores the offered rate:
+// 50 req/s of a 100 ms call on one sandbox reads 1 x 50 / 10 = 5. The queue itself is not counted: its length
+// under saturation grows without bound (counted as concurrency, as Knative does, it asked for a sandbox per
+// waiting request: 36, then 78, then 155 for that load), and while no sandbox serves, its wait for a cold start
+// says nothing of how many sandboxes the load needs (the backlog report sizes the scale from zero). What the
+// queue left at the tick adds the sandboxes that drain it within one period (`littleDemand`).
 // Every report also carries `totals`, the router's cumulative counters since it started: requests handed to a
 // sandbox, cold starts with a histogram of their queue times (`COLD_START_BUCKETS_MS`), and requests it answered
 // itself with an error, by status. As they ride on every report, the final report after a busy period carries
@@ -29,10 +40,17 @@ export const DEFAULT_TICK_MS = 2000;
 export const BACKLOG_TIMER = 'rt.backlog';
 export const TICK_TIMER = 'rt.tick';
 
-/** `rt.tick`: the peak counts of the period to the autoscaler, the per-sandbox load to the function. */
-export function onTick(state: RouterState, fx: Effects, settings: RouterSettings): RouterState {
+/** `rt.tick` at `now` (ms): the period's peak and demand to the autoscaler, the per-sandbox load to the function. */
+export function onTick(state: RouterState, now: number, fx: Effects, settings: RouterSettings): RouterState {
   const busy = state.peakInFlight > 0 || state.peakQueued > 0;
-  let next = changed(state, { ticking: busy, peakInFlight: totalInFlight(state), peakQueued: state.queue.length, rejectedReported: state.rejected });
+  const averageInFlight = littleDemand(state, now);
+  let next = changed(state, {
+    ticking: busy,
+    peakInFlight: totalInFlight(state),
+    peakQueued: state.queue.length,
+    rejectedReported: state.rejected,
+    ...newPeriod(state, now),
+  });
   if (next.phase.kind === 'known') {
     fx.push(
       toAutoscaler(next.name, {
@@ -40,6 +58,7 @@ export function onTick(state: RouterState, fx: Effects, settings: RouterSettings
         dataplaneId: settings.dataplaneId,
         inFlight: state.peakInFlight,
         queued: state.peakQueued,
+        averageInFlight,
         totals: routerTotals(state),
       }),
     );
@@ -69,7 +88,8 @@ export function onTick(state: RouterState, fx: Effects, settings: RouterSettings
 export function onBacklog(state: RouterState, fx: Effects, settings: RouterSettings): RouterState {
   let next = changed(state, { backlogPending: false });
   if (next.queue.length > 0 && next.phase.kind === 'known') {
-    fx.push(toAutoscaler(next.name, { type: 'as.backlog', dataplaneId: settings.dataplaneId, inFlight: totalInFlight(next), queued: next.queue.length }));
+    const grown = next.backlogTold > 0;
+    fx.push(toAutoscaler(next.name, { type: 'as.backlog', dataplaneId: settings.dataplaneId, inFlight: totalInFlight(next), queued: next.queue.length, ...(grown ? { grown } : {}) }));
     next = changed(next, { backlogTold: next.queue.length });
   }
   return next;
@@ -80,8 +100,8 @@ export function trackPeak(state: RouterState, inFlight: number): RouterState {
   return inFlight + state.queue.length > state.peakInFlight + state.peakQueued ? changed(state, { peakInFlight: inFlight, peakQueued: state.queue.length }) : state;
 }
 
-/** Schedules the backlog report and the metrics tick the state calls for (the rules above). */
-export function scheduleReports(state: RouterState, inFlight: number, fx: Effects, settings: RouterSettings): RouterState {
+/** Schedules the backlog report and the metrics tick the state calls for (the rules above); `now` in ms. */
+export function scheduleReports(state: RouterState, inFlight: number, now: number, fx: Effects, settings: RouterSettings): RouterState {
   let next = state;
   const queued = next.queue.length;
   if (queued === 0) {
@@ -92,9 +112,43 @@ export function scheduleReports(state: RouterState, inFlight: number, fx: Effect
   }
   if (!next.ticking && (queued > 0 || inFlight > 0 || next.rejected !== next.rejectedReported)) {
     fx.push({ type: 'schedule', afterMs: settings.tickMs, message: { type: 'rt.tick' }, timer: TICK_TIMER });
-    next = changed(next, { ticking: true });
+    // A new period: nothing was at a sandbox before this step, so nothing was integrated since the last one.
+    next = changed(next, { ticking: true, ...newPeriod(next, now) });
   }
   return next;
+}
+
+/**
+ * The period's demand by Little's law (requests; see the header): the time-weighted average at sandboxes times
+ * arrivals / dispatches (at least 1; a period with arrivals and no dispatch counts as one dispatch), plus what
+ * draining the queue left at the tick within one period takes (queued x mean time at a sandbox / period: a
+ * load the sandboxes just match would otherwise never work off the queue a cold start left), at most the
+ * period's peak. A period of no length (a tick at the instant ticking began) has no average: its peak stands in.
+ */
+export function littleDemand(state: RouterState, now: number): number {
+  const peak = state.peakInFlight + state.peakQueued;
+  const periodMs = now - state.periodStart;
+  if (periodMs <= 0) return peak;
+  const dispatched = Math.max(1, state.dispatched - state.periodDispatched);
+  const saturation = Math.max(1, state.arrived / dispatched);
+  // The queue left at the tick, drained within one period: queued x (time at a sandbox per request) / period.
+  const drain = (state.queue.length * (state.area / dispatched)) / periodMs;
+  return Math.min((state.area / periodMs) * saturation + drain, peak);
+}
+
+/** `state` with its requests at sandboxes since `areaAt` integrated up to `now` (ms). */
+export function accrued(state: RouterState, now: number): RouterState {
+  if (now <= state.areaAt) return state;
+  return changed(state, { area: state.area + totalInFlight(state) * (now - state.areaAt), areaAt: now });
+}
+
+/** One more request arrived in this period. */
+export function arrival(state: RouterState): RouterState {
+  return changed(state, { arrived: state.arrived + 1 });
+}
+
+function newPeriod(state: RouterState, now: number): Pick<RouterState, 'area' | 'periodStart' | 'arrived' | 'periodDispatched'> {
+  return { area: 0, periodStart: now, arrived: 0, periodDispatched: state.dispatched };
 }
 
 /** The cumulative counters `as.metric` carries. */

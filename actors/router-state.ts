@@ -93,6 +93,15 @@ export interface RouterState {
   /** The moment of highest demand (in flight + queued) since the last `as.metric`: what the next report carries. */
   readonly peakInFlight: number;
   readonly peakQueued: number;
+  /** Requests at sandboxes integrated over time since `periodStart` (request-ms), up to `areaAt` (ms). */
+  readonly area: number;
+  readonly areaAt: number;
+  /** Start of the current `as.metric` period, ms. */
+  readonly periodStart: number;
+  /** Requests that arrived since `periodStart`. */
+  readonly arrived: number;
+  /** `dispatched` at `periodStart`. */
+  readonly periodDispatched: number;
   /** When the scheduled `rt.expire` is due, ms; null when none is. */
   readonly expireAt: number | null;
   /** Queue length at the last `as.backlog` since the queue was last empty (0: not told). */
@@ -133,6 +142,11 @@ export function initialRouterState(name: string): RouterState {
     ticking: false,
     peakInFlight: 0,
     peakQueued: 0,
+    area: 0,
+    areaAt: 0,
+    periodStart: 0,
+    arrived: 0,
+    periodDispatched: 0,
     expireAt: null,
     backlogTold: 0,
     backlogPending: false,

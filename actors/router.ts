@@ -16,7 +16,7 @@ import { DEFAULT_RESYNC_TIMEOUT_MS, onDelta, onResynced, replaceSet, resync, toS
 import { LOAD_BALANCING_POLICIES } from './settings.js';
 import { expire, failIfHopeless, onInvoke, onReleased, rejectAll, scheduleExpiry } from './router-queue.js';
 import { relay } from './router-replicas.js';
-import { DEFAULT_TICK_MS, onBacklog, onTick, scheduleReports, trackPeak } from './router-reports.js';
+import { DEFAULT_TICK_MS, accrued, arrival, onBacklog, onTick, scheduleReports, trackPeak } from './router-reports.js';
 import { changed, initialRouterState, isClosed, totalInFlight, type Effects, type RouterSettings, type RouterState } from './router-state.js';
 
 export { LOOKUP_PATIENCE_MS, LOOKUP_RETRY_MS, LOOKUP_TIMER, DEFAULT_RESYNC_TIMEOUT_MS } from './router-endpoints.js';
@@ -92,8 +92,10 @@ function summary(state: RouterState): unknown {
 }
 
 
-function step(state: RouterState, message: RouterMessage, ctx: StepContext, settings: RouterSettings): Step<RouterState, RouterMessage> {
+function step(given: RouterState, message: RouterMessage, ctx: StepContext, settings: RouterSettings): Step<RouterState, RouterMessage> {
   const fx: Effects = [];
+  // The requests at sandboxes since the last step, integrated before this message changes them.
+  const state = accrued(given, ctx.now);
   if (isUpdate(message)) {
     // The one term check: an update from a leader older than one already heard is stale, whatever it says.
     if (message.term < state.highestTerm) return ignored(state, `${message.type} of term ${message.term} < ${state.highestTerm}`);
@@ -107,10 +109,10 @@ function step(state: RouterState, message: RouterMessage, ctx: StepContext, sett
         fx.push({ type: 'log', level: 'warn', text: 'dropped rt.invoke that was not asked: nobody to answer' });
         return { state, effects: fx };
       }
-      next = onInvoke(state, message.invocation, ctx.replyTo, ctx, fx, settings);
+      next = onInvoke(arrival(state), message.invocation, ctx.replyTo, ctx, fx, settings);
       break;
     case 'rt.forwarded':
-      next = onInvoke(state, message.invocation, message.replyTo, ctx, fx, settings);
+      next = onInvoke(arrival(state), message.invocation, message.replyTo, ctx, fx, settings);
       break;
     case 'rt.released':
       next = onReleased(state, message.sandboxId, message.count, message.failed, ctx, fx, settings);
@@ -119,7 +121,7 @@ function step(state: RouterState, message: RouterMessage, ctx: StepContext, sett
       next = onResynced(state, message, ctx, fx, settings);
       break;
     case 'rt.tick':
-      next = onTick(state, fx, settings);
+      next = onTick(state, ctx.now, fx, settings);
       break;
     case 'rt.backlog':
       next = onBacklog(state, fx, settings);
@@ -184,5 +186,5 @@ function settle(state: RouterState, ctx: StepContext, fx: Effects, settings: Rou
   const inFlight = totalInFlight(state);
   // After the peak is taken: requests turned away here were demand too.
   const next = failIfHopeless(trackPeak(state, inFlight), ctx, fx);
-  return scheduleExpiry(scheduleReports(next, inFlight, fx, settings), ctx, fx);
+  return scheduleExpiry(scheduleReports(next, inFlight, ctx.now, fx, settings), ctx, fx);
 }

@@ -79,6 +79,8 @@ export interface LoadSpec {
   readonly connections: number;
   /** WebSocket mode: `path` is upgraded and every request is one /ws call of this function. */
   readonly websocketFunction?: string;
+  /** One `name: value` header added to every HTTP request (not with websocketFunction). */
+  readonly header?: string;
 }
 
 /** Its JSON line. Latencies run from each request's due time. */
@@ -115,6 +117,7 @@ export async function compileLoadgen(dir: string, bench: string): Promise<string
 export async function loadgen(binary: string, spec: LoadSpec): Promise<LoadResult> {
   const args = [spec.port, spec.path, spec.rate, spec.durationMs, spec.warmupMs, spec.connections].map(String);
   if (spec.websocketFunction !== undefined) args.push(`ws:${spec.websocketFunction}`);
+  else if (spec.header !== undefined) args.push(spec.header);
   const out = await collect(spawn(binary, args), 'loadgen');
   return JSON.parse(out.trim()) as LoadResult;
 }

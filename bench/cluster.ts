@@ -102,11 +102,11 @@ export interface HttpResult {
   readonly ms: number;
 }
 
-/** One POST on a fresh connection, bounded by timeoutMs (ms). */
-export function post(port: number, path: string, body: string, timeoutMs = 10_000): Promise<HttpResult> {
+/** One POST on a fresh connection, bounded by timeoutMs (ms), with any extra `headers`. */
+export function post(port: number, path: string, body: string, timeoutMs = 10_000, headers: Readonly<Record<string, string>> = {}): Promise<HttpResult> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
-    const req = http.request({ host: '127.0.0.1', port, method: 'POST', path, agent: false, headers: { 'content-length': Buffer.byteLength(body) } }, (res) => {
+    const req = http.request({ host: '127.0.0.1', port, method: 'POST', path, agent: false, headers: { ...headers, 'content-length': Buffer.byteLength(body) } }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
       res.on('end', () => {

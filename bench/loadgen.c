@@ -19,8 +19,9 @@
 // counts as an error; the bare server echoes the request (no status), which counts as answered.
 //
 // Build: cc -O2 -o loadgen bench/loadgen.c   (bench/children.ts does this)
-// Usage: loadgen PORT PATH RATE DURATION_MS WARMUP_MS CONNECTIONS [ws:FUNCTION]   -> one JSON line on stdout.
-//   Requests due in the first WARMUP_MS are sent but not recorded; then DURATION_MS are recorded.
+// Usage: loadgen PORT PATH RATE DURATION_MS WARMUP_MS CONNECTIONS [ws:FUNCTION | HEADER]   -> one JSON line on stdout.
+//   Requests due in the first WARMUP_MS are sent but not recorded; then DURATION_MS are recorded. HEADER
+//   (`name: value`) is added to every HTTP request (bench/autoscale.ts sets the trace workload's `requested_cpu`).
 #define _GNU_SOURCE
 #include <errno.h>
 #include <netinet/in.h>
@@ -169,8 +170,8 @@ static double percentile_ms(const int64_t *sorted, int64_t n, double q) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 7 && !(argc == 8 && strncmp(argv[7], "ws:", 3) == 0 && strlen(argv[7]) < 90)) {
-    fprintf(stderr, "usage: loadgen PORT PATH RATE DURATION_MS WARMUP_MS CONNECTIONS [ws:FUNCTION]\n");
+  if (argc != 7 && !(argc == 8 && strlen(argv[7]) < 90)) {
+    fprintf(stderr, "usage: loadgen PORT PATH RATE DURATION_MS WARMUP_MS CONNECTIONS [ws:FUNCTION | HEADER]\n");
     return 2;
   }
   port = atoi(argv[1]);
@@ -178,16 +179,22 @@ int main(int argc, char **argv) {
   double rate = atof(argv[3]);
   int64_t duration_ms = atoll(argv[4]), warmup_ms = atoll(argv[5]);
   int connections = atoi(argv[6]);
+  const char *websocket_function = argc == 8 && strncmp(argv[7], "ws:", 3) == 0 ? argv[7] + 3 : NULL;
+  const char *extra_header = argc == 8 && websocket_function == NULL ? argv[7] : NULL;
+  if (extra_header != NULL && (strlen(extra_header) > 256 || strchr(extra_header, ':') == NULL || strpbrk(extra_header, "\r\n") != NULL)) {
+    fprintf(stderr, "loadgen: HEADER must be one `name: value` line of at most 256 bytes\n");
+    return 2;
+  }
   if (port <= 0 || port > 65535 || path[0] != '/' || strlen(path) > 512 || rate <= 0 || duration_ms <= 0 ||
       warmup_ms < 0 || connections <= 0 || connections > 10000) {
     fprintf(stderr, "loadgen: bad arguments\n");
     return 2;
   }
-  if (argc == 8) {
+  if (websocket_function != NULL) {
     websocket = 1;
     ws_path = path;
     char payload[256];
-    int n = snprintf(payload, sizeof payload, "{\"id\":1,\"function\":\"%s\"}", argv[7] + 3);
+    int n = snprintf(payload, sizeof payload, "{\"id\":1,\"function\":\"%s\"}", websocket_function);
     // A masked text frame (client frames must be masked); key 0x01020304.
     const unsigned char key[4] = {1, 2, 3, 4};
     request[0] = (char)0x81;
@@ -197,7 +204,8 @@ int main(int argc, char **argv) {
     request_length = (size_t)(6 + n);
   } else {
     request_length = (size_t)snprintf(request, sizeof request,
-                                      "POST %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Length: 0\r\n\r\n", path, port);
+                                      "POST %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n%s%sContent-Length: 0\r\n\r\n", path, port,
+                                      extra_header == NULL ? "" : extra_header, extra_header == NULL ? "" : "\r\n");
   }
 
   signal(SIGPIPE, SIG_IGN);  // a write to a closed connection fails with EPIPE instead

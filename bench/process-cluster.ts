@@ -21,6 +21,8 @@ export interface ProcessClusterOptions {
 
 export interface ProcessCluster {
   readonly adminUrl: string;
+  /** The cluster token (DIRIGENT_TOKEN of every role). */
+  readonly token: string;
   /** The data plane's uWS invocation address and its compatibility front, `host:port`. */
   readonly invokeAddress: string;
   readonly compatAddress: string;
@@ -57,7 +59,7 @@ export async function startProcessCluster(options: ProcessClusterOptions): Promi
       if (Date.now() > deadline) throw new Error(`the cluster did not come up within 30 s: ${nodes.length} of ${options.nodes} nodes, data plane ${dataplanes.length > 0 ? 'known' : 'missing'}`);
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
-    return { adminUrl, invokeAddress: String(dp.ready.invoke), compatAddress: String(dp.ready.compat), stop };
+    return { adminUrl, token, invokeAddress: String(dp.ready.invoke), compatAddress: String(dp.ready.compat), stop };
   } catch (error) {
     await stop();
     throw error;

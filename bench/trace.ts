@@ -3,8 +3,9 @@
 // (`dirigent replay`) against a cluster of separate processes (a control plane, a data plane, a worker simulating
 // nodes), then against a bare server that answers every function at once with no orchestration (the same-run
 // baseline: what the client, loopback HTTP and the timers cost alone). The schedules are the same (same seed).
-// Prints one JSON line; the report and the plots of both runs go to stderr and to TRACE_OUT_DIR (default: a
-// temporary folder).
+// Prints one JSON line (with the sandbox-seconds the cluster spent, sampled from its admin API, beside the
+// busy seconds of the calls, and the share of calls that waited for a cold start); the report and the plots
+// of both runs go to stderr and to TRACE_OUT_DIR (default: a temporary folder).
 //
 // Environment: TRACE_FUNCTIONS (200), TRACE_MINUTES (10), TRACE_COMPRESS (2: trace minutes per wall minute),
 // TRACE_SEED (1), TRACE_RUNTIME (simulated | thread), TRACE_NODES (4), TRACE_OUT_DIR.
@@ -58,6 +59,39 @@ async function run(label: string, traceDir: string, adminUrl: string, outDir: st
   });
 }
 
+/**
+ * Sandbox-seconds of the whole cluster while the replay runs: ready + creating sandboxes over all functions,
+ * sampled from the admin API every SANDBOX_SAMPLE_MS and integrated (each sample holds until the next).
+ */
+const SANDBOX_SAMPLE_MS = 1000;
+function sandboxSampler(adminUrl: string): { stop(): Promise<number> } {
+  let running = true;
+  let seconds = 0;
+  let last: { at: number; count: number } | null = null;
+  const loop = (async () => {
+    while (running) {
+      try {
+        const body = (await (await fetch(`${adminUrl}/api/v1/functions`)).json()) as { functions: { status: { ready: number; creating: number } | null }[] };
+        const count = body.functions.reduce((sum, f) => sum + (f.status?.ready ?? 0) + (f.status?.creating ?? 0), 0);
+        const at = performance.now();
+        if (last !== null) seconds += (last.count * (at - last.at)) / 1000;
+        last = { at, count };
+      } catch (error) {
+        log(`sandbox sampling: ${String(error)}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, SANDBOX_SAMPLE_MS));
+    }
+  })();
+  return {
+    stop: async () => {
+      running = false;
+      await loop;
+      if (last !== null) seconds += (last.count * (performance.now() - last.at)) / 1000;
+      return seconds;
+    },
+  };
+}
+
 async function main(): Promise<void> {
   exitIfStillRunningAfter('bench:trace', ((minutes * 60_000) / compression) * 2 + 300_000);
   const outDir = process.env.TRACE_OUT_DIR ?? (await mkdtemp(join(tmpdir(), 'bench-trace-')));
@@ -82,8 +116,14 @@ async function main(): Promise<void> {
 
   const cluster = await startProcessCluster({ runtime, nodes, slots: 2000, onOutput: log });
   let summary: ReplaySummary;
+  let sandboxSeconds: number;
   try {
-    summary = await run('dirigent', traceDir, cluster.adminUrl, outDir);
+    const sampling = sandboxSampler(cluster.adminUrl);
+    try {
+      summary = await run('dirigent', traceDir, cluster.adminUrl, outDir);
+    } finally {
+      sandboxSeconds = await sampling.stop();
+    }
   } finally {
     await cluster.stop();
   }
@@ -91,7 +131,10 @@ async function main(): Promise<void> {
   const runs = await Promise.all([loadRun(summary.out, {}), loadRun(bareSummary.out, {})]);
   log(reportText(runs));
   log(`plots: ${(await writePlots(runs, outDir)).join(', ')}`);
-  const m = analyze(parseRecords(await readFile(summary.out, 'utf8'), summary.out)).metrics;
+  const records = parseRecords(await readFile(summary.out, 'utf8'), summary.out);
+  const m = analyze(records).metrics;
+  // The sum of the calls' run times, s: sandbox-seconds with no idle sandbox at all (the floor).
+  const busySeconds = records.reduce((sum, r) => sum + r.actualDuration, 0) / 1e6;
   const b = runs[1]!.metrics;
   const r3 = (x: number) => round(x, 3);
   process.stdout.write(
@@ -104,6 +147,10 @@ async function main(): Promise<void> {
       slowdownP50: r3(m.slowdown.p50),
       failed: m.failed,
       coldStarts: m.coldStarts,
+      coldStartShare: m.invocations > 0 && m.coldStarts !== null ? round(m.coldStarts / m.invocations, 4) : null,
+      sandboxSeconds: round(sandboxSeconds),
+      // Busy time of the invocations answered, s: what sandbox-seconds would be with no idle sandbox at all.
+      busySandboxSeconds: round(busySeconds),
       schedP90Ms: r3(m.schedMs.p90),
       perFnMeanP99Ms: r3(m.perFunctionMeanMs.p99),
       slowdownP99: r3(m.slowdown.p99),

@@ -156,6 +156,20 @@ function logQueryString(query: LogQuery, follow: boolean): string {
  * what the CLI reads is
  * typed; the index signatures keep whatever else the server sends, which `describe` shows as it comes.
  */
+/** One autoscaler decision (actors/messages DecisionRecord). */
+export interface DecisionJson {
+  readonly at: number;
+  readonly from: number;
+  readonly to: number;
+  readonly reason: string;
+  readonly panic: boolean;
+  readonly trigger: string;
+  readonly stable?: number;
+  readonly panicWindow?: number;
+  readonly backlog?: number;
+  readonly ready: number;
+}
+
 export interface FunctionViewJson {
   readonly spec: {
     readonly name: string;
@@ -187,6 +201,13 @@ export interface FunctionViewJson {
   readonly autoscaler: {
     readonly panic: boolean;
     readonly observedInFlight: number;
+    /** Absent from control planes before issue 19. */
+    readonly observedAverage?: number;
+    readonly stableWindowAverage?: number | null;
+    readonly panicWindowAverage?: number | null;
+    readonly stableWindowMs?: number;
+    readonly panicWindowMs?: number;
+    readonly recentDecisions?: readonly DecisionJson[];
     readonly totals?: { readonly invocations: number; readonly coldStarts: number; readonly coldStartMsSum: number; readonly rejected: Readonly<Record<string, number>> };
     readonly [field: string]: unknown;
   } | null;

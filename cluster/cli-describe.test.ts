@@ -25,6 +25,7 @@ test.serial('describe shows spec, version, sandboxes with node and state, and th
   t.regex(out, /^Scaling: +min 1, max \d+, keep-alive 60000 ms/m);
   t.regex(out, /^Scale: +desired 1, ready 1, creating 0, draining 0$/m);
   t.regex(out, /^Autoscaler: +stable, 0 in flight or queued/m);
+  t.regex(out, /^Windows: +stable 60 s /m);
   t.regex(out, /^Invocations: +0, cold starts 0$/m);
   t.regex(out, /^Sandboxes \(1\):\n {2}SANDBOX +NODE +STATE +VERSION +AGE\n/m);
   t.regex(out, new RegExp(`^  ${sandbox.sandboxId} +w1 +ready +v1 +\\d+s$`, 'm'));
@@ -78,4 +79,42 @@ test('counters from the metrics; fields the status gains show without a change t
   t.regex(out, /^State: +failed$/m);
   t.regex(out, /^Events \(2\):\n {2}AGE +TYPE +REASON +MESSAGE\n {2}\d+s +Warning +CreateFailed +cannot load the module: boom \(count=4\)\n {2}\d+s +Normal +BackOff +next attempt in 20 s$/m);
   t.regex(out, /^Status \(more\):\n {2}lastError: \{"message":"cannot load the module: boom","at":\d+\}$/m);
+});
+
+test('the autoscaler: observed concurrency (average and peak), the windows, the mode and the last decisions with their reasons', async (t) => {
+  const now = Date.now();
+  const view = {
+    spec: { name: 'scaled', version: 1, runtime: 'thread', source: { kind: 'builtin', workload: 'echo' }, concurrency: 1, scaling: { minScale: 0, peakWeightPercent: 0 } },
+    status: { name: 'scaled', specVersion: 1, desired: 2, creating: 0, ready: 2, draining: 0, sandboxes: [] },
+    autoscaler: {
+      panic: false,
+      mode: 'stable',
+      observedInFlight: 6,
+      observedAverage: 0.62,
+      stableWindowAverage: 0.6,
+      panicWindowAverage: 0.71,
+      stableWindowMs: 60_000,
+      panicWindowMs: 6000,
+      decisions: 3,
+      lastDecision: 'stable -> 1',
+      recentDecisions: [
+        { at: now - 20_000, from: 0, to: 1, reason: 'backlog', panic: false, trigger: 'backlog', backlog: 1, ready: 0 },
+        { at: now - 9000, from: 1, to: 2, reason: 'backlog', panic: false, trigger: 'backlog', backlog: 1, ready: 1 },
+        { at: now - 2000, from: 2, to: 1, reason: 'stable', panic: false, trigger: 'tick', stable: 0.6, panicWindow: 0.71, ready: 2 },
+      ],
+    },
+  };
+  const server = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(view)));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const { port } = server.address() as { port: number };
+  const described = await runCli(['describe', 'scaled', '--admin', `http://127.0.0.1:${port}`]);
+  t.is(described.code, 0, described.stderr);
+  const out = described.stdout;
+  t.regex(out, /^Scaling: +min 0, peak weight 0 %$/m);
+  t.regex(out, /^Observed: +0\.62 in flight on average, 6 at the peak/m);
+  t.regex(out, /^Windows: +stable 60 s mean 0\.6, panic 6 s mean 0\.71 \(requests in flight\)$/m);
+  t.regex(out, /^Scaling decisions \(last 3\):\n {2}AGE +COUNT +REASON +MODE +FROM\n/m);
+  t.regex(out, /^ {2}\d+s +1 -> 2 +backlog +stable +backlog of 1, 1 ready$/m);
+  t.regex(out, /^ {2}\d+s +2 -> 1 +stable +stable +tick: stable mean 0\.6, panic mean 0\.71, 2 ready$/m);
 });

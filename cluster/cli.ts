@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { PoolReport } from '../actors/messages.js';
 import type { SandboxLogLine } from '../actors/sandbox-logs.js';
 import { LOG_TAIL_LIMIT } from '../actors/sandbox-logs.js';
-import { AdminClient, AdminError, type FunctionViewJson } from './admin-client.js';
+import { AdminClient, AdminError, type DecisionJson, type FunctionViewJson } from './admin-client.js';
 import {
   commandHelp,
   DEFAULT_WATCH_INTERVAL_MS,
@@ -323,6 +323,7 @@ const SCALING_SHOWN: readonly (readonly [string, string, string])[] = [
   ['panicThresholdPercent', 'panic at', ' %'],
   ['maxScaleUpRate', 'up', 'x'],
   ['maxScaleDownRate', 'down', '/'],
+  ['peakWeightPercent', 'peak weight', ' %'],
 ];
 const SPEC_SHOWN = ['name', 'version', 'templateVersion', 'runtime', 'source', 'cpuMilli', 'memoryMiB', 'concurrency', 'timeoutMs', 'queueDepth', 'queueTimeoutMs', 'maxBodyBytes', 'env', 'scaling'];
 const STATUS_SHOWN = ['name', 'specVersion', 'version', 'state', 'stateReason', 'failures', 'endpointVersion', 'desired', 'creating', 'ready', 'draining', 'outdated', 'deleting', 'sandboxes', 'events'];
@@ -358,12 +359,25 @@ function describeText(view: FunctionViewJson, nowMs: number): string {
   else row('Scale', `desired ${status.desired}, ready ${status.ready}, creating ${status.creating}, draining ${status.draining}${(status.outdated ?? 0) > 0 ? ` (${status.outdated} of an older version)` : ''}${status.deleting === true ? ', being deleted' : ''}`);
   if (autoscaler !== null) {
     row('Autoscaler', `${autoscaler.panic ? 'panic' : 'stable'}, ${autoscaler.observedInFlight} in flight or queued${typeof autoscaler.decisions === 'number' ? `, ${autoscaler.decisions} decisions` : ''}${autoscaler.lastDecision ? `, last: ${valueText(autoscaler.lastDecision)}` : ''}`);
+    if (typeof autoscaler.observedAverage === 'number') {
+      row('Observed', `${autoscaler.observedAverage} in flight on average, ${autoscaler.observedInFlight} at the peak (requests, the data planes' last report periods)`);
+    }
+    if (typeof autoscaler.stableWindowMs === 'number' && typeof autoscaler.panicWindowMs === 'number') {
+      const mean = (value: unknown) => (typeof value === 'number' ? `mean ${value}` : 'no tick yet');
+      row('Windows', `stable ${autoscaler.stableWindowMs / 1000} s ${mean(autoscaler.stableWindowAverage)}, panic ${autoscaler.panicWindowMs / 1000} s ${mean(autoscaler.panicWindowAverage)} (requests in flight)`);
+    }
     const totals = autoscaler.totals;
     if (totals !== undefined) {
       const meanQueue = totals.coldStarts > 0 ? `, ${Math.round(totals.coldStartMsSum / totals.coldStarts)} ms queued on average` : '';
       const rejected = Object.entries(totals.rejected).map(([code, n]) => `${code} x${n}`);
       row('Invocations', `${totals.invocations}, cold starts ${totals.coldStarts}${meanQueue}${rejected.length > 0 ? `; answered without a sandbox: ${rejected.join(', ')}` : ''}`);
     }
+  }
+
+  const decisions = autoscaler?.recentDecisions;
+  if (Array.isArray(decisions) && decisions.length > 0) {
+    lines.push('', `Scaling decisions (last ${decisions.length}):`);
+    lines.push(...table(['AGE', 'COUNT', 'REASON', 'MODE', 'FROM'], decisions.map((d) => [age(d.at, nowMs), `${d.from} -> ${d.to}`, d.reason, d.panic ? 'panic' : 'stable', decisionInputs(d)])));
   }
 
   if (status !== null) {
@@ -398,6 +412,18 @@ function describeText(view: FunctionViewJson, nowMs: number): string {
     }
   }
   return lines.join('\n');
+}
+
+/** What a decision was made from, in a few words. */
+function decisionInputs(d: DecisionJson): string {
+  switch (d.trigger) {
+    case 'tick':
+      return `tick: stable mean ${d.stable ?? '?'}, panic mean ${d.panicWindow ?? '?'}, ${d.ready} ready`;
+    case 'backlog':
+      return `backlog of ${d.backlog ?? '?'}, ${d.ready} ready`;
+    default:
+      return `${d.trigger}, ${d.ready} ready`;
+  }
 }
 
 async function describe(name: string, values: CliValues): Promise<void> {

@@ -332,8 +332,10 @@ function functionsView(params, f) {
           h('td', null, h('b', null, fn.name), h('span', { class: 'muted' }, ` v${fn.version} ${fn.runtime}`)),
           h('td', { class: fn.state === 'active' ? 'ok' : 'bad', title: fn.stateReason || '' }, fn.state),
           num(fn.desired), num(fn.creating), num(fn.ready), num(fn.draining),
-          h('td', { class: fn.panic ? 'warn' : 'muted' }, fn.panic ? 'PANIC' : 'no'),
-          num(fn.queued, fn.queued ? 'warn' : ''), num(fn.inFlight), h('td', { class: 'num invocations' }, fn.invocations),
+          h('td', { class: fn.panic ? 'warn' : 'muted', title: autoscalerTitle(fn) }, fn.panic ? 'PANIC' : 'no'),
+          num(fn.queued, fn.queued ? 'warn' : ''),
+          h('td', { class: 'num', title: 'peak of the last report period; time-weighted average (what the autoscaler sizes by)' }, `${fn.inFlight}`, h('span', { class: 'muted' }, ` avg ${fn.inFlightAverage ?? '–'}`)),
+          h('td', { class: 'num invocations' }, fn.invocations),
           num(rates.length ? rates[rates.length - 1][1].toFixed(1) : '–'), h('td', null, sparkline(rates)),
           num(fn.coldStarts), num(fn.coldStartP50Ms === null ? '–' : `≤${fn.coldStartP50Ms} ms`), num(fn.coldStartP99Ms === null ? (fn.coldStarts ? '>10 s' : '–') : `≤${fn.coldStartP99Ms} ms`),
           h('td', { class: rejected ? 'warn' : 'muted' }, rejected || 'none'),
@@ -344,6 +346,14 @@ function functionsView(params, f) {
       h('tr', null, h('td', null, fn.name), h('td', null, s.sandboxId), h('td', null, s.nodeId), h('td', null, s.phase), num(s.version))))),
     h('p', { class: 'muted' }, 'Rates are counted by this page from the cumulative invocation counters (the data planes report them every router tick). Cold-start times are the time a request queued for a new sandbox.'),
   ];
+}
+
+/** The autoscaler's mode, windows and last decisions, one per line, for the panic cell's tooltip. */
+function autoscalerTitle(fn) {
+  const mean = (v) => (v === null || v === undefined ? 'no tick yet' : `mean ${v}`);
+  const lines = [`mode ${fn.mode ?? '?'}; stable ${(fn.stableWindowMs ?? 0) / 1000} s ${mean(fn.stableWindowAverage)}, panic ${(fn.panicWindowMs ?? 0) / 1000} s ${mean(fn.panicWindowAverage)}`];
+  for (const d of fn.recentDecisions ?? []) lines.push(`${d.from} -> ${d.to} ${d.reason} (${d.trigger}${d.backlog === undefined ? '' : ` of ${d.backlog}`}, ${d.ready} ready)`);
+  return lines.join('\n');
 }
 
 /** [t, invocations per second] between consecutive samples. */

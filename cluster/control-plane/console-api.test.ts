@@ -76,6 +76,12 @@ test.serial('functions: scale by phase, queue, in-flight and the cumulative invo
   t.is(typeof fn.coldStartP50Ms, 'number');
   t.is(fn.sandboxes.length, 1);
   t.false(fn.panic);
+  // The autoscaler's inputs and decisions: the first was the backlog of the first call, with no sandbox ready.
+  t.is(fn.mode, 'stable');
+  t.is(typeof fn.inFlightAverage, 'number');
+  t.is(fn.stableWindowMs, 60_000);
+  t.is(fn.panicWindowMs, 6000);
+  t.like(fn.recentDecisions[0], { from: 0, to: 1, reason: 'backlog', trigger: 'backlog', ready: 0 });
   // The leader samples every function every 5 s for the charts: the first sample once it serves.
   const history = await until('a sample of echo', async () => {
     const samples = (await get('/api/v1/console/history')).body.functions.echo as { t: number; invocations: number; ready: number }[];

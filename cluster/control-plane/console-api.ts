@@ -5,7 +5,8 @@
 //
 //   GET /api/v1/console/cluster    leader, term, replicas, data planes, workers (capacity, allocation,
 //                                  heartbeat age), reconstruction progress, and each process's shards
-//   GET /api/v1/console/functions  per function: scale by phase, panic, queue, in-flight, cumulative
+//   GET /api/v1/console/functions  per function: scale by phase, panic, queue, in-flight (peak and average),
+//                                  the autoscaler's windows and last decisions, cumulative
 //                                  invocations and cold starts (the page derives rates), cold-start queue-time
 //                                  percentiles, rejections
 //   GET /api/v1/console/history    per function, the last 5 minutes of those counters, sampled every 5 s by
@@ -228,7 +229,15 @@ async function functionsView(plane: ControlPlane): Promise<unknown> {
         panic: autoscaler?.panic ?? false,
         queued: autoscaler?.queued ?? 0,
         inFlight: autoscaler?.observedInFlight ?? 0,
+        // The autoscaler's inputs (requests in flight): the data planes' time-weighted average and the windows' means.
+        inFlightAverage: autoscaler?.observedAverage ?? 0,
+        mode: autoscaler?.mode ?? 'stable',
+        stableWindowMs: spec.scaling.stableWindowMs,
+        panicWindowMs: spec.scaling.panicWindowMs,
+        stableWindowAverage: autoscaler?.stableWindowAverage ?? null,
+        panicWindowAverage: autoscaler?.panicWindowAverage ?? null,
         lastDecision: autoscaler?.lastDecision ?? null,
+        recentDecisions: autoscaler?.recentDecisions ?? [],
         invocations: totals?.invocations ?? 0,
         coldStarts: totals?.coldStarts ?? 0,
         coldStartP50Ms: totals ? bucketQuantile(totals.coldStartMsBuckets, 0.5) : null,

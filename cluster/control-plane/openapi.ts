@@ -144,7 +144,7 @@ export const openApiDocument = {
           queueTimeoutMs: { type: 'integer', description: 'deadline while queued, ms' },
           maxBodyBytes: { type: 'integer', description: 'bytes' },
           env: { type: 'object', additionalProperties: { type: 'string' } },
-          scaling: { type: 'object', description: 'Autoscaler fields (tickMs, stableWindowMs, panicWindowMs, panicThresholdPercent, maxScaleUpRate, maxScaleDownRate, targetUtilizationPercent, minScale, maxScale, keepAliveMs)' },
+          scaling: { type: 'object', description: 'Autoscaler fields (tickMs, stableWindowMs, panicWindowMs, panicThresholdPercent, maxScaleUpRate, maxScaleDownRate, targetUtilizationPercent, minScale, maxScale, keepAliveMs, peakWeightPercent)' },
         },
       },
       LogLine: {

@@ -99,6 +99,8 @@ export const ERROR_CODES = [
   'STORE_NOT_JSON',
   'STORE_CORRUPT',
   'STORE_FENCED',
+  /** A change of desired state the store could not write (the admin API answers 503 and changes nothing). */
+  'STORE_FAILED',
   // The admin and console APIs (cluster/control-plane/) and their clients.
   'BODY_TOO_LARGE',
   'CONCURRENT_UPDATE',

@@ -26,6 +26,8 @@ const BUILD_STAGE_TAG = `localhost/dirigent-ts-build-stage-${CHECKOUT_ID}:latest
 /** Marks this checkout's build stages, so that the teardown prunes its own and no other checkout's. */
 const CHECKOUT_LABEL = `dirigent-ts.checkout=${CHECKOUT_ID}`;
 const TOKEN = 'compose-e2e-token-0123456789';
+/** The control planes listen beyond loopback (0.0.0.0 in their containers), so their admin API needs one. */
+const ADMIN_TOKEN = 'compose-e2e-admin-token-0123';
 /** ms */
 const SETUP_MS = 5 * 60_000;
 const READY_MS = 90_000;
@@ -98,7 +100,7 @@ async function noCrashLoop(): Promise<void> {
 const withoutSystemdNoise = (text: string) => text.replace(/^.*systemd.*\n?/gm, '');
 
 async function admin(port: number, path: string, init: { method?: string; body?: string; contentType?: string } = {}): Promise<HttpResult> {
-  const headers: Record<string, string> = init.contentType ? { 'content-type': init.contentType } : {};
+  const headers: Record<string, string> = { authorization: `Bearer ${ADMIN_TOKEN}`, ...(init.contentType ? { 'content-type': init.contentType } : {}) };
   return request(port, { method: init.method ?? 'GET', path, body: init.body, headers, timeoutMs: 5000 });
 }
 
@@ -173,7 +175,7 @@ test.before(async (t) => {
   // runc here refuses to set rlimits (REFERENCE.md section 5); crun, where installed too, fails on hybrid cgroups.
   const conf = join(workDir, 'containers.conf');
   await writeFile(conf, `[containers]\ndefault_ulimits = []\n${(await installed('runc')) ? '\n[engine]\nruntime = "runc"\n' : ''}`);
-  env = { ...process.env, DIRIGENT_TOKEN: TOKEN, DIRIGENT_IMAGE: IMAGE, CONTAINERS_CONF: process.env.CONTAINERS_CONF ?? conf };
+  env = { ...process.env, DIRIGENT_TOKEN: TOKEN, DIRIGENT_ADMIN_TOKEN: ADMIN_TOKEN, DIRIGENT_IMAGE: IMAGE, CONTAINERS_CONF: process.env.CONTAINERS_CONF ?? conf };
   // Ports the kernel picks, never the defaults: another checkout's cluster may hold those, or take them
   // between a check and our `up`.
   for (const service of services) for (const port of service.ports) env[port.variable] = String(await freePort());

@@ -11,6 +11,7 @@ import { COMPOSE_FILE, flagOf, installed, readComposeServices, roleOf, ROOT, run
 
 const CLI = `${ROOT}dist/cluster/cli.js`;
 const TOKEN = 'compose-test-token-0123456789';
+const ADMIN_TOKEN = 'compose-test-admin-token-0123';
 const services = readComposeServices(readFileSync(COMPOSE_FILE, 'utf8'));
 const byRole = (role: ReturnType<typeof roleOf>) => services.filter((s) => roleOf(s) === role);
 /** A clean environment: nothing of the developer's DIRIGENT_* or port variables leaks in. */
@@ -73,27 +74,33 @@ test('the image: one for every role, named by DIRIGENT_IMAGE (dirigent-ts:latest
 });
 
 withCompose('docker-compose config -q accepts the file when DIRIGENT_TOKEN is set', async (t) => {
-  const result = await run('docker-compose', ['-f', COMPOSE_FILE, 'config', '-q'], { env: cleanEnv({ DIRIGENT_TOKEN: TOKEN }), timeoutMs: 60_000 });
+  const result = await run('docker-compose', ['-f', COMPOSE_FILE, 'config', '-q'], { env: cleanEnv({ DIRIGENT_TOKEN: TOKEN, DIRIGENT_ADMIN_TOKEN: ADMIN_TOKEN }), timeoutMs: 60_000 });
   t.is(result.code, 0, result.stderr);
 });
 
 withCompose('WORKERS sets the number of worker replicas (an integer to compose)', async (t) => {
-  const result = await run('docker-compose', ['-f', COMPOSE_FILE, 'config'], { env: cleanEnv({ DIRIGENT_TOKEN: TOKEN, WORKERS: '5' }), timeoutMs: 60_000 });
+  const result = await run('docker-compose', ['-f', COMPOSE_FILE, 'config'], { env: cleanEnv({ DIRIGENT_TOKEN: TOKEN, DIRIGENT_ADMIN_TOKEN: ADMIN_TOKEN, WORKERS: '5' }), timeoutMs: 60_000 });
   t.is(result.code, 0, result.stderr);
   t.regex(result.stdout, /^ {6}replicas: 5$/m);
 });
 
 withCompose('without DIRIGENT_TOKEN, compose refuses and says what to set', async (t) => {
-  const result = await run('docker-compose', ['-f', COMPOSE_FILE, 'config', '-q'], { env: cleanEnv(), timeoutMs: 60_000 });
+  const result = await run('docker-compose', ['-f', COMPOSE_FILE, 'config', '-q'], { env: cleanEnv({ DIRIGENT_ADMIN_TOKEN: ADMIN_TOKEN }), timeoutMs: 60_000 });
   t.not(result.code, 0);
   t.regex(result.stderr, /set DIRIGENT_TOKEN to a shared secret of at least 8 characters/);
+});
+
+withCompose('without DIRIGENT_ADMIN_TOKEN, compose refuses: the admin APIs listen beyond loopback', async (t) => {
+  const result = await run('docker-compose', ['-f', COMPOSE_FILE, 'config', '-q'], { env: cleanEnv({ DIRIGENT_TOKEN: TOKEN }), timeoutMs: 60_000 });
+  t.not(result.code, 0);
+  t.regex(result.stderr, /set DIRIGENT_ADMIN_TOKEN/);
 });
 
 const dryRun = (args: readonly string[], env: NodeJS.ProcessEnv) => run(process.execPath, [CLI, ...args, '--dry-run'], { env, timeoutMs: 30_000 });
 
 for (const service of services.filter((s) => roleOf(s) !== undefined)) {
   test(`${service.name}: its command line passes the CLI's validation (--dry-run)`, async (t) => {
-    const result = await dryRun(service.command!, cleanEnv({ DIRIGENT_TOKEN: TOKEN }));
+    const result = await dryRun(service.command!, cleanEnv({ DIRIGENT_TOKEN: TOKEN, DIRIGENT_ADMIN_TOKEN: ADMIN_TOKEN }));
     t.is(result.code, 0, `dirigent ${service.command!.join(' ')} --dry-run: ${result.stderr}`);
     const lines = result.stdout.trim().split('\n');
     t.is(lines.length, 1, `one JSON line, got:\n${result.stdout}`);
@@ -105,12 +112,16 @@ for (const service of services.filter((s) => roleOf(s) !== undefined)) {
   });
 }
 
-test('--dry-run refuses what the roles would refuse: a bad port, a missing token (exit 2)', async (t) => {
+test('--dry-run refuses what the roles would refuse: a bad port, a missing admin token beyond loopback, a missing token (exit 2)', async (t) => {
   const cp = byRole('control-plane')[0]!.command!;
   const badPort = cp.map((arg, i) => (cp[i - 1] === '--admin-port' ? '99999' : arg));
-  const port = await dryRun(badPort, cleanEnv({ DIRIGENT_TOKEN: TOKEN }));
+  const port = await dryRun(badPort, cleanEnv({ DIRIGENT_TOKEN: TOKEN, DIRIGENT_ADMIN_TOKEN: ADMIN_TOKEN }));
   t.is(port.code, 2, port.stdout);
   t.regex(port.stderr, /--admin-port/);
+  // A control plane on 0.0.0.0 with no admin token would take changes from anyone who reaches it.
+  const noAdminToken = await dryRun(cp, cleanEnv({ DIRIGENT_TOKEN: TOKEN }));
+  t.is(noAdminToken.code, 2, noAdminToken.stdout);
+  t.regex(noAdminToken.stderr, /beyond loopback, with no admin token/);
   const worker = byRole('worker')[0]!.command!;
   const noToken = await dryRun(worker, cleanEnv());
   t.is(noToken.code, 2, noToken.stdout);

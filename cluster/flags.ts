@@ -135,6 +135,7 @@ const CONTROL_PLANE_ADDRESS: FlagHelp = ['<host:port>[,...]', `every control-pla
 const POOL: FlagHelp = ['N|<MiB>:N[,...]', 'started generic sandboxes kept per memory class: N of the default 128 MiB class, or per class (default 2; 0: none)'];
 const POOL_MEMORY: FlagHelp = ['N', 'most idle memory the pool holds, MiB, taken off the node capacity (default 256)'];
 const TOKEN: FlagHelp = ['<token>', `cluster token, at least 8 characters (or ${ENV.token})`];
+const ADMIN_TOKEN: FlagHelp = ['<token>', `changes through the admin API (and the console's actions) need it as a bearer token; required when --host is beyond loopback (or ${ENV.adminToken})`];
 const SHARDS: FlagHelp = ['N', 'actor shard threads (default: one per core)'];
 const DRY_RUN: FlagHelp = ['', 'validate the flags, print the resolved config and exit'];
 const ADVERTISE: FlagHelp = ['<host>', 'the host the others reach it at (default: --host; the hostname when --host is 0.0.0.0)'];
@@ -159,7 +160,7 @@ export const COMMANDS = {
       pool: POOL,
       'pool-memory-mib': POOL_MEMORY,
       token: TOKEN,
-      'admin-token': ['<token>', "changes through the admin API and the console's actions need it (or DIRIGENT_ADMIN_TOKEN); without one the console is read-only"],
+      'admin-token': ADMIN_TOKEN,
       json: ['', 'print the addresses as one JSON line'],
     },
   },
@@ -195,7 +196,7 @@ export const COMMANDS = {
       advertise: ADVERTISE,
       'cluster-port': ['N', `where workers and data planes connect (default ${PORTS.cluster})`],
       'admin-port': ['N', `admin API port (default ${PORTS.admin})`],
-      'admin-token': ['<token>', 'changes through the admin API need it'],
+      'admin-token': ADMIN_TOKEN,
       store: ['memory|file:<dir>|etcd:<url>[,<url>]', 'desired-state store (default file:<data-dir>/store); etcd elects a leader among replicas'],
       'data-dir': ['<dir>', `default ${DEFAULT_DATA_DIR}`],
       'lease-ttl-s': LEASE_TTL,

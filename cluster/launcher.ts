@@ -12,9 +12,11 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { assertPortFree } from './data-plane/index.js';
 import { intFlag, UsageError, type CliValues } from './flags.js';
 import { poolConfig, startControlPlaneRole } from './roles.js';
+import type { ControlPlaneReplica } from './control-plane/replica.js';
 import { FileStore } from './store/index.js';
 import { DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_RUNTIME_KIND, DEFAULT_UP_WORKERS, ENV, PORTS, RUNTIME_KINDS, type RuntimeKind } from '../actors/settings.js';
 import { stopSignal } from './signals.js';
@@ -33,7 +35,7 @@ export interface LocalClusterConfig {
   readonly pool?: string;
   readonly poolMemoryMiB?: string;
   readonly token?: string;
-  /** The admin API's token: changes, and the console's actions, need it (absent: DIRIGENT_ADMIN_TOKEN, else none and the console is read-only). */
+  /** The admin API's token: changes, and the console's actions, need it (absent: DIRIGENT_ADMIN_TOKEN, else none and the console is read-only); required when `host` is beyond loopback. */
   readonly adminToken?: string;
   /** Every line the children print on stderr, prefixed with their name. */
   readonly onOutput?: (line: string) => void;
@@ -42,7 +44,11 @@ export interface LocalClusterConfig {
 }
 
 const CLI = new URL('./cli.js', import.meta.url).pathname;
-const STOP_GRACE_MS = 5000;
+/**
+ * A child asked to stop (SIGTERM) is killed after this, ms: a data plane drains its two fronts for 4 s each
+ * (DRAIN_MS), then its threads end.
+ */
+const STOP_GRACE_MS = 15_000;
 
 export interface Child {
   readonly name: string;
@@ -50,8 +56,15 @@ export interface Child {
   readonly exited: Promise<void>;
 }
 
+/** This process's environment without the admin token, which only the control plane (in this process) needs. */
+function childEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  delete env.DIRIGENT_ADMIN_TOKEN;
+  return env;
+}
+
 export function startChild(name: string, args: string[], token: string, onOutput: (line: string) => void, timeoutMs: number): Promise<{ child: Child; ready: Record<string, unknown> }> {
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, [ENV.token]: token }, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+  const child = spawn(process.execPath, [CLI, ...args], { env: { ...childEnv(), [ENV.token]: token }, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
   // The channel is only there to close when this process ends; it must not keep this process alive.
   child.channel?.unref();
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -155,6 +168,9 @@ export class LocalCluster {
       const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (failed) throw failed.reason;
       const dataplane = (results[0] as PromiseFulfilledResult<{ ready: Record<string, unknown> }>).value.ready;
+      // A child's ready line says it serves, not that the leader has it yet: the URLs are printed (and /readyz
+      // answers 200) only once the leader serves with the data plane and every worker connected.
+      await untilClusterReady(replica, config.workers, timeoutMs);
       // Once the workers are back the leader has rebuilt, and every function it found in its store runs again.
       const functions = (await replica.plane()?.listFunctions())?.map((f) => f.spec.name) ?? [];
       const restored = { functions, from: replica.store instanceof FileStore ? replica.store.dir : 'the store' };
@@ -166,13 +182,34 @@ export class LocalCluster {
     }
   }
 
-  /** Stop the children, then the control plane. Idempotent. */
+  /**
+   * Stop the data plane first (it answers the requests in flight, whose sandboxes run on the workers), then the
+   * workers, then the control plane. Idempotent.
+   */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
-      await Promise.all(this.children.map(stopChild));
+      const isDataPlane = (child: Child) => child.name.startsWith('dp');
+      await Promise.all(this.children.filter(isDataPlane).map(stopChild));
+      await Promise.all(this.children.filter((child) => !isDataPlane(child)).map(stopChild));
       await this.stopControlPlane();
     })();
     return this.stopping;
+  }
+}
+
+/** Between two looks at the leader's status while waiting for the cluster, ms. */
+const READY_POLL_MS = 20;
+
+async function untilClusterReady(replica: ControlPlaneReplica, workers: number, timeoutMs: number): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const plane = replica.plane();
+    const status = plane?.isServing ? plane.status() : undefined;
+    if (status !== undefined && status.dataplanes >= 1 && status.workers >= workers) return;
+    if (performance.now() > deadline) {
+      throw new Error(`the cluster was not ready within ${timeoutMs} ms: ${status === undefined ? 'the control plane does not serve yet' : `${status.dataplanes} data plane(s) and ${status.workers} of ${workers} worker(s) connected`}`);
+    }
+    await sleep(READY_POLL_MS);
   }
 }
 

@@ -13,6 +13,22 @@ function dryRun(args: string[], env: Record<string, string> = {}) {
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
+test('an admin API beyond loopback needs an admin token: refused without one (exit 2, saying what to set), or with a short one', (t) => {
+  for (const host of ['0.0.0.0', '::', '10.0.0.5', 'cp1']) {
+    const refused = dryRun(['control-plane', '--host', host, '--token', 'secret-token'], { DIRIGENT_ADMIN_TOKEN: '' });
+    t.is(refused.status, 2, `${host}: ${refused.stdout}`);
+    t.regex(refused.stderr, /beyond loopback, with no admin token: set --admin-token or DIRIGENT_ADMIN_TOKEN/, host);
+  }
+  const short = dryRun(['control-plane', '--host', '0.0.0.0', '--token', 'secret-token', '--admin-token', 'short']);
+  t.is(short.status, 2);
+  t.regex(short.stderr, /at least 8 characters/);
+  for (const host of ['127.0.0.1', '127.1.2.3', 'localhost']) t.is(dryRun(['control-plane', '--host', host, '--token', 'secret-token']).status, 0, host);
+  const fromEnv = dryRun(['control-plane', '--host', '0.0.0.0', '--token', 'secret-token'], { DIRIGENT_ADMIN_TOKEN: 'admin-from-env' });
+  t.is(fromEnv.status, 0, fromEnv.stderr);
+  t.like(JSON.parse(fromEnv.stdout), { config: { adminToken: '***' } });
+  t.false(fromEnv.stdout.includes('admin-from-env'));
+});
+
 test('store specs: memory, file:<dir>, etcd:<urls>; anything else is refused with the forms allowed', (t) => {
   t.deepEqual(parseStoreSpec('memory'), { kind: 'memory' });
   t.like(parseStoreSpec('file:/data/store'), { kind: 'file', dir: '/data/store' });
@@ -21,11 +37,11 @@ test('store specs: memory, file:<dir>, etcd:<urls>; anything else is refused wit
 });
 
 test('--dry-run prints each role\'s resolved config with the token masked, and starts nothing', (t) => {
-  const cp = dryRun(['control-plane', '--id', 'cp2', '--host', 'cp2', '--store', 'etcd:http://etcd:2379', '--lease-ttl-s', '3', '--token', 'secret-token']);
+  const cp = dryRun(['control-plane', '--id', 'cp2', '--host', 'cp2', '--store', 'etcd:http://etcd:2379', '--lease-ttl-s', '3', '--token', 'secret-token', '--admin-token', 'admin-secret']);
   t.is(cp.status, 0, cp.stderr);
   t.deepEqual(JSON.parse(cp.stdout), {
     dryRun: 'control-plane',
-    config: { id: 'cp2', host: 'cp2', advertise: 'cp2', clusterPort: 9090, adminPort: 9091, token: '***', store: { kind: 'etcd', endpoints: ['http://etcd:2379'] }, leaseTtlS: 3, placement: 'kubernetes' },
+    config: { id: 'cp2', host: 'cp2', advertise: 'cp2', clusterPort: 9090, adminPort: 9091, token: '***', store: { kind: 'etcd', endpoints: ['http://etcd:2379'] }, leaseTtlS: 3, adminToken: '***', placement: 'kubernetes' },
   });
   // Listening on every interface, a role announces a host the others can reach: --advertise, else the hostname.
   const dp = dryRun(['data-plane', '--id', 'dp2', '--host', '0.0.0.0', '--advertise', 'dp2', '--control-plane', 'cp1:9090,cp2:9090,cp3:9090'], { DIRIGENT_TOKEN: 'from-the-environment' });

@@ -91,10 +91,30 @@ function listenAndAdvertise(values: CliValues): { host: string; advertise: strin
   return { host, advertise };
 }
 
+/** Whether `host` can only be reached from this machine (a loopback address or `localhost`). */
+export function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+/**
+ * The admin token: required (8 characters at least) when the admin API listens beyond loopback, where anyone
+ * who reaches the port could otherwise deploy code that runs on the workers.
+ */
+function adminToken(values: CliValues, host: string): string | undefined {
+  // An empty DIRIGENT_ADMIN_TOKEN is no token.
+  const value = values['admin-token'] ?? (env('ADMIN_TOKEN') || undefined);
+  if (value !== undefined && value.length < 8) throw new UsageError('the admin token (--admin-token or DIRIGENT_ADMIN_TOKEN) must have at least 8 characters');
+  if (value === undefined && !isLoopbackHost(host)) {
+    throw new UsageError(`the admin API would listen on ${host}, beyond loopback, with no admin token: set --admin-token or DIRIGENT_ADMIN_TOKEN (8 characters at least), or listen on 127.0.0.1`);
+  }
+  return value;
+}
+
 export function controlPlaneConfig(values: CliValues): Omit<ReplicaConfig, 'onLog' | 'onFatal'> {
+  const addresses = listenAndAdvertise(values);
   return {
     id: pick(values, 'id', 'ID', 'cp1'),
-    ...listenAndAdvertise(values),
+    ...addresses,
     clusterPort: port(values, 'cluster-port', 'CLUSTER_PORT', PORTS.cluster),
     adminPort: port(values, 'admin-port', 'ADMIN_PORT', PORTS.admin),
     token: token(values),
@@ -102,7 +122,7 @@ export function controlPlaneConfig(values: CliValues): Omit<ReplicaConfig, 'onLo
     leaseTtlS: intFlag({ 'lease-ttl-s': values['lease-ttl-s'] ?? env('LEASE_TTL_S') }, 'lease-ttl-s', 's', DISTRIBUTED.leaseTtlS.min, DISTRIBUTED.leaseTtlS.max),
     reconstructTimeoutMs: intFlag(values, 'reconstruct-timeout-ms', 'ms', 0, 600_000),
     heartbeatTimeoutMs: intFlag(values, 'heartbeat-timeout-ms', 'ms', 100, 3_600_000),
-    adminToken: values['admin-token'] ?? env('ADMIN_TOKEN'),
+    adminToken: adminToken(values, addresses.host),
     shards: intFlag(values, 'shards', 'threads', 1, 256),
     placement: oneOf(pick(values, 'policy', 'PLACEMENT', 'kubernetes'), PLACEMENT_POLICIES, '--policy (placement)') as PlacementPolicy,
   };

@@ -21,6 +21,16 @@ import { listen, secretsMatch } from './net.js';
 /** Largest accepted frame, bytes (a 6 MiB body plus headers fits with room to spare). */
 export const MAX_FRAME_BYTES = 64 * 1024 * 1024;
 const HANDSHAKE_TIMEOUT_MS = 5000;
+/**
+ * Largest frame a listener accepts before the peer has greeted with the token, bytes: a hello with a worker's
+ * 10 000 node ids fits; an unauthenticated peer cannot make the listener buffer a 64 MiB frame.
+ */
+export const MAX_HELLO_BYTES = 1024 * 1024;
+/**
+ * Connections a listener holds that have not greeted yet; more are closed at once, so a flood of idle
+ * connections costs at most this many times MAX_HELLO_BYTES until their HANDSHAKE_TIMEOUT_MS ends them.
+ */
+export const MAX_PENDING_HANDSHAKES = 64;
 /** Length prefix, bytes (big-endian uint32). */
 const PREFIX_BYTES = 4;
 /** pack() options: reserve the prefix in front of the frame; answer msgpackr's buffer and where the frame is in it. */
@@ -85,6 +95,8 @@ export class FrameConnection {
   private backlog: { frame: unknown; codec: FrameCodec<unknown> | undefined }[] = [];
   private frameListener: FrameListener | undefined;
   private readonly closeListeners: ((error?: Error) => void)[] = [];
+  /** Largest frame this end accepts, bytes; a larger length prefix closes the connection. */
+  maxFrameBytes = MAX_FRAME_BYTES;
   /** Frames and bytes written, for stats. */
   framesOut = 0;
   framesIn = 0;
@@ -195,9 +207,10 @@ export class FrameConnection {
     this.finish();
   }
 
-  destroy(): void {
+  /** Ends the connection at once; `error` (why) goes to the close listeners. */
+  destroy(error?: Error): void {
     this.socket.destroy();
-    this.finish();
+    this.finish(error);
   }
 
   private onData(chunk: Buffer): void {
@@ -252,8 +265,8 @@ export class FrameConnection {
   }
 
   private acceptLength(length: number): boolean {
-    if (length <= MAX_FRAME_BYTES) return true;
-    this.finish(new Error(`frame of ${length} bytes exceeds the ${MAX_FRAME_BYTES} byte limit`));
+    if (length <= this.maxFrameBytes) return true;
+    this.finish(new Error(`frame of ${length} bytes exceeds the ${this.maxFrameBytes} byte limit`));
     this.socket.destroy();
     return false;
   }
@@ -279,8 +292,18 @@ export class FrameConnection {
       return false;
     }
     this.framesIn += 1;
-    if (this.frameListener) this.frameListener(frame, codec);
-    else this.backlog.push({ frame, codec });
+    if (!this.frameListener) {
+      this.backlog.push({ frame, codec });
+      return !this.closed;
+    }
+    try {
+      this.frameListener(frame, codec);
+    } catch (error) {
+      // A frame its protocol cannot take (a peer's bug, or a hostile peer) ends this connection, never the
+      // thread: a throw here would escape into the socket's data handler.
+      this.destroy(new Error(`frame refused: ${(error as Error).message}`));
+      return false;
+    }
     return !this.closed;
   }
 
@@ -317,16 +340,35 @@ export interface FrameServerOptions {
 /** Listen for framed peers; each must greet with the cluster token before anything else. */
 export async function listenFrames(options: FrameServerOptions): Promise<FrameServer> {
   const connections = new Set<FrameConnection>();
+  let greeting = 0;
   const server: Server = createServer((socket) => {
+    if (greeting >= MAX_PENDING_HANDSHAKES) {
+      socket.destroy();
+      return;
+    }
+    greeting += 1;
     const connection = new FrameConnection(socket);
+    connection.maxFrameBytes = MAX_HELLO_BYTES;
     connections.add(connection);
-    connection.onClose(() => connections.delete(connection));
+    let greeted = false;
+    const greetingOver = () => {
+      if (greeted) return;
+      greeted = true;
+      greeting -= 1;
+    };
+    connection.onClose(() => {
+      connections.delete(connection);
+      greetingOver();
+    });
     const timer = setTimeout(() => connection.destroy(), HANDSHAKE_TIMEOUT_MS);
     connection.onFrame((frame) => {
       clearTimeout(timer);
-      const hello = (frame as { hello?: Hello }).hello;
+      greetingOver();
+      // Only the first frame is a hello; what follows waits (backlogged) for the protocol's own listener.
+      connection.onFrame(undefined);
+      const hello = typeof frame === 'object' && frame !== null ? (frame as { hello?: Hello }).hello : undefined;
       const refusal =
-        !hello || typeof hello.token !== 'string' || typeof hello.role !== 'string' || typeof hello.id !== 'string'
+        typeof hello !== 'object' || hello === null || typeof hello.token !== 'string' || typeof hello.role !== 'string' || typeof hello.id !== 'string'
           ? 'the first frame must be a hello'
           : !secretsMatch(hello.token, options.token)
             ? 'wrong cluster token'
@@ -336,6 +378,7 @@ export async function listenFrames(options: FrameServerOptions): Promise<FrameSe
         connection.close();
         return;
       }
+      connection.maxFrameBytes = MAX_FRAME_BYTES;
       const info = typeof options.info === 'function' ? (options.info as () => unknown)() : options.info;
       connection.send({ welcome: { role: options.role, id: options.id, info } } satisfies HandshakeFrame);
       options.accepted?.(connection, hello!);
@@ -374,8 +417,8 @@ export function connectFrames(options: { host: string; port: number; hello: Hell
     });
     connection.onFrame((frame) => {
       clearTimeout(timer);
-      const reply = frame as HandshakeFrame;
-      if ('welcome' in reply) {
+      const reply = (typeof frame === 'object' && frame !== null ? frame : {}) as HandshakeFrame;
+      if ('welcome' in reply && typeof reply.welcome === 'object' && reply.welcome !== null) {
         connection.onFrame(undefined);
         resolve({ connection, welcome: reply.welcome });
       } else {

@@ -329,6 +329,9 @@ export class ShardHost extends Endpoint {
     let result;
     try {
       result = cell.kind.step(cell.state, delivery.m, ctx);
+      // A step that answers no result (a message its switch has no case for) is a crash like a throw: left to
+      // fail below, it would escape into nact and end the actor's mailbox for good.
+      if (typeof result !== 'object' || result === null) throw new Error(`its step returned ${String(result)} instead of { state, effects }`);
     } catch (error) {
       this.crash(cell, delivery, error);
       return;

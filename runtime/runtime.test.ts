@@ -175,6 +175,19 @@ test.serial('a crashing actor is restarted with fresh state, the error is logged
   t.is(await runtime.ask<number>(neighbour, { type: 'get' }), 1);
 });
 
+test.serial('a message the kind has no case for (its step returns nothing) is a crash like a throw: the actor restarts and serves on', async (t) => {
+  const { runtime, logs } = await startRuntime(t);
+  const actor = { kind: 'counter', id: 'no-case' };
+  runtime.tell(actor, { type: 'inc', by: 5 });
+  t.is(await runtime.ask<number>(actor, { type: 'get' }), 5);
+  // A peer (or a bug) can send any message; before, this escaped into nact and ended the actor's mailbox.
+  const crash = await t.throwsAsync(runtime.ask(actor, { type: 'no-such-message' }));
+  t.is((crash as { code?: string }).code, 'ACTOR_CRASHED');
+  t.regex(crash!.message, /returned undefined instead of \{ state, effects \}/);
+  t.is(await runtime.ask<number>(actor, { type: 'get' }), 0, 'restarted with fresh state, and answering');
+  t.true(logs.some((line) => line.startsWith('error') && line.includes('counter:no-case')));
+});
+
 test.serial('an actor with the stop policy is stopped on a crash and its queued asks fail', async (t) => {
   const { runtime, logs } = await startRuntime(t);
   const actor = { kind: 'fragile', id: 'f1' };

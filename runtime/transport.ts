@@ -30,6 +30,37 @@ interface ProxiedAsk {
 export type PeerResolver = (address: Address) => readonly FrameConnection[];
 
 const SWEEP_MS = 1000;
+/** Longest ask timeout a peer may ask for, ms: the most a Node timer can wait (longer ones fire at once). */
+const MAX_WIRE_ASK_MS = 2_147_483_647;
+
+function isAddress(value: unknown): value is Address {
+  return typeof value === 'object' && value !== null && typeof (value as Address).kind === 'string' && typeof (value as Address).id === 'string';
+}
+
+/** Why `frame` is not a WireFrame this side can act on, or undefined when it is one. */
+export function wireFrameProblem(frame: unknown): string | undefined {
+  if (typeof frame !== 'object' || frame === null) return 'not a map';
+  const f = frame as Record<string, unknown>;
+  const wireId = (value: unknown) => typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+  switch (f.t) {
+    case TELL:
+    case SPAWN:
+    case ASK:
+      if (!isAddress(f.to)) return 'to must be an address { kind, id } of strings';
+      if (f.from !== undefined && f.from !== null && !isAddress(f.from)) return 'from must be an address when present';
+      if (f.t !== ASK) return undefined;
+      if (!wireId(f.w)) return 'an ask needs a wire id w (a safe integer >= 0)';
+      if (typeof f.ms !== 'number' || !(f.ms > 0 && f.ms <= MAX_WIRE_ASK_MS)) return `an ask needs a timeout ms in (0, ${MAX_WIRE_ASK_MS}]`;
+      return undefined;
+    case REPLY:
+      if (!wireId(f.w)) return 'a reply needs a wire id w (a safe integer >= 0)';
+      if (typeof f.ok !== 'boolean') return 'a reply needs ok (a boolean)';
+      if (!f.ok && (typeof f.v !== 'object' || f.v === null || typeof (f.v as { code?: unknown }).code !== 'string' || typeof (f.v as { message?: unknown }).message !== 'string')) return 'a failed reply needs v { code, message } of strings';
+      return undefined;
+    default:
+      return `unknown frame type ${JSON.stringify(f.t)}`;
+  }
+}
 /**
  * Shard controls a peer may ask over the wire: the reads the console makes (cluster/control-plane/inspection.ts).
  * The rest (shutdown, stop-actor, advance, set-counters) belong to the process that runs the shards.
@@ -56,7 +87,12 @@ export class ClusterTransport {
 
   /** Start serving frames from a greeted peer. */
   attach(connection: FrameConnection): void {
-    connection.onFrame((frame) => this.inbound(connection, frame as WireFrame));
+    connection.onFrame((frame) => {
+      const problem = wireFrameProblem(frame);
+      // A greeted peer holds the cluster token, so a bad frame is a bug or a version skew: end that connection.
+      if (problem !== undefined) connection.destroy(new Error(`malformed cluster frame: ${problem}`));
+      else this.inbound(connection, frame as WireFrame);
+    });
     connection.onClose(() => this.failProxied(connection));
   }
 

@@ -23,6 +23,10 @@ import { DirigentError, type ErrorCode } from '../../actors/errors.js';
 
 /** Admin request bodies are small JSON or form documents, bytes. */
 const MAX_ADMIN_BODY_BYTES = 1024 * 1024;
+/** Bound on receiving a request's headers, ms. */
+const ADMIN_HEADERS_TIMEOUT_MS = 10_000;
+/** Bound on receiving a whole request (its body is at most MAX_ADMIN_BODY_BYTES), ms. */
+const ADMIN_REQUEST_TIMEOUT_MS = 30_000;
 /** Between two reads of a followed function's output, ms: what following adds to a line's delay at most. */
 const FOLLOW_POLL_MS = 500;
 /**
@@ -75,9 +79,18 @@ export function soleReplica(plane: ControlPlane, adminUrl = '', clusterAddress =
   };
 }
 
-/** `/readyz`: 200 for a serving leader or a follower that knows its leader; 503 otherwise. */
+/**
+ * `/readyz`: 200 for a leader that can take a function and run it (it serves, at least one data plane and one
+ * worker are connected: a registration then has an address to answer and a deploy a node to start on), or for
+ * a follower that knows its leader; 503 otherwise, saying what is missing.
+ */
 export function readiness(plane: ControlPlane | undefined, leader: LeaderView | undefined, replicaId: string): { ready: boolean; text: string } {
-  if (plane) return plane.isServing ? { ready: true, text: `leader (term ${plane.term})` } : { ready: false, text: `leader (term ${plane.term}), reconstructing` };
+  if (plane) {
+    if (!plane.isServing) return { ready: false, text: `leader (term ${plane.term}), reconstructing` };
+    const { dataplanes, workers } = plane.status();
+    const missing = [...(dataplanes === 0 ? ['a data plane'] : []), ...(workers === 0 ? ['a worker'] : [])];
+    return missing.length === 0 ? { ready: true, text: `leader (term ${plane.term})` } : { ready: false, text: `leader (term ${plane.term}), waiting for ${missing.join(' and ')} to connect` };
+  }
   if (leader && leader.info.id !== replicaId) return { ready: true, text: `follower (leader: ${leader.info.id}, term ${leader.term})` };
   return { ready: false, text: 'candidate (no leader elected yet)' };
 }
@@ -122,10 +135,16 @@ export async function startAdminApi(target: AdminTarget, options: AdminApiOption
       const status = expected ? error.status : 500;
       const code = expected ? error.code : 'INTERNAL';
       if (!expected) process.stderr.write(`error admin API ${req.method} ${req.url}: ${(error as Error).stack ?? String(error)}\n`);
+      // The rest of a body too large was not read: this connection cannot carry another request.
+      if (status === 413 && !res.headersSent) res.setHeader('connection', 'close');
       sendJson(res, status, { error: { code, message: (error as Error).message } });
     });
   });
   server.keepAliveTimeout = 5000;
+  // A slowloris client (header bytes dripped) is cut off after ADMIN_HEADERS_TIMEOUT_MS, a whole request after
+  // ADMIN_REQUEST_TIMEOUT_MS (node:http's defaults: 60 s and 300 s), each checked every 30 s.
+  server.headersTimeout = ADMIN_HEADERS_TIMEOUT_MS;
+  server.requestTimeout = ADMIN_REQUEST_TIMEOUT_MS;
   const port = await listen(server, options.port, options.host);
   return {
     port,

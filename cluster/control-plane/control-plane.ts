@@ -500,7 +500,11 @@ export class ControlPlane {
     // Created by another request while this one was checked.
     if (this.functions.has(spec.name)) return fail(409, 'FUNCTION_EXISTS', `function ${spec.name} already exists`);
     this.functions.set(spec.name, spec);
-    await this.store.put(`${KEYS.functions}${spec.name}`, spec);
+    const unstored = await this.write(() => this.store.put(`${KEYS.functions}${spec.name}`, spec));
+    if (unstored !== undefined) {
+      this.functions.delete(spec.name);
+      return unstored;
+    }
     await this.startFunction(spec);
     return this.getFunction(spec.name);
   }
@@ -517,7 +521,11 @@ export class ControlPlane {
       if (this.functions.get(name) !== current) return fail(409, 'CONCURRENT_UPDATE', `function ${name} changed while this update was checked; send it again`);
     }
     this.functions.set(name, updated.spec);
-    await this.store.put(`${KEYS.functions}${name}`, updated.spec);
+    const unstored = await this.write(() => this.store.put(`${KEYS.functions}${name}`, updated.spec));
+    if (unstored !== undefined) {
+      if (this.functions.get(name) === updated.spec) this.functions.set(name, current);
+      return unstored;
+    }
     await this.runtime.ask(functionAddress(name), { type: 'fn.configure', spec: updated.spec }, ASK_MS);
     return this.getFunction(name);
   }
@@ -556,11 +564,31 @@ export class ControlPlane {
     }
   }
 
+  /**
+   * A change of desired state written to the store; a write that fails (a full disk, etcd unreachable, a lost
+   * lease's fenced write) is 503 STORE_FAILED and the caller undoes its change: the answer never claims a
+   * change the next leader would not find.
+   */
+  private async write(change: () => Promise<unknown>): Promise<Outcome<never> | undefined> {
+    try {
+      await change();
+      return undefined;
+    } catch (error) {
+      this.log('warn', `a change of desired state could not be stored: ${(error as Error).message}`);
+      return fail(503, 'STORE_FAILED', `the change could not be stored, so nothing changed: ${(error as Error).message}; retry`);
+    }
+  }
+
   async deleteFunction(name: string): Promise<Outcome<{ deleted: string }>> {
     await this.serving;
-    if (!this.functions.has(name)) return fail(404, 'UNKNOWN_FUNCTION', `no function named ${name}`);
+    const spec = this.functions.get(name);
+    if (spec === undefined) return fail(404, 'UNKNOWN_FUNCTION', `no function named ${name}`);
     this.functions.delete(name);
-    await this.store.delete(`${KEYS.functions}${name}`);
+    const unstored = await this.write(() => this.store.delete(`${KEYS.functions}${name}`));
+    if (unstored !== undefined) {
+      if (!this.functions.has(name)) this.functions.set(name, spec);
+      return unstored;
+    }
     await this.runtime.ask(functionAddress(name), { type: 'fn.delete' }, ASK_MS);
     return { ok: true, value: { deleted: name } };
   }

@@ -119,6 +119,7 @@ test.serial('async errors: unknown id 404, full queue 429, disabled without an a
   const full = await request(port, { method: 'POST', path: '/async/hang' });
   t.is(full.status, 429);
   t.is(errorOf(full).code, 'ASYNC_QUEUE_FULL');
+  t.is(full.headers['retry-after'], '1');
 
   const off = await startHarness(t);
   const disabled = await request(off.port, { method: 'POST', path: '/async/echo', body: 'x' });

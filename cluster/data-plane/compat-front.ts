@@ -38,6 +38,16 @@ const SNIFF_TIMEOUT_MS = 10_000;
  * so that the client closes first and never sends a request into a connection being closed.
  */
 const KEEP_ALIVE_TIMEOUT_MS = 65_000;
+/**
+ * A request's headers must arrive within this, ms (node:http's default is 60 s): a slowloris client dripping
+ * header bytes holds a connection this long, plus up to node:http's 30 s between checks. (A shorter check
+ * interval, 1 s, made node:http stall kept-alive connections of the admin API: left at its default.)
+ */
+export const HEADERS_TIMEOUT_MS = 10_000;
+/** A whole request (headers and a body of up to the body limit) must arrive within this, ms. */
+const REQUEST_TIMEOUT_MS = 60_000;
+/** While draining, how often to look whether every request is answered, ms. */
+const DRAIN_POLL_MS = 20;
 /** How long close() lets connections finish their answers before destroying them, ms. */
 const CLOSE_GRACE_MS = 1000;
 
@@ -49,6 +59,7 @@ export class CompatFront {
   /** Connections whose protocol is not known yet. */
   private readonly sniffing = new Set<Socket>();
   private closing: Promise<void> | undefined;
+  private draining = false;
 
   private constructor(
     private readonly server: Server,
@@ -62,7 +73,7 @@ export class CompatFront {
     const h1 = new H1Front(options, api, log);
     const h2 = new H2Front(options, api, log);
     // Without a Host header the edge's rules apply (a function by path, or 404), as on the uWS port.
-    const server = http.createServer({ requireHostHeader: false });
+    const server = http.createServer({ requireHostHeader: false, headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS });
     server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
     server.on('request', (req, res) => h1.onRequest(req, res, false));
     server.on('checkContinue', (req, res) => h1.onRequest(req, res, true));
@@ -87,7 +98,7 @@ export class CompatFront {
   }
 
   private accept(socket: Socket): void {
-    if (this.closing) {
+    if (this.closing || this.draining) {
       socket.destroy();
       return;
     }
@@ -133,6 +144,20 @@ export class CompatFront {
       stop();
       this.sockets.delete(socket);
     });
+  }
+
+  /**
+   * Stop accepting and refuse new HTTP/1.1 requests (503, connection closed), then wait for those in flight (both
+   * protocols) to be answered, at most `withinMs`, and close(). Idempotent with close().
+   */
+  async drain(withinMs: number): Promise<void> {
+    if (this.closing) return this.closing;
+    // New connections are closed at once (the server itself closes in close(), whose callback needs it open).
+    this.draining = true;
+    this.h1.refuseNew();
+    const deadline = performance.now() + withinMs;
+    while (this.h1.inFlight + this.h2.inFlight > 0 && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_MS));
+    return this.close();
   }
 
   /**

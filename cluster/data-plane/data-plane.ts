@@ -12,7 +12,7 @@ import { CompatFront } from './compat-front.js';
 import { hasCode } from '../../actors/errors.js';
 import { DEFAULT_LOAD_BALANCING_POLICY } from '../../actors/settings.js';
 import { PortClaim, portInUse } from './port-claim.js';
-import { DEFAULT_MAX_BODY_BYTES, DEFAULT_REQUEST_TIMEOUT_MS, parseDataPlaneOptions, type DataPlaneModuleOptions } from './shard.js';
+import { DEFAULT_MAX_BODY_BYTES, DEFAULT_REQUEST_TIMEOUT_MS, DRAIN_MS, parseDataPlaneOptions, type DataPlaneModuleOptions } from './shard.js';
 
 /** Kinds the control plane hosts; envelopes for them leave over the control-plane link. */
 export const CONTROL_PLANE_KINDS = ['function', 'autoscaler', 'scheduler'] as const;
@@ -123,13 +123,15 @@ export class DataPlane {
   }
 
   /**
-   * Close the link and the compat front, then the runtime (each shard closes its listen socket first), then give
-   * up the claim on the invoke port. Idempotent.
+   * Close the link, drain the compat front, then stop the runtime (each shard drains its uWS front first), then
+   * give up the claim on the invoke port: requests in flight are answered, within 2 * DRAIN_MS. Idempotent.
    */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       this.link.close();
-      await this.compat?.close();
+      // Each front stops taking requests and answers those in flight (DRAIN_MS each at most): the compat one
+      // first, while the routers it needs run, then the uWS ones as their shards stop.
+      await this.compat?.drain(DRAIN_MS);
       await this.runtime.stop();
       await this.claim.release();
     })();

@@ -182,10 +182,17 @@ export function errorBody(code: EdgeErrorCode, message: string): Uint8Array {
 }
 
 export function errorResponse(code: EdgeErrorCode, message: string, timing?: ResponseTiming): EdgeResponse {
-  return { status: failureStatus(code), headers: JSON_HEADERS, body: errorBody(code, message), error: { code, message }, timing };
+  const status = failureStatus(code);
+  return { status, headers: status === 429 ? RETRY_HEADERS : JSON_HEADERS, body: errorBody(code, message), error: { code, message }, timing };
 }
 
 const JSON_HEADERS: Readonly<Record<string, string>> = Object.freeze({ 'content-type': 'application/json' });
+/**
+ * A 429 (a full queue, too many pending async jobs or WebSocket requests) says when to come back, s: the
+ * queues drain in about a sandbox's run time, so a second is the smallest honest hint HTTP can express.
+ */
+export const RETRY_AFTER_S = 1;
+const RETRY_HEADERS: Readonly<Record<string, string>> = Object.freeze({ 'content-type': 'application/json', 'retry-after': String(RETRY_AFTER_S) });
 
 function reject(code: EdgeErrorCode, message: string, extraHeaders?: Record<string, string>): Target {
   const response = errorResponse(code, message);

@@ -96,6 +96,16 @@ export class H1Front {
     }
   }
 
+  /** Requests not answered yet. */
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  /** New requests get 503 (their connection closed); those in flight are still answered. */
+  refuseNew(): void {
+    this.closing = true;
+  }
+
   /** Answer pending requests 503 (closing their connections); later requests get 503 too. Idempotent. */
   close(): void {
     this.closing = true;

@@ -130,6 +130,11 @@ export class H2Front {
     });
   }
 
+  /** Streams not answered yet. */
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
   /** Answer pending streams 503 and send every session a GOAWAY; new streams get 503 too. Idempotent. */
   close(): void {
     this.closing = true;

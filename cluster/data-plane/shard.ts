@@ -106,6 +106,12 @@ export function parseDataPlaneOptions(input: unknown): ParsedOptions {
 /** Builds the routing kinds (router, dpsandbox or fakes) from the parsed options. */
 export type RoutingKinds = (options: ParsedOptions, ctx: ShardContext) => readonly ActorKind[];
 
+/**
+ * How long a stopping data plane waits for the requests in flight on a front to be answered, ms (then they get
+ * 503). Under the runtime's 5 s bound on a shard's shutdown.
+ */
+export const DRAIN_MS = 4000;
+
 export function createDataPlaneModule(routingKinds: RoutingKinds): ShardModule {
   let front: UwsFront | undefined;
   let pool: SandboxPool | undefined;
@@ -136,8 +142,9 @@ export function createDataPlaneModule(routingKinds: RoutingKinds): ShardModule {
       front = UwsFront.listen(uws, { host: o.host, port: o.httpPort, maxBodyBytes: o.maxBodyBytes, ws: { ...o.ws, maxBodyBytes: o.maxBodyBytes } }, api, (level, text) => ctx.log(level, text));
     },
     stop: async () => {
-      // The listen socket first: one still open when this thread exits aborts the process.
-      front?.close();
+      // The listen socket first (one still open when this thread exits aborts the process), then the requests
+      // in flight are answered, for DRAIN_MS at most, while the routers and the sandbox pool still run.
+      await front?.drain(DRAIN_MS);
       front = undefined;
       pool?.close();
       await store?.close();

@@ -50,6 +50,8 @@ const NO_BODY = new Uint8Array(0);
 const STREAM_THRESHOLD_BYTES = 64 * 1024;
 /** A WebSocket silent this long is closed; uWS pings before that, so only dead peers hit it. s. */
 const WS_IDLE_TIMEOUT_S = 120;
+/** While draining, how often to look whether every request is answered, ms. */
+const DRAIN_POLL_MS = 20;
 
 export class UwsFront {
   private listenSocket: us_listen_socket | undefined;
@@ -57,6 +59,8 @@ export class UwsFront {
   private readonly pending = new SlotTable<Pending>();
   private readonly sessions = new Set<WsSession>();
   private closed = false;
+  /** Set by drain(): requests in flight are answered, new ones get 503 and their connection closed. */
+  private draining = false;
 
   private constructor(
     private readonly uws: UwsModule,
@@ -97,7 +101,7 @@ export class UwsFront {
       sendPingsAutomatically: true,
       compression: this.uws.DISABLED,
       upgrade: (res, req, context) => {
-        if (this.closed) {
+        if (this.closed || this.draining) {
           res.writeStatus('503 Service Unavailable').end(undefined, true);
           return;
         }
@@ -157,7 +161,7 @@ export class UwsFront {
   };
 
   private onRequest(res: HttpResponse, req: HttpRequest): void {
-    if (this.closed) {
+    if (this.closed || this.draining) {
       writeResponse(res, errorResponse('UNAVAILABLE', 'the data plane is stopping'), false, true);
       return;
     }
@@ -238,14 +242,39 @@ export class UwsFront {
     pending.res.cork(() => writeResponse(pending.res, response, pending.head, closeConnection));
   }
 
-  /** Stop serving: listen socket first, then every request and connection still open. Idempotent. */
-  close(): void {
+  /**
+   * Stop taking requests (the listen socket closes; a request on a kept-alive connection gets 503 and the
+   * connection closed) and wait for those in flight, HTTP and WebSocket, to be answered: at most `withinMs`,
+   * polling every DRAIN_POLL_MS. Then close(), which answers what is left with 503.
+   */
+  async drain(withinMs: number): Promise<void> {
     if (this.closed) return;
-    this.closed = true;
+    this.draining = true;
+    this.closeListenSocket();
+    const deadline = performance.now() + withinMs;
+    while (this.inFlight() > 0 && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_MS));
+    this.close();
+  }
+
+  /** HTTP requests and WebSocket invocations not answered yet. */
+  private inFlight(): number {
+    let count = this.pending.size;
+    for (const session of this.sessions) count += session.inFlightCount;
+    return count;
+  }
+
+  private closeListenSocket(): void {
     if (this.listenSocket !== undefined) {
       this.uws.us_listen_socket_close(this.listenSocket);
       this.listenSocket = undefined;
     }
+  }
+
+  /** Stop serving: listen socket first, then every request and connection still open. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.closeListenSocket();
     for (const pending of this.pending.takeAll()) this.respond(pending, errorResponse('UNAVAILABLE', 'the data plane is stopping'), true);
     for (const session of [...this.sessions]) session.end(1001, 'the data plane is stopping');
     this.sessions.clear();

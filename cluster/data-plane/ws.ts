@@ -250,6 +250,11 @@ export class WsSession {
     return this.closed;
   }
 
+  /** Invocations dispatched and not answered yet. */
+  get inFlightCount(): number {
+    return this.inFlight;
+  }
+
   get heldCount(): number {
     return this.held.length - this.heldHead;
   }

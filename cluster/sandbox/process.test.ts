@@ -1,5 +1,5 @@
 import test from 'ava';
-import { ProcessRuntime } from './process.js';
+import { ProcessRuntime, SANDBOX_LIMITS } from './process.js';
 import type { RuntimeSource, SandboxEvent } from './runtime.js';
 import { SandboxError } from './runtime.js';
 import { eventually, fixture, lines, processGone, request, spec, text } from './testing.js';
@@ -29,6 +29,23 @@ test.serial('probes the command ready, forwards invocations and captures its out
   t.true(await eventually(() => lines(sandbox).includes('POST /again def')));
   t.regex(lines(sandbox)[0] ?? '', /^listening on \d+$/);
   t.true(lines(sandbox).includes('POST /echo?x=1 abc'));
+});
+
+test.serial('a sandbox process runs under resource limits (no core dumps, open files, file size) and a scrubbed environment, in its own group', async (t) => {
+  const { rt } = runtime(t);
+  process.env['DIRIGENT_TEST_HOST_SECRET'] = 'host-only';
+  t.teardown(() => void delete process.env['DIRIGENT_TEST_HOST_SECRET']);
+  const reporter = `const fs = require('node:fs');
+    require('node:http').createServer((q, s) => s.end(JSON.stringify({ limits: fs.readFileSync('/proc/self/limits', 'utf8'), env: process.env, pgid: fs.readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ')[2], pid: process.pid }))).listen(Number(process.env.PORT), '127.0.0.1');`;
+  const sandbox = await rt.create(spec('p-limits', { kind: 'process', command: process.execPath, args: ['-e', reporter] }, { env: { GREETING: 'hi' } }));
+  const seen = JSON.parse(text((await sandbox.invoke(request('/'))).body)) as { limits: string; env: Record<string, string>; pgid: string; pid: number };
+  const limit = (name: string) => new RegExp(`^${name}\\s+(\\S+)\\s+(\\S+)`, 'm').exec(seen.limits)?.slice(1, 3);
+  t.deepEqual(limit('Max core file size'), ['0', '0']);
+  t.deepEqual(limit('Max file size'), [String(SANDBOX_LIMITS.fileSizeBytes), String(SANDBOX_LIMITS.fileSizeBytes)]);
+  const openFiles = Number(limit('Max open files')?.[0]);
+  t.true(openFiles <= SANDBOX_LIMITS.openFiles, `open files ${openFiles}`);
+  t.deepEqual(Object.keys(seen.env).sort(), ['DIRIGENT_FUNCTION', 'DIRIGENT_MEMORY_MIB', 'DIRIGENT_SANDBOX_ID', 'GREETING', 'PATH', 'PORT'], 'nothing of the host but PATH');
+  t.is(Number(seen.pgid), seen.pid, 'the leader of its own process group');
 });
 
 test.serial('destroy kills the whole process group', async (t) => {

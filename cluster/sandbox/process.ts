@@ -30,6 +30,19 @@ const STEM_ESTIMATE_MIB = 45;
 const STEM_PROBE_INTERVAL_MS = 1;
 
 const LOOPBACK = '127.0.0.1';
+/**
+ * Resource limits every sandbox process starts under (RLIMIT_*, soft and hard): no core dumps (they would hold
+ * the function's secrets), open files, and the size of a file it writes (SIGXFSZ beyond). Memory is bounded by
+ * the Node heap limit of the memory class for stems; an address-space limit would break V8's reservations.
+ */
+export const SANDBOX_LIMITS = { coreBytes: 0, openFiles: 4096, fileSizeBytes: 1024 ** 3 } as const;
+const SH = '/bin/sh';
+const HAS_SH = isExecutable(SH);
+/**
+ * POSIX sh's ulimit: -f counts 512-byte blocks (dash, busybox); a limit above the hard one is skipped. The
+ * shell exports PWD of its own: unset, so that the environment stays exactly the sandbox's.
+ */
+const LIMITS_SCRIPT = `ulimit -c ${SANDBOX_LIMITS.coreBytes}; ulimit -n ${SANDBOX_LIMITS.openFiles} 2>/dev/null; ulimit -f ${SANDBOX_LIMITS.fileSizeBytes / 512} 2>/dev/null; unset PWD; exec "$@"`;
 /** Stamps output lines as they arrive, ms since the epoch. */
 const WALL_CLOCK = new RealClock();
 
@@ -197,9 +210,12 @@ export class ProcessRuntime implements SandboxRuntime {
     return this.#serve(entry, STEM_PROBE_INTERVAL_MS, 'pool', began);
   }
 
-  /** Spawns a process in its own group, its output into a fresh ring. */
+  /** Spawns a process in its own group under SANDBOX_LIMITS, its output into a fresh ring. */
   #spawn(file: string, args: string[], cwd: string | undefined, env: Record<string, string>, ipc: boolean): Started {
-    const child = spawn(file, args, {
+    // Through the shell's ulimit, then exec (same pid, so the group and the IPC channel are the command's own).
+    // A command that cannot be found is spawned as it is, so that its error stays the spawn's ENOENT.
+    const limited = HAS_SH && isExecutable(resolveCommand(file));
+    const child = spawn(limited ? SH : file, limited ? ['-c', LIMITS_SCRIPT, 'sandbox', file, ...args] : args, {
       cwd,
       env,
       // Own process group, so destroy can signal everything the command started.
@@ -416,6 +432,16 @@ function resolveCommand(command: string): string | undefined {
     }
   }
   return undefined;
+}
+
+function isExecutable(path: string | undefined): boolean {
+  if (path === undefined) return false;
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function sameFile(a: string | undefined, b: string): boolean {

@@ -19,6 +19,14 @@ export function monotonicUs(): number {
   return performance.now() * 1000;
 }
 
+/**
+ * Monotonic milliseconds on one clock for every thread of the process (performance.now counts from each
+ * thread's own start): for deadlines one thread sets and another checks.
+ */
+export function processMonotonicMs(): number {
+  return Number(process.hrtime.bigint()) / 1e6;
+}
+
 export interface RealClockOptions {
   /** Monotonic time (performance.now, from thread start) instead of wall time. */
   readonly monotonic?: boolean;

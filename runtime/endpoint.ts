@@ -8,6 +8,7 @@ import { ASK, REPLY, SHARD_KIND, TELL, type Envelope } from './envelope.js';
 import { actorError } from './errors.js';
 import { shardOf } from './hash.js';
 import type { OutboundLink } from './link.js';
+import { packMessage } from './packed.js';
 
 interface PendingAsk {
   readonly settle: (result: AskResult) => void;
@@ -33,6 +34,8 @@ export abstract class Endpoint {
     protected readonly links: (OutboundLink | undefined)[],
     /** Kinds hosted by other processes: their envelopes go to the client endpoint, which owns the cluster transport. */
     private readonly remoteKinds: ReadonlySet<string> = new Set(),
+    /** A shard on msgpack links: pack the messages it sends to other processes itself (see packed.ts). */
+    private readonly packRemote = false,
   ) {
     this.pending = new DeadlineTable<PendingAsk>(clock, SWEEP_MS, (ask) =>
       ask.settle({ ok: false, error: actorError('ASK_TIMEOUT', `no reply from ${ask.to.kind}:${ask.to.id} within ${ask.timeoutMs} ms`) }),
@@ -53,7 +56,9 @@ export abstract class Endpoint {
     }
     const link = this.links[target];
     if (link === undefined) throw new Error(`endpoint ${this.index} has no link to endpoint ${target}`);
-    link.send(envelope);
+    if (this.packRemote && target === this.shards && (envelope.t === TELL || envelope.t === ASK) && envelope.b === undefined && this.remoteKinds.has(envelope.to.kind)) {
+      link.send({ ...envelope, m: undefined, b: packMessage(envelope.m) });
+    } else link.send(envelope);
   }
 
   tell(to: Address, message: unknown, from?: Address): void {
@@ -61,13 +66,13 @@ export abstract class Endpoint {
   }
 
   /** Send an ask; `settle` runs exactly once, with the reply or a timeout/stop error. */
-  askWith(to: Address, message: unknown, timeoutMs: number, settle: (result: AskResult) => void, from?: Address): void {
+  askWith(to: Address, message: unknown, timeoutMs: number, settle: (result: AskResult) => void, from?: Address, packed?: Uint8Array): void {
     if (this.stopped) {
       settle({ ok: false, error: actorError('RUNTIME_STOPPED', 'the actor runtime is stopped') });
       return;
     }
     const id = this.pending.add({ settle, to, timeoutMs, deadline: this.clock.now() + timeoutMs });
-    this.route({ t: ASK, to, m: message, from, o: this.index, i: id, ms: timeoutMs });
+    this.route({ t: ASK, to, m: message, b: packed, from, o: this.index, i: id, ms: timeoutMs });
   }
 
   reply(origin: number, id: number, result: AskResult): void {

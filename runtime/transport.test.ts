@@ -106,3 +106,41 @@ test.serial('a peer reads another process\'s shards with askPeer, and may not co
   }
   t.is(((await clientTransport.askPeer(connection, { kind: '$shard', id: '1' }, { op: 'stats' }, 2000)) as { shard: number }).shard, 1, 'the process still serves');
 });
+
+test.serial('what a shard sends to another process leaves as the bytes it packed: both main threads relay them unread', async (t) => {
+  const { client, connection } = await pair(t);
+  const sent: { m?: unknown; b?: unknown; to?: { kind: string } }[] = [];
+  const send = connection.send.bind(connection);
+  connection.send = (frame: unknown) => {
+    sent.push(frame as (typeof sent)[number]);
+    return send(frame);
+  };
+  const relay = { kind: 'relay', id: 'packed' };
+  const message = { nested: { list: Array.from({ length: 100 }, (_, i) => ({ id: `s${i}`, port: i })) }, text: 'é' };
+  client.tell(relay, { type: 'askOther', to: { kind: 'echo', id: 'p' }, message, timeoutMs: 2000 });
+  let results: AskResult[] = [];
+  for (let i = 0; i < 200 && results.length === 0; i++) {
+    results = (await client.ask<{ results: AskResult[] }>(relay, { type: 'results' })).results;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  t.deepEqual(results, [{ ok: true, value: message }], 'delivered and answered intact');
+  const fromShard = sent.filter((frame) => frame.to?.kind === 'echo');
+  t.is(fromShard.length, 1);
+  t.true(fromShard[0]!.b instanceof Uint8Array, 'packed by the sending shard');
+  t.false('m' in fromShard[0]!, 'no unpacked copy on the wire');
+  t.is(await client.ask<number>({ kind: 'echo', id: 'q' }, 7), 7, 'the client side itself still sends plain messages');
+});
+
+test.serial('a packed message that is not bytes, or not msgpack, is refused with an error; the process goes on', async (t) => {
+  const { server, listener } = await pair(t);
+  const { connection } = await connectFrames({ host: '127.0.0.1', port: listener.port, hello: { token: TOKEN, role: 'client', id: 'raw' } });
+  t.teardown(() => connection.destroy());
+  const replies: { w: number; ok: boolean; v: { code: string } }[] = [];
+  connection.onFrame((frame) => replies.push(frame as (typeof replies)[number]));
+  connection.send({ t: 1, to: { kind: 'echo', id: 'x' }, b: 'not bytes', w: 1, ms: 2000 });
+  connection.send({ t: 1, to: { kind: 'echo', id: 'x' }, b: new Uint8Array([0x92, 1]), w: 2, ms: 2000 });
+  connection.send({ t: 0, to: { kind: 'counter', id: 'bad' }, b: new Uint8Array([0x92, 1]) });
+  for (let i = 0; i < 200 && replies.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
+  t.deepEqual(replies.map((r) => [r.w, r.ok, r.v.code]).sort(), [[1, false, 'BAD_REQUEST'], [2, false, 'BAD_REQUEST']]);
+  t.is(await server.ask<number>({ kind: 'counter', id: 'bad' }, { type: 'get' }), 0, 'the shard dropped the bad tell and serves');
+});

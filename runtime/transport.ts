@@ -10,9 +10,10 @@ import { actorError } from './errors.js';
 import type { FrameConnection } from './frames.js';
 import type { ActorRuntime } from './runtime.js';
 
+/** `b`: the message as packed by the sending shard (see packed.ts), relayed as is; `m` is then absent. */
 type WireFrame =
-  | { readonly t: typeof TELL; readonly to: Address; readonly m: unknown; readonly from?: Address | undefined }
-  | { readonly t: typeof ASK; readonly to: Address; readonly m: unknown; readonly from?: Address | undefined; readonly w: number; readonly ms: number }
+  | { readonly t: typeof TELL; readonly to: Address; readonly m?: unknown; readonly b?: Uint8Array | undefined; readonly from?: Address | undefined }
+  | { readonly t: typeof ASK; readonly to: Address; readonly m?: unknown; readonly b?: Uint8Array | undefined; readonly from?: Address | undefined; readonly w: number; readonly ms: number }
   | { readonly t: typeof REPLY; readonly w: number; readonly ok: boolean; readonly v: unknown }
   | { readonly t: typeof SPAWN; readonly to: Address; readonly init: unknown };
 
@@ -77,9 +78,12 @@ export class ClusterTransport {
       return;
     }
     switch (envelope.t) {
-      case TELL:
-        for (const peer of peers) peer.send({ t: TELL, to: envelope.to, m: envelope.m, from: envelope.from } satisfies WireFrame);
+      case TELL: {
+        // Only one of m and b on the wire (an absent key costs nothing; an undefined one 5 bytes).
+        const frame: WireFrame = envelope.b === undefined ? { t: TELL, to: envelope.to, m: envelope.m, from: envelope.from } : { t: TELL, to: envelope.to, b: envelope.b, from: envelope.from };
+        for (const peer of peers) peer.send(frame);
         return;
+      }
       case SPAWN:
         for (const peer of peers) peer.send({ t: SPAWN, to: envelope.to, init: envelope.init } satisfies WireFrame);
         return;
@@ -88,7 +92,11 @@ export class ClusterTransport {
         const connection = peers[0]!;
         const wire = this.nextWireId++;
         this.proxied.set(wire, { origin: envelope.o, id: envelope.i, connection, expiresAt: this.now() + envelope.ms });
-        connection.send({ t: ASK, to: envelope.to, m: envelope.m, from: envelope.from, w: wire, ms: envelope.ms } satisfies WireFrame);
+        connection.send(
+          (envelope.b === undefined
+            ? { t: ASK, to: envelope.to, m: envelope.m, from: envelope.from, w: wire, ms: envelope.ms }
+            : { t: ASK, to: envelope.to, b: envelope.b, from: envelope.from, w: wire, ms: envelope.ms }) satisfies WireFrame,
+        );
         return;
       }
     }
@@ -117,9 +125,15 @@ export class ClusterTransport {
   }
 
   private inbound(connection: FrameConnection, frame: WireFrame): void {
+    // Packed bytes are unpacked by the shard that delivers them (a shard control ask is read here, so never packed).
+    if ((frame.t === TELL || frame.t === ASK) && frame.b !== undefined && (!(frame.b instanceof Uint8Array) || frame.to.kind === SHARD_KIND)) {
+      this.undeliverable += 1;
+      if (frame.t === ASK) connection.send({ t: REPLY, w: frame.w, ok: false, v: actorError('BAD_REQUEST', 'a packed message must be bytes, for an actor') } satisfies WireFrame);
+      return;
+    }
     switch (frame.t) {
       case TELL:
-        if (!this.remoteKinds.has(frame.to.kind) && frame.to.kind !== SHARD_KIND) this.runtime.routeFromRemote({ t: TELL, to: frame.to, m: frame.m, from: frame.from });
+        if (!this.remoteKinds.has(frame.to.kind) && frame.to.kind !== SHARD_KIND) this.runtime.routeFromRemote({ t: TELL, to: frame.to, m: frame.m, b: frame.b, from: frame.from });
         return;
       case SPAWN:
         if (!this.remoteKinds.has(frame.to.kind)) this.runtime.routeFromRemote({ t: SPAWN, to: frame.to, init: frame.init });
@@ -133,7 +147,7 @@ export class ClusterTransport {
         } else if (frame.to.kind === SHARD_KIND && !(/^\d+$/.test(frame.to.id) && Number(frame.to.id) < this.runtime.shards)) {
           // Routing an unknown shard index would throw (no link to it) inside this frame handler.
           answer({ ok: false, error: actorError('NO_SUCH_ACTOR', `this process has shards 0..${this.runtime.shards - 1}, not ${JSON.stringify(frame.to.id)}`) });
-        } else this.runtime.askFor(frame.to, frame.m, frame.ms, frame.from, answer);
+        } else this.runtime.askFor(frame.to, frame.m, frame.ms, frame.from, answer, frame.b);
         return;
       }
       case REPLY: {

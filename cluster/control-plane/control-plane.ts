@@ -95,6 +95,14 @@ export interface FunctionView {
   readonly autoscaler: AutoscalerStatus | null;
 }
 
+/** A greeted data plane, as it announced itself. */
+interface JoiningDataplane {
+  readonly connection: FrameConnection;
+  readonly shards: number;
+  readonly invokeAddress: string;
+  readonly compatAddress?: string;
+}
+
 interface WorkerInfo {
   readonly nodes: readonly string[];
 }
@@ -137,6 +145,8 @@ export class ControlPlane {
   private readonly nodeConnections = new Map<string, FrameConnection>();
   /** `shards`: how many router replicas report for it, each under its dataplaneReplicaId. */
   private readonly dataplanes = new Map<string, { connection: FrameConnection | undefined; invokeAddress: string; compatAddress?: string; shards: number }>();
+  /** Data planes greeted during the rebuild: they join when the functions start. */
+  private readonly joiningDataplanes = new Map<string, JoiningDataplane>();
   /** Worker registrations (desired state): id -> its node ids, as last announced. */
   private readonly workers = new Map<string, readonly string[]>();
   /** While waiting: what each worker's nodes listed, by worker id. */
@@ -290,6 +300,11 @@ export class ControlPlane {
     const missing = [...this.workers.keys()].filter((id) => !this.connectedWorkers.has(id));
     if (missing.length > 0) this.log('warn', `reconstruction: no answer from worker(s) ${missing.join(', ')} within ${timeoutMs} ms; their sandboxes are adopted if they come back`);
     const byFunction = this.adoptReports(reports);
+    // Data planes that connected during the rebuild join now, before the functions start: each function's first
+    // snapshot (pushed by its configure) goes to every one of them.
+    for (const [id, joining] of this.joiningDataplanes) if (!joining.connection.isClosed) this.registerDataplane(id, joining);
+    this.joiningDataplanes.clear();
+    this.announceDataplanes();
     // Told, not asked: each function takes its sandboxes, then its configure pushes one full snapshot of this
     // term. Anything asked of a function later (admin calls, data-plane lookups) queues behind these.
     for (const spec of this.functions.values()) {
@@ -359,29 +374,41 @@ export class ControlPlane {
       return undefined;
     }
     if (role === 'dataplane') {
-      // Until the functions run, a data plane's lookups would find no function actor and answer 404: it keeps
-      // routing with the set it holds and connects again in a moment (its link retries every <= 200 ms).
-      if (!this.isServing) return 'the leader is rebuilding from the workers; retry shortly';
       const { invokeAddress, compatAddress, shards = 1 } = (info ?? {}) as { invokeAddress?: unknown; compatAddress?: unknown; shards?: unknown };
       if (typeof invokeAddress !== 'string') return 'a data plane must announce its invocation address';
       if (id.includes('#')) return `a data plane id may not contain '#' (its shards report as <id>#<shard>), got ${JSON.stringify(id)}`;
       if (compatAddress !== undefined && typeof compatAddress !== 'string') return 'a compatibility address must be host:port';
       if (typeof shards !== 'number' || !Number.isInteger(shards) || shards < 1 || shards > MAX_DATAPLANE_SHARDS) return `a data plane's shard count must be an integer in 1..${MAX_DATAPLANE_SHARDS}`;
-      const known = this.dataplanes.get(id);
-      const registration = { invokeAddress, compatAddress };
-      this.dataplanes.set(id, { connection, shards, ...registration });
-      this.transport.attach(connection);
+      const joining: JoiningDataplane = { connection, shards, invokeAddress, compatAddress };
+      if (this.isServing) return void this.registerDataplane(id, joining);
+      // Until the functions run, a data plane's lookups would find no configured function: it is held (its frames
+      // wait on the connection, nothing is routed to it) and joins as the functions start, so that their first
+      // snapshot reaches it without a reconnection or a second round of snapshots.
+      this.joiningDataplanes.set(id, joining);
+      // No listener: its frames are held on the connection until `transport.attach` (the handshake's is replaced).
+      connection.onFrame(undefined);
       connection.onClose(() => {
-        const current = this.dataplanes.get(id);
-        if (current?.connection === connection) {
-          this.dataplanes.set(id, { connection: undefined, shards, ...registration });
-          this.announceDataplanes();
-        }
+        if (this.joiningDataplanes.get(id)?.connection === connection) this.joiningDataplanes.delete(id);
       });
-      if (known?.invokeAddress !== invokeAddress || known.compatAddress !== compatAddress) this.persist(`${KEYS.dataplanes}${id}`, { id, ...registration });
       return undefined;
     }
     return `unknown role ${role}`;
+  }
+
+  /** A data plane from now on: routed to, its frames served, its registration stored. */
+  private registerDataplane(id: string, { connection, shards, invokeAddress, compatAddress }: JoiningDataplane): void {
+    const known = this.dataplanes.get(id);
+    const registration = { invokeAddress, compatAddress };
+    this.dataplanes.set(id, { connection, shards, ...registration });
+    this.transport.attach(connection);
+    connection.onClose(() => {
+      const current = this.dataplanes.get(id);
+      if (current?.connection === connection) {
+        this.dataplanes.set(id, { connection: undefined, shards, ...registration });
+        this.announceDataplanes();
+      }
+    });
+    if (known?.invokeAddress !== invokeAddress || known.compatAddress !== compatAddress) this.persist(`${KEYS.dataplanes}${id}`, { id, ...registration });
   }
 
   /** A registration write off the handshake's path; a failure is logged (the peer works, the next leader may not expect it). */
@@ -392,7 +419,8 @@ export class ControlPlane {
   /** After the welcome: ask a worker's nodes what they run; tell functions about a new data plane. */
   private accepted(role: string, id: string, info: unknown): void {
     if (role === 'worker') void this.reconstructFrom(id, (info as WorkerInfo).nodes);
-    else if (role === 'dataplane') this.announceJoin();
+    // One that joined during the rebuild is announced with the functions' start (see `reconstruct`).
+    else if (role === 'dataplane' && this.isServing) this.announceJoin();
   }
 
   /** Draining sandboxes wait for every connected data plane, and only those (a dead one is never waited for). */

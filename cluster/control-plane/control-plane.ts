@@ -130,6 +130,8 @@ const MAX_DATAPLANE_SHARDS = 256;
 const KEYS = { functions: 'functions/', workers: 'workers/', dataplanes: 'dataplanes/' } as const;
 /** Default bound on the reconstruction wait, ms: workers reconnect within their retry backoff (<= 500 ms). */
 export const RECONSTRUCT_TIMEOUT_MS = 3000;
+/** Sandboxes per `sch.adopt` message. */
+const ADOPT_CHUNK = 500;
 /** Data planes that join within this of the first are announced to the functions together, ms. */
 const JOIN_BATCH_MS = 20;
 
@@ -250,15 +252,17 @@ export class ControlPlane {
 
   /** Desired state only: function specs, data-plane and worker registrations. Sandboxes come from the workers. */
   private async loadDesiredState(): Promise<void> {
-    for (const { value } of await this.store.list(KEYS.dataplanes)) {
+    // Read together: three round trips to etcd in sequence are on the failover's path.
+    const [dataplanes, workers, functions] = await Promise.all([this.store.list(KEYS.dataplanes), this.store.list(KEYS.workers), this.store.list(KEYS.functions)]);
+    for (const { value } of dataplanes) {
       const dp = value as { id: string; invokeAddress: string; compatAddress?: string };
       if (!this.dataplanes.has(dp.id)) this.dataplanes.set(dp.id, { connection: undefined, invokeAddress: dp.invokeAddress, compatAddress: dp.compatAddress, shards: 1 });
     }
-    for (const { value } of await this.store.list(KEYS.workers)) {
+    for (const { value } of workers) {
       const worker = value as { id: string; nodes: string[] };
       if (!this.workers.has(worker.id)) this.workers.set(worker.id, worker.nodes);
     }
-    for (const { value } of await this.store.list(KEYS.functions)) {
+    for (const { value } of functions) {
       const parsed = parseFunctionSpec(value);
       if (!parsed.ok) {
         this.log('error', `stored function is invalid and was skipped: ${JSON.stringify(parsed.errors)}`);
@@ -477,7 +481,10 @@ export class ControlPlane {
     const byFunction = new Map<string, SandboxReport[]>();
     if (reports.length === 0) return byFunction;
     this.reconstruction = { ...this.reconstruction, sandboxesAdopted: this.reconstruction.sandboxesAdopted + reports.length };
-    this.runtime.tell(schedulerAddress, { type: 'sch.adopt', sandboxes: reports });
+    // In pieces: one message of 10 000 reports is one pack of ~1 MB on this thread and one long step on the shard.
+    // Only what the scheduler reads (endpoints and times are half of a report's bytes).
+    const allocations = reports.map(({ sandboxId, functionName, nodeId, resources }) => ({ sandboxId, functionName, nodeId, resources }));
+    for (let at = 0; at < allocations.length; at += ADOPT_CHUNK) this.runtime.tell(schedulerAddress, { type: 'sch.adopt', sandboxes: allocations.slice(at, at + ADOPT_CHUNK) });
     for (const report of reports) {
       if (this.functions.has(report.functionName)) {
         const list = byFunction.get(report.functionName);

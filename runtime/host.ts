@@ -218,7 +218,7 @@ export class ShardHost extends Endpoint {
       return;
     }
     if (envelope.t !== TELL && envelope.t !== ASK) return;
-    const replyTo = envelope.t === ASK ? { origin: envelope.o, id: envelope.i } : undefined;
+    const replyTo = envelope.t === ASK ? (envelope.r ? { origin: envelope.o, id: envelope.i, packed: true } : { origin: envelope.o, id: envelope.i }) : undefined;
     let message = envelope.m;
     if (envelope.b !== undefined) {
       // Packed by a shard of another process (packed.ts); the main threads only relayed it.
@@ -372,7 +372,7 @@ export class ShardHost extends Endpoint {
         this.askWith(effect.to, effect.message, effect.timeoutMs, (result) => this.toSelf(cell, effect.then(result)), cell.address);
         return;
       case 'reply':
-        this.reply(effect.to.origin, effect.to.id, { ok: true, value: effect.value });
+        this.reply(effect.to.origin, effect.to.id, { ok: true, value: effect.value }, effect.to.packed);
         return;
       case 'fail':
         this.reply(effect.to.origin, effect.to.id, { ok: false, error: effect.error });
@@ -513,7 +513,7 @@ export class ShardHost extends Endpoint {
   }
 
   private control(op: ShardControl, replyTo: ReplyTo | undefined): void {
-    const answer = (value: unknown) => replyTo && this.reply(replyTo.origin, replyTo.id, { ok: true, value });
+    const answer = (value: unknown) => replyTo && this.reply(replyTo.origin, replyTo.id, { ok: true, value }, replyTo.packed);
     const fail = (code: string, message: string) => replyTo && this.reply(replyTo.origin, replyTo.id, { ok: false, error: actorError(code, message) });
     switch (op.op) {
       case 'stats':

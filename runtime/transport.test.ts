@@ -37,7 +37,7 @@ async function pair(t: { teardown(fn: () => Promise<void> | void): void }) {
     await listener.close();
     await Promise.all([server.stop(), client.stop()]);
   });
-  return { server, client, connection, listener, clientTransport };
+  return { server, client, connection, listener, clientTransport, serverPeers };
 }
 
 test.serial('tells and asks cross processes, from the client side and between actors', async (t) => {
@@ -108,13 +108,18 @@ test.serial('a peer reads another process\'s shards with askPeer, and may not co
 });
 
 test.serial('what a shard sends to another process leaves as the bytes it packed: both main threads relay them unread', async (t) => {
-  const { client, connection } = await pair(t);
-  const sent: { m?: unknown; b?: unknown; to?: { kind: string } }[] = [];
-  const send = connection.send.bind(connection);
-  connection.send = (frame: unknown) => {
-    sent.push(frame as (typeof sent)[number]);
-    return send(frame);
+  const { client, connection, serverPeers } = await pair(t);
+  const spy = (peer: FrameConnection) => {
+    const frames: { t: number; m?: unknown; v?: unknown; b?: unknown; to?: { kind: string } }[] = [];
+    const send = peer.send.bind(peer);
+    peer.send = (frame: unknown) => {
+      frames.push(frame as (typeof frames)[number]);
+      return send(frame);
+    };
+    return frames;
   };
+  const sent = spy(connection);
+  const answered = spy(serverPeers[0]!);
   const relay = { kind: 'relay', id: 'packed' };
   const message = { nested: { list: Array.from({ length: 100 }, (_, i) => ({ id: `s${i}`, port: i })) }, text: 'é' };
   client.tell(relay, { type: 'askOther', to: { kind: 'echo', id: 'p' }, message, timeoutMs: 2000 });
@@ -128,6 +133,10 @@ test.serial('what a shard sends to another process leaves as the bytes it packed
   t.is(fromShard.length, 1);
   t.true(fromShard[0]!.b instanceof Uint8Array, 'packed by the sending shard');
   t.false('m' in fromShard[0]!, 'no unpacked copy on the wire');
+  const replies = answered.filter((frame) => frame.t === 2);
+  t.is(replies.length, 1);
+  t.true(replies[0]!.b instanceof Uint8Array, 'the answer too: packed by the answering shard, relayed unread');
+  t.false('v' in replies[0]!);
   t.is(await client.ask<number>({ kind: 'echo', id: 'q' }, 7), 7, 'the client side itself still sends plain messages');
 });
 

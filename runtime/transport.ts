@@ -7,6 +7,7 @@
 import type { Address, AskResult } from '../actors/actor.js';
 import { ASK, REPLY, SHARD_KIND, SPAWN, TELL, type Envelope, type ShardControl } from './envelope.js';
 import { actorError } from './errors.js';
+import { unpackMessage } from './packed.js';
 import type { FrameConnection } from './frames.js';
 import type { ActorRuntime } from './runtime.js';
 
@@ -14,7 +15,8 @@ import type { ActorRuntime } from './runtime.js';
 type WireFrame =
   | { readonly t: typeof TELL; readonly to: Address; readonly m?: unknown; readonly b?: Uint8Array | undefined; readonly from?: Address | undefined }
   | { readonly t: typeof ASK; readonly to: Address; readonly m?: unknown; readonly b?: Uint8Array | undefined; readonly from?: Address | undefined; readonly w: number; readonly ms: number }
-  | { readonly t: typeof REPLY; readonly w: number; readonly ok: boolean; readonly v: unknown }
+  /** `b`: an ok value as packed by the replying shard, relayed as is (`v` then absent). */
+  | { readonly t: typeof REPLY; readonly w: number; readonly ok: boolean; readonly v?: unknown; readonly b?: Uint8Array | undefined }
   | { readonly t: typeof SPAWN; readonly to: Address; readonly init: unknown };
 
 interface ProxiedAsk {
@@ -147,17 +149,33 @@ export class ClusterTransport {
         } else if (frame.to.kind === SHARD_KIND && !(/^\d+$/.test(frame.to.id) && Number(frame.to.id) < this.runtime.shards)) {
           // Routing an unknown shard index would throw (no link to it) inside this frame handler.
           answer({ ok: false, error: actorError('NO_SUCH_ACTOR', `this process has shards 0..${this.runtime.shards - 1}, not ${JSON.stringify(frame.to.id)}`) });
-        } else this.runtime.askFor(frame.to, frame.m, frame.ms, frame.from, answer, frame.b);
+        } else this.runtime.askFor(frame.to, frame.m, frame.ms, frame.from, answer, frame.b, (bytes) => connection.send({ t: REPLY, w: frame.w, ok: true, b: bytes } satisfies WireFrame));
         return;
       }
       case REPLY: {
         const ask = this.proxied.get(frame.w);
         if (ask === undefined) return; // the asker already timed out
         this.proxied.delete(frame.w);
+        if (frame.b !== undefined) return this.packedReplyTo(ask, frame.b);
         this.replyTo(ask, frame.ok ? { ok: true, value: frame.v } : { ok: false, error: frame.v as { code: string; message: string } });
         return;
       }
     }
+  }
+
+  /** An ok reply packed by the peer's shard: unpacked by whoever asked (a shard, or this thread), not here. */
+  private packedReplyTo(ask: ProxiedAsk, bytes: unknown): void {
+    if (!(bytes instanceof Uint8Array)) return this.replyTo(ask, { ok: false, error: actorError('BAD_REQUEST', 'a packed reply must be bytes') });
+    if (ask.settle) {
+      let value: unknown;
+      try {
+        value = unpackMessage(bytes);
+      } catch {
+        return ask.settle({ ok: false, error: actorError('BAD_REQUEST', 'the reply could not be unpacked') });
+      }
+      return ask.settle({ ok: true, value });
+    }
+    this.runtime.routeFromRemote({ t: REPLY, o: ask.origin, i: ask.id, ok: true, v: undefined, b: bytes });
   }
 
   private replyTo(ask: ProxiedAsk, result: AskResult): void {

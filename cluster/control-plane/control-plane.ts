@@ -130,6 +130,8 @@ const MAX_DATAPLANE_SHARDS = 256;
 const KEYS = { functions: 'functions/', workers: 'workers/', dataplanes: 'dataplanes/' } as const;
 /** Default bound on the reconstruction wait, ms: workers reconnect within their retry backoff (<= 500 ms). */
 export const RECONSTRUCT_TIMEOUT_MS = 3000;
+/** Sandboxes adopted by functions per event-loop turn of the rebuild (~0.5 MB of messages to the shards, a few ms to pack). */
+const SANDBOXES_PER_TURN = 2500;
 /** Sandboxes per `sch.adopt` message. */
 const ADOPT_CHUNK = 500;
 /** Data planes that join within this of the first are announced to the functions together, ms. */
@@ -171,6 +173,14 @@ export class ControlPlane {
   private joinTimer: NodeJS.Timeout | undefined;
   private reconstruction: Omit<ReconstructionStatus, 'workersMissing'> = { phase: 'waiting', workersExpected: 0, workersQueried: 0, sandboxesAdopted: 0, tookMs: null };
   private markServing: () => void = () => undefined;
+  /**
+   * Set once the wait for the workers is over: from then on a worker's sandboxes are adopted as it lists them
+   * and a data plane joins at once, while the functions are still being started (over several turns).
+   */
+  private waitOver = false;
+  /** Data planes routed to whose frames wait until every function is configured. */
+  private readonly heldDataplanes: FrameConnection[] = [];
+  private joinedWhileStarting = false;
   /** Resolves once the functions run (reconstruction done, or stopped); admin operations wait for it. */
   private readonly serving: Promise<void>;
 
@@ -298,6 +308,7 @@ export class ControlPlane {
       });
     }
     if (this.stopped) return;
+    this.waitOver = true;
     const listedMs = Math.round(performance.now() - this.startedAt);
     const reports = [...this.listed.values()].flat();
     this.listed.clear();
@@ -306,16 +317,32 @@ export class ControlPlane {
     const byFunction = this.adoptReports(reports);
     // Data planes that connected during the rebuild join now, before the functions start: each function's first
     // snapshot (pushed by its configure) goes to every one of them.
-    for (const [id, joining] of this.joiningDataplanes) if (!joining.connection.isClosed) this.registerDataplane(id, joining);
+    for (const [id, joining] of this.joiningDataplanes) if (!joining.connection.isClosed) this.registerDataplane(id, joining, false);
     this.joiningDataplanes.clear();
     this.announceDataplanes();
     // Told, not asked: each function takes its sandboxes, then its configure pushes one full snapshot of this
     // term. Anything asked of a function later (admin calls, data-plane lookups) queues behind these.
-    for (const spec of this.functions.values()) {
+    // Functions with the fewest live sandboxes first: those with none cannot serve a request until they scale
+    // (their callers wait in the data planes' queues), while the others' routers keep serving with the sets
+    // they hold. A few functions per event-loop turn, so that their adoptions (10 000 sandboxes: megabytes)
+    // reach the shards in pieces and the first functions' scale-ups are not queued behind all of them.
+    const order = [...this.functions.values()].sort((a, b) => (byFunction.get(a.name)?.length ?? 0) - (byFunction.get(b.name)?.length ?? 0));
+    let told = 0;
+    for (const spec of order) {
       const sandboxes = byFunction.get(spec.name);
       if (sandboxes) this.runtime.tell(functionAddress(spec.name), { type: 'fn.adopt', sandboxes });
       this.runtime.tell(functionAddress(spec.name), { type: 'fn.configure', spec });
+      told += sandboxes?.length ?? 0;
+      if (told >= SANDBOXES_PER_TURN) {
+        told = 0;
+        await new Promise((resolve) => setImmediate(resolve));
+        if (this.stopped) return;
+      }
     }
+    // What the data planes sent meanwhile (lookups, loads, backlogs) reaches configured functions: after the configures.
+    for (const connection of this.heldDataplanes.splice(0)) if (!connection.isClosed) this.transport.attach(connection);
+    // One that joined while the functions were started missed the snapshots of those configured before it.
+    if (this.joinedWhileStarting) this.announceDataplanes();
     this.reconstruction = { ...this.reconstruction, phase: 'serving', tookMs: Math.round(performance.now() - this.startedAt) };
     this.workersMissing = missing;
     this.log('info', `term ${this.term}: serving after ${this.reconstruction.tookMs} ms (workers listed after ${listedMs} ms); ${this.reconstruction.sandboxesAdopted} sandbox(es) adopted from ${this.reconstruction.workersQueried} worker(s), ${this.functions.size} function(s)`);
@@ -384,13 +411,19 @@ export class ControlPlane {
       if (compatAddress !== undefined && typeof compatAddress !== 'string') return 'a compatibility address must be host:port';
       if (typeof shards !== 'number' || !Number.isInteger(shards) || shards < 1 || shards > MAX_DATAPLANE_SHARDS) return `a data plane's shard count must be an integer in 1..${MAX_DATAPLANE_SHARDS}`;
       const joining: JoiningDataplane = { connection, shards, invokeAddress, compatAddress };
-      if (this.isServing) return void this.registerDataplane(id, joining);
+      if (this.isServing) return void this.registerDataplane(id, joining, true);
+      // No listener: its frames are held on the connection until `transport.attach` (the handshake's is replaced).
+      connection.onFrame(undefined);
+      if (this.waitOver) {
+        // The functions are being started: routed to from now on, heard once all are configured (see `reconstruct`).
+        this.registerDataplane(id, joining, false);
+        this.joinedWhileStarting = true;
+        return undefined;
+      }
       // Until the functions run, a data plane's lookups would find no configured function: it is held (its frames
       // wait on the connection, nothing is routed to it) and joins as the functions start, so that their first
       // snapshot reaches it without a reconnection or a second round of snapshots.
       this.joiningDataplanes.set(id, joining);
-      // No listener: its frames are held on the connection until `transport.attach` (the handshake's is replaced).
-      connection.onFrame(undefined);
       connection.onClose(() => {
         if (this.joiningDataplanes.get(id)?.connection === connection) this.joiningDataplanes.delete(id);
       });
@@ -399,12 +432,16 @@ export class ControlPlane {
     return `unknown role ${role}`;
   }
 
-  /** A data plane from now on: routed to, its frames served, its registration stored. */
-  private registerDataplane(id: string, { connection, shards, invokeAddress, compatAddress }: JoiningDataplane): void {
+  /**
+   * A data plane from now on: routed to, its registration stored, and its frames served (`hear`) or held until
+   * the functions are configured (`heldDataplanes`, attached by `reconstruct`).
+   */
+  private registerDataplane(id: string, { connection, shards, invokeAddress, compatAddress }: JoiningDataplane, hear: boolean): void {
     const known = this.dataplanes.get(id);
     const registration = { invokeAddress, compatAddress };
     this.dataplanes.set(id, { connection, shards, ...registration });
-    this.transport.attach(connection);
+    if (hear) this.transport.attach(connection);
+    else this.heldDataplanes.push(connection);
     connection.onClose(() => {
       const current = this.dataplanes.get(id);
       if (current?.connection === connection) {
@@ -450,7 +487,7 @@ export class ControlPlane {
   private async reconstructFrom(workerId: string, nodes: readonly string[]): Promise<void> {
     const reports = await this.listNodes(nodes);
     this.reconstruction = { ...this.reconstruction, workersQueried: this.reconstruction.workersQueried + 1 };
-    if (!this.isServing) {
+    if (!this.waitOver) {
       this.log('info', `term ${this.term}: worker ${workerId} listed ${reports.length} sandbox(es) ${Math.round(performance.now() - this.startedAt)} ms after the start`);
       // Functions start once every registered worker has listed (see `reconstruct`), with these sandboxes.
       this.listed.set(workerId, [...(this.listed.get(workerId) ?? []), ...reports]);

@@ -83,6 +83,14 @@ export interface ActorKind<S = any, M = any> {
   /** What to do when `step` throws. Default `restart` (state from `init` again). */
   readonly onCrash?: CrashPolicy;
   init(address: Address, arg: unknown, now: number): S;
+  /**
+   * The one rule for mutation: `step` owns the state it is given. It may change it in place and return it, or
+   * return a new one; either way the returned state replaces it, and no caller (host, simulator, harness, test)
+   * reads the given state again. The hosts keep one state per actor and, when a step throws, restart from `init`,
+   * so a half-changed state is never seen. An actor changes in place what would cost O(size) per message to copy
+   * (the function's sandbox map) and builds small states anew where that is as cheap (the router's, with
+   * `updater`); a test that steps one state two ways copies it first.
+   */
   step(state: S, message: M, ctx: StepContext): Step<S, M>;
   /** Small JSON-able summary of the state, for inspection. Default: the state itself. */
   summary?(state: S): unknown;

@@ -14,7 +14,7 @@
 // must not be reused after it was stepped.
 
 import { assertNever, type ActorError, type ActorKind, type Address, type AskResult, type Effect, type ReplyTo, type Step, type StepContext } from './actor.js';
-import { routerAddress, type Invocation, type InvocationOutcome, type RouterMessage } from './messages.js';
+import { failureStatus, routerAddress, type FailureCode, type Invocation, type InvocationOutcome, type RouterMessage } from './messages.js';
 
 export const asyncJobsAddress: Address = { kind: 'asyncjobs', id: 'jobs' };
 
@@ -28,9 +28,9 @@ export type AsyncStoreInput = { readonly op: 'list' } | { readonly op: 'put'; re
 export type AsyncResponse = Omit<Extract<InvocationOutcome, { ok: true }>, 'ok'>;
 
 export interface AsyncError {
-  /** The HTTP status the failure would have had on a synchronous call. */
+  /** The HTTP status the failure would have had on a synchronous call (`failureStatus(code)`). */
   readonly status: number;
-  readonly code: string;
+  readonly code: FailureCode;
   readonly message: string;
 }
 
@@ -363,15 +363,17 @@ function pump(s: Settings, state: Ready): Fx[] {
 function classify(result: AskResult): { response: AsyncResponse } | { error: AsyncError; retryable: boolean } {
   if (!result.ok) return { error: askError(result.error), retryable: true };
   const o = result.value as InvocationOutcome | null;
-  if (o === null || typeof o !== 'object' || typeof o.ok !== 'boolean') return { error: { status: 502, code: 'ROUTING_FAILED', message: 'the router answered something that is not an invocation outcome' }, retryable: true };
+  if (o === null || typeof o !== 'object' || typeof o.ok !== 'boolean') return { error: failure('ROUTING_FAILED', 'the router answered something that is not an invocation outcome'), retryable: true };
   if (o.ok) return { response: { status: o.status, headers: o.headers, body: o.body, sandboxId: o.sandboxId, coldStart: o.coldStart, queuedMs: o.queuedMs, version: o.version } };
   return { error: { status: o.status, code: o.code, message: o.message }, retryable: RETRYABLE.has(o.status) };
 }
 
 function askError(error: ActorError): AsyncError {
-  return error.code === 'ASK_TIMEOUT'
-    ? { status: 504, code: 'DEADLINE_PASSED', message: `no outcome within ${error.message}` }
-    : { status: 502, code: 'ROUTING_FAILED', message: `${error.code}: ${error.message}` };
+  return error.code === 'ASK_TIMEOUT' ? failure('DEADLINE_PASSED', `no outcome within ${error.message}`) : failure('ROUTING_FAILED', `${error.code}: ${error.message}`);
+}
+
+function failure(code: FailureCode, message: string): AsyncError {
+  return { status: failureStatus(code), code, message };
 }
 
 function outcome(s: Settings, state: Ready, id: string, result: AskResult, ctx: StepContext): Fx[] {

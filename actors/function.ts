@@ -3,10 +3,6 @@
 // see (desired, creating, ready, draining) are read from the same sandbox map that the endpoint updates are
 // derived from, and cannot drift apart (Dirigent records desired scale before acting and appends endpoints).
 //
-// Endpoint updates are derived, not hand-written: after every step the ready set is compared with the ready
-// set before it, and any difference goes to the data planes as ONE `rt.delta` (version + 1). So no endpoint is
-// ever announced twice, and a sandbox that leaves `ready` for any reason is always removed.
-//
 // Sandbox lifecycle (one record per sandbox id, a union by phase):
 //   creating --sandboxReady--> ready --scale down--> draining --drained by every data plane / timeout--> gone
 //   creating --scale down / delete--> gone          (deleted on the worker before it ever served)
@@ -27,31 +23,30 @@
 // one failed attempt. While failures are recorded and no sandbox of the current version is ready, the function is
 // `failed`: the routers get the reason in the endpoint snapshot and answer any request that would wait for a
 // sandbox 503 FUNCTION_FAILED at once. A successful start of the current version, or any update, clears it.
+//
+// The state and its phase transitions are in function-state.ts; the working copy a step changes, and the views
+// read from it, in function-work.ts.
 
-import { assertNever, type ActorKind, type Address, type Effect, type Step, type StepContext } from './actor.js';
+import { assertNever, type ActorKind } from './actor.js';
 import type { FunctionSpec } from './function-spec.js';
+import { initialFunctionState, sandboxTemplateOf, sortedUnique, toDraining, toGone, toReady, type FunctionInit, type FunctionState, type SandboxRecord } from './function-state.js';
+import { outstanding, pushSnapshot, snapshotOf, statusOf, Work } from './function-work.js';
 import {
   autoscalerAddress,
   nodeAddress,
   routerAddress,
   schedulerAddress,
   type AutoscalerMessage,
-  type CreationFailures,
   type Endpoint,
-  type EndpointSnapshot,
   type FunctionMessage,
-  type FunctionPhase,
-  type FunctionStatus,
-  type NodeMessage,
   type PlaceReply,
-  type RouterUpdate,
-  type RoutingConfig,
   type SandboxReport,
   type SandboxRequest,
-  type SandboxTemplate,
   type SchedulerMessage,
 } from './messages.js';
 import { chooseEvictions, type SandboxView } from './placement.js';
+
+export { routingConfigOf, sandboxTemplateOf, SandboxTransitionError, toDraining, toGone, toReady, type FunctionInit, type FunctionState, type SandboxRecord } from './function-state.js';
 
 /** How long a function waits for the scheduler to answer a placement, ms. */
 export const PLACE_TIMEOUT_MS = 5000;
@@ -63,122 +58,6 @@ export const DRAIN_GRACE_MS = 1000;
 export const BACKOFF_INITIAL_MS = 10_000;
 /** ...doubled after each failed retry, up to this, ms (5 min, as Kubernetes). */
 export const BACKOFF_MAX_MS = 300_000;
-
-export interface FunctionInit {
-  readonly spec: FunctionSpec;
-  /** The leader's term; carried by every command to workers and data planes. */
-  readonly term: number;
-  /** Data planes connected when the actor starts (see `fn.dataplanes`). */
-  readonly dataplanes?: readonly string[];
-  /**
-   * Set when a new leader rebuilds the function: it is spawned before the workers have listed their sandboxes
-   * (so that a sandbox that becomes ready meanwhile reaches an actor), learns them with `fn.adopt`, and when
-   * configured holds its autoscaler's scale-down for one stable window (its metrics start from nothing).
-   */
-  readonly rebuilt?: boolean;
-}
-
-interface SandboxBase {
-  readonly sandboxId: string;
-  readonly nodeId: string;
-  /** The template version it runs. */
-  readonly version: number;
-  /** When the function asked for it, ms (for adopted sandboxes: the worker's creation time). */
-  readonly createdAt: number;
-  /** When it entered its current phase, ms. */
-  readonly since: number;
-}
-
-export type SandboxRecord =
-  | (SandboxBase & { readonly phase: 'creating' })
-  | (SandboxBase & { readonly phase: 'ready'; readonly endpoint: Endpoint })
-  /** Removed from every data plane; waits for `fn.drained` from each of `waitingFor` (data plane ids). */
-  | (SandboxBase & { readonly phase: 'draining'; readonly endpoint: Endpoint; readonly waitingFor: readonly string[] })
-  /** `node.delete` sent; the worker's `fn.sandboxDeleted` releases its allocation and removes the record. */
-  | (SandboxBase & { readonly phase: 'gone' });
-
-export interface FunctionState {
-  readonly name: string;
-  readonly term: number;
-  readonly spec: FunctionSpec;
-  /** True once the first `fn.configure` spawned the autoscaler. */
-  readonly autoscalerStarted: boolean;
-  /** The function was rebuilt by a new leader: hold the autoscaler's scale-down when it is spawned. */
-  readonly holdOnStart: boolean;
-  /** Sandboxes wanted (creating + ready), as last asked by the autoscaler. */
-  readonly desired: number;
-  readonly deleting: boolean;
-  /** Next sandbox sequence number; ids are `${name}-${term}-${seq}`, unique across leader terms. */
-  readonly nextSeq: number;
-  readonly nextRequestId: number;
-  readonly sandboxes: ReadonlyMap<string, SandboxRecord>;
-  /** Sandboxes by phase, kept in step with `sandboxes` (counting them on every step was O(sandboxes)). */
-  readonly counts: PhaseCounts;
-  /** Of `counts`, the sandboxes of a template version other than the spec's (outdated by an update). */
-  readonly outdated: PhaseCounts;
-  /** Creation failures of the current version since its last successful start or the last update; null: none. */
-  readonly failures: CreationFailures | null;
-  /** The failure the data planes were last sent (in a snapshot): a change sends a new snapshot. */
-  readonly routedFailure: string | null;
-  /** Outstanding `sch.place` asks: request id -> the sandbox ids asked for. */
-  readonly placing: ReadonlyMap<number, readonly string[]>;
-  /** Version of the endpoint set the data planes were last sent (snapshot or delta). */
-  readonly endpointVersion: number;
-  /** Ready count the autoscaler was last told. */
-  readonly reportedReady: number;
-  /** Connected data planes, sorted: a draining sandbox waits for each of them. */
-  readonly dataplanes: readonly string[];
-  /** Requests in flight per busy sandbox, as each data plane last reported (`fn.load`): scale-down evicts idle ones first. */
-  readonly load: ReadonlyMap<string, Readonly<Record<string, number>>>;
-}
-
-export class SandboxTransitionError extends Error {
-  readonly code = 'IMPOSSIBLE_TRANSITION';
-  constructor(record: SandboxRecord, to: string) {
-    super(`sandbox ${record.sandboxId} cannot go from ${record.phase} to ${to}`);
-    this.name = 'SandboxTransitionError';
-  }
-}
-
-export function routingConfigOf(spec: FunctionSpec): RoutingConfig {
-  return {
-    concurrency: spec.concurrency,
-    queueDepth: spec.queueDepth,
-    queueTimeoutMs: spec.queueTimeoutMs,
-    maxBodyBytes: spec.maxBodyBytes,
-    timeoutMs: spec.timeoutMs,
-    maxScale: spec.scaling.maxScale,
-  };
-}
-
-export function sandboxTemplateOf(spec: FunctionSpec): SandboxTemplate {
-  const { name, runtime, source, cpuMilli, memoryMiB, concurrency, timeoutMs, env } = spec;
-  return { name, runtime, source, cpuMilli, memoryMiB, concurrency, timeoutMs, env, version: spec.templateVersion };
-}
-
-export function initialFunctionState(init: FunctionInit): FunctionState {
-  return {
-    name: init.spec.name,
-    term: init.term,
-    spec: init.spec,
-    autoscalerStarted: false,
-    holdOnStart: init.rebuilt === true,
-    desired: 0,
-    deleting: false,
-    nextSeq: 0,
-    nextRequestId: 0,
-    sandboxes: new Map(),
-    counts: { creating: 0, ready: 0, draining: 0, gone: 0 },
-    outdated: { creating: 0, ready: 0, draining: 0, gone: 0 },
-    failures: null,
-    routedFailure: null,
-    placing: new Map(),
-    endpointVersion: 0,
-    reportedReady: 0,
-    dataplanes: sortedUnique(init.dataplanes ?? []),
-    load: new Map(),
-  };
-}
 
 export const functionKind: ActorKind<FunctionState, FunctionMessage> = {
   kind: 'function',
@@ -211,170 +90,6 @@ export const functionKind: ActorKind<FunctionState, FunctionMessage> = {
     };
   },
 };
-
-/** One step's mutable working copy of the state, and the effects it produces. */
-class Work {
-  desired: number;
-  deleting: boolean;
-  spec: FunctionSpec;
-  autoscalerStarted: boolean;
-  nextSeq: number;
-  nextRequestId: number;
-  endpointVersion: number;
-  reportedReady: number;
-  dataplanes: readonly string[];
-  load: ReadonlyMap<string, Readonly<Record<string, number>>>;
-  failures: CreationFailures | null;
-  routedFailure: string | null;
-  readonly placing: Map<number, readonly string[]>;
-  /** Ids whose record this step changed: the endpoint delta looks only at these. */
-  readonly touched = new Set<string>();
-  /**
-   * The sandbox table, updated in place: copying it on every step was O(sandboxes) per message and made
-   * large functions the control plane's bottleneck. Nothing else holds a function state, so the step stays
-   * deterministic. `before` keeps each touched record's previous value for the endpoint delta.
-   */
-  private readonly current: Map<string, SandboxRecord>;
-  readonly before = new Map<string, SandboxRecord | undefined>();
-  readonly counts: { creating: number; ready: number; draining: number; gone: number };
-  outdated: { creating: number; ready: number; draining: number; gone: number };
-  readonly effects: Effect<FunctionMessage>[] = [];
-  /** Set when this step pushed a full snapshot, which makes a delta redundant. */
-  snapshotSent = false;
-
-  constructor(
-    readonly base: FunctionState,
-    readonly ctx: StepContext,
-  ) {
-    this.desired = base.desired;
-    this.deleting = base.deleting;
-    this.spec = base.spec;
-    this.autoscalerStarted = base.autoscalerStarted;
-    this.nextSeq = base.nextSeq;
-    this.nextRequestId = base.nextRequestId;
-    this.endpointVersion = base.endpointVersion;
-    this.reportedReady = base.reportedReady;
-    this.dataplanes = base.dataplanes;
-    this.load = base.load;
-    this.failures = base.failures;
-    this.routedFailure = base.routedFailure;
-    this.current = base.sandboxes as Map<string, SandboxRecord>;
-    this.counts = { ...base.counts };
-    this.outdated = { ...base.outdated };
-    this.placing = new Map(base.placing);
-  }
-
-  get sandboxes(): ReadonlyMap<string, SandboxRecord> {
-    return this.current;
-  }
-
-  put(record: SandboxRecord): void {
-    this.touch(record.sandboxId);
-    this.current.set(record.sandboxId, record);
-    this.counts[record.phase] += 1;
-    if (record.version !== this.spec.templateVersion) this.outdated[record.phase] += 1;
-  }
-
-  drop(sandboxId: string): void {
-    this.touch(sandboxId);
-    this.current.delete(sandboxId);
-  }
-
-  /** Remember the record as it was before this step, and take it out of the counts. */
-  private touch(sandboxId: string): void {
-    const previous = this.current.get(sandboxId);
-    if (!this.before.has(sandboxId)) this.before.set(sandboxId, previous);
-    this.touched.add(sandboxId);
-    if (previous === undefined) return;
-    this.counts[previous.phase] -= 1;
-    if (previous.version !== this.spec.templateVersion) this.outdated[previous.phase] -= 1;
-  }
-
-  /** Sets the spec; a new template version makes every sandbox of another one outdated (a scan: updates are rare). */
-  setSpec(spec: FunctionSpec): void {
-    const changed = spec.templateVersion !== this.spec.templateVersion;
-    this.spec = spec;
-    if (!changed) return;
-    this.outdated = { creating: 0, ready: 0, draining: 0, gone: 0 };
-    for (const record of this.current.values()) if (record.version !== spec.templateVersion) this.outdated[record.phase] += 1;
-  }
-
-  /** Creating and ready sandboxes of the current template version. */
-  currentLive(): { readonly creating: number; readonly ready: number } {
-    return { creating: this.counts.creating - this.outdated.creating, ready: this.counts.ready - this.outdated.ready };
-  }
-
-  get name(): string {
-    return this.base.name;
-  }
-
-  send(to: Address, message: AutoscalerMessage | SchedulerMessage | NodeMessage | RouterUpdate): void {
-    this.effects.push({ type: 'send', to, message });
-  }
-
-  reply(value: unknown): void {
-    if (this.ctx.replyTo) this.effects.push({ type: 'reply', to: this.ctx.replyTo, value });
-  }
-
-  warn(text: string): void {
-    this.effects.push({ type: 'log', level: 'warn', text });
-  }
-
-  /**
-   * Turns the working copy into the next state. Effects go out as: the endpoint delta first (so data planes
-   * stop routing to a sandbox before anything deletes it), then the step's own, then the ready count for the
-   * autoscaler (after a spawn, which the autoscaler needs first), then `stop` once a deleted function is empty.
-   */
-  commit(): Step<FunctionState, FunctionMessage> {
-    const before = this.base;
-    const first: Effect<FunctionMessage>[] = [];
-    // A failure that starts or ends goes out in a full snapshot (rare), which covers any endpoint change too.
-    // Not before the first configure (which pushes the whole set), nor once deleted: the routers have stopped, and
-    // a snapshot would bring one back for a function that is gone.
-    if (this.autoscalerStarted && !this.deleting && failureOf(this) !== this.routedFailure) pushSnapshot(this);
-    // Nothing is announced before the first configure, which pushes the whole set (a rebuilt function adopts first).
-    if (!this.snapshotSent && this.autoscalerStarted) {
-      const delta = endpointDelta(this.before, this.sandboxes, this.touched);
-      if (delta.add.length > 0 || delta.remove.length > 0) {
-        this.endpointVersion += 1;
-        const update: RouterUpdate = { type: 'rt.delta', term: before.term, functionName: this.name, version: this.endpointVersion, ...delta };
-        first.push({ type: 'send', to: routerAddress(this.name), message: update });
-      }
-    }
-    const last: Effect<FunctionMessage>[] = [];
-    const ready = this.counts.ready;
-    if (this.autoscalerStarted && !this.deleting && ready !== this.reportedReady) {
-      const update: AutoscalerMessage = { type: 'as.ready', ready };
-      last.push({ type: 'send', to: autoscalerAddress(this.name), message: update });
-      this.reportedReady = ready;
-    }
-    if (this.deleting && this.sandboxes.size === 0 && this.placing.size === 0) {
-      last.push({ type: 'log', level: 'info', text: `function ${this.name} deleted: no sandbox left` }, { type: 'stop' });
-    }
-    const state: FunctionState = {
-      name: before.name,
-      term: before.term,
-      spec: this.spec,
-      autoscalerStarted: this.autoscalerStarted,
-      holdOnStart: before.holdOnStart,
-      desired: this.desired,
-      deleting: this.deleting,
-      nextSeq: this.nextSeq,
-      nextRequestId: this.nextRequestId,
-      sandboxes: this.sandboxes,
-      counts: this.counts,
-      outdated: this.outdated,
-      failures: this.failures,
-      routedFailure: this.routedFailure,
-      placing: this.placing,
-      endpointVersion: this.endpointVersion,
-      reportedReady: this.reportedReady,
-      dataplanes: this.dataplanes,
-      load: this.load,
-    };
-    return { state, effects: [...first, ...this.effects, ...last] };
-  }
-}
 
 function handle(w: Work, message: FunctionMessage): void {
   switch (message.type) {
@@ -750,13 +465,6 @@ function forget(w: Work, record: SandboxRecord): void {
   w.drop(record.sandboxId);
 }
 
-function pushSnapshot(w: Work): void {
-  w.endpointVersion += 1;
-  const snapshot = snapshotOf(w);
-  w.send(routerAddress(w.name), { type: 'rt.snapshot', term: w.base.term, snapshot });
-  w.snapshotSent = true;
-  w.routedFailure = snapshot.failure;
-}
 
 function scheduleRetry(w: Work): void {
   w.effects.push({ type: 'schedule', afterMs: RETRY_SCALE_MS, message: { type: 'fn.retryScale' }, timer: RETRY_TIMER });
@@ -766,113 +474,3 @@ const RETRY_TIMER = 'retryScale';
 const drainTimer = (sandboxId: string): string => `drain:${sandboxId}`;
 const drainTimeoutMs = (spec: FunctionSpec): number => spec.timeoutMs + DRAIN_GRACE_MS;
 
-// ---- Phase transitions: the only places a record changes phase (exported for their tests) ------------
-
-export function toReady(record: SandboxRecord, endpoint: Endpoint, now: number): SandboxRecord {
-  if (record.phase !== 'creating') throw new SandboxTransitionError(record, 'ready');
-  const { sandboxId, nodeId, version, createdAt } = record;
-  return { phase: 'ready', sandboxId, nodeId, version, createdAt, since: now, endpoint };
-}
-
-export function toDraining(record: SandboxRecord, waitingFor: readonly string[], now: number): SandboxRecord {
-  if (record.phase !== 'ready') throw new SandboxTransitionError(record, 'draining');
-  return { ...record, phase: 'draining', since: now, waitingFor };
-}
-
-export function toGone(record: SandboxRecord, now: number): SandboxRecord {
-  if (record.phase === 'gone') throw new SandboxTransitionError(record, 'gone');
-  const { sandboxId, nodeId, version, createdAt } = record;
-  return { phase: 'gone', sandboxId, nodeId, version, createdAt, since: now };
-}
-
-// ---- Views ------------------------------------------------------------------------------------------
-
-interface PhaseCounts {
-  readonly creating: number;
-  readonly ready: number;
-  readonly draining: number;
-  readonly gone: number;
-}
-
-function outstanding(placing: ReadonlyMap<number, readonly string[]>): number {
-  let total = 0;
-  for (const ids of placing.values()) total += ids.length;
-  return total;
-}
-
-function readyEndpoints(sandboxes: ReadonlyMap<string, SandboxRecord>): Endpoint[] {
-  const endpoints: Endpoint[] = [];
-  for (const record of sandboxes.values()) if (record.phase === 'ready') endpoints.push(record.endpoint);
-  return endpoints.sort((a, b) => compareIds(a.sandboxId, b.sandboxId));
-}
-
-/** What the data planes must change to go from the ready set `before` to `after`, given the ids that changed. */
-function endpointDelta(
-  before: ReadonlyMap<string, SandboxRecord | undefined>,
-  after: ReadonlyMap<string, SandboxRecord>,
-  touched: ReadonlySet<string>,
-): { readonly add: readonly Endpoint[]; readonly remove: readonly string[] } {
-  const add: Endpoint[] = [];
-  const remove: string[] = [];
-  for (const id of [...touched].sort(compareIds)) {
-    const was = before.get(id);
-    const is = after.get(id);
-    if (is?.phase === 'ready' && was?.phase !== 'ready') add.push(is.endpoint);
-    else if (was?.phase === 'ready' && is?.phase !== 'ready') remove.push(id);
-  }
-  return { add, remove };
-}
-
-function snapshotOf(w: Work): EndpointSnapshot {
-  return { functionName: w.name, version: w.endpointVersion, endpoints: readyEndpoints(w.sandboxes), routing: routingConfigOf(w.spec), failure: failureOf(w) };
-}
-
-/** Why the function cannot start sandboxes now (failures recorded, none of the current version ready), or null. */
-function failureOf(w: Work): string | null {
-  if (w.failures === null || w.deleting || w.currentLive().ready > 0) return null;
-  return `function ${w.name} (version ${w.spec.templateVersion}) cannot start: ${w.failures.lastError}`;
-}
-
-function phaseOf(w: Work): { readonly state: FunctionPhase; readonly stateReason: string | null } {
-  const failure = failureOf(w);
-  const failures = w.failures;
-  if (failure !== null && failures !== null) {
-    const next = failures.retryAt > w.ctx.now ? `next attempt in ${Math.ceil((failures.retryAt - w.ctx.now) / 1000)} s` : 'trying again';
-    const older = w.outdated.ready > 0 ? `; ${w.outdated.ready} sandbox(es) of an older version still serve` : '';
-    return { state: 'failed', stateReason: `${failure} (${failures.count} failed creation(s); ${next})${older}` };
-  }
-  if (w.outdated.creating + w.outdated.ready > 0) {
-    const ready = w.currentLive().ready;
-    return { state: 'updating', stateReason: `rolling out version ${w.spec.templateVersion}: ${ready} of ${w.desired} ready, ${w.outdated.ready} older still serving` };
-  }
-  return { state: 'active', stateReason: null };
-}
-
-function statusOf(w: Work): FunctionStatus {
-  const counts = w.counts;
-  return {
-    name: w.name,
-    specVersion: w.spec.version,
-    version: w.spec.templateVersion,
-    ...phaseOf(w),
-    failures: w.failures,
-    desired: w.desired,
-    creating: counts.creating,
-    ready: counts.ready,
-    draining: counts.draining,
-    outdated: w.outdated.creating + w.outdated.ready,
-    endpointVersion: w.endpointVersion,
-    deleting: w.deleting,
-    sandboxes: [...w.sandboxes.values()]
-      .sort((a, b) => compareIds(a.sandboxId, b.sandboxId))
-      .map((record) => ({ sandboxId: record.sandboxId, nodeId: record.nodeId, phase: record.phase, since: record.since, version: record.version })),
-  };
-}
-
-function sortedUnique(ids: readonly string[]): readonly string[] {
-  return [...new Set(ids)].sort(compareIds);
-}
-
-function compareIds(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}

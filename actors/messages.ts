@@ -398,27 +398,57 @@ export interface Invocation {
 }
 
 /**
- * How an invocation can fail without an answer of its sandbox's own, and the HTTP status each is at the edge: the
- * one table the router, the edge and the README's outcome table follow.
+ * Every way an invocation can fail without an answer of its sandbox's own, the HTTP status each is at the edge,
+ * and who answers it: the router (an `InvocationOutcome` with `ok: false`) or the data plane's front (the edge and
+ * the async jobs, which also answer for a request that never reached a router). The one table: the code unions,
+ * the edge's status map and the README's outcome table follow it, so a new outcome is one edit here.
  */
 export const INVOCATION_FAILURES = {
-  /** 404: no such function (or it was deleted). */
-  UNKNOWN_FUNCTION: 404,
-  /** 413: over the function's `maxBodyBytes`. */
-  BODY_TOO_LARGE: 413,
-  /** 429: the function's queue holds `queueDepth` requests already. */
-  QUEUE_FULL: 429,
-  /** 502: the sandbox failed under the request (crashed, timed out, unreachable). */
-  SANDBOX_FAILED: 502,
-  /** 503: at max scale, and no slot freed before the deadline. */
-  NO_CAPACITY: 503,
-  /** 503: the function cannot start sandboxes (its state is `failed`): answered at once, with the cause. */
-  FUNCTION_FAILED: 503,
-  /** 504: no sandbox was free before the deadline. */
-  DEADLINE_PASSED: 504,
-} as const;
+  /** no such function (or it was deleted). */
+  UNKNOWN_FUNCTION: { status: 404, by: 'router' },
+  /** over the function's `maxBodyBytes`. */
+  BODY_TOO_LARGE: { status: 413, by: 'router' },
+  /** the function's queue holds `queueDepth` requests already. */
+  QUEUE_FULL: { status: 429, by: 'router' },
+  /** the sandbox failed under the request (crashed, timed out, unreachable). */
+  SANDBOX_FAILED: { status: 502, by: 'router' },
+  /** at max scale, and no slot freed before the deadline. */
+  NO_CAPACITY: { status: 503, by: 'router' },
+  /** the function cannot start sandboxes (its state is `failed`): answered at once, with the cause. */
+  FUNCTION_FAILED: { status: 503, by: 'router' },
+  /** no sandbox was free before the deadline (also an ask of the router that timed out). */
+  DEADLINE_PASSED: { status: 504, by: 'router' },
+  /** The request itself is malformed (bad frame, bad path, bad job). */
+  BAD_REQUEST: { status: 400, by: 'front' },
+  METHOD_NOT_ALLOWED: { status: 405, by: 'front' },
+  /** The data plane is stopping, or an internal actor is gone. */
+  UNAVAILABLE: { status: 503, by: 'front' },
+  /** The router could not be reached or answered something that is not an outcome (a bug). */
+  ROUTING_FAILED: { status: 502, by: 'front' },
+  /** The sandbox answered with something HTTP cannot carry (status out of range). */
+  BAD_SANDBOX_RESPONSE: { status: 502, by: 'front' },
+  /** Async jobs: no such job id (never existed, or its result expired). */
+  UNKNOWN_JOB: { status: 404, by: 'front' },
+  /** Async jobs: the data plane was started without an asyncDir. */
+  ASYNC_DISABLED: { status: 501, by: 'front' },
+  /** Async jobs: too many pending jobs. */
+  ASYNC_QUEUE_FULL: { status: 429, by: 'front' },
+  /** WebSocket: this connection has too many requests waiting (its client does not read its replies). */
+  TOO_MANY_REQUESTS: { status: 429, by: 'front' },
+  /** A bug in the data plane's own front (logged). */
+  INTERNAL_ERROR: { status: 500, by: 'front' },
+} as const satisfies Readonly<Record<string, { readonly status: number; readonly by: 'router' | 'front' }>>;
 
-export type InvocationFailureCode = keyof typeof INVOCATION_FAILURES;
+/** Any failure the data plane answers an invocation with. */
+export type FailureCode = keyof typeof INVOCATION_FAILURES;
+
+/** The failures a router answers with (in an `InvocationOutcome`). */
+export type InvocationFailureCode = { [C in FailureCode]: (typeof INVOCATION_FAILURES)[C]['by'] extends 'router' ? C : never }[FailureCode];
+
+/** The HTTP status of a failure. */
+export function failureStatus<C extends FailureCode>(code: C): (typeof INVOCATION_FAILURES)[C]['status'] {
+  return INVOCATION_FAILURES[code].status;
+}
 
 export type InvocationOutcome =
   | {
@@ -436,7 +466,7 @@ export type InvocationOutcome =
     }
   | {
       readonly ok: false;
-      readonly status: (typeof INVOCATION_FAILURES)[InvocationFailureCode];
+      readonly status: (typeof INVOCATION_FAILURES)[InvocationFailureCode]['status'];
       readonly code: InvocationFailureCode;
       readonly message: string;
       readonly queuedMs: number;

@@ -17,7 +17,7 @@
 // The prefixes /invoke and /async (and WebSocket upgrades to /ws) are therefore the data plane's own and
 // never reach a sandbox under Host routing.
 import type { ActorError, AskResult } from '../../actors/actor.js';
-import { INVOCATION_FAILURES, type InvocationFailureCode, type InvocationOutcome } from '../../actors/messages.js';
+import { failureStatus, INVOCATION_FAILURES, type FailureCode, type InvocationOutcome } from '../../actors/messages.js';
 
 export interface EdgeResponse {
   readonly status: number;
@@ -25,7 +25,7 @@ export interface EdgeResponse {
   readonly headers: Readonly<Record<string, string>>;
   readonly body: Uint8Array;
   /** Present when the data plane failed the invocation (the body then holds the same, as JSON). */
-  readonly error?: { readonly code: string; readonly message: string };
+  readonly error?: { readonly code: EdgeErrorCode; readonly message: string };
   /**
    * The timing headers' values, on every answer to an invocation. Kept as numbers so that a front can write
    * them as bytes (the uWS front does: strings cost it a UTF-8 copy each); `headersWithTiming` has them as text.
@@ -44,42 +44,8 @@ export interface ResponseTiming {
   readonly version: number | undefined;
 }
 
-/** The router's outcome codes (`INVOCATION_FAILURES`) and those the edge answers with besides. */
-export type EdgeErrorCode =
-  | InvocationFailureCode
-  /** The request itself is malformed (bad frame, bad path). */
-  | 'BAD_REQUEST'
-  | 'METHOD_NOT_ALLOWED'
-  /** The data plane is stopping, or an internal actor is gone. */
-  | 'UNAVAILABLE'
-  /** The router could not be reached or answered something that is not an outcome (a bug). */
-  | 'ROUTING_FAILED'
-  /** The sandbox answered with something HTTP cannot carry (status out of range). */
-  | 'BAD_SANDBOX_RESPONSE'
-  /** Async jobs: no such job id (never existed, or its result expired). */
-  | 'UNKNOWN_JOB'
-  /** Async jobs: the data plane was started without an asyncDir. */
-  | 'ASYNC_DISABLED'
-  /** Async jobs: too many pending jobs. */
-  | 'ASYNC_QUEUE_FULL'
-  /** WebSocket: this connection has too many requests waiting (its client does not read its replies). */
-  | 'TOO_MANY_REQUESTS'
-  /** A bug in the data plane's own front (logged). */
-  | 'INTERNAL_ERROR';
-
-const STATUS_OF: Readonly<Record<EdgeErrorCode, number>> = {
-  ...INVOCATION_FAILURES,
-  BAD_REQUEST: 400,
-  METHOD_NOT_ALLOWED: 405,
-  UNAVAILABLE: 503,
-  ROUTING_FAILED: 502,
-  BAD_SANDBOX_RESPONSE: 502,
-  UNKNOWN_JOB: 404,
-  ASYNC_DISABLED: 501,
-  ASYNC_QUEUE_FULL: 429,
-  TOO_MANY_REQUESTS: 429,
-  INTERNAL_ERROR: 500,
-};
+/** Every failure the edge answers with; its status comes from the one table, `INVOCATION_FAILURES`. */
+export type EdgeErrorCode = FailureCode;
 
 export const HEADER_QUEUE_MS = 'x-dirigent-queue-ms';
 export const HEADER_COLD_START = 'x-dirigent-cold-start';
@@ -211,16 +177,12 @@ function passableName(rawName: string): string | undefined {
 
 // ---- Responses ----------------------------------------------------------------------------------------
 
-export function statusOf(code: EdgeErrorCode): number {
-  return STATUS_OF[code];
-}
-
-export function errorBody(code: string, message: string): Uint8Array {
+export function errorBody(code: EdgeErrorCode, message: string): Uint8Array {
   return encoder.encode(JSON.stringify({ error: { code, message } }));
 }
 
 export function errorResponse(code: EdgeErrorCode, message: string, timing?: ResponseTiming): EdgeResponse {
-  return { status: STATUS_OF[code], headers: JSON_HEADERS, body: errorBody(code, message), error: { code, message }, timing };
+  return { status: failureStatus(code), headers: JSON_HEADERS, body: errorBody(code, message), error: { code, message }, timing };
 }
 
 const JSON_HEADERS: Readonly<Record<string, string>> = Object.freeze({ 'content-type': 'application/json' });
@@ -271,7 +233,8 @@ export function headersWithTiming(response: EdgeResponse): Record<string, string
   return headers;
 }
 
-const OUTCOME_CODES: ReadonlySet<string> = new Set(Object.keys(INVOCATION_FAILURES));
+/** The codes a router's outcome may carry (it crossed threads: checked, not trusted). */
+const OUTCOME_CODES: ReadonlySet<string> = new Set(Object.entries(INVOCATION_FAILURES).filter(([, f]) => f.by === 'router').map(([code]) => code));
 
 /**
  * The response for what the router's ask settled with. `totalMs` is the time since the request arrived, ms.

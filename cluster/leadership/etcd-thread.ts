@@ -80,7 +80,11 @@ export class ThreadedEtcdLeadership implements Leadership {
         if (message.type === 'started') {
           started = true;
           resolve();
-        } else if (message.type === 'failed') reject(new Error(`the leadership thread could not start: ${message.message}`));
+        } else if (message.type === 'failed') {
+          // Its thread and timers go with it: the replica that failed to start closes nothing else of this.
+          void this.close();
+          reject(new Error(`the leadership thread could not start: ${message.message}`));
+        }
         else this.onMessage(message);
       });
       worker.on('error', (error) => {

@@ -2,6 +2,8 @@
 // runtime/, and the deterministic simulator used by tests). Everything here is plain data or a pure
 // function: an actor never performs I/O, reads a clock or draws randomness itself.
 
+import type { ErrorCode } from './errors.js';
+
 /** Where an actor lives. Actors with the same `key` share a shard thread (default key: `kind/id`). */
 export interface Address {
   readonly kind: string;
@@ -27,8 +29,8 @@ export interface ReplyTo {
 }
 
 export interface ActorError {
-  /** Stable machine-readable code, e.g. `ASK_TIMEOUT`, `NO_SUCH_ACTOR`, `ACTOR_CRASHED`. */
-  readonly code: string;
+  /** Stable machine-readable code, e.g. `ASK_TIMEOUT`, `NO_SUCH_ACTOR`, `ACTOR_CRASHED` (actors/errors.ts). */
+  readonly code: ErrorCode;
   readonly message: string;
 }
 

@@ -23,6 +23,7 @@ import {
 } from './messages.js';
 import { routerKind } from './router.js';
 import { Simulation } from '../runtime/sim.js';
+import { DirigentError, type ErrorCode } from './errors.js';
 
 const ROUTING: RoutingConfig = { concurrency: 1, queueDepth: 10, queueTimeoutMs: 10_000, maxBodyBytes: 1024, timeoutMs: 3000, maxScale: 10 };
 const F = routerAddress('f');
@@ -67,10 +68,10 @@ const fakeAutoscaler: ActorKind<{ readonly told: readonly string[]; readonly tot
 /** The fake invoke service: answers 200 with the path, fails with a code, or holds until the script releases it. */
 class FakeSandboxes {
   readonly calls: string[] = [];
-  private readonly failing = new Map<string, string>();
+  private readonly failing = new Map<string, ErrorCode>();
   private readonly holds = new Map<string, Promise<void>>();
 
-  fail(sandboxId: string, code: string): void {
+  fail(sandboxId: string, code: ErrorCode): void {
     this.failing.set(sandboxId, code);
   }
 
@@ -89,7 +90,7 @@ class FakeSandboxes {
     this.calls.push(`${input.sandboxId} ${input.invocation.path} at ${input.address} within ${input.timeoutMs} ms`);
     const answer = (): SandboxInvokeOutput => {
       const code = this.failing.get(input.sandboxId);
-      if (code !== undefined) throw Object.assign(new Error(`sandbox ${input.sandboxId} is gone`), { code });
+      if (code !== undefined) throw new DirigentError(code, `sandbox ${input.sandboxId} is gone`);
       return { status: 200, headers: { 'x-sandbox': input.sandboxId }, body: new TextEncoder().encode(input.invocation.path) };
     };
     const held = this.holds.get(input.sandboxId);

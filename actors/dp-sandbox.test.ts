@@ -148,7 +148,7 @@ test('a failed invocation answers 502 SANDBOX_FAILED; gone, timed-out, crashed o
 });
 
 test('a request that never reached the sandbox (no connection to its worker) goes back to the router, behind the release that breaks the sandbox', (t) => {
-  for (const code of ['CONNECTION_FAILED', 'ECONNREFUSED', 'EHOSTUNREACH', 'UND_ERR_CONNECT_TIMEOUT']) {
+  for (const code of ['CONNECTION_FAILED', 'ECONNREFUSED', 'EHOSTUNREACH', 'UND_ERR_CONNECT_TIMEOUT'] as const) {
     const s = new Script();
     const { replyTo, fx } = s.complete({ ok: false, error: { code, message: 'cannot reach 10.0.0.1:7000' } }, true, 40);
     t.is(outcome(fx), undefined, `${code}: the edge gets no answer from this sandbox`);

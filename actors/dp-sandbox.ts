@@ -26,6 +26,7 @@ import {
   type InvocationOutcome,
   type RouterMessage,
 } from './messages.js';
+import { SOCKET_ERROR_CODES, type ErrorCode } from './errors.js';
 
 export const DEFAULT_INVOKE_SERVICE = 'sandbox.invoke';
 
@@ -64,24 +65,14 @@ export interface SandboxInvokeOutput {
  * runtime kills a sandbox on timeout), its thread or process died, or its worker cannot be reached (Node's
  * socket errors and undici's). Any other failure (say, a bad response) fails only that one request.
  */
-export const BROKEN_SANDBOX_CODES: ReadonlySet<string> = new Set([
+export const BROKEN_SANDBOX_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'SANDBOX_GONE',
   'SANDBOX_TIMEOUT',
   'SANDBOX_CRASHED',
   // The data plane's sandbox pool (cluster/data-plane/sandbox-pool.ts): the worker cannot be reached.
   'CONNECTION_FAILED',
   'CONNECTION_LOST',
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'EPIPE',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'UND_ERR_SOCKET',
-  'UND_ERR_CONNECT_TIMEOUT',
-  'UND_ERR_CLOSED',
+  ...SOCKET_ERROR_CODES,
 ]);
 
 /**
@@ -89,7 +80,7 @@ export const BROKEN_SANDBOX_CODES: ReadonlySet<string> = new Set([
  * (the pool's CONNECTION_FAILED, and the raw connect errors of Node and undici). ETIMEDOUT is not one: a read
  * may time out too.
  */
-export const NEVER_SENT_CODES: ReadonlySet<string> = new Set(['CONNECTION_FAILED', 'ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT']);
+export const NEVER_SENT_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['CONNECTION_FAILED', 'ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT']);
 
 export interface DataPlaneSandboxState {
   readonly functionName: string;

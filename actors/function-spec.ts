@@ -4,6 +4,7 @@
 // registration is translated here too, so the HTTP edge only maps the result to a status.
 
 import { defaultAutoscalerConfig, MAX_SCALE_LIMIT, type AutoscalerConfig } from './autoscaler-config.js';
+import { RUNTIME_KINDS, type RuntimeKind } from './settings.js';
 
 export type BuiltinWorkload = 'empty' | 'echo' | 'trace';
 
@@ -12,7 +13,7 @@ export type RuntimeSource =
   | { kind: 'process'; command: string; args: string[] }
   | { kind: 'builtin'; workload: BuiltinWorkload };
 
-export type SandboxRuntimeKind = 'thread' | 'process' | 'simulated';
+export type SandboxRuntimeKind = RuntimeKind;
 
 export interface FunctionSpec {
   /** DNS label: 1-63 chars of [a-z0-9-], starting and ending alphanumeric. */
@@ -114,7 +115,6 @@ const TOP_LEVEL_FIELDS: readonly string[] = ['name', 'runtime', 'source', ...INT
 /** The fields a sandbox is made from (`SandboxTemplate`, besides the name): changing one makes a new template version. */
 const TEMPLATE_FIELDS = ['runtime', 'source', 'cpuMilli', 'memoryMiB', 'concurrency', 'timeoutMs', 'env'] as const satisfies readonly (keyof FunctionSpec)[];
 const SCALING_FIELDS = Object.keys(defaultAutoscalerConfig) as (keyof AutoscalerConfig)[];
-const RUNTIMES: readonly SandboxRuntimeKind[] = ['thread', 'process', 'simulated'];
 const WORKLOADS: readonly BuiltinWorkload[] = ['empty', 'echo', 'trace'];
 const SOURCE_FIELDS: Readonly<Record<RuntimeSource['kind'], readonly string[]>> = {
   thread: ['kind', 'module'],
@@ -236,9 +236,9 @@ function readName(value: unknown, errors: SpecError[]): string {
 }
 
 function readRuntime(value: unknown, fallback: SandboxRuntimeKind, errors: SpecError[]): SandboxRuntimeKind {
-  const found = RUNTIMES.find((r) => r === value);
+  const found = RUNTIME_KINDS.find((r) => r === value);
   if (found !== undefined) return found;
-  errors.push({ field: 'runtime', message: `runtime must be one of ${RUNTIMES.join(', ')}, got ${describe(value)}` });
+  errors.push({ field: 'runtime', message: `runtime must be one of ${RUNTIME_KINDS.join(', ')}, got ${describe(value)}` });
   return fallback;
 }
 

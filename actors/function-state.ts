@@ -3,6 +3,7 @@
 
 import type { FunctionSpec } from './function-spec.js';
 import type { CreationFailures, Endpoint, RoutingConfig, SandboxTemplate } from './messages.js';
+import { DirigentError } from './errors.js';
 
 export interface FunctionInit {
   readonly spec: FunctionSpec;
@@ -72,11 +73,10 @@ export interface FunctionState {
   readonly load: ReadonlyMap<string, Readonly<Record<string, number>>>;
 }
 
-export class SandboxTransitionError extends Error {
-  readonly code = 'IMPOSSIBLE_TRANSITION';
+export class SandboxTransitionError extends DirigentError<'IMPOSSIBLE_TRANSITION'> {
+  override name = 'SandboxTransitionError';
   constructor(record: SandboxRecord, to: string) {
-    super(`sandbox ${record.sandboxId} cannot go from ${record.phase} to ${to}`);
-    this.name = 'SandboxTransitionError';
+    super('IMPOSSIBLE_TRANSITION', `sandbox ${record.sandboxId} cannot go from ${record.phase} to ${to}`);
   }
 }
 

@@ -27,7 +27,7 @@
 // The state and its phase transitions are in function-state.ts; the working copy a step changes, and the views
 // read from it, in function-work.ts.
 
-import { assertNever, type ActorKind } from './actor.js';
+import { assertNever, type ActorError, type ActorKind } from './actor.js';
 import type { FunctionSpec } from './function-spec.js';
 import { initialFunctionState, sandboxTemplateOf, sortedUnique, toDraining, toGone, toReady, type FunctionInit, type FunctionState, type SandboxRecord } from './function-state.js';
 import { outstanding, pushSnapshot, snapshotOf, statusOf, Work } from './function-work.js';
@@ -170,7 +170,7 @@ function handle(w: Work, message: FunctionMessage): void {
 
 function configure(w: Work, spec: FunctionSpec): void {
   if (w.deleting || spec.name !== w.name) {
-    const error = w.deleting
+    const error: ActorError = w.deleting
       ? { code: 'FUNCTION_DELETING', message: `function ${w.name} is being deleted` }
       : { code: 'NAME_MISMATCH', message: `function ${w.name} cannot take the spec of ${spec.name}` };
     if (w.ctx.replyTo) w.effects.push({ type: 'fail', to: w.ctx.replyTo, error });

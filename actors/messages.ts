@@ -478,7 +478,7 @@ export type InvocationOutcome =
       readonly coldStart?: boolean;
     };
 
-export type LoadBalancingPolicy = 'least-in-flight' | 'random' | 'round-robin' | 'power-of-two';
+export type { LoadBalancingPolicy } from './settings.js';
 
 /** Data-plane router of one function (kind `router`): endpoint set, FIFO cold-start queue, slots per sandbox. */
 export type RouterMessage =

@@ -3,6 +3,7 @@ import type { ActorKind, Address, Effect } from './actor.js';
 import { functionAddress, nodeAddress, schedulerAddress, type FunctionMessage, type SandboxReport, type SandboxTemplate, type SourceCheck } from './messages.js';
 import { nodeKind, NodeInitError, parseNodeInit, summarizeNode, type NodeState, type SandboxCheckInput, type SandboxCreateInput } from './node.js';
 import { Simulation } from '../runtime/sim.js';
+import { DirigentError } from './errors.js';
 
 // ---- Fakes: a scheduler that answers registrations, function actors that record what they get ------
 
@@ -79,14 +80,14 @@ function harness(options: HarnessOptions = {}): Harness {
         calls.push('address');
         if (failAddress > 0) {
           failAddress -= 1;
-          throw Object.assign(new Error('server not listening'), { code: 'WORKER_NOT_STARTED' });
+          throw new DirigentError('WORKER_NOT_STARTED', 'server not listening');
         }
         return ADDRESS;
       },
       'sandbox.create': (input) => {
         const { sandboxId } = input as SandboxCreateInput;
         calls.push(`create ${sandboxId}`);
-        if (options.failCreate?.includes(sandboxId)) return Promise.reject(Object.assign(new Error('no such module'), { code: 'SANDBOX_CREATE_FAILED' }));
+        if (options.failCreate?.includes(sandboxId)) return Promise.reject(new DirigentError('SANDBOX_CREATE_FAILED', 'no such module'));
         return Promise.resolve({ address: ADDRESS });
       },
       'sandbox.destroy': (input) => {
@@ -96,7 +97,7 @@ function harness(options: HarnessOptions = {}): Harness {
       'sandbox.check': (input) => {
         const { template } = input as SandboxCheckInput;
         calls.push(`check ${template.name}`);
-        if (template.name === 'unreachable') return Promise.reject(Object.assign(new Error('worker stopping'), { code: 'WORKER_NOT_STARTED' }));
+        if (template.name === 'unreachable') return Promise.reject(new DirigentError('WORKER_NOT_STARTED', 'worker stopping'));
         return template.name === 'broken' ? { outcome: 'failed', reason: 'SANDBOX_CREATE_FAILED: cannot load the module' } : { outcome: 'ok' };
       },
     },

@@ -25,6 +25,7 @@ import {
   type SandboxTemplate,
   type SchedulerMessage,
 } from './messages.js';
+import { DirigentError } from './errors.js';
 
 // ---- The services the worker daemon provides (names, inputs, outputs) ---------------------------
 
@@ -99,9 +100,11 @@ export const REGISTER_RETRY_MS = 1000;
 /** How long to wait for the scheduler's answer to `sch.register`, ms. */
 export const REGISTER_TIMEOUT_MS = 5000;
 
-export class NodeInitError extends Error {
-  override readonly name = 'NodeInitError';
-  readonly code = 'INVALID_NODE_INIT';
+export class NodeInitError extends DirigentError<'INVALID_NODE_INIT'> {
+  override name = 'NodeInitError';
+  constructor(message: string, options?: { readonly cause?: unknown }) {
+    super('INVALID_NODE_INIT', message, options);
+  }
 }
 
 /** Throws `NodeInitError` naming the first bad field, its value and unit. */

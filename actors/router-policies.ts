@@ -3,10 +3,8 @@
 // after the last chosen, in id order) and `power-of-two` (the less busy of two drawn at random).
 
 import { assertNever } from './actor.js';
-import type { LoadBalancingPolicy } from './messages.js';
+import type { LoadBalancingPolicy } from './settings.js';
 import { isFree, type RouterState, type SandboxSlot } from './router-state.js';
-
-export const LOAD_BALANCING_POLICIES: readonly LoadBalancingPolicy[] = ['least-in-flight', 'random', 'round-robin', 'power-of-two'];
 
 
 /**

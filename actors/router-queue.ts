@@ -15,6 +15,8 @@ import type { Effect, ReplyTo, StepContext } from './actor.js';
 import { defaultFunctionSpec } from './function-spec.js';
 import { observeColdStart } from './invocation-totals.js';
 import { failureStatus, type Invocation, type InvocationOutcome, type RouterMessage, type RoutingConfig } from './messages.js';
+// router-endpoints.ts and this file call each other (a new set dispatches the queue; a request may resync):
+// functions only, nothing either reads while the modules load.
 import { finishDrain, resync, toSandbox } from './router-endpoints.js';
 import { pick } from './router-policies.js';
 import { forwarded, share } from './router-replicas.js';
@@ -26,8 +28,8 @@ import { changed, hasFreeSlot, indexOf, isListed, isServing, slotWith, withSlot,
  */
 export const UNHEARD_QUEUE_DEPTH = defaultFunctionSpec.queueDepth;
 
+/** The timer set on the deadline of the oldest waiting request. */
 export const EXPIRE_TIMER = 'rt.expire';
-
 
 export function onInvoke(state: RouterState, invocation: Invocation, replyTo: ReplyTo, ctx: StepContext, fx: Effects, settings: RouterSettings): RouterState {
   const phase = state.phase;

@@ -13,14 +13,13 @@
 import { assertNever, type ActorKind, type Step, type StepContext } from './actor.js';
 import type { LoadBalancingPolicy, RouterMessage, RouterStatus, RouterUpdate } from './messages.js';
 import { DEFAULT_RESYNC_TIMEOUT_MS, onDelta, onResynced, replaceSet, resync, toSandbox } from './router-endpoints.js';
-import { LOAD_BALANCING_POLICIES } from './router-policies.js';
+import { LOAD_BALANCING_POLICIES } from './settings.js';
 import { expire, failIfHopeless, onInvoke, onReleased, rejectAll, scheduleExpiry } from './router-queue.js';
 import { relay } from './router-replicas.js';
 import { DEFAULT_TICK_MS, onBacklog, onTick, scheduleReports, trackPeak } from './router-reports.js';
 import { changed, initialRouterState, isClosed, totalInFlight, type Effects, type RouterSettings, type RouterState } from './router-state.js';
 
 export { LOOKUP_PATIENCE_MS, LOOKUP_RETRY_MS, LOOKUP_TIMER, DEFAULT_RESYNC_TIMEOUT_MS } from './router-endpoints.js';
-export { LOAD_BALANCING_POLICIES } from './router-policies.js';
 export { EXPIRE_TIMER, UNHEARD_QUEUE_DEPTH } from './router-queue.js';
 export { slotShare } from './router-replicas.js';
 export { BACKLOG_TIMER, DEFAULT_TICK_MS, TICK_TIMER, routerTotals } from './router-reports.js';
@@ -56,7 +55,7 @@ function validate(config: RouterConfig): RouterSettings {
   const tickMs = config.tickMs ?? DEFAULT_TICK_MS;
   const resyncTimeoutMs = config.resyncTimeoutMs ?? DEFAULT_RESYNC_TIMEOUT_MS;
   if (config.dataplaneId === '') throw new RangeError('router: dataplaneId must be non-empty, got ""');
-  if (!LOAD_BALANCING_POLICIES.includes(config.policy)) throw new RangeError(`router: policy must be one of ${LOAD_BALANCING_POLICIES.join(', ')}, got ${JSON.stringify(config.policy)}`);
+  if (!(LOAD_BALANCING_POLICIES as readonly string[]).includes(config.policy)) throw new RangeError(`router: policy must be one of ${LOAD_BALANCING_POLICIES.join(', ')}, got ${JSON.stringify(config.policy)}`);
   if (!(tickMs > 0) || !Number.isFinite(tickMs)) throw new RangeError(`router: tickMs must be a positive number of ms, got ${tickMs}`);
   if (!(resyncTimeoutMs > 0) || !Number.isFinite(resyncTimeoutMs)) {
     throw new RangeError(`router: resyncTimeoutMs must be a positive number of ms, got ${resyncTimeoutMs}`);

@@ -13,7 +13,7 @@
 // any live node could ever hold a sandbox (runtime, capacity when empty), so that a function nothing can run is
 // refused then, not left to fail at every creation.
 
-import { assertNever, type ActorKind, type Effect, type Step, type StepContext } from './actor.js';
+import { assertNever, type ActorError, type ActorKind, type Effect, type Step, type StepContext } from './actor.js';
 import type { SandboxRuntimeKind } from './function-spec.js';
 import {
   functionAddress,
@@ -239,7 +239,7 @@ function register(w: Work, message: Extract<SchedulerMessage, { type: 'sch.regis
 
 function place(w: Work, functionName: string, request: SandboxRequest, sandboxIds: readonly string[]): void {
   if (!(Number.isFinite(request.cpuMilli) && request.cpuMilli >= 0 && Number.isFinite(request.memoryMiB) && request.memoryMiB >= 0)) {
-    const error = { code: 'BAD_REQUEST', message: `sandbox request must have cpuMilli >= 0 millicores and memoryMiB >= 0 MiB, got ${JSON.stringify(request)}` };
+    const error: ActorError = { code: 'BAD_REQUEST', message: `sandbox request must have cpuMilli >= 0 millicores and memoryMiB >= 0 MiB, got ${JSON.stringify(request)}` };
     if (w.ctx.replyTo) w.effects.push({ type: 'fail', to: w.ctx.replyTo, error });
     return;
   }

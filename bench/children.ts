@@ -77,6 +77,8 @@ export interface LoadSpec {
   /** Requests due in this first period are sent but not recorded, ms. */
   readonly warmupMs: number;
   readonly connections: number;
+  /** WebSocket mode: `path` is upgraded and every request is one /ws call of this function. */
+  readonly websocketFunction?: string;
 }
 
 /** Its JSON line. Latencies run from each request's due time. */
@@ -112,6 +114,7 @@ export async function compileLoadgen(dir: string, bench: string): Promise<string
 
 export async function loadgen(binary: string, spec: LoadSpec): Promise<LoadResult> {
   const args = [spec.port, spec.path, spec.rate, spec.durationMs, spec.warmupMs, spec.connections].map(String);
+  if (spec.websocketFunction !== undefined) args.push(`ws:${spec.websocketFunction}`);
   const out = await collect(spawn(binary, args), 'loadgen');
   return JSON.parse(out.trim()) as LoadResult;
 }

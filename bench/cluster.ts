@@ -82,6 +82,9 @@ export async function deployPinned(cluster: BenchCluster, name: string, runtime:
     const view = await cluster.plane.getFunction(name);
     return view.ok && view.value.status?.ready === sandboxes ? true : undefined;
   }, 30_000);
+  // Ready at the control plane is not yet routed by the data plane (the endpoint set travels after it, later on a
+  // loaded machine): a request sent in between waits for it and is flagged a cold start. Wait for a warm answer.
+  await until(`a warm answer from ${name}`, async () => ((await post(cluster.port, `/invoke/${name}`, '')).headers['x-dirigent-cold-start'] === 'false' ? true : undefined), 10_000);
 }
 
 /** Sandbox ids of a function, sorted: equal before and after a run means no sandbox was created during it. */

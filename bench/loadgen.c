@@ -12,8 +12,14 @@
 // `lateReleases` counts recorded requests the loop itself released more than 1 ms after they were due: the
 // generator's own share of the tail (0.1-1 % of requests on this machine, against the bare server too).
 //
+// WebSocket mode (bench/latency.ts): with a seventh argument `ws:FUNCTION`, every connection is upgraded at PATH
+// (RFC 6455 handshake, blocking, when it opens) and a request is one masked text frame
+// `{"id":1,"function":"FUNCTION"}`, the data plane's /ws API; its answer is the next whole frame. Same pacing and
+// accounting as HTTP: one request at a time per connection. A reply with `"error"` or a `"status"` other than 200
+// counts as an error; the bare server echoes the request (no status), which counts as answered.
+//
 // Build: cc -O2 -o loadgen bench/loadgen.c   (bench/children.ts does this)
-// Usage: loadgen PORT PATH RATE DURATION_MS WARMUP_MS CONNECTIONS   -> one JSON line on stdout.
+// Usage: loadgen PORT PATH RATE DURATION_MS WARMUP_MS CONNECTIONS [ws:FUNCTION]   -> one JSON line on stdout.
 //   Requests due in the first WARMUP_MS are sent but not recorded; then DURATION_MS are recorded.
 #define _GNU_SOURCE
 #include <errno.h>
@@ -66,6 +72,8 @@ static int port;
 static char request[1024];
 static size_t request_length;
 static int epoll_fd;
+static int websocket;               // 1: WebSocket mode
+static const char *ws_path;
 
 static int64_t now_ns(void) {
   struct timespec t;
@@ -78,6 +86,28 @@ static void fail(const char *what) {
   exit(1);
 }
 
+/** The RFC 6455 handshake on a blocking socket; a fixed key (loopback: no proxy cache to protect). */
+static void upgrade(int fd) {
+  char head[1024];
+  int n = snprintf(head, sizeof head,
+                   "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                   ws_path, port);
+  if (write(fd, head, (size_t)n) != n) fail("write (WebSocket handshake)");
+  size_t got = 0;
+  // Byte by byte up to the blank line, so that no frame after it is consumed here (none is sent before a request).
+  while (got < sizeof head - 1) {
+    ssize_t r = read(fd, head + got, 1);
+    if (r <= 0) fail("read (WebSocket handshake)");
+    got++;
+    if (got >= 4 && memcmp(head + got - 4, "\r\n\r\n", 4) == 0) break;
+  }
+  if (got < 12 || memcmp(head, "HTTP/1.1 101", 12) != 0) {
+    errno = EPROTO;
+    fail("WebSocket handshake refused");
+  }
+}
+
 static void open_conn(conn_t *c) {
   c->fd = socket(AF_INET, SOCK_STREAM, 0);
   if (c->fd < 0) fail("socket");
@@ -86,6 +116,7 @@ static void open_conn(conn_t *c) {
   if (connect(c->fd, (struct sockaddr *)&addr, sizeof addr) != 0) fail("connect");
   int one = 1;
   setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (websocket) upgrade(c->fd);
   fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK);
   struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
   if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, c->fd, &ev) != 0) fail("epoll_ctl");
@@ -138,8 +169,8 @@ static double percentile_ms(const int64_t *sorted, int64_t n, double q) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 7) {
-    fprintf(stderr, "usage: loadgen PORT PATH RATE DURATION_MS WARMUP_MS CONNECTIONS\n");
+  if (argc != 7 && !(argc == 8 && strncmp(argv[7], "ws:", 3) == 0 && strlen(argv[7]) < 90)) {
+    fprintf(stderr, "usage: loadgen PORT PATH RATE DURATION_MS WARMUP_MS CONNECTIONS [ws:FUNCTION]\n");
     return 2;
   }
   port = atoi(argv[1]);
@@ -152,8 +183,22 @@ int main(int argc, char **argv) {
     fprintf(stderr, "loadgen: bad arguments\n");
     return 2;
   }
-  request_length = (size_t)snprintf(request, sizeof request,
-                                    "POST %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Length: 0\r\n\r\n", path, port);
+  if (argc == 8) {
+    websocket = 1;
+    ws_path = path;
+    char payload[256];
+    int n = snprintf(payload, sizeof payload, "{\"id\":1,\"function\":\"%s\"}", argv[7] + 3);
+    // A masked text frame (client frames must be masked); key 0x01020304.
+    const unsigned char key[4] = {1, 2, 3, 4};
+    request[0] = (char)0x81;
+    request[1] = (char)(0x80 | n);
+    memcpy(request + 2, key, 4);
+    for (int i = 0; i < n; i++) request[6 + i] = (char)(payload[i] ^ key[i & 3]);
+    request_length = (size_t)(6 + n);
+  } else {
+    request_length = (size_t)snprintf(request, sizeof request,
+                                      "POST %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Length: 0\r\n\r\n", path, port);
+  }
 
   signal(SIGPIPE, SIG_IGN);  // a write to a closed connection fails with EPIPE instead
   epoll_fd = epoll_create1(0);
@@ -214,6 +259,38 @@ int main(int argc, char **argv) {
         continue;
       }
       c->length += (size_t)got;
+      if (websocket) {
+        if (c->length < 2) continue;
+        size_t header_bytes = 2, payload = (unsigned char)c->buffer[1] & 0x7f;
+        if (payload == 126) {
+          if (c->length < 4) continue;
+          header_bytes = 4;
+          payload = ((size_t)(unsigned char)c->buffer[2] << 8) | (unsigned char)c->buffer[3];
+        } else if (payload == 127) {
+          fail("WebSocket reply too large");
+        }
+        size_t whole = header_bytes + payload;
+        if (whole > BUFFER_BYTES) fail("WebSocket reply larger than the buffer");
+        if (c->length < whole) continue;
+        int64_t finished = now_ns();
+        const char *body = c->buffer + header_bytes;
+        const char *status = memmem(body, payload, "\"status\":", 9);
+        int failed = memmem(body, payload, "\"error\"", 7) != NULL || (status && strncmp(status + 9, "200", 3) != 0);
+        const char *cold = memmem(body, payload, "\"x-dirigent-cold-start\":\"", 25);
+        if (c->record) {
+          latencies[measured++] = finished - c->due;
+          answered++;
+          if (failed) errors++;
+          if (cold && cold[25] == 't') cold_starts++;
+          else if (cold && cold[25] == 'f') warm++;
+        }
+        done++;
+        if (c->length != whole) fail("bytes after a WebSocket reply");
+        c->length = 0;
+        c->busy = 0;
+        ring_push(&idle, c);
+        continue;
+      }
       char *end = memmem(c->buffer, c->length, "\r\n\r\n", 4);
       if (!end) {
         if (c->length == BUFFER_BYTES) fail("response head larger than the buffer");

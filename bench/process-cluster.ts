@@ -14,6 +14,8 @@ export interface ProcessClusterOptions {
   readonly slots: number;
   /** Creation latency of a simulated sandbox, ms. */
   readonly simulatedLatencyMs?: number;
+  /** The worker's `--pool` (started sandboxes per memory class, e.g. `16:2`); absent: the worker's default. */
+  readonly pool?: string;
   readonly onOutput: (line: string) => void;
 }
 
@@ -39,6 +41,7 @@ export async function startProcessCluster(options: ProcessClusterOptions): Promi
     const common = ['--control-plane', String(cp.ready.cluster), '--host', '127.0.0.1'];
     const worker = ['worker', '--runtime', options.runtime, '--nodes', String(options.nodes), '--slots', String(options.slots), '--cpu', '1000000', '--memory', '1000000'];
     if (options.simulatedLatencyMs !== undefined) worker.push('--simulated-latency-ms', String(options.simulatedLatencyMs));
+    if (options.pool !== undefined) worker.push('--pool', options.pool);
     const [dp, w] = await Promise.all([
       startChild('dp1', ['data-plane', '--invoke-port', '0', '--compat-port', '0', '--data-dir', dir, ...common], token, options.onOutput, 60_000),
       startChild('w1', [...worker, ...common], token, options.onOutput, 60_000),

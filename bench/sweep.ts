@@ -8,7 +8,10 @@
 //
 // Environment: SWEEP_RUNTIMES (simulated,thread), SWEEP_RATES_SIMULATED (1,10,100,500,1000,2500,5000),
 // SWEEP_RATES_THREAD (1,5,10,20,40), SWEEP_SECONDS (5: calls per rate = rate x seconds, at least 20),
-// SWEEP_NODES (10), SWEEP_CREATION_MS (0: creation latency of a simulated sandbox), SWEEP_OUT_DIR.
+// SWEEP_NODES (10), SWEEP_CREATION_MS (0: creation latency of a simulated sandbox), SWEEP_OUT_DIR, SWEEP_POOL (the
+// thread worker's `--pool`, default `16:2`: two started sandboxes per worker shard in the 16 MiB class that the
+// loader's registration asks for, `requested_memory=16`; the worker's own default class, 128 MiB, would never be
+// used; `0` disables the pool, for the fresh baseline).
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +24,9 @@ import { startProcessCluster, type ProcessCluster } from './process-cluster.js';
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const EMPTY_IMAGE = 'docker.io/cvetkovic/dirigent_empty_function:latest';
+/** The loader's `requested_memory` for every function here, MiB; the thread worker's pool class by default. */
+const REQUESTED_MEMORY_MIB = 16;
+const POOL = process.env.SWEEP_POOL ?? `${REQUESTED_MEMORY_MIB}:2`;
 const MIN_CALLS = 20;
 /** p99 above this, or any failure, and the rate is past what the system carries, ms. */
 const BOUND_MS = 1000;
@@ -70,7 +76,7 @@ async function registerAll(cluster: ProcessCluster, names: readonly string[]): P
         ['port_forwarding', '80'],
         ['port_forwarding', 'tcp'],
         ['requested_cpu', '10'],
-        ['requested_memory', '16'],
+        ['requested_memory', String(REQUESTED_MEMORY_MIB)],
         ['scaling_upper_bound', '1'],
         ['scaling_lower_bound', '0'],
         ['cold_start_sweep', 'true'],
@@ -85,7 +91,7 @@ async function registerAll(cluster: ProcessCluster, names: readonly string[]): P
 
 async function sweepPoint(runtime: 'simulated' | 'thread', rate: number, seconds: number, nodes: number): Promise<SweepPoint> {
   const calls = Math.max(MIN_CALLS, Math.round(rate * seconds));
-  const cluster = await startProcessCluster({ runtime, nodes, slots: Math.ceil(calls / nodes) + 100, simulatedLatencyMs: creationMs(), onOutput: () => undefined });
+  const cluster = await startProcessCluster({ runtime, nodes, slots: Math.ceil(calls / nodes) + 100, simulatedLatencyMs: creationMs(), ...(runtime === 'thread' ? { pool: POOL } : {}), onOutput: () => undefined });
   try {
     const names = Array.from({ length: calls }, (_, i) => `s${i}`);
     const registering = performance.now();
@@ -151,7 +157,7 @@ async function main(): Promise<void> {
     const carried = points.filter((p) => p.failed === 0 && p.warm === 0 && p.p99Ms < BOUND_MS);
     const maxRateP99Under1s = carried.length === 0 ? 0 : Math.max(...carried.map((p) => p.rate));
     series.push({ label: `${runtime} p50`, points: points.filter((p) => p.failed < p.calls).map((p) => [p.rate, p.p50Ms] as const) }, { label: `${runtime} p99`, points: points.filter((p) => p.failed < p.calls).map((p) => [p.rate, p.p99Ms] as const) });
-    process.stdout.write(`${JSON.stringify({ bench: 'sweep', runtime, maxRateP99Under1s, points, seconds, nodes, creationMs: runtime === 'simulated' ? creationMs() : null, cores: availableParallelism(), busyCoresBefore: busyBefore, dirigentContainerdSaturatesPerS: 150 })}\n`);
+    process.stdout.write(`${JSON.stringify({ bench: 'sweep', runtime, maxRateP99Under1s, points, seconds, nodes, creationMs: runtime === 'simulated' ? creationMs() : null, pool: runtime === 'thread' ? POOL : null, cores: availableParallelism(), busyCoresBefore: busyBefore, dirigentContainerdSaturatesPerS: 150 })}\n`);
   }
   for (const p of [PUBLISHED.dirigent, PUBLISHED.knative]) series.push({ label: `${p.label} p50`, points: p.p50, dashed: true }, { label: `${p.label} p99`, points: p.p99, dashed: true });
   const plot = join(outDir, 'cold-start-sweep.svg');

@@ -1,14 +1,18 @@
 // A small client of the admin API and the invocation endpoint, used by the CLI and the tests.
 import type { SandboxLogLine } from '../actors/sandbox-logs.js';
 import { lineSplitter } from './sandbox/runtime.js';
+import { DirigentError, isErrorCode, type ErrorCode } from '../actors/errors.js';
 
-export class AdminError extends Error {
+/** A failure with the HTTP status it is (or was) answered with; 0: no HTTP answer at all. */
+export class AdminError extends DirigentError {
+  override name = 'AdminError';
   constructor(
     readonly status: number,
-    readonly code: string,
+    code: ErrorCode,
     message: string,
+    options?: { readonly cause?: unknown },
   ) {
-    super(message);
+    super(code, message, options);
   }
 }
 
@@ -50,7 +54,7 @@ export class AdminClient {
     }
     if (!response.ok) {
       const error = (parsed as { error?: { code?: string; message?: string } } | undefined)?.error;
-      throw new AdminError(response.status, error?.code ?? 'HTTP_ERROR', error?.message ?? `${response.status} ${text}`);
+      throw new AdminError(response.status, isErrorCode(error?.code) ? error.code : 'HTTP_ERROR', error?.message ?? `${response.status} ${text}`);
     }
     return parsed as T;
   }
@@ -100,7 +104,7 @@ export class AdminClient {
     const lines = lineSplitter((text) => {
       if (text === '' || failure !== undefined) return;
       const parsed = JSON.parse(text) as SandboxLogLine | { error: { code: string; message: string } };
-      if ('error' in parsed) failure = new AdminError(200, parsed.error.code, parsed.error.message);
+      if ('error' in parsed) failure = new AdminError(200, isErrorCode(parsed.error.code) ? parsed.error.code : 'HTTP_ERROR', parsed.error.message);
       else onLine(parsed);
     });
     const decoder = new TextDecoder();

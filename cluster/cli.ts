@@ -26,6 +26,8 @@ import {
   WATCH_INTERVAL_MS,
   type CliValues,
 } from './flags.js';
+import { DEFAULT_ADMIN_URL, DEFAULT_INVOKE_URL, ENV } from '../actors/settings.js';
+import { onStopSignal } from './signals.js';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -33,7 +35,7 @@ function version(): string {
 }
 
 function admin(values: CliValues): AdminClient {
-  return new AdminClient({ adminUrl: values.admin ?? process.env.DIRIGENT_ADMIN ?? 'http://127.0.0.1:9091', adminToken: values['admin-token'] ?? process.env.DIRIGENT_ADMIN_TOKEN });
+  return new AdminClient({ adminUrl: values.admin ?? process.env[ENV.admin] ?? DEFAULT_ADMIN_URL, adminToken: values['admin-token'] ?? process.env[ENV.adminToken] });
 }
 
 function print(values: CliValues, data: unknown, human: () => string): void {
@@ -48,16 +50,8 @@ function scaleLine(view: FunctionViewJson): string {
 /** Resolves at the first Ctrl-C (or SIGTERM): how `logs --follow` and `ls --watch` end, with exit code 0. */
 function interrupted(): { readonly signal: AbortSignal; dispose(): void } {
   const controller = new AbortController();
-  const stop = () => controller.abort();
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
-  return {
-    signal: controller.signal,
-    dispose: () => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-    },
-  };
+  const dispose = onStopSignal(() => controller.abort());
+  return { signal: controller.signal, dispose };
 }
 
 /** `v<version> <state>` (padded), for ls. */
@@ -195,7 +189,7 @@ function progressLine(values: CliValues): (text: string | undefined) => void {
 }
 
 async function invoke(name: string, values: CliValues): Promise<void> {
-  const url = `${values.url ?? process.env.DIRIGENT_URL ?? 'http://127.0.0.1:8080'}/invoke/${encodeURIComponent(name)}`;
+  const url = `${values.url ?? process.env[ENV.url] ?? DEFAULT_INVOKE_URL}/invoke/${encodeURIComponent(name)}`;
   const started = performance.now();
   let response: Response;
   try {
@@ -498,7 +492,7 @@ main(argv).catch((error: unknown) => {
     process.stderr.write(`${JSON.stringify({ error: { code: errorCode(error), message } })}\n`);
   } else if (error instanceof AdminError) {
     process.stderr.write(`dirigent: ${message}${error.status ? ` (HTTP ${error.status}, ${error.code})` : ''}\n`);
-  } else if (error instanceof Error && !(error instanceof UsageError) && process.env.DIRIGENT_LOG === 'debug' && error.stack) {
+  } else if (error instanceof Error && !(error instanceof UsageError) && process.env[ENV.log] === 'debug' && error.stack) {
     // Anything else (a role that could not start, a bug): its message for a person, the stack on request.
     process.stderr.write(`dirigent: ${error.stack}\n`);
   } else {

@@ -14,13 +14,14 @@ import { freePort } from '../runtime/net.js';
 import { startEtcd, type EtcdProcess } from './etcd-process.js';
 import { intFlag, type CliValues } from './flags.js';
 import { runUntilStopped, startChild, stopChild, workerRuntimeFlag, type Child } from './launcher.js';
+import { DEFAULT_HOST, DEFAULT_RUNTIME_KIND, DISTRIBUTED, PORTS, type RuntimeKind } from '../actors/settings.js';
 
 export interface DistributedClusterConfig {
   readonly host?: string;
   readonly controlPlanes?: number;
   readonly dataPlanes?: number;
   readonly workers?: number;
-  readonly runtime?: 'thread' | 'process' | 'simulated';
+  readonly runtime?: RuntimeKind;
   readonly dataDir: string;
   readonly token?: string;
   /** Client URL of a running etcd; absent: one is started from PATH, its data under `dataDir`. */
@@ -50,7 +51,7 @@ export interface ClusterProcess {
 const RESTART_DELAY_MS = 1000;
 /** Bound on one readiness probe, ms. */
 const PROBE_MS = 500;
-const BASE = { admin: 9091, cluster: 9190, invoke: 8080 } as const;
+const BASE = { admin: PORTS.admin, cluster: DISTRIBUTED.clusterPortBase, invoke: PORTS.invoke } as const;
 
 export class DistributedCluster {
   private stopping = false;
@@ -65,7 +66,7 @@ export class DistributedCluster {
   ) {}
 
   static async start(config: DistributedClusterConfig): Promise<DistributedCluster> {
-    const host = config.host ?? '127.0.0.1';
+    const host = config.host ?? DEFAULT_HOST;
     const token = config.token ?? randomBytes(18).toString('base64url');
     const dataDir = resolve(config.dataDir);
     mkdirSync(dataDir, { recursive: true });
@@ -73,7 +74,7 @@ export class DistributedCluster {
     const etcd = config.etcd === undefined ? await startEtcd({ dataDir: join(dataDir, 'etcd'), onOutput: (line) => onOutput(`[etcd] ${line}`) }) : undefined;
     const etcdEndpoint = config.etcd ?? etcd!.endpoint;
     const port = async (base: number, i: number) => (config.ports === 'free' ? freePort(host) : base + i);
-    const controlPlanes = config.controlPlanes ?? 3;
+    const controlPlanes = config.controlPlanes ?? DISTRIBUTED.controlPlaneReplicas;
     const replicas: { name: string; args: string[] }[] = [];
     for (let i = 0; i < controlPlanes; i++) {
       const name = `cp${i + 1}`;
@@ -82,11 +83,11 @@ export class DistributedCluster {
     }
     const clusterAddresses = replicas.map(({ args }) => `${host}:${args[args.indexOf('--cluster-port') + 1]}`).join(',');
     const dataplanes: { name: string; args: string[] }[] = [];
-    for (let i = 0; i < (config.dataPlanes ?? 2); i++) {
+    for (let i = 0; i < (config.dataPlanes ?? DISTRIBUTED.dataPlanes); i++) {
       const name = `dp${i + 1}`;
       dataplanes.push({ name, args: ['data-plane', '--id', name, '--host', host, '--control-plane', clusterAddresses, '--invoke-port', String(await port(BASE.invoke, 2 * i)), '--compat-port', String(await port(BASE.invoke + 1, 2 * i)), '--data-dir', join(dataDir, name), ...(config.extraArgs?.['data-plane'] ?? [])] });
     }
-    const workers = Array.from({ length: config.workers ?? 3 }, (_, i) => ({ name: `w${i + 1}`, args: ['worker', '--id', `w${i + 1}`, '--host', host, '--control-plane', clusterAddresses, '--runtime', config.runtime ?? 'thread', ...(config.extraArgs?.worker ?? [])] }));
+    const workers = Array.from({ length: config.workers ?? DISTRIBUTED.workers }, (_, i) => ({ name: `w${i + 1}`, args: ['worker', '--id', `w${i + 1}`, '--host', host, '--control-plane', clusterAddresses, '--runtime', config.runtime ?? DEFAULT_RUNTIME_KIND, ...(config.extraArgs?.worker ?? [])] }));
 
     const cluster = new DistributedCluster(token, etcdEndpoint, etcd, [], config);
     try {
@@ -200,9 +201,9 @@ export async function startDistributedCluster(values: CliValues): Promise<void> 
   const started = performance.now();
   const cluster = await DistributedCluster.start({
     host: values.host ?? '127.0.0.1',
-    controlPlanes: intFlag(values, 'control-planes', 'replicas', 1, 9) ?? 3,
-    dataPlanes: intFlag(values, 'data-planes', 'data planes', 1, 8) ?? 2,
-    workers: intFlag(values, 'workers', 'workers', 1, 64) ?? 3,
+    controlPlanes: intFlag(values, 'control-planes', 'replicas', 1, 9) ?? DISTRIBUTED.controlPlaneReplicas,
+    dataPlanes: intFlag(values, 'data-planes', 'data planes', 1, 8) ?? DISTRIBUTED.dataPlanes,
+    workers: intFlag(values, 'workers', 'workers', 1, 64) ?? DISTRIBUTED.workers,
     runtime,
     dataDir: values['data-dir'] ?? '.dirigent-cluster',
     token: values.token ?? process.env.DIRIGENT_TOKEN,

@@ -6,6 +6,7 @@
 // failed) and backs off only after a whole round failed. A welcome with a term lower than one already seen
 // comes from a deposed leader: it is dropped and the next address tried.
 import type { Address } from '../actors/actor.js';
+import { DirigentError } from '../actors/errors.js';
 import { connectFrames, type FrameConnection, type Welcome } from '../runtime/frames.js';
 import type { ActorRuntime, LogLevel } from '../runtime/index.js';
 import { ClusterTransport } from '../runtime/transport.js';
@@ -42,14 +43,14 @@ const MIN_RETRY_MS = 50;
 /** `a:1,b:2` -> the addresses, each checked. */
 export function parseAddressList(text: string): { host: string; port: number }[] {
   const addresses = text.split(',').map((part) => part.trim()).filter(Boolean);
-  if (addresses.length === 0) throw Object.assign(new Error(`expected host:port[,host:port...], got ${JSON.stringify(text)}`), { code: 'BAD_ADDRESS' });
+  if (addresses.length === 0) throw new DirigentError('BAD_ADDRESS', `expected host:port[,host:port...], got ${JSON.stringify(text)}`);
   return addresses.map(parseHostPort);
 }
 
 export function parseHostPort(text: string): { host: string; port: number } {
   const match = /^(.+):(\d{1,5})$/.exec(text);
   const port = match ? Number(match[2]) : NaN;
-  if (!match || port < 1 || port > 65535) throw Object.assign(new Error(`expected host:port, got ${JSON.stringify(text)}`), { code: 'BAD_ADDRESS' });
+  if (!match || port < 1 || port > 65535) throw new DirigentError('BAD_ADDRESS', `expected host:port, got ${JSON.stringify(text)}`);
   return { host: match[1]!, port };
 }
 
@@ -86,7 +87,7 @@ export class ControlPlaneLink {
   /** Resolves after the first successful connection, or rejects after `timeoutMs` without one. */
   start(timeoutMs = 10_000): Promise<void> {
     return new Promise((resolve, reject) => {
-      const deadline = setTimeout(() => reject(Object.assign(new Error(`could not reach a control plane at ${this.options.controlPlane} within ${timeoutMs} ms`), { code: 'CONTROL_PLANE_UNREACHABLE' })), timeoutMs);
+      const deadline = setTimeout(() => reject(new DirigentError('CONTROL_PLANE_UNREACHABLE', `could not reach a control plane at ${this.options.controlPlane} within ${timeoutMs} ms`)), timeoutMs);
       this.attempt(() => {
         clearTimeout(deadline);
         resolve();

@@ -9,6 +9,22 @@ import { parse as parseShellWords } from 'shell-quote';
 import { ENV_NAME, FUNCTION_SPEC_LIMITS, SCALING_LIMITS, type IntRange } from '../actors/function-spec.js';
 import { LOG_TAIL_LIMIT } from '../actors/sandbox-logs.js';
 import { EXPERIMENT_COMMANDS, EXPERIMENT_FLAG_TYPES } from './experiments/commands.js';
+import { DirigentError } from '../actors/errors.js';
+import {
+  DEFAULT_ADMIN_URL,
+  DEFAULT_CONTROL_PLANE,
+  DEFAULT_DATA_DIR,
+  DEFAULT_HOST,
+  DEFAULT_INVOKE_URL,
+  DEFAULT_LOAD_BALANCING_POLICY,
+  DEFAULT_RUNTIME_KIND,
+  DEFAULT_UP_WORKERS,
+  DISTRIBUTED,
+  ENV,
+  LOAD_BALANCING_POLICIES,
+  PORTS,
+  RUNTIME_KINDS,
+} from '../actors/settings.js';
 
 /** Every flag any command takes: one name has one type everywhere. */
 const FLAG_TYPES = {
@@ -74,6 +90,9 @@ export type CliValues = { -readonly [K in FlagName]?: FlagValue<(typeof FLAG_TYP
 /** A value placeholder (empty for a boolean flag) and what the flag does. */
 type FlagHelp = readonly [placeholder: string, help: string];
 
+/** `a, b or c`. */
+const orList = (items: readonly string[]): string => (items.length < 2 ? items.join('') : `${items.slice(0, -1).join(', ')} or ${items.at(-1)}`);
+
 export interface CommandDef {
   readonly group: 'Cluster' | 'Functions' | 'Experiments';
   /** After `dirigent `, e.g. `deploy <name> [flags]`. */
@@ -112,14 +131,14 @@ const intHelp = (flag: (typeof DEPLOY_INT_FLAGS)[number]['flag'], what: string):
   return ['N', `${what}: ${range(def.range)}`];
 };
 
-const CONTROL_PLANE_ADDRESS: FlagHelp = ['<host:port>[,...]', 'every control-plane replica\'s cluster listener (default 127.0.0.1:9090)'];
+const CONTROL_PLANE_ADDRESS: FlagHelp = ['<host:port>[,...]', `every control-plane replica's cluster listener (default ${DEFAULT_CONTROL_PLANE})`];
 const POOL: FlagHelp = ['N|<MiB>:N[,...]', 'started generic sandboxes kept per memory class: N of the default 128 MiB class, or per class (default 2; 0: none)'];
 const POOL_MEMORY: FlagHelp = ['N', 'most idle memory the pool holds, MiB, taken off the node capacity (default 256)'];
-const TOKEN: FlagHelp = ['<token>', 'cluster token, at least 8 characters (or DIRIGENT_TOKEN)'];
+const TOKEN: FlagHelp = ['<token>', `cluster token, at least 8 characters (or ${ENV.token})`];
 const SHARDS: FlagHelp = ['N', 'actor shard threads (default: one per core)'];
 const DRY_RUN: FlagHelp = ['', 'validate the flags, print the resolved config and exit'];
 const ADVERTISE: FlagHelp = ['<host>', 'the host the others reach it at (default: --host; the hostname when --host is 0.0.0.0)'];
-const LEASE_TTL: FlagHelp = ['N', 'leader lease with etcd, 2..60 s (default 2)'];
+const LEASE_TTL: FlagHelp = ['N', `leader lease with etcd, ${DISTRIBUTED.leaseTtlS.min}..${DISTRIBUTED.leaseTtlS.max} s (default ${DISTRIBUTED.leaseTtlS.default})`];
 
 export const COMMANDS = {
   up: {
@@ -130,16 +149,17 @@ export const COMMANDS = {
     args: [0, 0],
     client: false,
     flags: {
-      host: ['<addr>', 'interface to listen on (default 127.0.0.1)'],
-      'admin-port': ['N', 'admin API port (default 9091)'],
-      'invoke-port': ['N', 'invocation port (default 8080)'],
-      'compat-port': ['N', "Dirigent-compatibility port: HTTP/1.1 and h2c (default 8081)"],
-      'data-dir': ['<dir>', 'where desired state and async jobs live (default .dirigent)'],
-      workers: ['N', 'worker processes, 1..64 (default 2)'],
-      runtime: ['thread|process|simulated', 'what the workers run (default thread)'],
+      host: ['<addr>', `interface to listen on (default ${DEFAULT_HOST})`],
+      'admin-port': ['N', `admin API port (default ${PORTS.admin})`],
+      'invoke-port': ['N', `invocation port (default ${PORTS.invoke})`],
+      'compat-port': ['N', `Dirigent-compatibility port: HTTP/1.1 and h2c (default ${PORTS.compat})`],
+      'data-dir': ['<dir>', `where desired state and async jobs live (default ${DEFAULT_DATA_DIR})`],
+      workers: ['N', `worker processes, 1..64 (default ${DEFAULT_UP_WORKERS})`],
+      runtime: [RUNTIME_KINDS.join('|'), `what the workers run (default ${DEFAULT_RUNTIME_KIND})`],
       pool: POOL,
       'pool-memory-mib': POOL_MEMORY,
       token: TOKEN,
+      'admin-token': ['<token>', "changes through the admin API and the console's actions need it (or DIRIGENT_ADMIN_TOKEN); without one the console is read-only"],
       json: ['', 'print the addresses as one JSON line'],
     },
   },
@@ -151,11 +171,11 @@ export const COMMANDS = {
     args: [0, 0],
     client: false,
     flags: {
-      'control-planes': ['N', 'control-plane replicas, 1..9 (default 3)'],
-      'data-planes': ['N', 'data planes, 1..8 (default 2)'],
-      workers: ['N', 'worker processes, 1..64 (default 3)'],
-      runtime: ['thread|process|simulated', 'what the workers run (default thread)'],
-      host: ['<addr>', 'interface to listen on (default 127.0.0.1)'],
+      'control-planes': ['N', `control-plane replicas, 1..9 (default ${DISTRIBUTED.controlPlaneReplicas})`],
+      'data-planes': ['N', `data planes, 1..8 (default ${DISTRIBUTED.dataPlanes})`],
+      workers: ['N', `worker processes, 1..64 (default ${DISTRIBUTED.workers})`],
+      runtime: [RUNTIME_KINDS.join('|'), `what the workers run (default ${DEFAULT_RUNTIME_KIND})`],
+      host: ['<addr>', `interface to listen on (default ${DEFAULT_HOST})`],
       'data-dir': ['<dir>', 'default .dirigent-cluster'],
       'lease-ttl-s': LEASE_TTL,
       store: ['etcd:<url>', 'an etcd that runs already, instead of starting one'],
@@ -171,13 +191,13 @@ export const COMMANDS = {
     client: false,
     flags: {
       id: ['<id>', 'replica id (default cp1)'],
-      host: ['<addr>', 'interface to listen on (default 127.0.0.1)'],
+      host: ['<addr>', `interface to listen on (default ${DEFAULT_HOST})`],
       advertise: ADVERTISE,
-      'cluster-port': ['N', 'where workers and data planes connect (default 9090)'],
-      'admin-port': ['N', 'admin API port (default 9091)'],
+      'cluster-port': ['N', `where workers and data planes connect (default ${PORTS.cluster})`],
+      'admin-port': ['N', `admin API port (default ${PORTS.admin})`],
       'admin-token': ['<token>', 'changes through the admin API need it'],
       store: ['memory|file:<dir>|etcd:<url>[,<url>]', 'desired-state store (default file:<data-dir>/store); etcd elects a leader among replicas'],
-      'data-dir': ['<dir>', 'default .dirigent'],
+      'data-dir': ['<dir>', `default ${DEFAULT_DATA_DIR}`],
       'lease-ttl-s': LEASE_TTL,
       'reconstruct-timeout-ms': ['N', 'how long a new leader waits for the workers to list their sandboxes, 0..600000 ms'],
       'heartbeat-timeout-ms': ['N', 'a node silent for this long is dead, 100..3600000 ms (default 15000)'],
@@ -196,12 +216,12 @@ export const COMMANDS = {
     flags: {
       id: ['<id>', 'data plane id (default dp1)'],
       'control-plane': CONTROL_PLANE_ADDRESS,
-      host: ['<addr>', 'interface to listen on (default 127.0.0.1)'],
+      host: ['<addr>', `interface to listen on (default ${DEFAULT_HOST})`],
       advertise: ADVERTISE,
-      'invoke-port': ['N', 'invocation port (default 8080)'],
-      'compat-port': ['N', 'Dirigent-compatibility port (default 8081)'],
-      'data-dir': ['<dir>', 'where async jobs live (default .dirigent)'],
-      policy: ['<load balancing>', 'least-in-flight (default), random, round-robin or power-of-two'],
+      'invoke-port': ['N', `invocation port (default ${PORTS.invoke})`],
+      'compat-port': ['N', `Dirigent-compatibility port (default ${PORTS.compat})`],
+      'data-dir': ['<dir>', `where async jobs live (default ${DEFAULT_DATA_DIR})`],
+      policy: ['<load balancing>', orList(LOAD_BALANCING_POLICIES.map((p) => (p === DEFAULT_LOAD_BALANCING_POLICY ? `${p} (default)` : p)))],
       token: TOKEN,
       shards: SHARDS,
       'dry-run': DRY_RUN,
@@ -216,9 +236,9 @@ export const COMMANDS = {
     flags: {
       id: ['<id>', 'worker id, the node id (default w1; listening on 0.0.0.0 or ::, the advertised host)'],
       'control-plane': CONTROL_PLANE_ADDRESS,
-      host: ['<addr>', 'interface its invocation servers listen on (default 127.0.0.1)'],
+      host: ['<addr>', `interface its invocation servers listen on (default ${DEFAULT_HOST})`],
       advertise: ['<host>', 'where data planes reach its sandboxes (default: --host; the hostname when --host is 0.0.0.0)'],
-      runtime: ['thread|process|simulated', 'sandbox runtime (default thread)'],
+      runtime: [RUNTIME_KINDS.join('|'), `sandbox runtime (default ${DEFAULT_RUNTIME_KIND})`],
       nodes: ['N', 'node actors to simulate, 1..10000 (default 1)'],
       cpu: ['N', 'capacity per node, millicores (default: 1000 per core)'],
       memory: ['N', 'capacity per node, MiB (default: half the memory)'],
@@ -250,7 +270,7 @@ export const COMMANDS = {
       module: ['<file>', 'an ES module exporting handler(request) (thread runtime)'],
       command: ['"<cmd> [args]"', 'a command serving HTTP on $PORT (process runtime), split by shell quoting rules; no shell runs it'],
       builtin: ['empty|echo|trace', 'a built-in workload'],
-      runtime: ['thread|process|simulated', 'which sandbox runtime runs it'],
+      runtime: [RUNTIME_KINDS.join('|'), 'which sandbox runtime runs it'],
       env: ['KEY=VALUE', 'an environment variable of its sandboxes (repeat for more)'],
       'min-scale': intHelp('min-scale', 'fewest sandboxes'),
       'max-scale': intHelp('max-scale', 'most sandboxes'),
@@ -272,7 +292,7 @@ export const COMMANDS = {
     client: false,
     flags: {
       data: ['<body>', 'request body'],
-      url: ['<url>', 'the data plane (default http://127.0.0.1:8080, or DIRIGENT_URL)'],
+      url: ['<url>', `the data plane (default ${DEFAULT_INVOKE_URL}, or ${ENV.url})`],
       json: ['', 'print status, body and timing as JSON'],
     },
   },
@@ -334,20 +354,18 @@ export const COMMANDS = {
 export type CommandName = keyof typeof COMMANDS;
 
 const CLIENT_FLAGS: Readonly<Partial<Record<FlagName, FlagHelp>>> = {
-  admin: ['<url>', 'the admin API (default http://127.0.0.1:9091, or DIRIGENT_ADMIN)'],
-  'admin-token': ['<token>', 'for changes when the cluster has one (or DIRIGENT_ADMIN_TOKEN)'],
+  admin: ['<url>', `the admin API (default ${DEFAULT_ADMIN_URL}, or ${ENV.admin})`],
+  'admin-token': ['<token>', `for changes when the cluster has one (or ${ENV.adminToken})`],
 };
 const COMMON_FLAGS: Readonly<Partial<Record<FlagName, FlagHelp>>> = { help: ['', 'this help'] };
 
 export type UsageCode = 'INVALID_USAGE' | 'UNKNOWN_COMMAND' | 'UNKNOWN_OPTION' | 'INVALID_OPTION' | 'MISSING_ARGUMENT';
 
 /** A mistake in the command line: reported without a stack trace, exit code 2. */
-export class UsageError extends Error {
-  constructor(
-    message: string,
-    readonly code: UsageCode = 'INVALID_USAGE',
-  ) {
-    super(message);
+export class UsageError extends DirigentError<UsageCode> {
+  override name = 'UsageError';
+  constructor(message: string, code: UsageCode = 'INVALID_USAGE') {
+    super(code, message);
   }
 }
 
@@ -458,7 +476,7 @@ export function overviewHelp(): string {
     'Flags of every command: -h/--help; of the function commands: --admin <url>, --admin-token <token>, --json',
     'Errors: exit code 2 for a mistake in the command line, 1 for anything else; with --json, one line',
     '{"error":{"code","message"}} on stderr instead of the message (stdout carries only results).',
-    'Logs: DIRIGENT_LOG=info or debug (more log lines; debug also prints the stack of an error)',
+    `Logs: ${ENV.log}=info or debug (more log lines; debug also prints the stack of an error)`,
     '--version prints the version.',
   );
   return lines.join('\n');

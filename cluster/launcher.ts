@@ -16,6 +16,8 @@ import { assertPortFree } from './data-plane/index.js';
 import { intFlag, UsageError, type CliValues } from './flags.js';
 import { poolConfig, startControlPlaneRole } from './roles.js';
 import { FileStore } from './store/index.js';
+import { DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_RUNTIME_KIND, DEFAULT_UP_WORKERS, ENV, PORTS, RUNTIME_KINDS, type RuntimeKind } from '../actors/settings.js';
+import { stopSignal } from './signals.js';
 
 export interface LocalClusterConfig {
   readonly host: string;
@@ -26,11 +28,13 @@ export interface LocalClusterConfig {
   readonly compatPort: number;
   readonly dataDir: string;
   readonly workers: number;
-  readonly runtime: 'thread' | 'process' | 'simulated';
+  readonly runtime: RuntimeKind;
   /** The workers' --pool and --pool-memory-mib, as given (absent: their defaults). */
   readonly pool?: string;
   readonly poolMemoryMiB?: string;
   readonly token?: string;
+  /** The admin API's token: changes, and the console's actions, need it (absent: DIRIGENT_ADMIN_TOKEN, else none and the console is read-only). */
+  readonly adminToken?: string;
   /** Every line the children print on stderr, prefixed with their name. */
   readonly onOutput?: (line: string) => void;
   /** Bound on each child's start, ms. */
@@ -47,7 +51,7 @@ export interface Child {
 }
 
 export function startChild(name: string, args: string[], token: string, onOutput: (line: string) => void, timeoutMs: number): Promise<{ child: Child; ready: Record<string, unknown> }> {
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, DIRIGENT_TOKEN: token }, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, [ENV.token]: token }, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
   // The channel is only there to close when this process ends; it must not keep this process alive.
   child.channel?.unref();
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -130,7 +134,7 @@ export class LocalCluster {
     mkdirSync(dataDir, { recursive: true });
     const onOutput = config.onOutput ?? ((line: string) => process.stderr.write(`${line}\n`));
     const timeoutMs = config.startTimeoutMs ?? 30_000;
-    const { replica, admin } = await startControlPlaneRole({ host: config.host, 'admin-port': String(config.adminPort), 'cluster-port': '0', 'data-dir': dataDir, token } as CliValues);
+    const { replica, admin } = await startControlPlaneRole({ host: config.host, 'admin-port': String(config.adminPort), 'cluster-port': '0', 'data-dir': dataDir, token, ...(config.adminToken === undefined ? {} : { 'admin-token': config.adminToken }) } as CliValues);
     const stopControlPlane = async () => {
       await replica.stop();
       await admin.close();
@@ -179,16 +183,17 @@ export async function startLocalCluster(values: CliValues): Promise<void> {
   poolConfig(values);
   const started = performance.now();
   const cluster = await LocalCluster.start({
-    host: values.host ?? '127.0.0.1',
-    adminPort: intFlag(values, 'admin-port', '(TCP port)', 0, 65535) ?? 9091,
-    invokePort: intFlag(values, 'invoke-port', '(TCP port)', 0, 65535) ?? 8080,
-    compatPort: intFlag(values, 'compat-port', '(TCP port)', 0, 65535) ?? 8081,
-    dataDir: values['data-dir'] ?? '.dirigent',
-    workers: intFlag(values, 'workers', 'workers', 1, 64) ?? 2,
+    host: values.host ?? DEFAULT_HOST,
+    adminPort: intFlag(values, 'admin-port', '(TCP port)', 0, 65535) ?? PORTS.admin,
+    invokePort: intFlag(values, 'invoke-port', '(TCP port)', 0, 65535) ?? PORTS.invoke,
+    compatPort: intFlag(values, 'compat-port', '(TCP port)', 0, 65535) ?? PORTS.compat,
+    dataDir: values['data-dir'] ?? DEFAULT_DATA_DIR,
+    workers: intFlag(values, 'workers', 'workers', 1, 64) ?? DEFAULT_UP_WORKERS,
     runtime,
     pool: values.pool,
     poolMemoryMiB: values['pool-memory-mib'],
-    token: values.token ?? process.env.DIRIGENT_TOKEN,
+    token: values.token ?? process.env[ENV.token],
+    adminToken: values['admin-token'],
   });
   const info = { admin: cluster.adminUrl, console: `${cluster.adminUrl}/console`, invoke: cluster.invokeUrl, compat: cluster.compatUrl, cluster: cluster.clusterAddress, restored: cluster.restored, startedInMs: Math.round(performance.now() - started) };
   const { functions, from } = cluster.restored;
@@ -196,14 +201,14 @@ export async function startLocalCluster(values: CliValues): Promise<void> {
   else {
     process.stdout.write(
       [
-        `dirigent is up in ${info.startedInMs} ms (control plane, data plane, ${values.workers ?? 2} ${runtime} workers)`,
+        `dirigent is up in ${info.startedInMs} ms (control plane, data plane, ${values.workers ?? DEFAULT_UP_WORKERS} ${runtime} workers)`,
         `  admin API   ${cluster.adminUrl}   (dirigent ls | status | deploy | rm)`,
         `  console     ${cluster.adminUrl}/console   (the cluster, its functions and its actors, in a browser)`,
         `  invoke      ${cluster.invokeUrl}/invoke/<function>   ws: ${cluster.invokeUrl.replace('http', 'ws')}/ws`,
         `  compat      ${cluster.compatUrl}   (Dirigent's loader: HTTP/1.1 or h2c, Host routing, underscore headers)`,
         ...(functions.length === 0
           ? []
-          : [`restored ${functions.length} function${functions.length === 1 ? '' : 's'} from ${from}: ${functions.join(', ')}`, `  (dirigent rm <name> removes one; stop and delete ${resolve(values['data-dir'] ?? '.dirigent')} to start empty)`]),
+          : [`restored ${functions.length} function${functions.length === 1 ? '' : 's'} from ${from}: ${functions.join(', ')}`, `  (dirigent rm <name> removes one; stop and delete ${resolve(values['data-dir'] ?? DEFAULT_DATA_DIR)} to start empty)`]),
         'Press Ctrl-C to stop.',
         '',
       ].join('\n'),
@@ -213,18 +218,15 @@ export async function startLocalCluster(values: CliValues): Promise<void> {
 }
 
 /** `--runtime` of `up` and `cluster`: the sandbox runtime of their workers. */
-export function workerRuntimeFlag(values: CliValues): 'thread' | 'process' | 'simulated' {
-  const runtime = values.runtime ?? 'thread';
-  if (runtime !== 'thread' && runtime !== 'process' && runtime !== 'simulated') throw new UsageError(`--runtime must be thread, process or simulated, got ${JSON.stringify(runtime)}`);
-  return runtime;
+export function workerRuntimeFlag(values: CliValues): RuntimeKind {
+  const runtime = values.runtime ?? DEFAULT_RUNTIME_KIND;
+  if (!(RUNTIME_KINDS as readonly string[]).includes(runtime)) throw new UsageError(`--runtime must be ${RUNTIME_KINDS.join(', ')}, got ${JSON.stringify(runtime)}`);
+  return runtime as RuntimeKind;
 }
 
 /** Waits for Ctrl-C or SIGTERM, then stops the cluster. */
 export async function runUntilStopped(cluster: { stop(): Promise<void> }): Promise<void> {
-  const signal = await new Promise<string>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
-  });
+  const signal = await stopSignal();
   process.stderr.write(`\n${signal}: stopping the cluster...\n`);
   await cluster.stop();
 }

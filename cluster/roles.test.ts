@@ -9,7 +9,7 @@ import { parseStoreSpec } from './roles.js';
 const CLI = new URL('./cli.js', import.meta.url).pathname;
 
 function dryRun(args: string[], env: Record<string, string> = {}) {
-  const result = spawnSync(process.execPath, [CLI, ...args, '--dry-run'], { encoding: 'utf8', env: { ...process.env, DIRIGENT_TOKEN: '', ...env }, timeout: 10_000 });
+  const result = spawnSync(process.execPath, [CLI, ...args, '--dry-run'], { encoding: 'utf8', env: { ...process.env, DIRIGENT_TOKEN: '', ...env }, timeout: 30_000 });
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
@@ -67,5 +67,7 @@ test('a role still starting (its etcd unreachable) ends at SIGTERM instead of sw
   // saying why (where the name fails to resolve at once): never a process that outlives the signal.
   const outcome = await Promise.race([exited, new Promise<string>((resolve) => setTimeout(() => resolve('still running 10 s after SIGTERM'), 10_000))]);
   t.regex(outcome, /^exited/, stderr);
-  t.regex(stderr, /SIGTERM while starting; exiting|dirigent: .*dirigent-test\.invalid/);
+  // On a loaded machine the signal may come before Node has installed the role's handler: Node's default then
+  // ends the process by the signal, which is as good (nothing outlived it).
+  if (outcome !== 'exited SIGTERM') t.regex(stderr, /SIGTERM while starting; exiting|dirigent: .*dirigent-test\.invalid/);
 });

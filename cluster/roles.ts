@@ -13,12 +13,24 @@ import type { StoreConfig } from './store/index.js';
 import { WorkerDaemon, type WorkerDaemonConfig } from './worker/daemon.js';
 import type { PoolSettings } from './sandbox/index.js';
 import { defaultFunctionSpec } from '../actors/function-spec.js';
-import type { LoadBalancingPolicy } from '../actors/messages.js';
 import { PLACEMENT_POLICIES, type PlacementPolicy } from '../actors/placement.js';
-import { LOAD_BALANCING_POLICIES } from '../actors/router.js';
+import {
+  DEFAULT_CONTROL_PLANE,
+  DEFAULT_DATA_DIR,
+  DEFAULT_HOST,
+  DEFAULT_LOAD_BALANCING_POLICY,
+  DEFAULT_RUNTIME_KIND,
+  DISTRIBUTED,
+  ENV,
+  ENV_PREFIX,
+  LOAD_BALANCING_POLICIES,
+  PORTS,
+  RUNTIME_KINDS,
+} from '../actors/settings.js';
+import { stopSignal } from './signals.js';
 import { defaultLog } from '../runtime/index.js';
 
-const env = (name: string): string | undefined => process.env[`DIRIGENT_${name}`];
+const env = (name: string): string | undefined => process.env[`${ENV_PREFIX}${name}`];
 
 function pick(values: CliValues, flag: keyof CliValues, envName: string, fallback: string): string {
   const value = values[flag];
@@ -37,21 +49,12 @@ function oneOf<T extends string>(value: string, allowed: readonly T[], what: str
 
 function token(values: CliValues): string {
   const value = pick(values, 'token', 'TOKEN', '');
-  if (value.length < 8) throw new UsageError('a cluster token of at least 8 characters is required: --token or DIRIGENT_TOKEN');
+  if (value.length < 8) throw new UsageError(`a cluster token of at least 8 characters is required: --token or ${ENV.token}`);
   return value;
 }
 
 function ready(role: string, details: Record<string, unknown>): void {
   process.stdout.write(`${JSON.stringify({ ready: role, ...details })}\n`);
-}
-
-/** Resolves when the process is asked to stop. */
-function stopSignal(): Promise<string> {
-  return new Promise((resolve) => {
-    const onSignal = (signal: string) => resolve(signal);
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-  });
 }
 
 /** `memory`, `file:<dir>` or `etcd:<url>[,<url>...]`. */
@@ -62,13 +65,13 @@ export function parseStoreSpec(spec: string): StoreConfig {
     const endpoints = spec.slice(5).split(',').map((e) => e.trim()).filter(Boolean);
     const bad = endpoints.find((e) => !/^https?:\/\/[^/\s]+:\d{1,5}$/.test(e));
     if (endpoints.length > 0 && bad === undefined) return { kind: 'etcd', endpoints };
-    throw new UsageError(`--store etcd: needs client URLs like http://127.0.0.1:2379[,http://...], got ${JSON.stringify(spec.slice(5))}`);
+    throw new UsageError(`--store etcd: needs client URLs like ${DISTRIBUTED.exampleEtcdUrl}[,http://...], got ${JSON.stringify(spec.slice(5))}`);
   }
   throw new UsageError(`--store must be memory, file:<dir> or etcd:<url>[,<url>...], got ${JSON.stringify(spec)}`);
 }
 
 function controlPlaneAddresses(values: CliValues): string {
-  const text = pick(values, 'control-plane', 'CONTROL_PLANE', '127.0.0.1:9090');
+  const text = pick(values, 'control-plane', 'CONTROL_PLANE', DEFAULT_CONTROL_PLANE);
   try {
     parseAddressList(text);
   } catch (error) {
@@ -82,7 +85,7 @@ function controlPlaneAddresses(values: CliValues): string {
  * which nobody can connect to, and then this machine's hostname (a container's, under compose).
  */
 function listenAndAdvertise(values: CliValues): { host: string; advertise: string } {
-  const host = pick(values, 'host', 'HOST', '127.0.0.1');
+  const host = pick(values, 'host', 'HOST', DEFAULT_HOST);
   const advertise = values.advertise ?? env('ADVERTISE') ?? (host === '0.0.0.0' || host === '::' ? hostname() : host);
   if (advertise === '' || /[\s/:,]/.test(advertise)) throw new UsageError(`--advertise must be a host name or an IPv4 address, got ${JSON.stringify(advertise)}`);
   return { host, advertise };
@@ -92,11 +95,11 @@ export function controlPlaneConfig(values: CliValues): Omit<ReplicaConfig, 'onLo
   return {
     id: pick(values, 'id', 'ID', 'cp1'),
     ...listenAndAdvertise(values),
-    clusterPort: port(values, 'cluster-port', 'CLUSTER_PORT', 9090),
-    adminPort: port(values, 'admin-port', 'ADMIN_PORT', 9091),
+    clusterPort: port(values, 'cluster-port', 'CLUSTER_PORT', PORTS.cluster),
+    adminPort: port(values, 'admin-port', 'ADMIN_PORT', PORTS.admin),
     token: token(values),
-    store: parseStoreSpec(pick(values, 'store', 'STORE', `file:${join(pick(values, 'data-dir', 'DATA_DIR', '.dirigent'), 'store')}`)),
-    leaseTtlS: intFlag({ 'lease-ttl-s': values['lease-ttl-s'] ?? env('LEASE_TTL_S') }, 'lease-ttl-s', 's', 2, 60),
+    store: parseStoreSpec(pick(values, 'store', 'STORE', `file:${join(pick(values, 'data-dir', 'DATA_DIR', DEFAULT_DATA_DIR), 'store')}`)),
+    leaseTtlS: intFlag({ 'lease-ttl-s': values['lease-ttl-s'] ?? env('LEASE_TTL_S') }, 'lease-ttl-s', 's', DISTRIBUTED.leaseTtlS.min, DISTRIBUTED.leaseTtlS.max),
     reconstructTimeoutMs: intFlag(values, 'reconstruct-timeout-ms', 'ms', 0, 600_000),
     heartbeatTimeoutMs: intFlag(values, 'heartbeat-timeout-ms', 'ms', 100, 3_600_000),
     adminToken: values['admin-token'] ?? env('ADMIN_TOKEN'),
@@ -111,12 +114,12 @@ export function dataPlaneConfig(values: CliValues): DataPlaneConfig {
     controlPlane: controlPlaneAddresses(values),
     token: token(values),
     ...listenAndAdvertise(values),
-    httpPort: port(values, 'invoke-port', 'INVOKE_PORT', 8080),
+    httpPort: port(values, 'invoke-port', 'INVOKE_PORT', PORTS.invoke),
     // HTTP/1.1 (underscore header names included, as Dirigent's loader sends them) and h2c on one port.
-    compatPort: port(values, 'compat-port', 'COMPAT_PORT', 8081),
+    compatPort: port(values, 'compat-port', 'COMPAT_PORT', PORTS.compat),
     shards: intFlag(values, 'shards', 'threads', 1, 256),
-    policy: oneOf(pick(values, 'policy', 'LOAD_BALANCING', 'least-in-flight'), LOAD_BALANCING_POLICIES, '--policy (load balancing)') as LoadBalancingPolicy,
-    asyncDir: resolve(pick(values, 'data-dir', 'DATA_DIR', '.dirigent'), 'async'),
+    policy: oneOf(pick(values, 'policy', 'LOAD_BALANCING', DEFAULT_LOAD_BALANCING_POLICY), LOAD_BALANCING_POLICIES, '--policy (load balancing)'),
+    asyncDir: resolve(pick(values, 'data-dir', 'DATA_DIR', DEFAULT_DATA_DIR), 'async'),
   };
 }
 
@@ -139,7 +142,7 @@ function workerFlags(values: CliValues): WorkerDaemonConfig {
     controlPlane: controlPlaneAddresses(values),
     token: token(values),
     ...addresses,
-    runtime: oneOf(pick(values, 'runtime', 'RUNTIME', 'thread'), ['thread', 'process', 'simulated'] as const, '--runtime'),
+    runtime: oneOf(pick(values, 'runtime', 'RUNTIME', DEFAULT_RUNTIME_KIND), RUNTIME_KINDS, '--runtime'),
     nodes: intFlag(values, 'nodes', 'nodes', 1, 10_000),
     capacity: {
       cpuMilli: intFlag(values, 'cpu', 'millicores', 1) ?? availableParallelism() * 1000,
@@ -203,7 +206,7 @@ export async function runRole(role: Role, values: CliValues): Promise<void> {
   // signal then ends it at once, instead of being swallowed until a start that may never come.
   void stopping.then((signal) => {
     if (!starting) return;
-    defaultLog('info', `${role}: ${signal} while starting; exiting`);
+    defaultLog('warn', `${role}: ${signal} while starting; exiting`);
     process.exit(0);
   });
   let stop: () => Promise<void>;

@@ -47,3 +47,19 @@ test('RealClock: no timer fires after clearTimer, also one armed again after an 
   await new Promise((resolve) => setTimeout(resolve, 10));
   t.is(afterClear, 0);
 });
+
+test('RealClock: a 0 ms timer runs after the current turn, before a 1 ms timeout set first; clearTimer cancels it', async (t) => {
+  const clock = new RealClock({ monotonic: true });
+  const order: string[] = [];
+  await new Promise<void>((resolve) => {
+    setTimeout(() => {
+      order.push('timeout 1 ms');
+      resolve();
+    }, 1);
+    clock.setTimer(0, () => order.push('clock 0 ms'));
+    const cancelled = clock.setTimer(0, () => order.push('cancelled'));
+    clock.clearTimer(cancelled);
+    order.push('same turn');
+  });
+  t.deepEqual(order, ['same turn', 'clock 0 ms', 'timeout 1 ms']);
+});

@@ -40,4 +40,6 @@ export type ShardControl =
   /** Turn step-time measurement on or off from now on (ShardHostOptions.counters); answers the previous setting. */
   | { readonly op: 'set-counters'; readonly on: boolean }
   | { readonly op: 'stop-actor'; readonly address: Address }
+  /** The console's restart action: the actor starts again from its init, as after a crash (counted as a restart). */
+  | { readonly op: 'restart-actor'; readonly name: string }
   | { readonly op: 'shutdown' };

@@ -15,6 +15,7 @@
 // the socket's chunks; only a frame split across chunks is assembled, into a buffer of its own size.
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { Packr, RESERVE_START_SPACE, REUSE_BUFFER_MODE } from 'msgpackr';
+import { DirigentError } from '../actors/errors.js';
 import { listen, secretsMatch } from './net.js';
 
 /** Largest accepted frame, bytes (a 6 MiB body plus headers fits with room to spare). */
@@ -365,11 +366,11 @@ export function connectFrames(options: { host: string; port: number; hello: Hell
     const connection = new FrameConnection(socket);
     const timer = setTimeout(() => {
       connection.destroy();
-      reject(Object.assign(new Error(`no handshake from ${options.host}:${options.port} within ${options.timeoutMs ?? HANDSHAKE_TIMEOUT_MS} ms`), { code: 'CONNECT_TIMEOUT' }));
+      reject(new DirigentError('CONNECT_TIMEOUT', `no handshake from ${options.host}:${options.port} within ${options.timeoutMs ?? HANDSHAKE_TIMEOUT_MS} ms`));
     }, options.timeoutMs ?? HANDSHAKE_TIMEOUT_MS);
     connection.onClose((error) => {
       clearTimeout(timer);
-      reject(Object.assign(new Error(`connection to ${options.host}:${options.port} closed during handshake${error ? `: ${error.message}` : ''}`), { code: 'CONNECT_FAILED' }));
+      reject(new DirigentError('CONNECT_FAILED', `connection to ${options.host}:${options.port} closed during handshake${error ? `: ${error.message}` : ''}`, { cause: error }));
     });
     connection.onFrame((frame) => {
       clearTimeout(timer);
@@ -378,7 +379,7 @@ export function connectFrames(options: { host: string; port: number; hello: Hell
         connection.onFrame(undefined);
         resolve({ connection, welcome: reply.welcome });
       } else {
-        reject(Object.assign(new Error(`refused by ${options.host}:${options.port}: ${'refused' in reply ? reply.refused : 'bad handshake'}`), { code: 'CONNECT_REFUSED' }));
+        reject(new DirigentError('CONNECT_REFUSED', `refused by ${options.host}:${options.port}: ${'refused' in reply ? reply.refused : 'bad handshake'}`));
         connection.destroy();
       }
     });

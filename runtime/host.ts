@@ -8,10 +8,11 @@
 import { createRequire } from 'node:module';
 import type * as NactTypes from 'nact';
 import { printAddress, type ActorKind, type Address, type AskResult, type Effect, type ReplyTo, type StepContext } from '../actors/actor.js';
-import { ManualClock, monotonicUs, type Clock, type TimerHandle } from './clock.js';
+import { epochMsPrecise, ManualClock, monotonicUs, type Clock, type TimerHandle } from './clock.js';
 import { Endpoint } from './endpoint.js';
 import { ASK, SHARD_KIND, SPAWN, TELL, type Envelope, type ShardControl } from './envelope.js';
-import { actorError, toActorError } from './errors.js';
+import type { ErrorCode } from '../actors/errors.js';
+import { ActorRuntimeError, actorError, toActorError } from './errors.js';
 import { addressKey } from './hash.js';
 import type { OutboundLink } from './link.js';
 import { unpackMessage } from './packed.js';
@@ -40,6 +41,13 @@ const TIMED_ALWAYS = 32;
 const TIMED_ONE_IN = 32;
 /** Messages kept per watched actor. */
 const RECENT_MESSAGES = 50;
+/**
+ * DIRIGENT_STEP_TRACE=1: every step writes `dirigent-step <epoch ms, 3 decimals> <address> <message type>` to
+ * stderr before it runs, so one cold start can be followed through every actor of every process and thread
+ * on one time line (`npm run bench:coldstart-trace`). Read once, when the shard starts.
+ */
+const STEP_TRACE = process.env['DIRIGENT_STEP_TRACE'] === '1';
+export const STEP_TRACE_PREFIX = 'dirigent-step';
 /** Longest a watch lasts without being renewed, ms. */
 const MAX_WATCH_MS = 60_000;
 
@@ -198,7 +206,7 @@ export class ShardHost extends Endpoint {
       tell: (to, message) => this.tell(to, message),
       ask: <T>(to: Address, message: unknown, timeoutMs: number) =>
         new Promise<T>((resolve, reject) =>
-          this.askWith(to, message, timeoutMs, (r) => (r.ok ? resolve(r.value as T) : reject(Object.assign(new Error(r.error.message), { code: r.error.code })))),
+          this.askWith(to, message, timeoutMs, (r) => (r.ok ? resolve(r.value as T) : reject(ActorRuntimeError.from(r.error)))),
         ),
       askWith: (to, message, timeoutMs, settle) => this.askWith(to, message, timeoutMs, settle),
       spawn: (address, init) => this.route({ t: SPAWN, to: address, init }),
@@ -332,6 +340,7 @@ export class ShardHost extends Endpoint {
   private runStep(cell: Cell, delivery: Delivery, now: number): void {
     const ctx: StepContext = { now, self: cell.address, replyTo: delivery.replyTo, sender: delivery.sender, random: this.random };
     if (cell.trace !== undefined) this.traceStep(cell, delivery, now);
+    if (STEP_TRACE) process.stderr.write(`${STEP_TRACE_PREFIX} ${epochMsPrecise().toFixed(3)} ${printAddress(cell.address)} ${(delivery.m as { type?: unknown }).type ?? '?'}\n`);
     let result;
     try {
       result = cell.kind.step(cell.state, delivery.m, ctx);
@@ -461,9 +470,20 @@ export class ShardHost extends Endpoint {
       this.stopCell(cell, policy === 'stop' ? 'crashed (policy: stop)' : `crashed more than ${MAX_RESTARTS} times in ${RESTART_WINDOW_MS} ms`);
       return;
     }
+    this.reinit(cell);
+  }
+
+  /** A restart asked for (the console's action): what a crash does, without the crash; its mailbox stays. */
+  private restart(cell: Cell, reason: string): void {
+    cell.restarts += 1;
+    this.log('warn', `${printAddress(cell.address)} ${reason}`);
+    this.reinit(cell);
+  }
+
+  private reinit(cell: Cell): void {
     this.clearTimers(cell);
     try {
-      cell.state = cell.kind.init(cell.address, cell.initArg, now);
+      cell.state = cell.kind.init(cell.address, cell.initArg, this.clock.now());
     } catch (initError) {
       this.stopCell(cell, `restart failed: ${describeError(initError)}`);
     }
@@ -475,7 +495,7 @@ export class ShardHost extends Endpoint {
   }
 
   /** Stop an actor. Messages still queued go to a fresh incarnation if the kind is virtual and the stop was voluntary. */
-  private stopCell(cell: Cell, reason: string, code = 'ACTOR_STOPPED'): void {
+  private stopCell(cell: Cell, reason: string, code: ErrorCode = 'ACTOR_STOPPED'): void {
     if (cell.stopped) return;
     cell.stopped = true;
     this.unwake(cell);
@@ -514,7 +534,7 @@ export class ShardHost extends Endpoint {
 
   private control(op: ShardControl, replyTo: ReplyTo | undefined): void {
     const answer = (value: unknown) => replyTo && this.reply(replyTo.origin, replyTo.id, { ok: true, value }, replyTo.packed);
-    const fail = (code: string, message: string) => replyTo && this.reply(replyTo.origin, replyTo.id, { ok: false, error: actorError(code, message) });
+    const fail = (code: ErrorCode, message: string) => replyTo && this.reply(replyTo.origin, replyTo.id, { ok: false, error: actorError(code, message) });
     switch (op.op) {
       case 'stats':
         return void answer(this.stats());
@@ -562,6 +582,12 @@ export class ShardHost extends Endpoint {
         const cell = this.cells.get(addressKey(op.address));
         if (cell) this.stopCell(cell, 'stopped by request');
         return void answer(cell !== undefined);
+      }
+      case 'restart-actor': {
+        const cell = this.cells.get(op.name);
+        if (cell === undefined) return void fail('NO_SUCH_ACTOR', `no actor ${op.name} on shard ${this.index}`);
+        this.restart(cell, 'restarted by request');
+        return void answer(cell.restarts);
       }
       case 'shutdown':
         void this.shutdown().then(

@@ -154,7 +154,7 @@ test.serial('service calls return their outcome to the actor as a message', asyn
   await waitFor(async () => (await runtime.ask<{ results: AskResult[] }>(actor, { type: 'results' })).results.length === 3);
   const { results } = await runtime.ask<{ results: AskResult[] }>(actor, { type: 'results' });
   const outcomes = results.map((r) => (r.ok ? r.value : r.error.code)).sort();
-  t.deepEqual(outcomes, [42, 'BROKEN', 'NO_SUCH_SERVICE'].sort());
+  t.deepEqual(outcomes, [42, 'INVOKE_FAILED', 'NO_SUCH_SERVICE'].sort());
 });
 
 test.serial('a crashing actor is restarted with fresh state, the error is logged with its address, the shard keeps running', async (t) => {

@@ -6,6 +6,7 @@ import type { Address, AskResult } from '../actors/actor.js';
 import { ManualClock, RealClock } from './clock.js';
 import { Endpoint } from './endpoint.js';
 import { SHARD_KIND, SPAWN, type Envelope, type ShardControl } from './envelope.js';
+import { fromWire, type WireError } from '../actors/errors.js';
 import { ActorRuntimeError, actorError } from './errors.js';
 import { shardOf } from './hash.js';
 import type { ActorInspection, LogLevel } from './host.js';
@@ -176,12 +177,13 @@ export class ActorRuntime {
       workers.push(worker);
       ready.push(
         new Promise<void>((resolve, reject) => {
-          worker.on('message', (message: { type: string; level?: LogLevel; text?: string; error?: string; stack?: string }) => {
+          worker.on('message', (message: { type: string; level?: LogLevel; text?: string; error?: WireError }) => {
             if (message.type === 'log') onLog(message.level ?? 'info', message.text ?? '');
             else if (message.type === 'ready') resolve();
-            else if (message.type === 'failed') {
-              onLog('debug', `[shard ${index}] start failed: ${message.stack}`);
-              reject(new ActorRuntimeError('SHARD_START_FAILED', `shard ${index} failed to start: ${message.error}`));
+            else if (message.type === 'failed' && message.error !== undefined) {
+              const cause = fromWire(message.error);
+              onLog('debug', `[shard ${index}] start failed: ${cause.stack ?? cause.message}`);
+              reject(new ActorRuntimeError('SHARD_START_FAILED', `shard ${index} failed to start: ${cause.message}`, { cause }));
             }
           });
           worker.on('error', (error) => {
@@ -295,6 +297,12 @@ export class ActorRuntime {
   /** Stop one actor; resolves to whether it was running. */
   stopActor(address: Address): Promise<boolean> {
     return this.controlAt<boolean>(this.shardOf(address), { op: 'stop-actor', address });
+  }
+
+  /** Restart one actor by its name on a shard (as a listing gives them): it starts again from its init; resolves to its restart count. */
+  restartActor(shard: number, name: string): Promise<number> {
+    if (!Number.isInteger(shard) || shard < 0 || shard >= this.shards) return Promise.reject(new ActorRuntimeError('BAD_REQUEST', `shard must be an integer in 0..${this.shards - 1}, got ${shard}`));
+    return this.controlAt<number>(shard, { op: 'restart-actor', name });
   }
 
   shardOf(address: Address): number {

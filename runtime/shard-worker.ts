@@ -3,7 +3,8 @@
 // ports are closed (no timer or handle is left behind).
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { ManualClock, RealClock } from './clock.js';
-import { ShardHost, describeError, type ShardModule } from './host.js';
+import { toWire } from '../actors/errors.js';
+import { ShardHost, type ShardModule } from './host.js';
 import { Flusher, OutboundLink, createCodec, listen } from './link.js';
 import { seededRandom } from './random.js';
 import type { ShardWorkerData } from './runtime.js';
@@ -53,6 +54,6 @@ try {
   }
   parentPort?.postMessage({ type: 'ready' });
 } catch (error) {
-  // The message for the error a person reads, the stack for the debug log.
-  parentPort?.postMessage({ type: 'failed', error: describeError(error, false), stack: describeError(error) });
+  // As data (name, code, message, stack): the main thread rebuilds it as the cause of SHARD_START_FAILED.
+  parentPort?.postMessage({ type: 'failed', error: toWire(error) });
 }

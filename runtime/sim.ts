@@ -4,7 +4,8 @@
 import { printAddress, type ActorError, type ActorKind, type Address, type AskResult, type Effect, type ReplyTo, type StepContext } from '../actors/actor.js';
 import { printDelivery } from '../actors/printer.js';
 import { ManualClock, type TimerHandle } from './clock.js';
-import { actorError, toActorError } from './errors.js';
+import type { ErrorCode } from '../actors/errors.js';
+import { ActorRuntimeError, actorError, toActorError } from './errors.js';
 import { addressKey } from './hash.js';
 import { seededRandom } from './random.js';
 
@@ -20,7 +21,7 @@ export class Delayed {
 }
 
 export const delayed = (ms: number, value: unknown): Delayed => new Delayed(ms, { ok: true, value });
-export const delayedFailure = (ms: number, code: string, message: string): Delayed => new Delayed(ms, { ok: false, error: { code, message } });
+export const delayedFailure = (ms: number, code: ErrorCode, message: string): Delayed => new Delayed(ms, { ok: false, error: { code, message } });
 
 export interface SimulationOptions {
   readonly kinds: readonly ActorKind[];
@@ -85,7 +86,7 @@ export class Simulation {
   /** Ask from the script; the promise settles while `run` or `advance` processes the reply. */
   ask<T = unknown>(to: Address, message: unknown, timeoutMs = 10_000): Promise<T> {
     return new Promise<T>((resolve, reject) =>
-      this.askWith(to, message, timeoutMs, undefined, (r) => (r.ok ? resolve(r.value as T) : reject(Object.assign(new Error(r.error.message), { code: r.error.code })))),
+      this.askWith(to, message, timeoutMs, undefined, (r) => (r.ok ? resolve(r.value as T) : reject(ActorRuntimeError.from(r.error)))),
     );
   }
 
@@ -123,7 +124,12 @@ export class Simulation {
     return true;
   }
 
-  /** Append a line of the script's own to the transcript (e.g. a scenario step). */
+  /** Append a scripted step to the transcript (`> text`): what follows it, up to the next step, is its output. */
+  command(text: string): void {
+    this.transcript.push(`t=${this.now()} > ${text}`);
+  }
+
+  /** Append a line of the script's own output to the transcript (`# text`: a result it read, a summary). */
   note(text: string): void {
     this.transcript.push(`t=${this.now()} # ${text}`);
   }

@@ -6,7 +6,7 @@
 // under a wire id and the inbound side asks locally, so correlation ids never leave their process.
 import type { Address, AskResult } from '../actors/actor.js';
 import { ASK, REPLY, SHARD_KIND, SPAWN, TELL, type Envelope, type ShardControl } from './envelope.js';
-import { actorError } from './errors.js';
+import { ActorRuntimeError, actorError, actorErrorFrom } from './errors.js';
 import { unpackMessage } from './packed.js';
 import type { FrameConnection } from './frames.js';
 import type { ActorRuntime } from './runtime.js';
@@ -110,13 +110,13 @@ export class ClusterTransport {
    */
   askPeer(connection: FrameConnection, to: Address, message: unknown, timeoutMs: number): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      if (connection.isClosed) return reject(Object.assign(new Error('the peer is disconnected'), { code: 'PEER_GONE' }));
+      if (connection.isClosed) return reject(new ActorRuntimeError('PEER_GONE', 'the peer is disconnected'));
       const wire = this.nextWireId++;
       let timer: NodeJS.Timeout | undefined;
       const settle = (result: AskResult) => {
         clearTimeout(timer);
         if (result.ok) resolve(result.value);
-        else reject(Object.assign(new Error(result.error.message), { code: result.error.code }));
+        else reject(ActorRuntimeError.from(result.error));
       };
       timer = setTimeout(() => {
         if (this.proxied.delete(wire)) settle({ ok: false, error: actorError('ASK_TIMEOUT', `no reply from ${to.kind}:${to.id} of the peer within ${timeoutMs} ms`) });
@@ -157,7 +157,7 @@ export class ClusterTransport {
         if (ask === undefined) return; // the asker already timed out
         this.proxied.delete(frame.w);
         if (frame.b !== undefined) return this.packedReplyTo(ask, frame.b);
-        this.replyTo(ask, frame.ok ? { ok: true, value: frame.v } : { ok: false, error: frame.v as { code: string; message: string } });
+        this.replyTo(ask, frame.ok ? { ok: true, value: frame.v } : { ok: false, error: actorErrorFrom(frame.v) });
         return;
       }
     }

@@ -1,12 +1,13 @@
-// The inspection console: plain browser JavaScript, no framework, no build step. Each view polls the one or
-// two admin API views it shows (/api/v1/console/*), every POLL_MS while it is on screen, and redraws.
+// The inspection console: plain browser JavaScript, no framework, no build step. The page subscribes to what
+// it shows: one server-sent-event stream (/api/v1/console/stream) watching the one to three admin API views
+// of the screen on view (their queries included: the page of actors, the actor opened), and redraws when the
+// server pushes a changed view. A new screen closes the stream and opens another: nothing off screen is read.
 // Everything shown is built with DOM nodes and textContent, never HTML strings: actor ids, function names and
 // states are user input, and this way none of it can become markup.
 'use strict';
 
-const POLL_MS = 2000;
-/** Samples kept per function for the charts: 5 minutes at POLL_MS. */
-const HISTORY = 150;
+/** Samples kept per function for the charts: the last 5 minutes, ms. */
+const HISTORY_MS = 5 * 60 * 1000;
 const PAGE = 50;
 const SORTS = [
   ['mailbox', 'mailbox'],
@@ -23,12 +24,16 @@ const errorBox = document.getElementById('error');
 const updated = document.getElementById('updated');
 const leaderBox = document.getElementById('leader');
 const paused = document.getElementById('paused');
-/** name -> [{ t, invocations, coldStarts, ready, inFlight, queued }] */
+const tokenBox = document.getElementById('token');
+const liveBox = document.getElementById('live');
+/** name -> [{ t, invocations, coldStarts, ready, inFlight, queued }] within HISTORY_MS */
 const samplesByFunction = new Map();
-/** `process/shard/address` -> { at, processed }: the last poll's counts, for the rate column of the actors shown. */
+/** `process/shard/address` -> { at, processed }: the previous update's counts, for the rate column of the actors shown. */
 let lastSeen = new Map();
-let timer;
-let generation = 0;
+/** The screen's stream, its views' latest bodies (by watch index) and how to draw them. */
+let screen;
+/** The screen's controls that must outlive redraws (what someone is typing): built once per screen. */
+let controls;
 
 // ---- DOM building: text only -------------------------------------------------------------------
 
@@ -76,6 +81,13 @@ function us(value) {
   return value >= 1000 ? `${(value / 1000).toFixed(value >= 10000 ? 0 : 1)} ms` : `${value} µs`;
 }
 
+/** A node's pool of started generic sandboxes (stem cells): idle / target, their memory (in all, per stem, the cap), and how cold starts began. */
+function poolText(pool) {
+  if (!pool) return '–';
+  const each = pool.idle > 0 ? `, ${Math.round((pool.idleMiB / pool.idle) * 10) / 10} each` : '';
+  return `${pool.idle} / ${pool.target} (${pool.idleMiB} MiB${each}, cap ${pool.capMiB}; starts ${pool.fromPool} pool, ${pool.fresh} fresh)`;
+}
+
 function age(ms) {
   if (ms === null || ms === undefined || !Number.isFinite(ms)) return '–';
   if (ms < 1000) return `${Math.max(0, Math.round(ms))} ms`;
@@ -83,18 +95,17 @@ function age(ms) {
   return `${Math.round(ms / 60000)} min`;
 }
 
-/** A small line chart of the last values, scaled to its own maximum. */
-function sparkline(values, width = 160, height = 28) {
-  const max = Math.max(1e-9, ...values);
-  const step = values.length > 1 ? width / (HISTORY - 1) : 0;
-  const offset = width - step * (values.length - 1);
-  const points = values.map((v, i) => `${(offset + i * step).toFixed(1)},${(height - 2 - (v / max) * (height - 4)).toFixed(1)}`).join(' ');
+/** A small line chart of [t (ms), value] points over the last HISTORY_MS up to the last point, scaled to its own maximum. */
+function sparkline(points, width = 160, height = 28) {
+  const max = Math.max(1e-9, ...points.map(([, v]) => v));
+  const end = points.length ? points[points.length - 1][0] : 0;
+  const xy = points.map(([t, v]) => `${(width - ((end - t) / HISTORY_MS) * width).toFixed(1)},${(height - 2 - (v / max) * (height - 4)).toFixed(1)}`).join(' ');
   return svg('svg', { class: 'spark', width, height, viewBox: `0 0 ${width} ${height}`, role: 'img' },
     svg('line', { x1: 0, y1: height - 1, x2: width, y2: height - 1 }),
-    svg('polyline', { points }));
+    svg('polyline', { points: xy }));
 }
 
-// ---- routing and polling -------------------------------------------------------------------------
+// ---- routing and the live stream -----------------------------------------------------------------
 
 function route() {
   const [view, query] = (location.hash.slice(1) || 'functions').split('?');
@@ -108,47 +119,134 @@ function go(view, params) {
   location.hash = `${view}${text ? `?${text}` : ''}`;
 }
 
-async function api(path) {
-  const res = await fetch(`/api/v1/console/${path}`, { headers: { accept: 'application/json' }, cache: 'no-store' });
-  const body = await res.json().catch(() => null);
-  if (!res.ok) throw new Error(body && body.error ? `${body.error.code}: ${body.error.message}` : `${res.status} ${res.statusText}`);
-  return body;
-}
+/** Each screen: the views it watches (`view?query`, as the JSON endpoints take them) and how it draws them. */
+const SCREENS = {
+  cluster: { watches: () => ['cluster', 'functions', 'actors?kind=function&sort=address&limit=1000'], draw: clusterView, controls: () => null },
+  functions: { watches: () => ['functions', 'history'], draw: functionsView, controls: scaleForm },
+  actors: { watches: actorsWatches, draw: actorsView, controls: () => null },
+  // watch=1: the actor keeps its recent messages while this stream reads it (10 s after the last read).
+  actor: { watches: (p) => [`actor?${new URLSearchParams({ process: p.get('process') || '', shard: p.get('shard') || '', name: p.get('name') || '', watch: '1' })}`], draw: actorView, controls: () => null },
+};
 
-async function refresh() {
-  clearTimeout(timer);
-  const mine = ++generation;
+/** Opens the stream for the screen in the address bar (closing the previous one). */
+function subscribe() {
+  if (screen) screen.source.close();
   const { view, params } = route();
-  for (const a of document.querySelectorAll('nav a')) a.classList.toggle('active', a.dataset.view === view || (view === 'actor' && a.dataset.view === 'actors'));
-  try {
-    const content = await render(view, params);
-    if (mine !== generation) return; // a newer refresh (navigation) has started
-    main.replaceChildren(...[content].flat(Infinity).filter((x) => x !== null && x !== undefined && x !== false));
-    main.dataset.state = 'ready';
-    main.dataset.view = view;
-    errorBox.hidden = true;
-    updated.textContent = `updated ${new Date().toLocaleTimeString()}`;
-  } catch (error) {
-    if (mine !== generation) return;
-    errorBox.hidden = false;
-    errorBox.textContent = `Could not read the cluster: ${error.message}`;
-  }
-  if (mine === generation) timer = setTimeout(() => (paused.checked ? (timer = setTimeout(refresh, POLL_MS)) : refresh()), POLL_MS);
+  const name = Object.hasOwn(SCREENS, view) ? view : 'functions';
+  const spec = SCREENS[name];
+  for (const a of document.querySelectorAll('nav a')) a.classList.toggle('active', a.dataset.view === name || (name === 'actor' && a.dataset.view === 'actors'));
+  const watches = spec.watches(params);
+  const query = new URLSearchParams();
+  for (const w of watches) query.append('watch', w);
+  const source = new EventSource(`/api/v1/console/stream?${query}`);
+  const mine = { source, name, params, spec, bodies: new Array(watches.length), errors: new Array(watches.length) };
+  screen = mine;
+  main.dataset.state = 'loading';
+  controls = spec.controls(params);
+  liveBox.textContent = 'connecting…';
+  source.addEventListener('open', () => { if (screen === mine) liveBox.textContent = 'live'; });
+  source.addEventListener('update', (e) => {
+    const { i, body } = JSON.parse(e.data);
+    mine.bodies[i] = body;
+    mine.errors[i] = undefined;
+    if (body && Array.isArray(body.functions) && body.functions.every((f) => typeof f.invocations === 'number')) sample(body);
+    else if (body && body.functions && typeof body.functions === 'object') backfill(body.functions);
+    if (screen === mine) draw();
+  });
+  source.addEventListener('view-error', (e) => {
+    const { i, error } = JSON.parse(e.data);
+    mine.errors[i] = error;
+    if (screen === mine) draw();
+  });
+  source.addEventListener('error', async () => {
+    if (screen !== mine) return;
+    // EventSource reconnects by itself (after the server's `retry`), on this replica or through it to a new leader.
+    if (source.readyState !== EventSource.CLOSED) return void (liveBox.textContent = 'reconnecting…');
+    // Closed for good: the stream was refused (a bad query in the address bar, too many streams). Say why.
+    liveBox.textContent = 'disconnected';
+    const res = await fetch(`/api/v1/console/stream?${query}`, { headers: { accept: 'application/json' } }).catch(() => null);
+    const body = res && !res.ok ? await res.json().catch(() => null) : null;
+    if (res && res.ok) res.body.cancel();
+    if (screen === mine) showError(body && body.error ? `${body.error.code}: ${body.error.message}` : 'the stream closed; reload to try again');
+  });
 }
 
-function render(view, params) {
-  switch (view) {
-    case 'cluster': return clusterView();
-    case 'actors': return actorsView(params);
-    case 'actor': return actorView(params);
-    default: return functionsView();
+function draw() {
+  const s = screen;
+  const error = s.errors.find((x) => x !== undefined);
+  if (error) return showError(`${error.code}: ${error.message}`);
+  if (paused.checked || s.bodies.some((b) => b === undefined)) return;
+  const content = s.spec.draw(s.params, ...s.bodies);
+  main.replaceChildren(...[content, controls].flat(Infinity).filter((x) => x !== null && x !== undefined && x !== false));
+  main.dataset.state = 'ready';
+  main.dataset.view = s.name;
+  errorBox.hidden = true;
+  updated.textContent = `updated ${new Date().toLocaleTimeString()}`;
+}
+
+function showError(text) {
+  errorBox.hidden = false;
+  errorBox.textContent = `Could not read the cluster: ${text}`;
+}
+
+/** Keeps the last HISTORY_MS of each function's counters, for its rate and charts (from whichever screen shows them). */
+function sample(f) {
+  for (const fn of f.functions) {
+    const samples = samplesByFunction.get(fn.name) || [];
+    if (samples.length && samples[samples.length - 1].t >= f.at) continue;
+    samples.push({ t: f.at, invocations: fn.invocations, coldStarts: fn.coldStarts, ready: fn.ready, inFlight: fn.inFlight, queued: fn.queued });
+    while (samples.length && samples[0].t < f.at - HISTORY_MS) samples.shift();
+    samplesByFunction.set(fn.name, samples);
   }
+  for (const name of samplesByFunction.keys()) if (!f.functions.some((fn) => fn.name === name)) samplesByFunction.delete(name);
+}
+
+/** Adds the leader's samples (the history view: the minutes before this page opened) under the page's own. */
+function backfill(history) {
+  for (const [name, older] of Object.entries(history)) {
+    const samples = samplesByFunction.get(name) || [];
+    const byTime = new Map([...older, ...samples].map((s) => [s.t, s]));
+    const merged = [...byTime.values()].sort((a, b) => a.t - b.t);
+    const end = merged.length ? merged[merged.length - 1].t : 0;
+    samplesByFunction.set(name, merged.filter((s) => s.t >= end - HISTORY_MS));
+  }
+}
+
+// ---- actions -------------------------------------------------------------------------------------
+
+/** POSTs an action with the token typed in the header; the answer (done, or why not) shows in #action-result. */
+async function act(action, body) {
+  const result = document.getElementById('action-result');
+  result.hidden = false;
+  result.className = 'muted';
+  result.textContent = `${action}…`;
+  const headers = { 'content-type': 'application/json', accept: 'application/json' };
+  if (tokenBox.value) headers.authorization = `Bearer ${tokenBox.value}`;
+  try {
+    const res = await fetch(`/api/v1/console/${action}`, { method: 'POST', headers, body: JSON.stringify(body) });
+    const answer = await res.json().catch(() => null);
+    result.className = res.ok ? 'ok' : 'bad';
+    result.textContent = res.ok ? `${action}: done` : `${action} refused (${res.status}) ${answer && answer.error ? `${answer.error.code}: ${answer.error.message}` : res.statusText}`;
+  } catch (error) {
+    result.className = 'bad';
+    result.textContent = `${action} failed: ${error.message}`;
+  }
+}
+
+/** The functions screen's scale form: outside the redrawn part, so that typing survives updates. */
+function scaleForm() {
+  const fn = h('input', { name: 'function', list: 'function-names', placeholder: 'function', size: 16 });
+  const min = h('input', { name: 'minScale', type: 'number', min: 0, placeholder: 'min', size: 4 });
+  const max = h('input', { name: 'maxScale', type: 'number', min: 0, placeholder: 'max', size: 4 });
+  const int = (input) => (input.value === '' ? undefined : Number(input.value));
+  return h('form', { id: 'scale-form', class: 'filters', onsubmit: (e) => { e.preventDefault(); act('scale', { function: fn.value, minScale: int(min), maxScale: int(max) }); } },
+    h('b', null, 'Scale'), fn, h('datalist', { id: 'function-names' }), 'sandboxes', min, 'to', max,
+    h('button', { type: 'submit' }, 'set'), h('span', { class: 'muted' }, 'needs the admin token (above)'));
 }
 
 // ---- cluster -------------------------------------------------------------------------------------
 
-async function clusterView() {
-  const [c, f, fnActors] = await Promise.all([api('cluster'), api('functions'), api('actors?kind=function&sort=address&limit=1000')]);
+function clusterView(params, c, f, fnActors) {
   showLeader(c);
   const r = c.reconstruction;
   return [
@@ -162,11 +260,12 @@ async function clusterView() {
     table('replicas-table', ['#id', '#role', '=term', '#readiness', '#admin'], c.replicas.map((x) =>
       h('tr', null, h('td', null, x.id), h('td', { class: x.role === 'unreachable' ? 'bad' : x.role === 'leader' ? 'ok' : '' }, x.role), num(x.term), h('td', null, x.readiness), h('td', null, x.adminUrl)))),
     h('h2', null, 'Workers'),
-    table('workers-table', ['#node', '#address', '#state', '=slots', '=cpu (milli)', '=memory (MiB)', '=sandboxes', '=heartbeat age'], c.workers.map((n) =>
-      h('tr', null, h('td', null, n.nodeId), h('td', null, n.address),
+    table('workers-table', ['#node', '#address', '#state', '=slots', '=cpu (milli)', '=memory (MiB)', '=sandboxes', '=pool (idle / target)', '=heartbeat age', '#action (admin token)'], c.workers.map((n) =>
+      h('tr', { 'data-node': n.nodeId }, h('td', null, n.nodeId), h('td', null, n.address),
         h('td', { class: n.alive ? (n.schedulable ? 'ok' : 'warn') : 'bad' }, n.alive ? (n.schedulable ? 'alive' : 'cordoned') : 'dead'),
         num(`${n.allocated.slots} / ${n.capacity.slots}`), num(`${n.allocated.cpuMilli} / ${n.capacity.cpuMilli}`), num(`${n.allocated.memoryMiB} / ${n.capacity.memoryMiB}`),
-        num(n.sandboxes), num(age(n.heartbeatAgeMs), n.heartbeatAgeMs > 3000 ? 'warn' : '')))),
+        num(n.sandboxes), num(poolText(n.pool)), num(age(n.heartbeatAgeMs), n.heartbeatAgeMs > 3000 ? 'warn' : ''),
+        h('td', null, h('button', { class: 'drain', onclick: () => act('drain', { node: n.nodeId, drain: n.schedulable }) }, n.schedulable ? 'drain' : 'uncordon'))))),
     h('h2', null, 'Placement'),
     placement(c.workers, f.functions, fnActors.items),
     h('h2', null, 'Data planes'),
@@ -218,15 +317,9 @@ function showLeader(c) {
 
 // ---- functions -----------------------------------------------------------------------------------
 
-async function functionsView() {
-  const f = await api('functions');
-  for (const fn of f.functions) {
-    const samples = samplesByFunction.get(fn.name) || [];
-    samples.push({ t: f.at, invocations: fn.invocations, coldStarts: fn.coldStarts, ready: fn.ready, inFlight: fn.inFlight, queued: fn.queued });
-    while (samples.length > HISTORY) samples.shift();
-    samplesByFunction.set(fn.name, samples);
-  }
-  for (const name of samplesByFunction.keys()) if (!f.functions.some((fn) => fn.name === name)) samplesByFunction.delete(name);
+function functionsView(params, f) {
+  const names = controls && controls.querySelector('#function-names');
+  if (names) names.replaceChildren(...f.functions.map((fn) => h('option', { value: fn.name })));
   if (f.functions.length === 0) return [h('h2', null, 'Functions'), h('p', { id: 'no-functions', class: 'muted' }, 'No function is deployed. dirigent deploy <name> --module <file.mjs>')];
   return [
     h('h2', null, 'Functions'),
@@ -241,10 +334,10 @@ async function functionsView() {
           num(fn.desired), num(fn.creating), num(fn.ready), num(fn.draining),
           h('td', { class: fn.panic ? 'warn' : 'muted' }, fn.panic ? 'PANIC' : 'no'),
           num(fn.queued, fn.queued ? 'warn' : ''), num(fn.inFlight), h('td', { class: 'num invocations' }, fn.invocations),
-          num(rates.length ? rates[rates.length - 1].toFixed(1) : '–'), h('td', null, sparkline(rates)),
+          num(rates.length ? rates[rates.length - 1][1].toFixed(1) : '–'), h('td', null, sparkline(rates)),
           num(fn.coldStarts), num(fn.coldStartP50Ms === null ? '–' : `≤${fn.coldStartP50Ms} ms`), num(fn.coldStartP99Ms === null ? (fn.coldStarts ? '>10 s' : '–') : `≤${fn.coldStartP99Ms} ms`),
           h('td', { class: rejected ? 'warn' : 'muted' }, rejected || 'none'),
-          h('td', null, sparkline(samples.map((s) => s.ready))));
+          h('td', null, sparkline(samples.map((s) => [s.t, s.ready]))));
       })),
     h('h2', null, 'Sandboxes'),
     table('sandboxes-table', ['#function', '#sandbox', '#node', '#phase', '=version'], f.functions.flatMap((fn) => fn.sandboxes.map((s) =>
@@ -253,29 +346,37 @@ async function functionsView() {
   ];
 }
 
-/** Invocations per second between consecutive samples. */
+/** [t, invocations per second] between consecutive samples. */
 function rateSeries(samples) {
   const rates = [];
   for (let i = 1; i < samples.length; i++) {
     const dt = (samples[i].t - samples[i - 1].t) / 1000;
-    rates.push(dt > 0 ? Math.max(0, samples[i].invocations - samples[i - 1].invocations) / dt : 0);
+    rates.push([samples[i].t, dt > 0 ? Math.max(0, samples[i].invocations - samples[i - 1].invocations) / dt : 0]);
   }
   return rates;
 }
 
 // ---- actors --------------------------------------------------------------------------------------
 
-async function actorsView(params) {
-  const q = {
+function actorsQuery(params) {
+  return {
     kind: params.get('kind') || '',
     process: params.get('process') || '',
     shard: params.get('shard') || '',
     sort: params.get('sort') || 'mailbox',
     offset: Number(params.get('offset') || 0),
   };
+}
+
+function actorsWatches(params) {
+  const q = actorsQuery(params);
   const query = new URLSearchParams({ sort: q.sort, offset: String(q.offset), limit: String(PAGE) });
   for (const key of ['kind', 'process', 'shard']) if (q[key] !== '') query.set(key, q[key]);
-  const [kinds, page] = await Promise.all([api('kinds'), api(`actors?${query}`)]);
+  return ['kinds', `actors?${query}`];
+}
+
+function actorsView(params, kinds, page) {
+  const q = actorsQuery(params);
   const processes = [...new Set(kinds.kinds.flatMap((k) => k.where.map((w) => w.process)))].sort();
   const set = (change) => go('actors', { ...q, offset: 0, ...change });
   const select = (name, options, value) => h('select', { name, onchange: (e) => set({ [name]: e.target.value }) },
@@ -305,7 +406,7 @@ async function actorsView(params) {
     table('actors-table', [
       '#actor', '#kind', '#process', '=shard',
       ...[['mailbox', 'mailbox'], ['processed', 'processed'], ['', 'msg/s'], ['meanUs', 'mean step'], ['p99Us', 'p99 step'], ['restarts', 'restarts'], ['lastActiveAt', 'last message']].map(([key, label]) =>
-        key ? h('th', { class: `num sortable ${q.sort === key ? 'sorted' : ''}`, onclick: () => set({ sort: key }) }, label) : h('th', { class: 'num', title: 'since the last poll, for the actors on screen' }, label)),
+        key ? h('th', { class: `num sortable ${q.sort === key ? 'sorted' : ''}`, onclick: () => set({ sort: key }) }, label) : h('th', { class: 'num', title: 'since the previous update, for the actors on screen' }, label)),
     ], page.items.map((a) =>
       h('tr', { class: 'clickable', 'data-actor': a.address, onclick: () => go('actor', { process: a.process, shard: a.shard, name: a.address }) },
         h('td', null, a.address), h('td', null, a.kind), h('td', null, a.process), num(a.shard),
@@ -314,19 +415,14 @@ async function actorsView(params) {
   ];
 }
 
-/** Messages per second since this actor was last on screen (a poll ago), or – when it was not. */
+/** Messages per second since this actor was last on screen (the previous update), or – when it was not. */
 function rateOf(a, at, seen) {
   const before = seen.get(`${a.process}/${a.shard}/${a.address}`);
   if (!before || at <= before.at || a.processed < before.processed) return '–';
   return ((a.processed - before.processed) / ((at - before.at) / 1000)).toFixed(1);
 }
 
-async function actorView(params) {
-  const process = params.get('process') || '';
-  const shard = params.get('shard') || '';
-  const name = params.get('name') || '';
-  // watch=1: the actor keeps its recent messages while this view polls (10 s after the last poll).
-  const a = await api(`actor?${new URLSearchParams({ process, shard, name, watch: '1' })}`);
+function actorView(params, a) {
   const s = a.stats;
   return [
     h('p', null, h('a', { href: '#actors', onclick: (e) => { e.preventDefault(); window.history.length > 1 ? window.history.back() : go('actors'); } }, '‹ actors')),
@@ -336,6 +432,9 @@ async function actorView(params) {
       card('mailbox', s.mailbox), card('processed', s.processed), card('restarts', s.restarts),
       card('step p50 / p90 / p99', `${us(s.p50Us)} / ${us(s.p90Us)} / ${us(s.p99Us)}`), card('mean step', us(s.meanUs)),
       card('last message', `${age(a.at - s.lastActiveAt)} ago`)),
+    a.process === 'control-plane'
+      ? h('p', null, h('button', { id: 'restart-actor', onclick: () => act('restart', { process: a.process, shard: a.shard, name: a.name }) }, 'restart this actor'), h('span', { class: 'muted' }, ' from its init, as after a crash (needs the admin token)'))
+      : null,
     h('h2', null, 'State'),
     h('div', { id: 'actor-line', class: 'line' }, a.line),
     h('pre', { id: 'actor-state' }, JSON.stringify(a.state, null, 2)),
@@ -347,6 +446,6 @@ async function actorView(params) {
   ];
 }
 
-window.addEventListener('hashchange', refresh);
-paused.addEventListener('change', () => { if (!paused.checked) refresh(); });
-refresh();
+window.addEventListener('hashchange', subscribe);
+paused.addEventListener('change', () => { if (!paused.checked && screen) draw(); });
+subscribe();

@@ -16,8 +16,10 @@ import type { LeaderView } from '../leadership/index.js';
 import type { ControlPlane, Outcome } from './control-plane.js';
 import { renderControlPlaneMetrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
-import { ConsoleApiError, serveConsoleApi } from './console-api.js';
+import { ConsoleApiError, parseView, readView, serveConsoleApi } from './console-api.js';
+import { ConsolePush } from './console-push.js';
 import { isConsolePath, serveConsoleFile } from '../console/serve.js';
+import { DirigentError, type ErrorCode } from '../../actors/errors.js';
 
 /** Admin request bodies are small JSON or form documents, bytes. */
 const MAX_ADMIN_BODY_BYTES = 1024 * 1024;
@@ -92,19 +94,30 @@ export interface AdminApi {
   close(): Promise<void>;
 }
 
-class HttpError extends Error {
+class HttpError extends DirigentError {
+  override name = 'HttpError';
   constructor(
     readonly status: number,
-    readonly code: string,
+    code: ErrorCode,
     message: string,
   ) {
-    super(message);
+    super(code, message);
   }
 }
 
 export async function startAdminApi(target: AdminTarget, options: AdminApiOptions): Promise<AdminApi> {
+  // The console's live views, read from whichever plane this replica leads at the time; a replica that
+  // stops leading ends its streams and the pages reconnect (through it, forwarded, to the new leader).
+  const push = new ConsolePush(
+    async (watch) => {
+      const plane = target.plane();
+      if (plane === undefined) throw new ConsoleApiError(503, 'NOT_LEADER', `replica ${target.replicaId} no longer leads`);
+      return readView(target, plane, parseView(watch.view, watch.params));
+    },
+    { ended: () => target.plane() === undefined },
+  );
   const server: Server = createServer((req, res) => {
-    route(target, options, req, res).catch((error: unknown) => {
+    route(target, options, push, req, res).catch((error: unknown) => {
       const expected = error instanceof HttpError || error instanceof ConsoleApiError;
       const status = expected ? error.status : 500;
       const code = expected ? error.code : 'INTERNAL';
@@ -119,6 +132,7 @@ export async function startAdminApi(target: AdminTarget, options: AdminApiOption
     url: `http://${options.host}:${port}`,
     close: () =>
       new Promise<void>((resolve) => {
+        push.close();
         server.closeAllConnections();
         server.close(() => resolve());
       }),
@@ -126,7 +140,7 @@ export async function startAdminApi(target: AdminTarget, options: AdminApiOption
 }
 
 /** What every replica answers for itself; the rest goes to the leader. */
-async function route(target: AdminTarget, options: AdminApiOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function route(target: AdminTarget, options: AdminApiOptions, push: ConsolePush, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const path = new URL(req.url ?? '/', 'http://admin').pathname.replace(/\/+$/, '') || '/';
   const plane = target.plane();
   const leader = target.leader();
@@ -143,7 +157,7 @@ async function route(target: AdminTarget, options: AdminApiOptions, req: Incomin
     return;
   }
   if (plane && path.startsWith('/api/v1/console/') && path.split('/').length === 5) {
-    return serveConsoleApi(target, plane, path.split('/')[4]!, req, new URL(req.url ?? '/', 'http://admin').searchParams, res);
+    return serveConsoleApi({ target, plane, push, adminToken: options.adminToken }, path.split('/')[4]!, req, new URL(req.url ?? '/', 'http://admin').searchParams, res);
   }
   if (path === '/api/v1/replicas') {
     if (req.method !== 'GET') throw methodNotAllowed(req.method ?? '', path, 'GET');

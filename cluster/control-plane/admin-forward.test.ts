@@ -54,3 +54,31 @@ test('no leader: 503 NO_LEADER with retry-after; a request forwarded already is 
   t.is(unreachable.status, 503);
   t.like(await unreachable.json(), { error: { code: 'LEADER_UNREACHABLE' } });
 });
+
+test("a follower relays the console's event stream as it comes, not when it ends", async (t) => {
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  const leader = createServer((req, res) => {
+    t.is(req.url, '/api/v1/console/stream?watch=cluster');
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.write('event: update\ndata: {"i":0,"body":1}\n\n');
+    void released.then(() => res.end('event: update\ndata: {"i":0,"body":2}\n\n'));
+  });
+  const port = await listen(leader, 0, '127.0.0.1');
+  t.teardown(() => {
+    release();
+    leader.closeAllConnections();
+    leader.close();
+  });
+  const api = await startAdminApi(follower(() => ({ info: { id: 'cp1', adminUrl: `http://127.0.0.1:${port}`, clusterAddress: 'x:1' }, term: 7 })), { host: '127.0.0.1', port: 0 });
+  t.teardown(() => api.close());
+  const response = await fetch(`${api.url}/api/v1/console/stream?watch=cluster`, { signal: AbortSignal.timeout(10_000) });
+  t.is(response.headers.get('content-type'), 'text/event-stream');
+  const reader = response.body!.getReader();
+  const first = Buffer.from((await reader.read()).value!).toString('utf8');
+  t.is(first, 'event: update\ndata: {"i":0,"body":1}\n\n', 'the first event, while the leader still holds the stream open');
+  release();
+  let rest = '';
+  for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) rest += Buffer.from(chunk.value).toString('utf8');
+  t.is(rest, 'event: update\ndata: {"i":0,"body":2}\n\n');
+});

@@ -76,6 +76,13 @@ test.serial('functions: scale by phase, queue, in-flight and the cumulative invo
   t.is(typeof fn.coldStartP50Ms, 'number');
   t.is(fn.sandboxes.length, 1);
   t.false(fn.panic);
+  // The leader samples every function every 5 s for the charts: the first sample once it serves.
+  const history = await until('a sample of echo', async () => {
+    const samples = (await get('/api/v1/console/history')).body.functions.echo as { t: number; invocations: number; ready: number }[];
+    return samples.length > 0 ? samples : undefined;
+  }, 15_000);
+  t.is(typeof history[0]!.t, 'number');
+  t.true(history.every((s) => s.invocations >= 0 && s.ready >= 0));
 });
 
 test.serial('actors: by kind across processes, one sorted page, filters, and one actor\'s state', async (t) => {
@@ -126,6 +133,11 @@ test.serial('bad requests get a clear error and a status; the page is served wit
     ['/api/v1/console/actor?process=control-plane&shard=0&name=nobody%2Fx', 404, 'NO_SUCH_ACTOR'],
     ['/api/v1/console/actor?process=dataplane:dp1&shard=0&name=%3Cscript%3E', 404, 'NO_SUCH_ACTOR'],
     ['/api/v1/console/nothing', 404, 'NOT_FOUND'],
+    ['/api/v1/console/stream', 400, 'INVALID_QUERY'],
+    ['/api/v1/console/stream?watch=nothing', 404, 'NOT_FOUND'],
+    ['/api/v1/console/stream?watch=actors%3Fsort%3Dbogus', 400, 'INVALID_QUERY'],
+    ['/api/v1/console/stream?watch=cluster&other=1', 400, 'INVALID_QUERY'],
+    [`/api/v1/console/stream?${'watch=cluster&'.repeat(5)}`, 400, 'INVALID_QUERY'],
   ];
   for (const [path, status, code] of cases) {
     const answer = await get(path);
@@ -142,4 +154,36 @@ test.serial('bad requests get a clear error and a status; the page is served wit
   t.is((await get('/console/console.js')).status, 200);
   t.is((await get('/console/console.css')).status, 200);
   t.is((await get('/console/other.js')).status, 404);
+});
+
+test.serial('stream: the watched views pushed as server-sent events, the actor list one page of it', async (t) => {
+  const query = new URLSearchParams([['watch', 'functions'], ['watch', 'actors?kind=router&sort=processed&limit=2']]);
+  const abort = new AbortController();
+  const res = await fetch(`${cluster.adminUrl}/api/v1/console/stream?${query}`, { signal: AbortSignal.any([abort.signal, AbortSignal.timeout(15_000)]) });
+  t.is(res.status, 200);
+  t.regex(res.headers.get('content-type') ?? '', /^text\/event-stream/);
+  let text = '';
+  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+    text += Buffer.from(chunk).toString('utf8');
+    if ((text.match(/^event: update$/gm) ?? []).length >= 2) break;
+  }
+  abort.abort();
+  const events = [...text.matchAll(/^event: (.*)\ndata: (.*)$/gm)].map((m) => ({ name: m[1], data: JSON.parse(m[2]!) }));
+  const byIndex = new Map(events.map((e) => [e.data.i, e.data.body]));
+  t.true(byIndex.get(0).functions.some((f: { name: string }) => f.name === 'echo'));
+  t.is(byIndex.get(1).items.length, Math.min(2, byIndex.get(1).total));
+  t.true(byIndex.get(1).items.every((a: { kind: string }) => a.kind === 'router'));
+});
+
+test.serial('actions: refused when the cluster has no admin token (read-only by default)', async (t) => {
+  const minScale = async () => (await get('/api/v1/console/functions')).body.functions.find((f: { name: string }) => f.name === 'echo').minScale;
+  const before = await minScale();
+  for (const [action, body] of [['scale', { function: 'echo', minScale: 3 }], ['drain', { node: 'w1' }], ['restart', { process: 'control-plane', shard: 0, name: 'scheduler/cluster' }]] as const) {
+    const answer = await get(`/api/v1/console/${action}`, { method: 'POST', body: JSON.stringify(body), headers: { authorization: 'Bearer anything' } });
+    t.is(answer.status, 403, action);
+    t.is(answer.body.error.code, 'ACTIONS_DISABLED');
+    t.regex(answer.body.error.message, /read-only.*--admin-token/);
+  }
+  t.is((await get('/api/v1/console/scale')).status, 405);
+  t.is(await minScale(), before, 'nothing changed');
 });

@@ -1,34 +1,34 @@
 // The inspection console's JSON endpoints, answered by the leader (followers forward, as for the rest of
-// the admin API). Read-only: nothing here changes the cluster, so, like every GET of the admin API, they
-// need no token. Each request asks what it shows and nothing more: the actor list is one page, sorted and
-// cut on every shard (see runtime/actor-query.ts), so that 10 000 actors cost a page, not a list.
+// the admin API). The views are read-only and, like every GET of the admin API, need no token; the actions
+// (console-actions.ts) need it. Each request asks what it shows and nothing more: the actor list is one page,
+// sorted and cut on every shard (see runtime/actor-query.ts), so that 10 000 actors cost a page, not a list.
 //
 //   GET /api/v1/console/cluster    leader, term, replicas, data planes, workers (capacity, allocation,
 //                                  heartbeat age), reconstruction progress, and each process's shards
 //   GET /api/v1/console/functions  per function: scale by phase, panic, queue, in-flight, cumulative
 //                                  invocations and cold starts (the page derives rates), cold-start queue-time
 //                                  percentiles, rejections
+//   GET /api/v1/console/history    per function, the last 5 minutes of those counters, sampled every 5 s by
+//                                  the leader (function-history.ts): what the page's charts start from
 //   GET /api/v1/console/kinds      actors by kind, process and shard: count, processed, mailbox, step times
 //   GET /api/v1/console/actors     ?kind=&process=&shard=&sort=&offset=&limit=  one page of the Observer view
 //   GET /api/v1/console/actor      ?process=&shard=&name=&watch=1  one actor: counters, state, state in one
 //                                  line; with watch, its recent messages (kept from then on, for WATCH_MS
 //                                  after each such request: only while someone looks)
+//   GET /api/v1/console/stream     ?watch=<view>?<query> (1..4): the same views, pushed as server-sent
+//                                  events when they change (console-push.ts); what the page uses
+//   POST /api/v1/console/scale|drain|restart   the actions (console-actions.ts)
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { COLD_START_BUCKETS_MS } from '../../actors/messages.js';
-import { ACTOR_OFFSET_MAX, ACTOR_PAGE_LIMIT, ACTOR_SORTS, ActorRuntimeError, isActorSort, merge, newHistogram, quantileUs, type ShardStats } from '../../runtime/index.js';
+import { assertNever } from '../../actors/actor.js';
+import { ACTOR_OFFSET_MAX, ACTOR_PAGE_LIMIT, ACTOR_SORTS, ActorRuntimeError, isActorSort, merge, newHistogram, quantileUs, type ActorQuery, type ShardStats } from '../../runtime/index.js';
 import type { ControlPlane } from './control-plane.js';
-import type { ProcessStats } from './inspection.js';
+import { ConsoleApiError } from './console-error.js';
+import { ACTIONS, isAction, serveConsoleAction } from './console-actions.js';
+import { MAX_STREAMS, MAX_WATCHES, type ConsolePush, type Watch } from './console-push.js';
+import type { ActorFilter, ProcessStats } from './inspection.js';
 
-/** An expected refusal of a console request; the admin API turns it into `{ error: { code, message } }`. */
-export class ConsoleApiError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
+export { ConsoleApiError };
 
 /** What the cluster view needs of the replica serving it (the admin API's AdminTarget). */
 export interface ConsoleTarget {
@@ -36,26 +36,108 @@ export interface ConsoleTarget {
   replicas(): Promise<unknown[]>;
 }
 
-/** How long an actor keeps its recent messages after a `watch` request, ms: a few of the page's 2 s polls. */
+/** How long an actor keeps its recent messages after a `watch` request, ms: several of a stream's reads (PUSH_MS). */
 const WATCH_MS = 10_000;
 
-const QUERIES: Record<string, readonly string[]> = {
+const QUERIES = {
   cluster: [],
   functions: [],
+  history: [],
   kinds: ['process'],
   actors: ['kind', 'process', 'shard', 'sort', 'offset', 'limit'],
   actor: ['process', 'shard', 'name', 'watch'],
-};
+} as const satisfies Record<string, readonly string[]>;
 
-export async function serveConsoleApi(target: ConsoleTarget, plane: ControlPlane, view: string, req: IncomingMessage, params: URLSearchParams, res: ServerResponse): Promise<void> {
-  const known = QUERIES[view];
-  if (known === undefined) throw new ConsoleApiError(404, 'NOT_FOUND', `no console view ${JSON.stringify(view)}; known: ${Object.keys(QUERIES).join(', ')}`);
-  if (req.method !== 'GET') throw new ConsoleApiError(405, 'METHOD_NOT_ALLOWED', `${req.method ?? ''} is not allowed on the console's views; use GET`);
+/** One console view's request, checked: what a GET asks once and a stream's watch asks every PUSH_MS. */
+export type ViewRequest =
+  | { readonly view: 'cluster' }
+  | { readonly view: 'functions' }
+  | { readonly view: 'history' }
+  | { readonly view: 'kinds'; readonly process: string | undefined }
+  | { readonly view: 'actors'; readonly query: ActorQuery; readonly filter: ActorFilter }
+  | { readonly view: 'actor'; readonly process: string; readonly shard: number; readonly name: string; readonly watchMs: number | undefined };
+
+/** Checks a view's name and query; a mistake is a 404 (no such view) or a 400 naming the parameter. */
+export function parseView(view: string, params: URLSearchParams): ViewRequest {
+  if (!Object.hasOwn(QUERIES, view)) throw new ConsoleApiError(404, 'NOT_FOUND', `no console view ${JSON.stringify(view)}; known: ${[...Object.keys(QUERIES), 'stream', ...ACTIONS].join(', ')}`);
+  const known: readonly string[] = QUERIES[view as keyof typeof QUERIES];
   for (const key of params.keys()) {
     if (!known.includes(key)) throw new ConsoleApiError(400, 'INVALID_QUERY', `unknown query parameter ${JSON.stringify(key)} for ${view}${known.length ? `; known: ${known.join(', ')}` : ''}`);
   }
+  switch (view as keyof typeof QUERIES) {
+    case 'cluster':
+      return { view: 'cluster' };
+    case 'functions':
+      return { view: 'functions' };
+    case 'history':
+      return { view: 'history' };
+    case 'kinds':
+      return { view: 'kinds', process: nonEmpty(params, 'process') };
+    case 'actors': {
+      const sort = params.get('sort') ?? 'mailbox';
+      if (!isActorSort(sort)) throw new ConsoleApiError(400, 'INVALID_QUERY', `sort must be one of ${ACTOR_SORTS.join(', ')}, got ${JSON.stringify(sort)}`);
+      const query: ActorQuery = {
+        kind: nonEmpty(params, 'kind'),
+        sort,
+        offset: int(params, 'offset', 0, ACTOR_OFFSET_MAX, 'actors') ?? 0,
+        limit: int(params, 'limit', ACTOR_PAGE_LIMIT.min, ACTOR_PAGE_LIMIT.max, 'actors') ?? 50,
+      };
+      return { view: 'actors', query, filter: { process: nonEmpty(params, 'process'), shard: int(params, 'shard', 0, 255, '(shard index)') } };
+    }
+    case 'actor': {
+      const process = nonEmpty(params, 'process');
+      const name = nonEmpty(params, 'name');
+      const shard = int(params, 'shard', 0, 255, '(shard index)');
+      if (process === undefined || name === undefined || shard === undefined) throw new ConsoleApiError(400, 'INVALID_QUERY', 'an actor is named by process, shard and name (as the actor list gives them)');
+      const watch = params.get('watch');
+      if (watch !== null && !['0', '1', 'true', 'false'].includes(watch)) throw new ConsoleApiError(400, 'INVALID_QUERY', `watch must be 1 or 0, got ${JSON.stringify(watch)}`);
+      return { view: 'actor', process, shard, name, watchMs: watch === '1' || watch === 'true' ? WATCH_MS : undefined };
+    }
+  }
+}
+
+/**
+ * `?watch=<view>[?<query>]`, once per view a stream follows: each checked as its GET would be. A watch is
+ * URL-encoded inside the stream's query (`watch=actors%3Fkind%3Drouter`).
+ */
+export function parseWatches(params: URLSearchParams): Watch[] {
+  for (const key of params.keys()) if (key !== 'watch') throw new ConsoleApiError(400, 'INVALID_QUERY', `unknown query parameter ${JSON.stringify(key)} for stream; known: watch`);
+  const watches = params.getAll('watch');
+  if (watches.length === 0 || watches.length > MAX_WATCHES) throw new ConsoleApiError(400, 'INVALID_QUERY', `a stream watches 1..${MAX_WATCHES} views (watch=<view>?<query>), got ${watches.length}`);
+  return watches.map((text) => {
+    const at = text.indexOf('?');
+    const watch = { view: at < 0 ? text : text.slice(0, at), params: new URLSearchParams(at < 0 ? '' : text.slice(at + 1)) };
+    parseView(watch.view, watch.params);
+    return watch;
+  });
+}
+
+/** What a console request needs of the replica serving it. */
+export interface ConsoleContext {
+  readonly target: ConsoleTarget;
+  readonly plane: ControlPlane;
+  readonly push: ConsolePush;
+  /** The admin token; without one the console's actions are off. */
+  readonly adminToken: string | undefined;
+}
+
+export async function serveConsoleApi({ target, plane, push, adminToken }: ConsoleContext, view: string, req: IncomingMessage, params: URLSearchParams, res: ServerResponse): Promise<void> {
+  if (isAction(view)) return serveConsoleAction(plane, adminToken, view, req, res);
+  if (view === 'stream') {
+    if (req.method !== 'GET') throw new ConsoleApiError(405, 'METHOD_NOT_ALLOWED', `${req.method ?? ''} is not allowed on the console's stream; use GET`);
+    const watches = parseWatches(params);
+    if (push.full) throw new ConsoleApiError(503, 'TOO_MANY_STREAMS', `${MAX_STREAMS} console streams are open on this replica already; close a console tab and retry`);
+    return push.open(watches, res);
+  }
+  const request = parseView(view, params);
+  if (req.method !== 'GET') throw new ConsoleApiError(405, 'METHOD_NOT_ALLOWED', `${req.method ?? ''} is not allowed on the console's views; use GET`);
+  send(res, await readView(target, plane, request));
+}
+
+/** Answers one view; the runtime's refusals become console errors with their status. */
+export async function readView(target: ConsoleTarget, plane: ControlPlane, request: ViewRequest): Promise<unknown> {
   try {
-    send(res, await answer(target, plane, view, params));
+    return await answer(target, plane, request);
   } catch (error) {
     if (error instanceof ActorRuntimeError) {
       const status = error.code === 'BAD_REQUEST' ? 400 : error.code === 'NO_SUCH_ACTOR' ? 404 : 503;
@@ -65,38 +147,28 @@ export async function serveConsoleApi(target: ConsoleTarget, plane: ControlPlane
   }
 }
 
-async function answer(target: ConsoleTarget, plane: ControlPlane, view: string, params: URLSearchParams): Promise<unknown> {
-  switch (view) {
+async function answer(target: ConsoleTarget, plane: ControlPlane, request: ViewRequest): Promise<unknown> {
+  switch (request.view) {
     case 'cluster':
       return clusterView(target, plane);
     case 'functions':
       return functionsView(plane);
+    case 'history': {
+      const names = (await plane.listFunctions()).map((f) => f.spec.name);
+      return { at: Date.now(), functions: Object.fromEntries(names.map((name) => [name, plane.history.of(name)])) };
+    }
     case 'kinds':
-      return kindsView(plane, params.get('process') ?? undefined);
+      return kindsView(plane, request.process);
     case 'actors': {
-      const sort = params.get('sort') ?? 'mailbox';
-      if (!isActorSort(sort)) throw new ConsoleApiError(400, 'INVALID_QUERY', `sort must be one of ${ACTOR_SORTS.join(', ')}, got ${JSON.stringify(sort)}`);
-      const query = {
-        kind: nonEmpty(params, 'kind'),
-        sort,
-        offset: int(params, 'offset', 0, ACTOR_OFFSET_MAX, 'actors') ?? 0,
-        limit: int(params, 'limit', ACTOR_PAGE_LIMIT.min, ACTOR_PAGE_LIMIT.max, 'actors') ?? 50,
-      };
-      const page = await plane.inspector.topActors(query, { process: nonEmpty(params, 'process'), shard: int(params, 'shard', 0, 255, '(shard index)') });
-      return { at: Date.now(), ...query, ...page };
+      const page = await plane.inspector.topActors(request.query, request.filter);
+      return { at: Date.now(), ...request.query, ...page };
     }
     case 'actor': {
-      const process = nonEmpty(params, 'process');
-      const name = nonEmpty(params, 'name');
-      const shard = int(params, 'shard', 0, 255, '(shard index)');
-      if (process === undefined || name === undefined || shard === undefined) throw new ConsoleApiError(400, 'INVALID_QUERY', 'an actor is named by process, shard and name (as the actor list gives them)');
-      const watch = params.get('watch');
-      if (watch !== null && !['0', '1', 'true', 'false'].includes(watch)) throw new ConsoleApiError(400, 'INVALID_QUERY', `watch must be 1 or 0, got ${JSON.stringify(watch)}`);
-      const watchMs = watch === '1' || watch === 'true' ? WATCH_MS : undefined;
+      const { process, shard, name, watchMs } = request;
       return { at: Date.now(), process, shard, name, ...(await plane.inspector.inspect(process, shard, name, watchMs)) };
     }
     default:
-      throw new ConsoleApiError(404, 'NOT_FOUND', `no console view ${view}`);
+      return assertNever(request);
   }
 }
 

@@ -1,6 +1,7 @@
 // The control-plane role: an ActorRuntime hosting the function, autoscaler and scheduler actors,
 // the desired-state store, and the cluster listener that workers and data planes connect to.
 // Operations here return values (expected outcomes), which the admin API maps to HTTP statuses.
+import { isErrorCode, type ErrorCode } from '../../actors/errors.js';
 import type { FunctionSpec } from '../../actors/function-spec.js';
 import { parseDirigentRegistration, parseFunctionSpec, updateFunctionSpec } from '../../actors/function-spec.js';
 import { sandboxRequestOf, sandboxTemplateOf, type FunctionInit } from '../../actors/function.js';
@@ -26,6 +27,7 @@ import { listenFrames, type FrameConnection, type FrameServer, type FrameServerO
 import { ClusterTransport } from '../../runtime/transport.js';
 import { takeNextTerm } from '../leadership/index.js';
 import { openStore, type Store, type StoreConfig } from '../store/index.js';
+import { FunctionHistory } from './function-history.js';
 import { ClusterInspector, type InspectionPeer } from './inspection.js';
 
 function isStore(store: StoreConfig | Store): store is Store {
@@ -72,7 +74,7 @@ export interface ClusterListener {
   serve(handlers: ListenerHandlers | undefined): void;
 }
 
-export type Outcome<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly status: number; readonly code: string; readonly message: string; readonly details?: unknown };
+export type Outcome<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly status: number; readonly code: ErrorCode; readonly message: string; readonly details?: unknown };
 
 export interface DataPlaneInfo {
   readonly id: string;
@@ -137,7 +139,7 @@ const ADOPT_CHUNK = 500;
 /** Data planes that join within this of the first are announced to the functions together, ms. */
 const JOIN_BATCH_MS = 20;
 
-const fail = (status: number, code: string, message: string, details?: unknown): Outcome<never> => ({ ok: false, status, code, message, details });
+const fail = (status: number, code: ErrorCode, message: string, details?: unknown): Outcome<never> => ({ ok: false, status, code, message, details });
 
 /** The actor runtime a control plane runs on: its shard threads with the control-plane kinds loaded, no actor yet. */
 export function startControlPlaneRuntime(shards: number | undefined, log: (level: LogLevel, text: string) => void): Promise<ActorRuntime> {
@@ -171,6 +173,11 @@ export class ControlPlane {
   private workersMissing: readonly string[] = [];
   private stopped = false;
   private joinTimer: NodeJS.Timeout | undefined;
+  /** The last minutes of every function's counters, for the console's charts (sampled while this incarnation leads). */
+  readonly history = new FunctionHistory(async () => {
+    const views = await this.listFunctions();
+    return new Map(views.map(({ spec, status, autoscaler }) => [spec.name, { invocations: autoscaler?.totals.invocations ?? 0, coldStarts: autoscaler?.totals.coldStarts ?? 0, ready: status?.ready ?? 0, inFlight: autoscaler?.observedInFlight ?? 0, queued: autoscaler?.queued ?? 0 }]));
+  });
   private reconstruction: Omit<ReconstructionStatus, 'workersMissing'> = { phase: 'waiting', workersExpected: 0, workersQueried: 0, sandboxesAdopted: 0, tookMs: null };
   private markServing: () => void = () => undefined;
   /**
@@ -347,6 +354,7 @@ export class ControlPlane {
     this.workersMissing = missing;
     this.log('info', `term ${this.term}: serving after ${this.reconstruction.tookMs} ms (workers listed after ${listedMs} ms); ${this.reconstruction.sandboxesAdopted} sandbox(es) adopted from ${this.reconstruction.workersQueried} worker(s), ${this.functions.size} function(s)`);
     this.markServing();
+    if (!this.stopped) this.history.start();
   }
 
   private async startFunction(spec: FunctionSpec): Promise<FunctionStatus> {
@@ -671,6 +679,44 @@ export class ControlPlane {
     return this.runtime.ask<NodeView[]>(schedulerAddress, { type: 'sch.nodes' }, ASK_MS);
   }
 
+  /**
+   * Cordon (`schedulable: false`: the console's drain) or uncordon a worker node: a cordoned node takes no new
+   * sandbox; those it runs keep serving until scaled down or deleted. Logged, with who asked.
+   */
+  async setSchedulable(nodeId: string, schedulable: boolean, by: string): Promise<Outcome<NodeView>> {
+    await this.serving;
+    if (!(await this.nodes()).some((n) => n.nodeId === nodeId)) return fail(404, 'UNKNOWN_NODE', `no worker node named ${nodeId}`);
+    this.runtime.tell(schedulerAddress, { type: 'sch.setSchedulable', nodeId, schedulable });
+    this.log('info', `console action by ${by}: node ${nodeId} ${schedulable ? 'uncordoned (takes new sandboxes again)' : 'drained (cordoned: takes no new sandbox)'}`);
+    const node = (await this.nodes()).find((n) => n.nodeId === nodeId);
+    return node === undefined ? fail(404, 'UNKNOWN_NODE', `worker node ${nodeId} left meanwhile`) : { ok: true, value: node };
+  }
+
+  /** The console's scale action: the function's min and max sandbox counts (a spec update, stored). Logged. */
+  async scaleFunction(name: string, scaling: { readonly minScale?: number; readonly maxScale?: number }, by: string): Promise<Outcome<FunctionView>> {
+    const outcome = await this.updateFunction(name, { scaling });
+    if (outcome.ok) this.log('info', `console action by ${by}: function ${name} scaled to ${JSON.stringify(scaling)}`);
+    return outcome;
+  }
+
+  /** The console's restart action, for an actor of this process: it starts again from its init. Logged. */
+  async restartActor(shard: number, name: string, by: string): Promise<Outcome<{ restarts: number }>> {
+    try {
+      const restarts = await this.runtime.restartActor(shard, name);
+      this.log('warn', `console action by ${by}: actor ${name} on shard ${shard} restarted (restart ${restarts})`);
+      return { ok: true, value: { restarts } };
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      if (!isErrorCode(code)) return fail(503, 'INTERNAL_ERROR', (error as Error).message);
+      return fail(code === 'NO_SUCH_ACTOR' ? 404 : code === 'BAD_REQUEST' ? 400 : 503, code, (error as Error).message);
+    }
+  }
+
+  /** A refused console action, in the log too: someone without the token tried to change the cluster. */
+  logRefusedAction(what: string, by: string, why: string): void {
+    this.log('warn', `console action refused for ${by}: ${what}: ${why}`);
+  }
+
   listDataplanes(): DataPlaneInfo[] {
     return [...this.dataplanes.entries()].map(([id, dp]) => ({ id, invokeAddress: dp.invokeAddress, compatAddress: dp.compatAddress, connected: dp.connection !== undefined && !dp.connection.isClosed }));
   }
@@ -689,6 +735,7 @@ export class ControlPlane {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.joinTimer);
+    this.history.stop();
     this.transport.close();
     const closing = this.server.close();
     for (const connection of this.connections) connection.destroy();

@@ -4,6 +4,7 @@
 // does not answer is named in `unreachable` instead of failing the whole answer.
 import type { ActorInspection, ActorQuery, ActorRuntime, ActorStats, ActorTop, ShardStats } from '../../runtime/index.js';
 import { ActorRuntimeError, mergePage } from '../../runtime/index.js';
+import { isErrorCode } from '../../actors/errors.js';
 import { SHARD_KIND, type ShardControl } from '../../runtime/envelope.js';
 import type { FrameConnection } from '../../runtime/frames.js';
 import type { ClusterTransport } from '../../runtime/transport.js';
@@ -134,7 +135,8 @@ export class ClusterInspector {
     try {
       return (await this.transport.askPeer(peer.connection, { kind: SHARD_KIND, id: String(shard) }, op, INSPECT_ASK_MS)) as T;
     } catch (error) {
-      throw new ActorRuntimeError((error as { code?: string }).code ?? 'PEER_UNAVAILABLE', (error as Error).message);
+      const code = (error as { code?: unknown }).code;
+      throw new ActorRuntimeError(isErrorCode(code) ? code : 'PEER_UNAVAILABLE', (error as Error).message, { cause: error });
     }
   }
 }

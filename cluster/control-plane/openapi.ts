@@ -1,5 +1,6 @@
 // OpenAPI 3.0 description of the admin API, served at /openapi.json.
 import { LOG_TAIL_LIMIT } from '../../actors/sandbox-logs.js';
+import { RUNTIME_KINDS } from '../../actors/settings.js';
 
 const error = { $ref: '#/components/schemas/Error' };
 const json = (schema: unknown) => ({ content: { 'application/json': { schema } } });
@@ -90,6 +91,31 @@ export const openApiDocument = {
         responses: { '200': { description: 'Actor', ...json({ type: 'object' }) }, '400': { description: 'Invalid query' }, '404': { description: 'No such actor (NO_SUCH_ACTOR)' } },
       },
     },
+    '/api/v1/console/history': { get: { summary: 'Console: per function, the last 5 minutes of its counters, sampled every 5 s by the leader', responses: { '200': { description: 'History view', ...json({ type: 'object' }) } } } },
+    '/api/v1/console/stream': {
+      get: {
+        summary: 'Console: the watched views (`?watch=<view>?<query>`, 1..4, URL-encoded) pushed as server-sent events when they change: `update` { i, body } and `view-error` { i, error }',
+        responses: { '200': { description: 'Event stream', content: { 'text/event-stream': { schema: { type: 'string' } } } }, '400': { description: 'Invalid watch (INVALID_QUERY)' }, '404': { description: 'No such view' }, '503': { description: 'Too many streams on this replica (TOO_MANY_STREAMS)' } },
+      },
+    },
+    ...Object.fromEntries(
+      (
+        [
+          ['scale', "a function's min and/or max sandboxes: { function, minScale?, maxScale? }"],
+          ['drain', 'cordon (drain: true, the default) or uncordon a worker node: { node, drain? }'],
+          ['restart', "restart one of the control plane's actors from its init: { process: 'control-plane', shard, name }"],
+        ] as const
+      ).map(([action, what]) => [
+        `/api/v1/console/${action}`,
+        {
+          post: {
+            summary: `Console action (needs the admin token; logged): ${what}`,
+            requestBody: { required: true, ...json({ type: 'object' }) },
+            responses: { '200': { description: 'Done', ...json({ type: 'object' }) }, '400': { description: 'Invalid body (INVALID_BODY, INVALID_JSON)' }, '401': { description: 'No or wrong bearer token (UNAUTHORIZED)' }, '403': { description: 'No admin token configured: the console is read-only (ACTIONS_DISABLED); or an actor outside the control plane (REMOTE_ACTOR)' }, '404': { description: 'No such function, node or actor' } },
+          },
+        },
+      ]),
+    ),
     '/console': { get: { summary: 'The inspection console (an HTML page reading the /api/v1/console views)', responses: { '200': { description: 'HTML' } } } },
     '/api/v1/replicas': { get: { summary: 'Every control-plane replica with its role and term (each probed)', responses: { '200': { description: 'Replicas', ...json({ type: 'object' }) } } } },
   },
@@ -102,7 +128,7 @@ export const openApiDocument = {
         additionalProperties: false,
         properties: {
           name: { type: 'string', description: 'DNS label' },
-          runtime: { type: 'string', enum: ['thread', 'process', 'simulated'] },
+          runtime: { type: 'string', enum: [...RUNTIME_KINDS] },
           source: {
             oneOf: [
               { type: 'object', properties: { kind: { enum: ['thread'] }, module: { type: 'string', description: 'Path of an ES module exporting handler' } } },

@@ -4,6 +4,7 @@
 // Bytes (request and response bodies) are stored as base64, since the store holds JSON.
 import type { LogLevel } from '../../runtime/host.js';
 import type { AsyncStoreInput, StoredJob } from '../../actors/async-jobs.js';
+import { DirigentError } from '../../actors/errors.js';
 import { FileStore } from '../store/index.js';
 
 const PREFIX = 'jobs/';
@@ -24,7 +25,7 @@ export class AsyncJobStore {
 
   readonly call = async (input: unknown): Promise<unknown> => {
     const op = input as AsyncStoreInput;
-    if (this.closed) throw Object.assign(new Error('the async job store is closed'), { code: 'STORE_CLOSED' });
+    if (this.closed) throw new DirigentError('STORE_CLOSED', 'the async job store is closed');
     const store = await this.open();
     switch (op?.op) {
       case 'list':
@@ -40,7 +41,7 @@ export class AsyncJobStore {
         await store.delete(PREFIX + op.id);
         return undefined;
       default:
-        throw Object.assign(new Error(`async.store: unknown operation ${JSON.stringify(input)}`), { code: 'BAD_REQUEST' });
+        throw new DirigentError('BAD_REQUEST', `async.store: unknown operation ${JSON.stringify(input)}`);
     }
   };
 

@@ -9,7 +9,9 @@ import { freePort } from '../../runtime/net.js';
 import { ControlPlaneLink, parseAddressList } from '../control-plane-link.js';
 import { InvokeApi } from './api.js';
 import { CompatFront } from './compat-front.js';
-import { PortClaim, portInUse, PortTakenError } from './port-claim.js';
+import { hasCode } from '../../actors/errors.js';
+import { DEFAULT_LOAD_BALANCING_POLICY } from '../../actors/settings.js';
+import { PortClaim, portInUse } from './port-claim.js';
 import { DEFAULT_MAX_BODY_BYTES, DEFAULT_REQUEST_TIMEOUT_MS, parseDataPlaneOptions, type DataPlaneModuleOptions } from './shard.js';
 
 /** Kinds the control plane hosts; envelopes for them leave over the control-plane link. */
@@ -142,7 +144,7 @@ function runtimeOptions(config: DataPlaneConfig, port: number): DataPlaneModuleO
     token: config.token,
     host: config.host,
     httpPort: port,
-    policy: config.policy ?? 'least-in-flight',
+    policy: config.policy ?? DEFAULT_LOAD_BALANCING_POLICY,
     maxBodyBytes: config.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
     requestTimeoutMs: config.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
     ...(config.asyncDir === undefined ? {} : { asyncDir: config.asyncDir }),
@@ -174,7 +176,8 @@ async function startRuntime(config: DataPlaneConfig, log: (level: LogLevel, text
     } catch (error) {
       await runtime?.stop();
       await claim?.release();
-      const taken = error instanceof PortTakenError || /could not listen on/.test((error as Error).message);
+      // A shard's LISTEN_FAILED arrives as the cause of SHARD_START_FAILED (rebuilt from the thread's WireError).
+      const taken = hasCode(error, 'PORT_TAKEN', 'LISTEN_FAILED');
       if (!(taken && config.httpPort === 0 && attempt < PORT_ATTEMPTS)) throw error;
       log('warn', `port ${port} was taken before the data plane could listen on it; picking another`);
     }

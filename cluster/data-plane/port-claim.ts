@@ -22,10 +22,13 @@
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server } from 'node:net';
 import { listen } from '../../runtime/net.js';
+import { DirigentError } from '../../actors/errors.js';
 
-export class PortTakenError extends Error {
-  override readonly name = 'PortTakenError';
-  readonly code = 'PORT_TAKEN';
+export class PortTakenError extends DirigentError<'PORT_TAKEN'> {
+  override name = 'PortTakenError';
+  constructor(message: string, options?: { readonly cause?: unknown }) {
+    super('PORT_TAKEN', message, options);
+  }
 }
 
 /** What a guard tells whoever connects to it. */

@@ -14,6 +14,7 @@ import type { Invocation } from '../../actors/messages.js';
 import type { CallbackService } from '../../runtime/host.js';
 import { SandboxClient } from '../worker/invoke-client.js';
 import type { InvokeResponse } from '../sandbox/index.js';
+import { DirigentError } from '../../actors/errors.js';
 
 export const SANDBOX_INVOKE = 'sandbox.invoke';
 
@@ -28,14 +29,9 @@ export interface SandboxInvokeInput {
 
 export type SandboxPoolErrorCode = 'CONNECTION_FAILED' | 'CONNECTION_LOST' | 'SANDBOX_TIMEOUT' | 'BAD_REQUEST';
 
-export class SandboxPoolError extends Error {
-  override readonly name = 'SandboxPoolError';
-  constructor(
-    readonly code: SandboxPoolErrorCode | string,
-    message: string,
-  ) {
-    super(message);
-  }
+/** The pool's own failures are `SandboxPoolErrorCode`s; its promise form (`invoke`) rejects with any code the call settled with. */
+export class SandboxPoolError extends DirigentError {
+  override name = 'SandboxPoolError';
 }
 
 export type Connect = (address: string) => Promise<Pick<SandboxClient, 'invokeWith' | 'close' | 'isClosed'>>;

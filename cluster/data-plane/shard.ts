@@ -15,6 +15,8 @@ import { SANDBOX_INVOKE, SandboxPool } from './sandbox-pool.js';
 import { UwsFront } from './uws-front.js';
 import { loadNativeUws } from './uws.js';
 import { DEFAULT_WS_LIMITS, type WsLimits } from './ws.js';
+import { DirigentError } from '../../actors/errors.js';
+import { LOAD_BALANCING_POLICIES } from '../../actors/settings.js';
 
 /** The module's options (plain data: they cross into every shard thread). */
 export interface DataPlaneModuleOptions {
@@ -54,11 +56,12 @@ export const DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024;
  */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 2 * 3_600_000 + 60_000;
 
-const POLICIES: readonly LoadBalancingPolicy[] = ['least-in-flight', 'random', 'round-robin', 'power-of-two'];
 
-export class DataPlaneOptionsError extends Error {
-  override readonly name = 'DataPlaneOptionsError';
-  readonly code = 'INVALID_DATA_PLANE_OPTIONS';
+export class DataPlaneOptionsError extends DirigentError<'INVALID_DATA_PLANE_OPTIONS'> {
+  override name = 'DataPlaneOptionsError';
+  constructor(message: string, options?: { readonly cause?: unknown }) {
+    super('INVALID_DATA_PLANE_OPTIONS', message, options);
+  }
 }
 
 /** Defaults, then validation; an error names the option, its value and its unit. */
@@ -77,7 +80,7 @@ export function parseDataPlaneOptions(input: unknown): ParsedOptions {
     if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) bad(field, value, `an integer in ${min}..${max} (${unit})`);
     return value as number;
   };
-  if (!POLICIES.includes(o.policy as LoadBalancingPolicy)) bad('policy', o.policy, `one of ${POLICIES.join(', ')}`);
+  if (!(LOAD_BALANCING_POLICIES as readonly unknown[]).includes(o.policy)) bad('policy', o.policy, `one of ${LOAD_BALANCING_POLICIES.join(', ')}`);
   const asyncDir = o.asyncDir === undefined ? undefined : text('asyncDir');
   const ws = { ...DEFAULT_WS_LIMITS, ...(o.ws ?? {}) };
   return {

@@ -12,13 +12,14 @@
 //   remaining connection (idle keep-alive ones included) with app.close().
 import { STATUS_CODES } from 'node:http';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, WebSocket } from 'uWebSockets.js';
+import { DirigentError } from '../../actors/errors.js';
 import type { Invocation } from '../../actors/messages.js';
 import type { LogLevel } from '../../runtime/host.js';
 import { SlotTable } from '../../runtime/slot-table.js';
 import type { InvokeApi } from './api.js';
 import { addRequestHeader, errorResponse, headersWithTiming, resolveTarget, type EdgeResponse } from './edge.js';
 import { FIRST_HEADER_NAME, headerBlock } from './head-bytes.js';
-import type { UwsModule } from './uws.js';
+import { UwsNotNativeError, type UwsModule } from './uws.js';
 import { WsSession, type WsLimits } from './ws.js';
 
 export interface UwsFrontOptions {
@@ -68,7 +69,7 @@ export class UwsFront {
   /** Listens on host:port; rejects with LISTEN_FAILED when uWS cannot bind it. */
   static listen(uws: UwsModule, options: UwsFrontOptions, api: InvokeApi, log: (level: LogLevel, text: string) => void): UwsFront {
     const app = uws.App() as TemplatedApp & { close?: () => void };
-    if (typeof app.close !== 'function') throw Object.assign(new Error('this uWebSockets.js build has no App.close(), which a clean shutdown needs'), { code: 'UWS_NOT_NATIVE' });
+    if (typeof app.close !== 'function') throw new UwsNotNativeError('this uWebSockets.js build has no App.close(), which a clean shutdown needs');
     const front = new UwsFront(uws, app as TemplatedApp & { close(): void }, options, api, log);
     front.routes();
     let socket: us_listen_socket | false = false;
@@ -78,7 +79,7 @@ export class UwsFront {
     });
     if (socket === false) {
       app.close?.();
-      throw Object.assign(new Error(`uWebSockets.js could not listen on ${options.host}:${options.port} (is another process using the port?)`), { code: 'LISTEN_FAILED' });
+      throw new DirigentError('LISTEN_FAILED', `uWebSockets.js could not listen on ${options.host}:${options.port} (is another process using the port?)`);
     }
     front.listenSocket = socket;
     return front;

@@ -8,12 +8,15 @@
 // getParts and the LIBUS_LISTEN_* constants, which is what we check.
 import { createRequire } from 'node:module';
 import type * as Uws from 'uWebSockets.js';
+import { DirigentError } from '../../actors/errors.js';
 
 export type UwsModule = typeof Uws;
 
-export class UwsNotNativeError extends Error {
-  override readonly name = 'UwsNotNativeError';
-  readonly code = 'UWS_NOT_NATIVE';
+export class UwsNotNativeError extends DirigentError<'UWS_NOT_NATIVE'> {
+  override name = 'UwsNotNativeError';
+  constructor(message: string, options?: { readonly cause?: unknown }) {
+    super('UWS_NOT_NATIVE', message, options);
+  }
 }
 
 let loaded: UwsModule | undefined;

@@ -7,6 +7,7 @@
 // exits on it). Pure: parsing and formatting take and give text; readAzureTrace is the one function that reads files.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { DirigentError } from '../../actors/errors.js';
 
 export interface DurationStats {
   /** All in ms. */
@@ -66,8 +67,11 @@ export interface TraceFiles {
 }
 
 /** A trace that cannot be read; the message names the file, the line and the column. */
-export class TraceError extends Error {
-  readonly code = 'INVALID_TRACE';
+export class TraceError extends DirigentError<'INVALID_TRACE'> {
+  override name = 'TraceError';
+  constructor(message: string, options?: { readonly cause?: unknown }) {
+    super('INVALID_TRACE', message, options);
+  }
 }
 
 export const DURATION_COLUMNS = ['Average', 'Count', 'Minimum', 'Maximum', 'percentile_Average_0', 'percentile_Average_1', 'percentile_Average_25', 'percentile_Average_50', 'percentile_Average_75', 'percentile_Average_99', 'percentile_Average_100'] as const;

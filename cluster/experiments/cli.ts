@@ -13,6 +13,8 @@ import { parseRecords } from './records.js';
 import { loadRun, reportText, writePlots } from './report.js';
 import { replay, type ReplayProgress } from './replay.js';
 import { synthesizeTrace } from './synth.js';
+import { DEFAULT_ADMIN_URL, ENV } from '../../actors/settings.js';
+import { onStopSignal } from '../signals.js';
 
 const SEED = { min: 0, max: 2 ** 32 - 1, unit: '' };
 const MINUTES = { min: 1, max: 1440, unit: 'minutes' };
@@ -57,14 +59,12 @@ function progressWriter(json: boolean): (p: ReplayProgress) => void {
 export async function replayCommand(traceDir: string, values: CliValues): Promise<void> {
   const json = values.json === true;
   const controller = new AbortController();
-  const stop = () => controller.abort();
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  const stopListening = onStopSignal(() => controller.abort());
   try {
     const summary = await replay({
       traceDir: resolve(traceDir),
-      adminUrl: values.admin ?? process.env.DIRIGENT_ADMIN ?? 'http://127.0.0.1:9091',
-      adminToken: values['admin-token'] ?? process.env.DIRIGENT_ADMIN_TOKEN,
+      adminUrl: values.admin ?? process.env[ENV.admin] ?? DEFAULT_ADMIN_URL,
+      adminToken: values['admin-token'] ?? process.env[ENV.adminToken],
       target: values.target,
       minutes: intIn(values, 'minutes', MINUTES),
       warmupMinutes: intIn(values, 'warmup-minutes', { min: 0, max: 1440, unit: 'minutes' }) ?? REPLAY_DEFAULTS.warmupMinutes,
@@ -92,8 +92,7 @@ export async function replayCommand(traceDir: string, values: CliValues): Promis
     );
     if (summary.failed > 0) process.exitCode = 1;
   } finally {
-    process.off('SIGINT', stop);
-    process.off('SIGTERM', stop);
+    stopListening();
   }
 }
 

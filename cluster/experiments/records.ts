@@ -1,6 +1,7 @@
 // One row per invocation, in the in-vitro loader's CSV columns (pkg/common/record.go, ExecutionRecordBase; times
 // in µs) followed by a few of ours that the loader cannot know. A report reads the columns by name, so it reads
 // the loader's own CSV files too (which have more columns, and not ours).
+import { DirigentError } from '../../actors/errors.js';
 
 /** The loader's columns, in its order. */
 export const LOADER_COLUMNS = ['phase', 'instance', 'invocationID', 'startTime', 'requestedDuration', 'responseTime', 'actualDuration', 'connectionTimeout', 'functionTimeout'] as const;
@@ -63,8 +64,11 @@ export function recordLine(r: InvocationRecord): string {
   ].join(',');
 }
 
-export class RecordsError extends Error {
-  readonly code = 'INVALID_RECORDS';
+export class RecordsError extends DirigentError<'INVALID_RECORDS'> {
+  override name = 'RecordsError';
+  constructor(message: string, options?: { readonly cause?: unknown }) {
+    super('INVALID_RECORDS', message, options);
+  }
 }
 
 /** Parses a CSV of records; `source` names it in errors. Unknown columns are ignored, the loader's are required. */

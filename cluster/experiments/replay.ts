@@ -13,6 +13,7 @@ import { buildSchedule, invocationId, replayedMinutes, type IatDistribution, typ
 import { readAzureTrace, type TraceFunction } from './azure-trace.js';
 import { recordHeader, recordLine, type InvocationRecord } from './records.js';
 import { HttpSender, type SendResult } from './sender.js';
+import { DirigentError } from '../../actors/errors.js';
 
 /** What the loader registers when dirigent.json names nothing, and what every row runs here: the trace function. */
 export const TRACE_IMAGE = 'docker.io/cvetkovic/dirigent_trace_function:latest';
@@ -69,12 +70,10 @@ export interface ReplaySummary {
   readonly endpoints: readonly string[];
 }
 
-export class ReplayError extends Error {
-  constructor(
-    message: string,
-    readonly code: 'REGISTRATION_FAILED' | 'UNREACHABLE' | 'INVALID_REPLAY',
-  ) {
-    super(message);
+export class ReplayError extends DirigentError<'REGISTRATION_FAILED' | 'UNREACHABLE' | 'INVALID_REPLAY'> {
+  override name = 'ReplayError';
+  constructor(message: string, code: 'REGISTRATION_FAILED' | 'UNREACHABLE' | 'INVALID_REPLAY') {
+    super(code, message);
   }
 }
 

@@ -35,7 +35,7 @@ test('leader killed mid-scale-up: finished sandboxes adopted under their ids, th
   const h = new Harness({ nodes: 3, createMs: 40, nodeCreateMs: { n3: 400 } });
   await h.register({ name: 'surge', queueTimeoutMs: 30_000 });
   const pending = h.invoke('surge', 12, { holdMs: 5000 });
-  await h.sim.advance(100);
+  await h.advance(100);
   const before = await h.status('surge');
   const finished = idsIn(before, 'ready');
   t.is(finished.length, 8, 'n1 and n2 finished creating');
@@ -59,7 +59,7 @@ test('leader killed mid-scale-up: finished sandboxes adopted under their ids, th
   t.deepEqual(repeated(h.created), []);
   t.is(h.created.filter((id) => id.startsWith('surge-2-')).length, 4);
 
-  await h.sim.advance(5000);
+  await h.advance(5000);
   const final = await h.status('surge');
   await h.describe('surge');
   // n3's creations of term 1 finished after the listing: unknown to the new leader, they were deleted.
@@ -75,33 +75,33 @@ test('leader killed mid-scale-up: finished sandboxes adopted under their ids, th
 test('old leader partitioned while a new one is elected: its late term-1 commands are refused by nodes and ignored by the router', async (t) => {
   const h = new Harness({ nodes: 2 });
   const spec = await h.register({ name: 'fenced', scaling: { minScale: 2 } });
-  await h.sim.advance(100);
+  await h.advance(100);
   const [a, b] = (await h.status('fenced')).sandboxes;
   t.truthy(a && b);
   // The old leader is cut off: to the rest of the cluster it simply stops talking. A new one is elected.
   h.killLeader('partitioned');
   await h.failover({ term: 2 });
   const nodesBefore = h.onNodes();
-  const routerBefore = await h.sim.request<RouterStatus>(routerAddress('fenced'), { type: 'rt.status' });
+  const routerBefore = await h.ask<RouterStatus>(routerAddress('fenced'), { type: 'rt.status' });
   t.is(routerBefore.endpoints, 2);
 
   // What the old leader sent before it learnt it was deposed arrives now: a scale-up, a scale-down, and the
   // endpoint updates that go with them, then its deregistration.
   h.sim.note('late commands of the old leader (term 1) arrive');
   const oldLeader = functionAddress('fenced');
-  h.sim.tell(nodeAddress('n1'), { type: 'node.create', term: 1, sandboxId: 'fenced-1-2', template: sandboxTemplateOf(spec) }, oldLeader);
-  h.sim.tell(nodeAddress(a!.nodeId), { type: 'node.delete', term: 1, sandboxId: a!.sandboxId }, oldLeader);
+  h.tell(nodeAddress('n1'), { type: 'node.create', term: 1, sandboxId: 'fenced-1-2', template: sandboxTemplateOf(spec) }, oldLeader);
+  h.tell(nodeAddress(a!.nodeId), { type: 'node.delete', term: 1, sandboxId: a!.sandboxId }, oldLeader);
   const ghost: Endpoint = { sandboxId: 'fenced-1-2', nodeId: 'n1', address: 'n1.local:7000', concurrency: 1, version: 1 };
-  h.sim.tell(routerAddress('fenced'), { type: 'rt.delta', term: 1, functionName: 'fenced', version: 3, add: [ghost], remove: [a!.sandboxId] }, oldLeader);
-  h.sim.tell(routerAddress('fenced'), { type: 'rt.snapshot', term: 1, snapshot: { functionName: 'fenced', version: 9, endpoints: [ghost], routing: routingConfigOf(spec), failure: null } }, oldLeader);
-  h.sim.tell(routerAddress('fenced'), { type: 'rt.deleted', term: 1, functionName: 'fenced' }, oldLeader);
-  await h.sim.advance(1000);
+  h.tell(routerAddress('fenced'), { type: 'rt.delta', term: 1, functionName: 'fenced', version: 3, add: [ghost], remove: [a!.sandboxId] }, oldLeader);
+  h.tell(routerAddress('fenced'), { type: 'rt.snapshot', term: 1, snapshot: { functionName: 'fenced', version: 9, endpoints: [ghost], routing: routingConfigOf(spec), failure: null } }, oldLeader);
+  h.tell(routerAddress('fenced'), { type: 'rt.deleted', term: 1, functionName: 'fenced' }, oldLeader);
+  await h.advance(1000);
 
   const lines = h.sim.transcript;
   t.is(lines.filter((l) => l.includes('refused: term 1 is older than 2')).length, 2, 'each node command is refused, and says so');
   t.is(lines.filter((l) => /router:fenced.* log debug: ignored rt\.(delta|snapshot|deleted) of term 1 < 2/.test(l)).length, 3, 'each router update is ignored, and says so');
   t.deepEqual(h.onNodes(), nodesBefore, "nodes' sandboxes unchanged");
-  t.deepEqual(await h.sim.request<RouterStatus>(routerAddress('fenced'), { type: 'rt.status' }), routerBefore, 'router endpoint set and version unchanged');
+  t.deepEqual(await h.ask<RouterStatus>(routerAddress('fenced'), { type: 'rt.status' }), routerBefore, 'router endpoint set and version unchanged');
   t.is(h.router('fenced')?.highestTerm, 2);
   t.like(h.router('fenced')?.phase, { kind: 'known', term: 2 });
   const status = await h.status('fenced');
@@ -116,7 +116,7 @@ test('old leader partitioned while a new one is elected: its late term-1 command
 test('worker lost during reconstruction: the leader serves after the bound, min-scale is restored elsewhere, the stale sandboxes are adopted and trimmed', async (t) => {
   const h = new Harness({ nodes: 3 });
   await h.register({ name: 'sturdy', scaling: { minScale: 6, stableWindowMs: 10_000 } });
-  await h.sim.advance(100);
+  await h.advance(100);
   t.deepEqual(await h.running(), { n1: 2, n2: 2, n3: 2 });
   const onN3 = (await h.status('sturdy')).sandboxes.filter((s) => s.nodeId === 'n3').map((s) => s.sandboxId);
 
@@ -127,7 +127,7 @@ test('worker lost during reconstruction: the leader serves after the bound, min-
   t.deepEqual(report.missing, ['n3']);
   t.is(h.sim.now() - started, 3000, 'the leader waited for n3 up to the bound, then served');
   t.is(report.reports.length, 4);
-  await h.sim.advance(100);
+  await h.advance(100);
   // The hold blocks scale-down only: min-scale brings n3's share back on n1 and n2 at once.
   const serving = await h.status('sturdy');
   t.is(serving.ready, 6);
@@ -137,7 +137,7 @@ test('worker lost during reconstruction: the leader serves after the bound, min-
   const outcomes = await settle(h, h.invoke('sturdy', 6, { holdMs: 10 }));
   t.is(tally(outcomes), '200x6');
 
-  await h.sim.advance(5000);
+  await h.advance(5000);
   const stale = await h.reconnect('n3');
   t.deepEqual(stale.map((r) => r.sandboxId).sort(), [...onN3].sort());
   const adopted = await h.status('sturdy');
@@ -152,7 +152,7 @@ test('worker lost during reconstruction: the leader serves after the bound, min-
   const holdEnds = started + 3000 + 10_000;
   let extraUntil = h.sim.now();
   while (h.sim.now() < holdEnds + 4000) {
-    await h.sim.advance(500);
+    await h.advance(500);
     const fn = h.functionState('sturdy')!;
     const live = fn.counts.ready + fn.counts.creating;
     t.deepEqual(runningIds(h), [...fn.sandboxes.keys()].sort(), `t=${h.sim.now()}: a sandbox runs that the function does not know`);
@@ -173,13 +173,13 @@ test('worker lost during reconstruction: the leader serves after the bound, min-
 test('data plane lost while a sandbox drains: the function stops waiting for it, and a data plane that comes back is resynced and serves', async (t) => {
   const h = new Harness({ nodes: 2 });
   await h.register({ name: 'drainy', timeoutMs: 30_000, scaling: { minScale: 2 } });
-  await h.sim.advance(100);
+  await h.advance(100);
   // Both sandboxes busy for 20 s, then the function is cut to one: one drains with a request in flight.
   const lost = h.invoke('drainy', 2, { holdMs: 20_000 });
   lost.forEach((p) => p.catch(() => undefined));
-  await h.sim.advance(100);
+  await h.advance(100);
   await h.update('drainy', { scaling: { minScale: 1, maxScale: 1 } });
-  await h.sim.advance(1000);
+  await h.advance(1000);
   const draining = await h.status('drainy');
   t.is(draining.draining, 1, 'one sandbox drains, waiting for the data plane');
   t.is(draining.ready, 1);
@@ -197,12 +197,12 @@ test('data plane lost while a sandbox drains: the function stops waiting for it,
   t.is(runningIds(h).length, 1);
   t.false(h.alive(routerAddress('drainy')));
 
-  await h.sim.advance(5000);
+  await h.advance(5000);
   h.restartDataplane();
   const outcomes = await settle(h, h.invoke('drainy', 3, { holdMs: 10 }), 10);
   t.is(tally(outcomes), '200x3', 'the new router asked for a full snapshot and serves');
   const status = await h.status('drainy');
-  const router = await h.sim.request<RouterStatus>(routerAddress('drainy'), { type: 'rt.status' });
+  const router = await h.ask<RouterStatus>(routerAddress('drainy'), { type: 'rt.status' });
   t.like(router, { known: true, endpoints: 1, version: status.endpointVersion, queued: 0 });
   t.deepEqual(routedIds(h, 'drainy'), idsIn(status, 'ready'));
   await h.describe('drainy');
@@ -221,14 +221,14 @@ test('a creation that completes during the reconstruction wait is adopted or del
   const h = new Harness({ nodes: 3, createMs: 40, nodeCreateMs: { n2: 400 } });
   await h.register({ name: 'late', queueTimeoutMs: 30_000 });
   const pending = h.invoke('late', 6, { holdMs: 1000 });
-  await h.sim.advance(100);
+  await h.advance(100);
   t.is((await h.status('late')).creating, 2, "n2's pair is still creating when the leader dies");
   h.killLeader();
   h.partition('n3');
   await h.failover({ term: 2, listTimeoutMs: 3000 });
   await h.reconnect('n3');
   t.is(tally(await settle(h, pending)), '200cx6');
-  await h.sim.advance(10_000);
+  await h.advance(10_000);
   const status = await h.status('late');
   await h.describe('late');
   checkTranscript(t, 'failover-creation-during-wait', h);
@@ -242,20 +242,20 @@ test('a data plane that rejoins after a leader change still ignores the old lead
   // leader (term 1): a term-1 snapshot replaced the whole set. The reply now carries the term.
   const h = new Harness({ nodes: 2 });
   const spec = await h.register({ name: 'rejoin', scaling: { minScale: 2 } });
-  await h.sim.advance(100);
+  await h.advance(100);
   h.killLeader('partitioned');
   await h.failover({ term: 2 });
   h.killDataplane();
-  await h.sim.advance(1000);
+  await h.advance(1000);
   h.restartDataplane();
   t.is(tally(await settle(h, h.invoke('rejoin', 2, { holdMs: 10 }))), '200x2');
-  const before = await h.sim.request<RouterStatus>(routerAddress('rejoin'), { type: 'rt.status' });
+  const before = await h.ask<RouterStatus>(routerAddress('rejoin'), { type: 'rt.status' });
   t.is(before.endpoints, 2);
   h.sim.note('a late snapshot of the old leader (term 1) arrives');
   const late = { functionName: 'rejoin', version: 9, endpoints: [], routing: routingConfigOf(spec) };
-  h.sim.tell(routerAddress('rejoin'), { type: 'rt.snapshot', term: 1, snapshot: late }, functionAddress('rejoin'));
-  await h.sim.advance(100);
-  const after = await h.sim.request<RouterStatus>(routerAddress('rejoin'), { type: 'rt.status' });
+  h.tell(routerAddress('rejoin'), { type: 'rt.snapshot', term: 1, snapshot: late }, functionAddress('rejoin'));
+  await h.advance(100);
+  const after = await h.ask<RouterStatus>(routerAddress('rejoin'), { type: 'rt.status' });
   await h.describe('rejoin');
   checkTranscript(t, 'failover-rejoined-dataplane-fencing', h);
   t.deepEqual(after, before, 'the late term-1 snapshot is ignored');

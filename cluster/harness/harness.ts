@@ -10,7 +10,8 @@
 // - a worker the leader cannot reach: `partition` (its node actor runs on, but nothing gets in or out),
 //   `reconnect` (its worker connects again, as ControlPlane.accepted -> reconstructFrom);
 // - a data plane's death and return: `killDataplane`, `restartDataplane`.
-import type { ActorKind, Address, Effect } from '../../actors/actor.js';
+import { printAddress, type ActorKind, type Address, type Effect } from '../../actors/actor.js';
+import { printMessage } from '../../actors/printer.js';
 import { autoscalerKind } from '../../actors/autoscaler-actor.js';
 import { dataPlaneSandboxKind } from '../../actors/dp-sandbox.js';
 import { functionKind, type FunctionState } from '../../actors/function.js';
@@ -145,7 +146,7 @@ export class Harness {
   async register(input: Record<string, unknown>): Promise<FunctionSpec> {
     const parsed = parseFunctionSpec({ runtime: 'simulated', source: { kind: 'builtin', workload: 'echo' }, ...input });
     if (!parsed.ok) throw new Error(`bad spec: ${JSON.stringify(parsed.errors)}`);
-    this.sim.note(`register ${parsed.spec.name}`);
+    this.sim.command(`register ${printMessage(input)}`);
     this.specs.set(parsed.spec.name, parsed.spec);
     this.sim.spawn(functionAddress(parsed.spec.name), { spec: parsed.spec, term: this.term, dataplanes: this.dataplanes });
     await this.sim.request(functionAddress(parsed.spec.name), { type: 'fn.configure', spec: parsed.spec });
@@ -158,7 +159,8 @@ export class Harness {
     if (current === undefined) throw new Error(`no function named ${name}`);
     const updated = updateFunctionSpec(current, patch);
     if (!updated.ok) throw new Error(`bad update: ${JSON.stringify(updated.errors)}`);
-    this.sim.note(`update ${name} to spec version ${updated.spec.version}`);
+    this.sim.command(`update ${name} ${printMessage(patch)}`);
+    this.sim.note(`${name}: spec version ${updated.spec.version}`);
     this.specs.set(name, updated.spec);
     await this.sim.request(functionAddress(name), { type: 'fn.configure', spec: updated.spec });
     return updated.spec;
@@ -166,12 +168,14 @@ export class Harness {
 
   /** From now on, sandboxes of `name` fail to start with `reason`; undefined: they start again. */
   failCreation(name: string, reason: string | undefined): void {
+    this.sim.command(reason === undefined ? `creations of ${name} succeed` : `creations of ${name} fail: ${reason}`);
     if (reason === undefined) this.failing.delete(name);
     else this.failing.set(name, reason);
   }
 
   /** Send `count` invocations through the data plane's router; the outcomes settle as time advances. */
   invoke(name: string, count: number, options: InvokeOptions = {}): Promise<InvocationOutcome>[] {
+    this.sim.command(`invoke ${name} x${count}${options.holdMs === undefined ? '' : ` holdMs=${options.holdMs}`}`);
     this.holdMs = options.holdMs ?? 0;
     const body = new TextEncoder().encode('ping');
     return Array.from({ length: count }, () =>
@@ -180,24 +184,29 @@ export class Harness {
   }
 
   breakSandbox(sandboxId: string): void {
+    this.sim.command(`break sandbox ${sandboxId}`);
     this.broken.add(sandboxId);
   }
 
   status(name: string): Promise<FunctionStatus> {
+    this.sim.command(`status ${name}`);
     return this.sim.request<FunctionStatus>(functionAddress(name), { type: 'fn.status' });
   }
 
   nodes(): Promise<NodeView[]> {
+    this.sim.command('nodes');
     return this.sim.request<NodeView[]>(schedulerAddress, { type: 'sch.nodes' });
   }
 
   /** Sandboxes each live node actor runs. */
   async running(): Promise<Record<string, number>> {
+    this.sim.command('running');
     const counts: Record<string, number> = {};
     for (const nodeId of this.nodeIds) {
       if (this.sim.state(nodeAddress(nodeId)) === undefined) continue;
       counts[nodeId] = ((await this.sim.request<unknown[]>(nodeAddress(nodeId), { type: 'node.list' })) ?? []).length;
     }
+    this.sim.note(`running ${printMessage(counts)}`);
     return counts;
   }
 
@@ -231,7 +240,7 @@ export class Harness {
    * function, autoscaler and scheduler actors vanish with their timers. Workers and data planes run on.
    */
   killLeader(how: 'killed' | 'partitioned' = 'killed'): void {
-    this.sim.note(`leader of term ${this.term} ${how}`);
+    this.sim.command(`leader of term ${this.term} ${how}`);
     for (const kind of ['function', 'autoscaler', 'scheduler']) for (const address of this.sim.list(kind)) this.sim.kill(address);
   }
 
@@ -250,6 +259,7 @@ export class Harness {
     const leftOver = ['function', 'autoscaler', 'scheduler'].flatMap((kind) => this.sim.list(kind));
     if (leftOver.length > 0) throw new Error(`failover: the old leader still runs ${leftOver.length} actor(s); killLeader first`);
     this.term = term;
+    this.sim.command(`failover to term ${term}`);
     this.sim.note(`leader of term ${term}: ${this.specs.size} function spec(s) loaded; asking ${this.nodeIds.length} node(s) for their sandboxes (wait <= ${listTimeoutMs} ms)`);
     this.sim.spawn(schedulerAddress, { term, policy: 'round-robin' });
     // Spawned before the wait, configured after it (see ControlPlane.loadDesiredState and reconstruct).
@@ -281,7 +291,7 @@ export class Harness {
 
   /** The node's worker loses its connection to the control plane: nothing reaches the node actor, nothing leaves it. */
   partition(nodeId: string): void {
-    this.sim.note(`worker of ${nodeId} partitioned from the control plane`);
+    this.sim.command(`partition worker of ${nodeId} from the control plane`);
     this.partitioned.add(nodeId);
   }
 
@@ -295,6 +305,7 @@ export class Harness {
     this.partitioned.delete(nodeId);
     const address = nodeAddress(nodeId);
     const restarted = !this.alive(address);
+    this.sim.command(`reconnect worker of ${nodeId}`);
     this.sim.note(`worker of ${nodeId} ${restarted ? 'restarted' : 'reconnected'}`);
     if (restarted) this.sim.spawn(address, { nodeId, capacity: this.capacity, runtime: 'simulated', incarnation: `restarted at ${this.sim.now()}` });
     this.sim.tell(address, { type: 'node.start' });
@@ -321,7 +332,7 @@ export class Harness {
    * the control plane, seeing the connection close, tells every function the data planes left.
    */
   killDataplane(): void {
-    this.sim.note(`data plane ${DATAPLANE_ID} lost`);
+    this.sim.command(`lose data plane ${DATAPLANE_ID}`);
     for (const kind of ['router', 'dpsandbox']) for (const address of this.sim.list(kind)) this.sim.kill(address);
     this.dataplanes = [];
     this.announceDataplanes();
@@ -329,7 +340,7 @@ export class Harness {
 
   /** A data plane connects again: the functions wait for it again; its routers start empty and ask for a snapshot on first use. */
   restartDataplane(): void {
-    this.sim.note(`data plane ${DATAPLANE_ID} connected`);
+    this.sim.command(`connect data plane ${DATAPLANE_ID}`);
     this.dataplanes = [DATAPLANE_ID];
     this.announceDataplanes();
   }
@@ -338,9 +349,36 @@ export class Harness {
     for (const name of this.specs.keys()) if (this.alive(functionAddress(name))) this.sim.tell(functionAddress(name), { type: 'fn.dataplanes', ids: this.dataplanes });
   }
 
+  /** Move the manual clock `ms` forward, running the cluster to rest after each timer. */
+  advance(ms: number): Promise<void> {
+    this.sim.command(`advance ${ms} ms`);
+    return this.sim.advance(ms);
+  }
+
+  /** A message to an actor from outside (as the control plane's own code sends it), or as if from `from`. */
+  tell(to: Address, message: unknown, from?: Address): void {
+    this.sim.command(`tell ${printAddress(to)} ${printMessage(message)}${from === undefined ? '' : ` as ${printAddress(from)}`}`);
+    this.sim.tell(to, message, from);
+  }
+
+  /** Asks an actor from outside and writes its answer into the transcript. */
+  async ask<T>(to: Address, message: unknown): Promise<T> {
+    this.sim.command(`ask ${printAddress(to)} ${printMessage(message)}`);
+    const answer = await this.sim.request<T>(to, message);
+    this.sim.note(`answer ${printMessage(answer)}`);
+    return answer;
+  }
+
+  /** The actor vanishes with its timers (a crash the runtime does not restart). */
+  kill(address: Address): void {
+    this.sim.command(`kill ${printAddress(address)}`);
+    this.sim.kill(address);
+  }
+
   /** One line summing up the function for the transcript. */
   async describe(name: string): Promise<string> {
-    const s = await this.status(name);
+    this.sim.command(`describe ${name}`);
+    const s = await this.sim.request<FunctionStatus>(functionAddress(name), { type: 'fn.status' });
     const line = `${name}: version=${s.version} ${s.state} desired=${s.desired} creating=${s.creating} ready=${s.ready} draining=${s.draining} endpointVersion=${s.endpointVersion}`;
     this.sim.note(line);
     return line;

@@ -1,6 +1,8 @@
 // Scripted scenarios on the in-process cluster harness. Each stores its transcript in
 // cluster/harness/transcripts/<name>.txt; `UPDATE_TRANSCRIPTS=1 npm test` rewrites them, and the
-// diff is reviewed like code.
+// diff is reviewed like code. A transcript reads alone, as raft's testdata files do: each scripted step is a
+// `t=<ms> > <step>` line (the harness writes it: register, invoke, advance, tell, ask, kill...), followed by its
+// output, one line per delivery, log line or kill, and `# ` lines for what the script read or concluded.
 import test from 'ava';
 import { autoscalerAddress, functionAddress, nodeAddress, routerAddress, type InvocationOutcome } from '../../actors/messages.js';
 import { Harness, tally } from './harness.js';
@@ -9,7 +11,7 @@ import { checkTranscript, settle } from './script.js';
 test('register: the function spawns its autoscaler and pushes an endpoint snapshot', async (t) => {
   const h = new Harness({ nodes: 2 });
   await h.register({ name: 'hello' });
-  await h.sim.advance(1);
+  await h.advance(1);
   t.true(h.alive(autoscalerAddress('hello')));
   t.true(h.alive(routerAddress('hello')));
   t.is(await h.describe('hello'), 'hello: version=1 active desired=0 creating=0 ready=0 draining=0 endpointVersion=1');
@@ -39,7 +41,7 @@ test('steady load holds a stable scale; a burst enters panic, never scales down 
   // 5 requests in flight, each held 1 s, for 30 s.
   for (let second = 0; second < 30; second++) {
     void h.invoke('steady', 5, { holdMs: 900 });
-    await h.sim.advance(1000);
+    await h.advance(1000);
   }
   const stable = await h.status('steady');
   h.sim.note(`steady: desired=${stable.desired} ready=${stable.ready}`);
@@ -48,9 +50,9 @@ test('steady load holds a stable scale; a burst enters panic, never scales down 
   // A burst to 40 in flight for 10 s: panic.
   for (let second = 0; second < 10; second++) {
     void h.invoke('steady', 40, { holdMs: 900 });
-    await h.sim.advance(1000);
+    await h.advance(1000);
   }
-  const burst = await h.sim.request<{ panic: boolean; desired: number }>(autoscalerAddress('steady'), { type: 'as.status' });
+  const burst = await h.ask<{ panic: boolean; desired: number }>(autoscalerAddress('steady'), { type: 'as.status' });
   h.sim.note(`burst: panic=${burst.panic} desired=${burst.desired}`);
   t.true(burst.panic);
   t.true(burst.desired >= 40);
@@ -58,16 +60,16 @@ test('steady load holds a stable scale; a burst enters panic, never scales down 
   let lowest = burst.desired;
   for (let second = 0; second < 58; second++) {
     void h.invoke('steady', 5, { holdMs: 900 });
-    await h.sim.advance(1000);
-    const s = await h.sim.request<{ panic: boolean; desired: number }>(autoscalerAddress('steady'), { type: 'as.status' });
+    await h.advance(1000);
+    const s = await h.ask<{ panic: boolean; desired: number }>(autoscalerAddress('steady'), { type: 'as.status' });
     if (s.panic) lowest = Math.min(lowest, s.desired);
   }
   t.is(lowest, burst.desired, 'no decrease while in panic');
   for (let second = 0; second < 10; second++) {
     void h.invoke('steady', 5, { holdMs: 900 });
-    await h.sim.advance(1000);
+    await h.advance(1000);
   }
-  const after = await h.sim.request<{ panic: boolean; desired: number }>(autoscalerAddress('steady'), { type: 'as.status' });
+  const after = await h.ask<{ panic: boolean; desired: number }>(autoscalerAddress('steady'), { type: 'as.status' });
   h.sim.note(`after: panic=${after.panic} desired=${after.desired}`);
   t.false(after.panic);
   t.true(after.desired < burst.desired);
@@ -79,9 +81,9 @@ test('scale to zero only after the keep-alive; every sandbox drained and deleted
   await h.register({ name: 'idle', scaling: { keepAliveMs: 90_000 } });
   await settle(h, h.invoke('idle', 3, { holdMs: 500 }));
   t.is((await h.status('idle')).ready, 3);
-  await h.sim.advance(80_000);
+  await h.advance(80_000);
   t.true((await h.status('idle')).ready >= 1, 'kept alive before keepAliveMs');
-  await h.sim.advance(30_000);
+  await h.advance(30_000);
   const status = await h.status('idle');
   await h.describe('idle');
   t.is(status.ready + status.creating + status.draining, 0);
@@ -92,11 +94,11 @@ test('scale to zero only after the keep-alive; every sandbox drained and deleted
 test('node failure: missed heartbeats mark the node dead and its sandboxes are recreated elsewhere', async (t) => {
   const h = new Harness({ nodes: 3 });
   await h.register({ name: 'sturdy', scaling: { minScale: 6 } });
-  h.sim.tell(functionAddress('sturdy'), { type: 'fn.scale', desired: 6, reason: 'script' });
-  await h.sim.advance(100);
+  h.tell(functionAddress('sturdy'), { type: 'fn.scale', desired: 6, reason: 'script' });
+  await h.advance(100);
   t.deepEqual(await h.running(), { n1: 2, n2: 2, n3: 2 });
-  h.sim.kill(nodeAddress('n1'));
-  await h.sim.advance(25_000);
+  h.kill(nodeAddress('n1'));
+  await h.advance(25_000);
   const nodes = await h.nodes();
   t.false(nodes.find((n) => n.nodeId === 'n1')!.alive);
   t.is((await h.status('sturdy')).ready, 6);
@@ -110,13 +112,13 @@ test('node failure: missed heartbeats mark the node dead and its sandboxes are r
 test('sandbox crash: the data plane fails the request with 502, drops the sandbox, and the function replaces it', async (t) => {
   const h = new Harness({ nodes: 2 });
   await h.register({ name: 'crashy', scaling: { minScale: 2 } });
-  h.sim.tell(functionAddress('crashy'), { type: 'fn.scale', desired: 2, reason: 'script' });
-  await h.sim.advance(100);
+  h.tell(functionAddress('crashy'), { type: 'fn.scale', desired: 2, reason: 'script' });
+  await h.advance(100);
   const [first] = (await h.status('crashy')).sandboxes;
   h.breakSandbox(first!.sandboxId);
   // The worker notices too: its runtime reports the crash to the node actor.
-  h.sim.tell(nodeAddress(first!.nodeId), { type: 'node.sandboxFailed', sandboxId: first!.sandboxId, reason: 'exit code 137' });
-  await h.sim.advance(100);
+  h.tell(nodeAddress(first!.nodeId), { type: 'node.sandboxFailed', sandboxId: first!.sandboxId, reason: 'exit code 137' });
+  await h.advance(100);
   const status = await h.status('crashy');
   t.is(status.ready, 2);
   t.false(status.sandboxes.some((s) => s.sandboxId === first!.sandboxId));
@@ -129,8 +131,8 @@ test('deregistration: every sandbox is deleted, the function and its autoscaler 
   await h.register({ name: 'gone' });
   await settle(h, h.invoke('gone', 4, { holdMs: 100 }));
   t.is((await h.status('gone')).ready, 4);
-  await h.sim.request(functionAddress('gone'), { type: 'fn.delete' });
-  await h.sim.advance(5000);
+  await h.ask(functionAddress('gone'), { type: 'fn.delete' });
+  await h.advance(5000);
   t.false(h.alive(functionAddress('gone')));
   t.false(h.alive(autoscalerAddress('gone')));
   t.deepEqual(await h.running(), { n1: 0, n2: 0 });
@@ -154,7 +156,7 @@ test('a function whose sandboxes cannot start: requests get 503 with the cause a
   const during: InvocationOutcome[] = [];
   for (let second = 0; second < 60; second += 5) {
     during.push(...(await settle(h, h.invoke('broken', 1), 10)));
-    await h.sim.advance(5000);
+    await h.advance(5000);
   }
   t.is(tally(during), '503x12');
   t.true(during.every((o) => o.queuedMs === 0));
@@ -179,13 +181,13 @@ test('a function whose sandboxes cannot start: requests get 503 with the cause a
 test('an update rolls out: new sandboxes of the new version, each ready one drains an old one; scaling-only updates restart nothing', async (t) => {
   const h = new Harness({ nodes: 2, createMs: 30 });
   await h.register({ name: 'roll', scaling: { minScale: 2 } });
-  h.sim.tell(functionAddress('roll'), { type: 'fn.scale', desired: 2, reason: 'script' });
-  await h.sim.advance(100);
+  h.tell(functionAddress('roll'), { type: 'fn.scale', desired: 2, reason: 'script' });
+  await h.advance(100);
   t.is(tally(await settle(h, h.invoke('roll', 2), 10), true), '200v1x2');
   const old = (await h.status('roll')).sandboxes.map((s) => s.sandboxId);
 
   await h.update('roll', { scaling: { maxScale: 4 } });
-  await h.sim.advance(100);
+  await h.advance(100);
   t.like(await h.status('roll'), { version: 1, state: 'active', ready: 2 });
   t.deepEqual((await h.status('roll')).sandboxes.map((s) => s.sandboxId), old, 'nothing restarted');
 
@@ -193,7 +195,7 @@ test('an update rolls out: new sandboxes of the new version, each ready one drai
   t.like(await h.status('roll'), { version: 3, state: 'updating', outdated: 2 });
   // While the new ones start, the old ones serve.
   t.is(tally(await settle(h, h.invoke('roll', 1), 10), true), '200v1x1');
-  await h.sim.advance(100);
+  await h.advance(100);
   const done = await h.status('roll');
   t.like(done, { version: 3, state: 'active', outdated: 0, ready: 2 });
   t.false(done.sandboxes.some((s) => old.includes(s.sandboxId)), 'the old sandboxes are drained and deleted');

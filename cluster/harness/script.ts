@@ -7,8 +7,8 @@ import type { Harness } from './harness.js';
 const transcripts = new URL('../../../cluster/harness/transcripts/', import.meta.url);
 
 /**
- * Compares the harness's transcript with `transcripts/<name>.txt`; `UPDATE_TRANSCRIPTS=1` writes it instead, and
- * the diff is reviewed like code. A missing file fails: a lost transcript must not turn the test into one that
+ * Compares the harness's transcript (steps `> ...` interleaved with their output) with `transcripts/<name>.txt`;
+ * `UPDATE_TRANSCRIPTS=1` writes it instead, and the diff is reviewed like code. A missing file fails: a lost transcript must not turn the test into one that
  * cannot fail.
  */
 export function checkTranscript(t: ExecutionContext, name: string, harness: Harness): void {
@@ -29,8 +29,11 @@ export function checkTranscript(t: ExecutionContext, name: string, harness: Harn
 
 /** Advances the clock by `stepMs` until every invocation has an outcome (or `limitMs` passed), then returns them. */
 export async function settle(harness: Harness, pending: Promise<InvocationOutcome>[], stepMs = 100, limitMs = 120_000): Promise<InvocationOutcome[]> {
+  harness.sim.command(`settle ${pending.length} invocation(s), advancing ${stepMs} ms at a time`);
   let done = 0;
   pending.forEach((p) => p.then(() => (done += 1), () => (done += 1)));
-  for (let waited = 0; done < pending.length && waited < limitMs; waited += stepMs) await harness.sim.advance(stepMs);
+  let waited = 0;
+  for (; done < pending.length && waited < limitMs; waited += stepMs) await harness.sim.advance(stepMs);
+  harness.sim.note(`${done} of ${pending.length} settled after ${waited} ms`);
   return Promise.all(pending);
 }

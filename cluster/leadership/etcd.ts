@@ -14,6 +14,7 @@
 // says the lease is gone or the key is no longer the one it created.
 import type { Etcd3, Lease, Watcher } from 'etcd3';
 import type { LeaderView, Leadership, LeadershipEvents, ReplicaInfo } from './leadership.js';
+import { DISTRIBUTED } from '../../actors/settings.js';
 
 export interface EtcdLeadershipOptions {
   readonly client: Etcd3;
@@ -42,7 +43,7 @@ export interface EtcdLeadershipOptions {
 }
 
 export const LEADER_KEY = 'leader/current';
-export const DEFAULT_LEASE_TTL_S = 2;
+export const DEFAULT_LEASE_TTL_S = DISTRIBUTED.leaseTtlS.default;
 
 type Phase =
   | { readonly kind: 'idle' }

@@ -13,6 +13,7 @@
 // `capMiB`: before the first stem is measured, the runtime's estimate stands in for it.
 //
 // Pure bookkeeping over an injected timer and a factory (the runtime's), so tests drive it on a manual clock.
+import { DirigentError } from '../../actors/errors.js';
 
 export interface PoolSettings {
   /** Stems kept started per memory class; a class missing here (or with 0) has no pool. */
@@ -66,9 +67,11 @@ export interface PoolStats {
   readonly startFailures: number;
 }
 
-export class PoolSettingsError extends Error {
-  override readonly name = 'PoolSettingsError';
-  readonly code = 'INVALID_POOL_SETTINGS';
+export class PoolSettingsError extends DirigentError<'INVALID_POOL_SETTINGS'> {
+  override name = 'PoolSettingsError';
+  constructor(message: string, options?: { readonly cause?: unknown }) {
+    super('INVALID_POOL_SETTINGS', message, options);
+  }
 }
 
 /** Throws naming the first bad field, its value and unit. */

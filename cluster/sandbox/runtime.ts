@@ -3,6 +3,8 @@
 import { isAbsolute } from 'node:path';
 import type { LogStream } from '../../actors/sandbox-logs.js';
 import type { PoolStats } from './pool.js';
+import { DirigentError } from '../../actors/errors.js';
+import type { RuntimeKind } from '../../actors/settings.js';
 
 /** What to run and with which limits. Units are in the field names or comments. */
 export interface SandboxSpec {
@@ -93,7 +95,7 @@ export interface SandboxLogEntry {
 }
 
 export interface SandboxRuntime {
-  readonly name: 'thread' | 'process' | 'simulated';
+  readonly name: RuntimeKind;
   /** Resolves once the sandbox can serve. */
   create(spec: SandboxSpec): Promise<Sandbox>;
   /** Idempotent; resolves when nothing of the sandbox is left running. */
@@ -126,14 +128,8 @@ export type SandboxErrorCode =
   | 'SANDBOX_ABORTED'
   | 'RUNTIME_CLOSED';
 
-export class SandboxError extends Error {
-  override readonly name = 'SandboxError';
-  constructor(
-    readonly code: SandboxErrorCode,
-    message: string,
-  ) {
-    super(message);
-  }
+export class SandboxError extends DirigentError<SandboxErrorCode> {
+  override name = 'SandboxError';
 }
 
 export function assertNever(value: never): never {

@@ -12,6 +12,7 @@
 import { noop } from 'cockatiel';
 import { Etcd3, type IOptions } from 'etcd3';
 import { checkKey, closedError, encodeValue, StoreError, type Store } from './store.js';
+import { DISTRIBUTED } from '../../actors/settings.js';
 
 /** Per request, ms: a store call never waits longer on an unreachable etcd. */
 const CALL_TIMEOUT_MS = 3000;
@@ -55,7 +56,7 @@ export class EtcdStore implements Store {
   ) {}
 
   static open(options: EtcdStoreOptions): EtcdStore {
-    return new EtcdStore(new Etcd3(etcdClientOptions(options.endpoints)), options.prefix ?? 'dirigent/', undefined, true);
+    return new EtcdStore(new Etcd3(etcdClientOptions(options.endpoints)), options.prefix ?? DISTRIBUTED.etcdPrefix, undefined, true);
   }
 
   /** A view of this store whose writes commit only while `leaderKey` (unprefixed) was created at revision `term`. */

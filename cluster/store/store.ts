@@ -1,5 +1,6 @@
 // The store port: where desired state lives (function specs, node and data-plane registrations).
 // Actual state (which sandbox runs where) is never written here; it is rebuilt from the workers.
+import { DirigentError } from '../../actors/errors.js';
 
 /** Keys look like `functions/<name>`, `nodes/<id>`, `dataplanes/<id>`; values are JSON-able. */
 export interface Store {
@@ -30,15 +31,8 @@ export type StoreErrorCode =
   /** A fenced write (etcd) was refused: the writer's leadership term is over. */
   | 'STORE_FENCED';
 
-export class StoreError extends Error {
-  override readonly name = 'StoreError';
-  constructor(
-    readonly code: StoreErrorCode,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
+export class StoreError extends DirigentError<StoreErrorCode> {
+  override name = 'StoreError';
 }
 
 /**

@@ -6,6 +6,7 @@ import { DeadlineTable } from '../../runtime/deadline-table.js';
 import { REQUEST_CODEC, RESULT_CODEC } from './invoke-codec.js';
 import type { InvokeRequest, InvokeResponse } from '../sandbox/index.js';
 import type { InvokeErrorCode, RequestFrame, ResultFrame } from './protocol.js';
+import { DirigentError } from '../../actors/errors.js';
 
 export type SandboxClientErrorCode =
   | InvokeErrorCode
@@ -16,14 +17,8 @@ export type SandboxClientErrorCode =
   /** The address is not `host:port`. */
   | 'BAD_ADDRESS';
 
-export class SandboxClientError extends Error {
-  override readonly name = 'SandboxClientError';
-  constructor(
-    readonly code: SandboxClientErrorCode | string,
-    message: string,
-  ) {
-    super(message);
-  }
+export class SandboxClientError extends DirigentError<SandboxClientErrorCode> {
+  override name = 'SandboxClientError';
 }
 
 export interface SandboxClientOptions {

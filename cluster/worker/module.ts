@@ -39,9 +39,11 @@ import {
   type SandboxSpec,
 } from '../sandbox/index.js';
 import { serveInvocations, type InvocationServer } from './invoke-server.js';
+import { DirigentError } from '../../actors/errors.js';
+import type { RuntimeKind } from '../../actors/settings.js';
 
 export interface WorkerOptions {
-  readonly runtime: 'thread' | 'process' | 'simulated';
+  readonly runtime: RuntimeKind;
   /** Creation latency of simulated sandboxes (ms, on the shard's clock). Default: fixed 0 ms. */
   readonly simulatedLatency?: LatencyDistribution;
   /** Interface the invocation servers listen on, and the host in the address they announce. Default 127.0.0.1. */
@@ -64,14 +66,8 @@ const POOL_REPORT_EVERY_MS = 100;
 
 export type WorkerErrorCode = 'INVALID_WORKER_OPTIONS' | 'WORKER_NOT_STARTED' | 'SANDBOX_EXISTS';
 
-export class WorkerError extends Error {
-  override readonly name = 'WorkerError';
-  constructor(
-    readonly code: WorkerErrorCode,
-    message: string,
-  ) {
-    super(message);
-  }
+export class WorkerError extends DirigentError<WorkerErrorCode> {
+  override name = 'WorkerError';
 }
 
 export const DEFAULT_WORKER_HOST = '127.0.0.1';

@@ -24,6 +24,8 @@ export interface ReplyTo {
   readonly origin: number;
   /** Correlation id, unique per origin. */
   readonly id: number;
+  /** The asker is in another process: the runtime packs the value where it is made (runtime/packed.ts). */
+  readonly packed?: boolean;
 }
 
 export interface ActorError {

@@ -316,8 +316,8 @@ export type SchedulerMessage =
   | { readonly type: 'sch.abandon'; readonly functionName: string; readonly sandboxIds: readonly string[] }
   | { readonly type: 'sch.setSchedulable'; readonly nodeId: string; readonly schedulable: boolean }
   | { readonly type: 'sch.deregister'; readonly nodeId: string }
-  /** Reconstruction: allocations found on the workers. */
-  | { readonly type: 'sch.adopt'; readonly sandboxes: readonly SandboxReport[] }
+  /** Reconstruction: allocations found on the workers (a whole SandboxReport will do; this is what is read). */
+  | { readonly type: 'sch.adopt'; readonly sandboxes: readonly Pick<SandboxReport, 'sandboxId' | 'functionName' | 'nodeId' | 'resources'>[] }
   /** Asked: replies `NodeView[]`. */
   | { readonly type: 'sch.nodes' }
   | { readonly type: 'sch.checkHeartbeats' };

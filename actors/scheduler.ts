@@ -274,7 +274,7 @@ function place(w: Work, functionName: string, request: SandboxRequest, sandboxId
   w.reply(reply);
 }
 
-function adopt(w: Work, reports: readonly SandboxReport[]): void {
+function adopt(w: Work, reports: Extract<SchedulerMessage, { type: 'sch.adopt' }>['sandboxes']): void {
   for (const report of reports) {
     if (!w.nodes.has(report.nodeId)) {
       w.log('warn', `sandbox ${report.sandboxId} reported on unregistered node ${report.nodeId}: not recorded`);

@@ -6,10 +6,13 @@
 //   failoverMs     SIGKILL of the leader -> the answer to a cold start sent at that instant (it waits in the
 //                  data plane's queue until the new leader has rebuilt and scales the function);
 //   electedMs      SIGKILL -> another replica answers /readyz as leader (rebuilding or serving);
-//   failedWarm / warmSent  a steady open-loop warm load over both data planes across the failover.
+//   failedWarm / warmSent  a steady open-loop warm load over both data planes across the failover;
+//   cpuMs          CPU time (user + system, from /proc; Linux) each process spent from the kill to that answer:
+//                  the work of a failover, which unlike its latency does not depend on how busy the machine is.
 // Baselines from the same run: coldStartMs (a cold start with a live leader), leaseTtlMs (no successor can be
 //   elected before the lease expires).
 // Run: npm run bench:failover  (FAILOVER_NODES, FAILOVER_SANDBOXES, FAILOVER_WARM_RPS, FAILOVER_LEASE_TTL_S)
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -45,6 +48,18 @@ const cluster = await DistributedCluster.start({
   onOutput: (line) => log.push(Number.isFinite(killedAt) ? `+${Math.round(performance.now() - killedAt)} ms ${line}` : line),
 });
 
+/** CPU time a process has used, ms (utime + stime of /proc/<pid>/stat, in ticks of 10 ms); NaN when unreadable. */
+function cpuMsOf(pid: number | undefined): number {
+  try {
+    // Fields after the command name, which may contain spaces: its closing parenthesis ends it.
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return NaN;
+  }
+}
+const cpuOfAll = () => new Map(cluster.processes.map((p) => [p.name, cpuMsOf(p.child.process.pid)]));
+
 const spec = (name: string, extra: Record<string, unknown>) => ({ name, runtime: 'simulated', source: { kind: 'builtin', workload: 'empty' }, cpuMilli: 1, memoryMiB: 1, ...extra });
 const coldStart = async (url: string) => {
   const started = performance.now();
@@ -75,6 +90,7 @@ try {
 
   const load = startSteadyLoad({ targets: invoke, path: '/invoke/warm', ratePerSec: WARM_RPS, connections: 64 });
   await new Promise((resolve) => setTimeout(resolve, 2000));
+  const cpuBefore = cpuOfAll();
   const killed = performance.now();
   killedAt = killed;
   cluster.byName(leader.name).child.process.kill('SIGKILL');
@@ -89,6 +105,7 @@ try {
   })();
   await coldStart(`${invoke[1]!}/invoke/after`);
   const failoverMs = performance.now() - killed;
+  const cpuMs = Object.fromEntries([...cpuOfAll()].filter(([name]) => name !== leader.name).map(([name, ms]) => [name, ms - cpuBefore.get(name)!]));
   const electedMs = await elected;
   await new Promise((resolve) => setTimeout(resolve, 2000));
   const answers = await load.stop();
@@ -112,6 +129,7 @@ try {
       warmSent: answers.length,
       warmRps: Math.round(answers.length / (answers.at(-1)!.sentAtMs / 1000)),
       coldStartMs: Math.round(coldStartMs),
+      cpuMs,
       leaseTtlMs: LEASE_TTL_S * 1000,
       term: next.term,
     })}\n`,

@@ -20,6 +20,14 @@ export function monotonicUs(): number {
 }
 
 /**
+ * Monotonic milliseconds on one clock for every thread of the process (performance.now counts from each
+ * thread's own start): for deadlines one thread sets and another checks.
+ */
+export function processMonotonicMs(): number {
+  return Number(process.hrtime.bigint()) / 1e6;
+}
+
+/**
  * Wall time in ms with sub-ms precision, comparable across the threads of a process (each thread's
  * performance.now() counts from its own start, timeOrigin says when that was): for step traces, never behaviour.
  */

@@ -8,12 +8,17 @@ export const ASK = 1;
 export const REPLY = 2;
 export const SPAWN = 3;
 
+/**
+ * `b`, on a tell or ask between processes: the message packed by the shard that sent it (`m` is then undefined),
+ * relayed as bytes by both main threads and unpacked by the shard that delivers it (see packed.ts).
+ */
 export type Envelope =
-  | { readonly t: typeof TELL; readonly to: Address; readonly m: unknown; readonly from?: Address | undefined }
+  | { readonly t: typeof TELL; readonly to: Address; readonly m: unknown; readonly b?: Uint8Array | undefined; readonly from?: Address | undefined }
   /** `o` = endpoint that asked, `i` = its correlation id, `ms` = the asker's timeout (lets a remote proxy expire it). */
-  | { readonly t: typeof ASK; readonly to: Address; readonly m: unknown; readonly from?: Address | undefined; readonly o: number; readonly i: number; readonly ms: number }
-  /** Routed to endpoint `o`; `v` is the value when ok, else an ActorError. */
-  | { readonly t: typeof REPLY; readonly o: number; readonly i: number; readonly ok: boolean; readonly v: unknown }
+  /** `r`: the asker is in another process, so an ok reply is packed by the shard that makes it (REPLY's `b`). */
+  | { readonly t: typeof ASK; readonly to: Address; readonly m: unknown; readonly b?: Uint8Array | undefined; readonly r?: boolean | undefined; readonly from?: Address | undefined; readonly o: number; readonly i: number; readonly ms: number }
+  /** Routed to endpoint `o`; `v` is the value when ok, else an ActorError; `b` an ok value packed (`v` then undefined). */
+  | { readonly t: typeof REPLY; readonly o: number; readonly i: number; readonly ok: boolean; readonly v: unknown; readonly b?: Uint8Array | undefined }
   | { readonly t: typeof SPAWN; readonly to: Address; readonly init: unknown };
 
 /** Shard control actor: asks to `{kind: SHARD_KIND, id: String(shard)}` reach the shard host itself. */

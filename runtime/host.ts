@@ -15,6 +15,7 @@ import type { ErrorCode } from '../actors/errors.js';
 import { ActorRuntimeError, actorError, toActorError } from './errors.js';
 import { addressKey } from './hash.js';
 import type { OutboundLink } from './link.js';
+import { unpackMessage } from './packed.js';
 import { Queue } from './queue.js';
 import { head } from './actor-query.js';
 import { printMessage } from '../actors/printer.js';
@@ -122,6 +123,8 @@ export interface ShardHostOptions {
   /** How often idle actors are looked for, ms. */
   readonly passivationSweepMs: number;
   readonly remoteKinds: readonly string[];
+  /** Pack messages to remote kinds here, not on the main thread (msgpack links only; see packed.ts). */
+  readonly packRemote?: boolean;
   /**
    * Measure step times (two monotonic clock reads and a histogram update per timed step; see TIMED_ONE_IN).
    * Off, the console still sees mailbox depth, processed, restarts and last-message time, which cost nothing.
@@ -168,7 +171,7 @@ export class ShardHost extends Endpoint {
   private counters: boolean;
 
   constructor(private readonly options: ShardHostOptions) {
-    super(options.index, options.shards, options.clock, options.links, new Set(options.remoteKinds));
+    super(options.index, options.shards, options.clock, options.links, new Set(options.remoteKinds), options.packRemote ?? false);
     this.random = options.random;
     this.log = options.log;
     this.counters = options.counters;
@@ -223,9 +226,21 @@ export class ShardHost extends Endpoint {
       return;
     }
     if (envelope.t !== TELL && envelope.t !== ASK) return;
-    const replyTo = envelope.t === ASK ? { origin: envelope.o, id: envelope.i } : undefined;
+    const replyTo = envelope.t === ASK ? (envelope.r ? { origin: envelope.o, id: envelope.i, packed: true } : { origin: envelope.o, id: envelope.i }) : undefined;
+    let message = envelope.m;
+    if (envelope.b !== undefined) {
+      // Packed by a shard of another process (packed.ts); the main threads only relayed it.
+      try {
+        message = unpackMessage(envelope.b);
+      } catch (error) {
+        this.deadLetters += 1;
+        this.log('warn', `a message for ${printAddress(envelope.to)} could not be unpacked: ${describeError(error, false)}`);
+        if (replyTo) this.reply(replyTo.origin, replyTo.id, { ok: false, error: actorError('BAD_REQUEST', 'the message could not be unpacked') });
+        return;
+      }
+    }
     if (envelope.to.kind === SHARD_KIND) {
-      this.control(envelope.m as ShardControl, replyTo);
+      this.control(message as ShardControl, replyTo);
       return;
     }
     const cell = this.cells.get(addressKey(envelope.to)) ?? (this.kinds.get(envelope.to.kind)?.virtual ? this.spawnLocal(envelope.to, undefined) : undefined);
@@ -235,7 +250,7 @@ export class ShardHost extends Endpoint {
       if (replyTo) this.reply(replyTo.origin, replyTo.id, { ok: false, error: actorError('NO_SUCH_ACTOR', `${known ? 'no actor' : 'unknown actor kind'} ${printAddress(envelope.to)}`) });
       return;
     }
-    this.enqueue(cell, { m: envelope.m, replyTo, sender: envelope.from });
+    this.enqueue(cell, { m: message, replyTo, sender: envelope.from });
   }
 
   private spawnLocal(address: Address, init: unknown): Cell | undefined {
@@ -369,7 +384,7 @@ export class ShardHost extends Endpoint {
         this.askWith(effect.to, effect.message, effect.timeoutMs, (result) => this.toSelf(cell, effect.then(result)), cell.address);
         return;
       case 'reply':
-        this.reply(effect.to.origin, effect.to.id, { ok: true, value: effect.value });
+        this.reply(effect.to.origin, effect.to.id, { ok: true, value: effect.value }, effect.to.packed);
         return;
       case 'fail':
         this.reply(effect.to.origin, effect.to.id, { ok: false, error: effect.error });
@@ -521,7 +536,7 @@ export class ShardHost extends Endpoint {
   }
 
   private control(op: ShardControl, replyTo: ReplyTo | undefined): void {
-    const answer = (value: unknown) => replyTo && this.reply(replyTo.origin, replyTo.id, { ok: true, value });
+    const answer = (value: unknown) => replyTo && this.reply(replyTo.origin, replyTo.id, { ok: true, value }, replyTo.packed);
     const fail = (code: ErrorCode, message: string) => replyTo && this.reply(replyTo.origin, replyTo.id, { ok: false, error: actorError(code, message) });
     switch (op.op) {
       case 'stats':

@@ -3,7 +3,7 @@
 // It knows nothing of functions, sandboxes or HTTP; those live in actors/ and cluster/.
 export { ActorRuntime, countersFromEnv, defaultLog, type ActorPage, type ModuleSpec, type RuntimeOptions } from './runtime.js';
 export { ShardHost, type ActorInspection, type LogLevel, type RecentMessage, type Service, type ShardContext, type ShardModule } from './host.js';
-export { ManualClock, RealClock, monotonicUs, type Clock, type TimerHandle } from './clock.js';
+export { ManualClock, RealClock, monotonicUs, processMonotonicMs, type Clock, type TimerHandle } from './clock.js';
 export { ActorRuntimeError, type RuntimeErrorCode } from './errors.js';
 export { fnv1a, shardOf, addressKey } from './hash.js';
 export { seededRandom } from './random.js';

@@ -225,8 +225,8 @@ export class ActorRuntime {
   }
 
   /** Ask on behalf of a remote asker; `settle` runs exactly once. */
-  askFor(to: Address, message: unknown, timeoutMs: number, from: Address | undefined, settle: (result: AskResult) => void): void {
-    this.client.askWith(to, message, timeoutMs, settle, from);
+  askFor(to: Address, message: unknown, timeoutMs: number, from: Address | undefined, settle: (result: AskResult) => void, packed?: Uint8Array, raw?: (bytes: Uint8Array) => void): void {
+    this.client.askWith(to, message, timeoutMs, settle, from, packed, raw);
   }
 
   /** Create an actor (no-op if it exists). */

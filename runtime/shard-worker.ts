@@ -29,6 +29,7 @@ const host = new ShardHost({
   log,
   passivationSweepMs: data.passivationSweepMs,
   remoteKinds: data.remoteKinds,
+  packRemote: data.codec === 'msgpack',
   counters: data.counters,
 });
 for (const port of ports) if (port) listen(port, codec, (envelope) => host.receive(envelope));

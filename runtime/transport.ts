@@ -7,13 +7,16 @@
 import type { Address, AskResult } from '../actors/actor.js';
 import { ASK, REPLY, SHARD_KIND, SPAWN, TELL, type Envelope, type ShardControl } from './envelope.js';
 import { ActorRuntimeError, actorError, actorErrorFrom } from './errors.js';
+import { unpackMessage } from './packed.js';
 import type { FrameConnection } from './frames.js';
 import type { ActorRuntime } from './runtime.js';
 
+/** `b`: the message as packed by the sending shard (see packed.ts), relayed as is; `m` is then absent. */
 type WireFrame =
-  | { readonly t: typeof TELL; readonly to: Address; readonly m: unknown; readonly from?: Address | undefined }
-  | { readonly t: typeof ASK; readonly to: Address; readonly m: unknown; readonly from?: Address | undefined; readonly w: number; readonly ms: number }
-  | { readonly t: typeof REPLY; readonly w: number; readonly ok: boolean; readonly v: unknown }
+  | { readonly t: typeof TELL; readonly to: Address; readonly m?: unknown; readonly b?: Uint8Array | undefined; readonly from?: Address | undefined }
+  | { readonly t: typeof ASK; readonly to: Address; readonly m?: unknown; readonly b?: Uint8Array | undefined; readonly from?: Address | undefined; readonly w: number; readonly ms: number }
+  /** `b`: an ok value as packed by the replying shard, relayed as is (`v` then absent). */
+  | { readonly t: typeof REPLY; readonly w: number; readonly ok: boolean; readonly v?: unknown; readonly b?: Uint8Array | undefined }
   | { readonly t: typeof SPAWN; readonly to: Address; readonly init: unknown };
 
 interface ProxiedAsk {
@@ -113,9 +116,12 @@ export class ClusterTransport {
       return;
     }
     switch (envelope.t) {
-      case TELL:
-        for (const peer of peers) peer.send({ t: TELL, to: envelope.to, m: envelope.m, from: envelope.from } satisfies WireFrame);
+      case TELL: {
+        // Only one of m and b on the wire (an absent key costs nothing; an undefined one 5 bytes).
+        const frame: WireFrame = envelope.b === undefined ? { t: TELL, to: envelope.to, m: envelope.m, from: envelope.from } : { t: TELL, to: envelope.to, b: envelope.b, from: envelope.from };
+        for (const peer of peers) peer.send(frame);
         return;
+      }
       case SPAWN:
         for (const peer of peers) peer.send({ t: SPAWN, to: envelope.to, init: envelope.init } satisfies WireFrame);
         return;
@@ -124,7 +130,11 @@ export class ClusterTransport {
         const connection = peers[0]!;
         const wire = this.nextWireId++;
         this.proxied.set(wire, { origin: envelope.o, id: envelope.i, connection, expiresAt: this.now() + envelope.ms });
-        connection.send({ t: ASK, to: envelope.to, m: envelope.m, from: envelope.from, w: wire, ms: envelope.ms } satisfies WireFrame);
+        connection.send(
+          (envelope.b === undefined
+            ? { t: ASK, to: envelope.to, m: envelope.m, from: envelope.from, w: wire, ms: envelope.ms }
+            : { t: ASK, to: envelope.to, b: envelope.b, from: envelope.from, w: wire, ms: envelope.ms }) satisfies WireFrame,
+        );
         return;
       }
     }
@@ -153,9 +163,15 @@ export class ClusterTransport {
   }
 
   private inbound(connection: FrameConnection, frame: WireFrame): void {
+    // Packed bytes are unpacked by the shard that delivers them (a shard control ask is read here, so never packed).
+    if ((frame.t === TELL || frame.t === ASK) && frame.b !== undefined && (!(frame.b instanceof Uint8Array) || frame.to.kind === SHARD_KIND)) {
+      this.undeliverable += 1;
+      if (frame.t === ASK) connection.send({ t: REPLY, w: frame.w, ok: false, v: actorError('BAD_REQUEST', 'a packed message must be bytes, for an actor') } satisfies WireFrame);
+      return;
+    }
     switch (frame.t) {
       case TELL:
-        if (!this.remoteKinds.has(frame.to.kind) && frame.to.kind !== SHARD_KIND) this.runtime.routeFromRemote({ t: TELL, to: frame.to, m: frame.m, from: frame.from });
+        if (!this.remoteKinds.has(frame.to.kind) && frame.to.kind !== SHARD_KIND) this.runtime.routeFromRemote({ t: TELL, to: frame.to, m: frame.m, b: frame.b, from: frame.from });
         return;
       case SPAWN:
         if (!this.remoteKinds.has(frame.to.kind)) this.runtime.routeFromRemote({ t: SPAWN, to: frame.to, init: frame.init });
@@ -169,17 +185,33 @@ export class ClusterTransport {
         } else if (frame.to.kind === SHARD_KIND && !(/^\d+$/.test(frame.to.id) && Number(frame.to.id) < this.runtime.shards)) {
           // Routing an unknown shard index would throw (no link to it) inside this frame handler.
           answer({ ok: false, error: actorError('NO_SUCH_ACTOR', `this process has shards 0..${this.runtime.shards - 1}, not ${JSON.stringify(frame.to.id)}`) });
-        } else this.runtime.askFor(frame.to, frame.m, frame.ms, frame.from, answer);
+        } else this.runtime.askFor(frame.to, frame.m, frame.ms, frame.from, answer, frame.b, (bytes) => connection.send({ t: REPLY, w: frame.w, ok: true, b: bytes } satisfies WireFrame));
         return;
       }
       case REPLY: {
         const ask = this.proxied.get(frame.w);
         if (ask === undefined) return; // the asker already timed out
         this.proxied.delete(frame.w);
+        if (frame.b !== undefined) return this.packedReplyTo(ask, frame.b);
         this.replyTo(ask, frame.ok ? { ok: true, value: frame.v } : { ok: false, error: actorErrorFrom(frame.v) });
         return;
       }
     }
+  }
+
+  /** An ok reply packed by the peer's shard: unpacked by whoever asked (a shard, or this thread), not here. */
+  private packedReplyTo(ask: ProxiedAsk, bytes: unknown): void {
+    if (!(bytes instanceof Uint8Array)) return this.replyTo(ask, { ok: false, error: actorError('BAD_REQUEST', 'a packed reply must be bytes') });
+    if (ask.settle) {
+      let value: unknown;
+      try {
+        value = unpackMessage(bytes);
+      } catch {
+        return ask.settle({ ok: false, error: actorError('BAD_REQUEST', 'the reply could not be unpacked') });
+      }
+      return ask.settle({ ok: true, value });
+    }
+    this.runtime.routeFromRemote({ t: REPLY, o: ask.origin, i: ask.id, ok: true, v: undefined, b: bytes });
   }
 
   private replyTo(ask: ProxiedAsk, result: AskResult): void {

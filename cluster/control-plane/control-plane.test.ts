@@ -188,6 +188,44 @@ test.serial('after a control-plane restart, both router replicas of a two-shard 
   await until(async () => ((await second.runtime.ask<FunctionStatus>(functionAddress('pair'), { type: 'fn.status' })).sandboxes.length === 0 ? true : undefined), 'drained and deleted', 500, 20);
 });
 
+test.serial('a data plane that connects while the new leader waits for its workers is held, not refused: it connects once and gets the new term\'s sets as the functions start', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'dirigent-cp-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const store = { kind: 'file' as const, dir };
+  const first = await ControlPlane.start({ host: '127.0.0.1', clusterPort: 0, token: TOKEN, store, shards: 1, onLog: quiet });
+  const clusterAddress = first.clusterAddress;
+  const worker = await WorkerDaemon.start({ id: 'w1', controlPlane: clusterAddress, token: TOKEN, host: '127.0.0.1', runtime: 'simulated', capacity: { cpuMilli: 4000, memoryMiB: 8192, slots: 50 }, shards: 1, onLog: quiet });
+  t.teardown(() => worker.stop());
+  // A second registered worker that will not come back: the next leader waits for it until its bound.
+  const gone = await WorkerDaemon.start({ id: 'w2', controlPlane: clusterAddress, token: TOKEN, host: '127.0.0.1', runtime: 'simulated', capacity: { cpuMilli: 4000, memoryMiB: 8192, slots: 50 }, shards: 1, onLog: quiet });
+  const dpLog: string[] = [];
+  const dp = await DataPlane.start({ id: 'dp1', controlPlane: clusterAddress, token: TOKEN, host: '127.0.0.1', httpPort: 0, shards: 1, onLog: (_level, text) => dpLog.push(text) });
+  t.teardown(() => dp.stop());
+  const port = Number(dp.invokeAddress.split(':')[1]);
+  await until(async () => (await first.nodes()).length === 2 && first.listDataplanes().some((d) => d.connected), 'workers and data plane registered');
+  t.true((await first.createFunction({ ...echoSpec('held'), concurrency: 4, scaling: { minScale: 1, maxScale: 1 } })).ok);
+  await until(async () => (await first.runtime.ask<FunctionStatus>(functionAddress('held'), { type: 'fn.status' })).ready === 1, 'one ready');
+  await gone.stop();
+  await first.stop();
+
+  const second = await ControlPlane.start({ host: '127.0.0.1', clusterPort: Number(clusterAddress.split(':')[1]), token: TOKEN, store, shards: 1, reconstructTimeoutMs: 1500, onLog: quiet });
+  t.teardown(() => second.stop());
+  const connected = () => dpLog.filter((line) => line.startsWith(`connected to the control plane at ${clusterAddress} (term ${second.term})`)).length;
+  await until(async () => connected() === 1, 'the data plane connected to the new leader', 100, 20);
+  t.is(second.status().reconstruction.phase, 'waiting', 'connected during the rebuild');
+  t.false(second.listDataplanes().some((d) => d.connected), 'held: nothing is routed to it before the functions start');
+  await second.whenServing();
+  const term = await until(async () => {
+    const view = await dp.runtime.inspect(routerReplicaAddress('held', 0)).catch(() => undefined);
+    const held = (view?.state as { term?: number } | undefined)?.term;
+    return held === second.term ? held : undefined;
+  }, 'the router on the new term');
+  t.is(term, second.term);
+  t.true(second.listDataplanes().some((d) => d.connected));
+  t.is((await request(port, { method: 'POST', path: '/invoke/held', body: 'x', timeoutMs: 10_000 })).status, 200);
+  t.is(connected(), 1, 'one connection: never refused, never dropped');
+});
+
 test('Dirigent registration with no data plane registered is refused with 503 NO_DATAPLANE, not an empty 200, and creates nothing', async (t) => {
   const plane = await ControlPlane.start({ host: '127.0.0.1', clusterPort: 0, token: TOKEN, store: { kind: 'memory' }, shards: 1, onLog: quiet });
   t.teardown(() => plane.stop());

@@ -97,6 +97,14 @@ export interface FunctionView {
   readonly autoscaler: AutoscalerStatus | null;
 }
 
+/** A greeted data plane, as it announced itself. */
+interface JoiningDataplane {
+  readonly connection: FrameConnection;
+  readonly shards: number;
+  readonly invokeAddress: string;
+  readonly compatAddress?: string;
+}
+
 interface WorkerInfo {
   readonly nodes: readonly string[];
 }
@@ -124,6 +132,10 @@ const MAX_DATAPLANE_SHARDS = 256;
 const KEYS = { functions: 'functions/', workers: 'workers/', dataplanes: 'dataplanes/' } as const;
 /** Default bound on the reconstruction wait, ms: workers reconnect within their retry backoff (<= 500 ms). */
 export const RECONSTRUCT_TIMEOUT_MS = 3000;
+/** Sandboxes adopted by functions per event-loop turn of the rebuild (~0.5 MB of messages to the shards, a few ms to pack). */
+const SANDBOXES_PER_TURN = 2500;
+/** Sandboxes per `sch.adopt` message. */
+const ADOPT_CHUNK = 500;
 /** Data planes that join within this of the first are announced to the functions together, ms. */
 const JOIN_BATCH_MS = 20;
 
@@ -139,6 +151,8 @@ export class ControlPlane {
   private readonly nodeConnections = new Map<string, FrameConnection>();
   /** `shards`: how many router replicas report for it, each under its dataplaneReplicaId. */
   private readonly dataplanes = new Map<string, { connection: FrameConnection | undefined; invokeAddress: string; compatAddress?: string; shards: number }>();
+  /** Data planes greeted during the rebuild: they join when the functions start. */
+  private readonly joiningDataplanes = new Map<string, JoiningDataplane>();
   /** Worker registrations (desired state): id -> its node ids, as last announced. */
   private readonly workers = new Map<string, readonly string[]>();
   /** While waiting: what each worker's nodes listed, by worker id. */
@@ -166,6 +180,14 @@ export class ControlPlane {
   });
   private reconstruction: Omit<ReconstructionStatus, 'workersMissing'> = { phase: 'waiting', workersExpected: 0, workersQueried: 0, sandboxesAdopted: 0, tookMs: null };
   private markServing: () => void = () => undefined;
+  /**
+   * Set once the wait for the workers is over: from then on a worker's sandboxes are adopted as it lists them
+   * and a data plane joins at once, while the functions are still being started (over several turns).
+   */
+  private waitOver = false;
+  /** Data planes routed to whose frames wait until every function is configured. */
+  private readonly heldDataplanes: FrameConnection[] = [];
+  private joinedWhileStarting = false;
   /** Resolves once the functions run (reconstruction done, or stopped); admin operations wait for it. */
   private readonly serving: Promise<void>;
 
@@ -247,15 +269,17 @@ export class ControlPlane {
 
   /** Desired state only: function specs, data-plane and worker registrations. Sandboxes come from the workers. */
   private async loadDesiredState(): Promise<void> {
-    for (const { value } of await this.store.list(KEYS.dataplanes)) {
+    // Read together: three round trips to etcd in sequence are on the failover's path.
+    const [dataplanes, workers, functions] = await Promise.all([this.store.list(KEYS.dataplanes), this.store.list(KEYS.workers), this.store.list(KEYS.functions)]);
+    for (const { value } of dataplanes) {
       const dp = value as { id: string; invokeAddress: string; compatAddress?: string };
       if (!this.dataplanes.has(dp.id)) this.dataplanes.set(dp.id, { connection: undefined, invokeAddress: dp.invokeAddress, compatAddress: dp.compatAddress, shards: 1 });
     }
-    for (const { value } of await this.store.list(KEYS.workers)) {
+    for (const { value } of workers) {
       const worker = value as { id: string; nodes: string[] };
       if (!this.workers.has(worker.id)) this.workers.set(worker.id, worker.nodes);
     }
-    for (const { value } of await this.store.list(KEYS.functions)) {
+    for (const { value } of functions) {
       const parsed = parseFunctionSpec(value);
       if (!parsed.ok) {
         this.log('error', `stored function is invalid and was skipped: ${JSON.stringify(parsed.errors)}`);
@@ -291,19 +315,41 @@ export class ControlPlane {
       });
     }
     if (this.stopped) return;
+    this.waitOver = true;
     const listedMs = Math.round(performance.now() - this.startedAt);
     const reports = [...this.listed.values()].flat();
     this.listed.clear();
     const missing = [...this.workers.keys()].filter((id) => !this.connectedWorkers.has(id));
     if (missing.length > 0) this.log('warn', `reconstruction: no answer from worker(s) ${missing.join(', ')} within ${timeoutMs} ms; their sandboxes are adopted if they come back`);
     const byFunction = this.adoptReports(reports);
+    // Data planes that connected during the rebuild join now, before the functions start: each function's first
+    // snapshot (pushed by its configure) goes to every one of them.
+    for (const [id, joining] of this.joiningDataplanes) if (!joining.connection.isClosed) this.registerDataplane(id, joining, false);
+    this.joiningDataplanes.clear();
+    this.announceDataplanes();
     // Told, not asked: each function takes its sandboxes, then its configure pushes one full snapshot of this
     // term. Anything asked of a function later (admin calls, data-plane lookups) queues behind these.
-    for (const spec of this.functions.values()) {
+    // Functions with the fewest live sandboxes first: those with none cannot serve a request until they scale
+    // (their callers wait in the data planes' queues), while the others' routers keep serving with the sets
+    // they hold. A few functions per event-loop turn, so that their adoptions (10 000 sandboxes: megabytes)
+    // reach the shards in pieces and the first functions' scale-ups are not queued behind all of them.
+    const order = [...this.functions.values()].sort((a, b) => (byFunction.get(a.name)?.length ?? 0) - (byFunction.get(b.name)?.length ?? 0));
+    let told = 0;
+    for (const spec of order) {
       const sandboxes = byFunction.get(spec.name);
       if (sandboxes) this.runtime.tell(functionAddress(spec.name), { type: 'fn.adopt', sandboxes });
       this.runtime.tell(functionAddress(spec.name), { type: 'fn.configure', spec });
+      told += sandboxes?.length ?? 0;
+      if (told >= SANDBOXES_PER_TURN) {
+        told = 0;
+        await new Promise((resolve) => setImmediate(resolve));
+        if (this.stopped) return;
+      }
     }
+    // What the data planes sent meanwhile (lookups, loads, backlogs) reaches configured functions: after the configures.
+    for (const connection of this.heldDataplanes.splice(0)) if (!connection.isClosed) this.transport.attach(connection);
+    // One that joined while the functions were started missed the snapshots of those configured before it.
+    if (this.joinedWhileStarting) this.announceDataplanes();
     this.reconstruction = { ...this.reconstruction, phase: 'serving', tookMs: Math.round(performance.now() - this.startedAt) };
     this.workersMissing = missing;
     this.log('info', `term ${this.term}: serving after ${this.reconstruction.tookMs} ms (workers listed after ${listedMs} ms); ${this.reconstruction.sandboxesAdopted} sandbox(es) adopted from ${this.reconstruction.workersQueried} worker(s), ${this.functions.size} function(s)`);
@@ -367,29 +413,51 @@ export class ControlPlane {
       return undefined;
     }
     if (role === 'dataplane') {
-      // Until the functions run, a data plane's lookups would find no function actor and answer 404: it keeps
-      // routing with the set it holds and connects again in a moment (its link retries every <= 200 ms).
-      if (!this.isServing) return 'the leader is rebuilding from the workers; retry shortly';
       const { invokeAddress, compatAddress, shards = 1 } = (info ?? {}) as { invokeAddress?: unknown; compatAddress?: unknown; shards?: unknown };
       if (typeof invokeAddress !== 'string') return 'a data plane must announce its invocation address';
       if (id.includes('#')) return `a data plane id may not contain '#' (its shards report as <id>#<shard>), got ${JSON.stringify(id)}`;
       if (compatAddress !== undefined && typeof compatAddress !== 'string') return 'a compatibility address must be host:port';
       if (typeof shards !== 'number' || !Number.isInteger(shards) || shards < 1 || shards > MAX_DATAPLANE_SHARDS) return `a data plane's shard count must be an integer in 1..${MAX_DATAPLANE_SHARDS}`;
-      const known = this.dataplanes.get(id);
-      const registration = { invokeAddress, compatAddress };
-      this.dataplanes.set(id, { connection, shards, ...registration });
-      this.transport.attach(connection);
+      const joining: JoiningDataplane = { connection, shards, invokeAddress, compatAddress };
+      if (this.isServing) return void this.registerDataplane(id, joining, true);
+      // No listener: its frames are held on the connection until `transport.attach` (the handshake's is replaced).
+      connection.onFrame(undefined);
+      if (this.waitOver) {
+        // The functions are being started: routed to from now on, heard once all are configured (see `reconstruct`).
+        this.registerDataplane(id, joining, false);
+        this.joinedWhileStarting = true;
+        return undefined;
+      }
+      // Until the functions run, a data plane's lookups would find no configured function: it is held (its frames
+      // wait on the connection, nothing is routed to it) and joins as the functions start, so that their first
+      // snapshot reaches it without a reconnection or a second round of snapshots.
+      this.joiningDataplanes.set(id, joining);
       connection.onClose(() => {
-        const current = this.dataplanes.get(id);
-        if (current?.connection === connection) {
-          this.dataplanes.set(id, { connection: undefined, shards, ...registration });
-          this.announceDataplanes();
-        }
+        if (this.joiningDataplanes.get(id)?.connection === connection) this.joiningDataplanes.delete(id);
       });
-      if (known?.invokeAddress !== invokeAddress || known.compatAddress !== compatAddress) this.persist(`${KEYS.dataplanes}${id}`, { id, ...registration });
       return undefined;
     }
     return `unknown role ${role}`;
+  }
+
+  /**
+   * A data plane from now on: routed to, its registration stored, and its frames served (`hear`) or held until
+   * the functions are configured (`heldDataplanes`, attached by `reconstruct`).
+   */
+  private registerDataplane(id: string, { connection, shards, invokeAddress, compatAddress }: JoiningDataplane, hear: boolean): void {
+    const known = this.dataplanes.get(id);
+    const registration = { invokeAddress, compatAddress };
+    this.dataplanes.set(id, { connection, shards, ...registration });
+    if (hear) this.transport.attach(connection);
+    else this.heldDataplanes.push(connection);
+    connection.onClose(() => {
+      const current = this.dataplanes.get(id);
+      if (current?.connection === connection) {
+        this.dataplanes.set(id, { connection: undefined, shards, ...registration });
+        this.announceDataplanes();
+      }
+    });
+    if (known?.invokeAddress !== invokeAddress || known.compatAddress !== compatAddress) this.persist(`${KEYS.dataplanes}${id}`, { id, ...registration });
   }
 
   /** A registration write off the handshake's path; a failure is logged (the peer works, the next leader may not expect it). */
@@ -400,7 +468,8 @@ export class ControlPlane {
   /** After the welcome: ask a worker's nodes what they run; tell functions about a new data plane. */
   private accepted(role: string, id: string, info: unknown): void {
     if (role === 'worker') void this.reconstructFrom(id, (info as WorkerInfo).nodes);
-    else if (role === 'dataplane') this.announceJoin();
+    // One that joined during the rebuild is announced with the functions' start (see `reconstruct`).
+    else if (role === 'dataplane' && this.isServing) this.announceJoin();
   }
 
   /** Draining sandboxes wait for every connected data plane, and only those (a dead one is never waited for). */
@@ -426,7 +495,7 @@ export class ControlPlane {
   private async reconstructFrom(workerId: string, nodes: readonly string[]): Promise<void> {
     const reports = await this.listNodes(nodes);
     this.reconstruction = { ...this.reconstruction, workersQueried: this.reconstruction.workersQueried + 1 };
-    if (!this.isServing) {
+    if (!this.waitOver) {
       this.log('info', `term ${this.term}: worker ${workerId} listed ${reports.length} sandbox(es) ${Math.round(performance.now() - this.startedAt)} ms after the start`);
       // Functions start once every registered worker has listed (see `reconstruct`), with these sandboxes.
       this.listed.set(workerId, [...(this.listed.get(workerId) ?? []), ...reports]);
@@ -457,7 +526,10 @@ export class ControlPlane {
     const byFunction = new Map<string, SandboxReport[]>();
     if (reports.length === 0) return byFunction;
     this.reconstruction = { ...this.reconstruction, sandboxesAdopted: this.reconstruction.sandboxesAdopted + reports.length };
-    this.runtime.tell(schedulerAddress, { type: 'sch.adopt', sandboxes: reports });
+    // In pieces: one message of 10 000 reports is one pack of ~1 MB on this thread and one long step on the shard.
+    // Only what the scheduler reads (endpoints and times are half of a report's bytes).
+    const allocations = reports.map(({ sandboxId, functionName, nodeId, resources }) => ({ sandboxId, functionName, nodeId, resources }));
+    for (let at = 0; at < allocations.length; at += ADOPT_CHUNK) this.runtime.tell(schedulerAddress, { type: 'sch.adopt', sandboxes: allocations.slice(at, at + ADOPT_CHUNK) });
     for (const report of reports) {
       if (this.functions.has(report.functionName)) {
         const list = byFunction.get(report.functionName);

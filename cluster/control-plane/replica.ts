@@ -14,7 +14,7 @@
 import type { PlacementPolicy } from '../../actors/placement.js';
 import { defaultLog, type ActorRuntime, type LogLevel } from '../../runtime/index.js';
 import { listenFrames, type FrameServer } from '../../runtime/frames.js';
-import { EtcdLeadership, LEADER_KEY, SingleLeadership, type LeaderView, type Leadership, type ReplicaInfo } from '../leadership/index.js';
+import { LEADER_KEY, ThreadedEtcdLeadership, SingleLeadership, type LeaderView, type Leadership, type ReplicaInfo } from '../leadership/index.js';
 import { openStore, type EtcdStore, type Store, type StoreConfig } from '../store/index.js';
 import { readiness, startAdminApi, type AdminApi, type AdminTarget, type ReplicaStatus } from './admin-api.js';
 import { ControlPlane, startControlPlaneRuntime, type ClusterListener, type ListenerHandlers } from './control-plane.js';
@@ -94,9 +94,11 @@ export class ControlPlaneReplica implements AdminTarget {
       const advertise = config.advertise ?? config.host;
       const self: ReplicaInfo = { id: config.id, adminUrl: `http://${advertise}:${admin.port}`, clusterAddress: `${advertise}:${listener.port}` };
       const etcd = config.store.kind === 'etcd' ? (store as EtcdStore) : undefined;
-      const leadership = etcd
-        ? new EtcdLeadership({ client: etcd.client, prefix: etcd.prefix, self, ttlS: config.leaseTtlS, log: (level, text) => log(level, `${config.id}: ${text}`) })
-        : new SingleLeadership(store, self);
+      // The lease on a thread of its own: a leader busy rebuilding must not miss its keepalives.
+      const leadership =
+        etcd && config.store.kind === 'etcd'
+          ? new ThreadedEtcdLeadership({ endpoints: config.store.endpoints, prefix: etcd.prefix, self, ttlS: config.leaseTtlS, log: (level, text) => log(level, `${config.id}: ${text}`) })
+          : new SingleLeadership(store, self);
       replica = new ControlPlaneReplica(config, self, store, leadership, listener, log);
       // A replica that may have to take over keeps a runtime ready; the embedded one leads at once anyway.
       if (etcd) replica.prepareStandby();
@@ -104,6 +106,11 @@ export class ControlPlaneReplica implements AdminTarget {
       await leadership.start({
         elected: (term) => replica!.lead(term),
         deposed: (reason) => replica!.stepDown(reason),
+        failed: (error) => {
+          log('error', `${config.id}: ${error.message}`);
+          replica!.stepDown(error.message);
+          config.onFatal?.(error);
+        },
       });
       // The embedded replica is elected during start: return once it serves, as `dirigent up` expects.
       await replica.transitions;

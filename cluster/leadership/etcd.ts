@@ -30,6 +30,16 @@ export interface EtcdLeadershipOptions {
   /** Monotonic clock, ms (injected so tests can age a lease). */
   readonly now?: () => number;
   readonly log?: (level: 'info' | 'warn' | 'debug', text: string) => void;
+  /**
+   * False while the replica cannot act (its main thread stalled, see etcd-thread.ts): no keepalive is sent and
+   * no campaign made, so a stuck replica loses its lease and another can lead. Default: always true.
+   */
+  readonly healthy?: () => boolean;
+  /**
+   * Told on election, on every renewal while leading and on deposition (term 0): the local time (on `now`'s
+   * clock, ms) until which the replica may act under `term`, i.e. the last proven lease expiry minus `safetyMs`.
+   */
+  readonly onValidity?: (term: number, actUntil: number) => void;
 }
 
 export const LEADER_KEY = 'leader/current';
@@ -113,6 +123,7 @@ export class EtcdLeadership implements Leadership {
       if (this.phase.kind === 'leader' && Number(kv?.create_revision ?? 0) !== this.phase.term) this.depose('the leader key is no longer the one this replica created');
       return;
     }
+    if (this.options.healthy?.() === false) return;
     const lease = await this.ensureLease();
     const sent = this.now();
     const response = await client
@@ -126,6 +137,7 @@ export class EtcdLeadership implements Leadership {
       // The put succeeded with the lease attached, so the lease lived when etcd applied it (after `sent`).
       this.leaseProvenAt = Math.max(this.leaseProvenAt, sent);
       this.phase = { kind: 'leader', term, provenUntil: this.leaseProvenAt + this.ttlMs };
+      this.options.onValidity?.(term, this.phase.provenUntil - this.safetyMs);
       this.setView({ info: this.options.self, term });
       this.log('info', `elected leader (term ${term})`);
       this.events?.elected(term);
@@ -157,13 +169,17 @@ export class EtcdLeadership implements Leadership {
   private renew(): void {
     const lease = this.lease;
     if (lease === undefined || this.closed) return;
+    if (this.options.healthy?.() === false) return this.log('warn', 'keepalive withheld: this replica is stalled');
     const sent = this.now();
     const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('keepalive timed out')), this.ttlMs / 2).unref());
     Promise.race([lease.keepaliveOnce(), timeout]).then(
       () => {
         if (lease !== this.lease) return;
         this.leaseProvenAt = Math.max(this.leaseProvenAt, sent);
-        if (this.phase.kind === 'leader') this.phase.provenUntil = this.leaseProvenAt + this.ttlMs;
+        if (this.phase.kind === 'leader') {
+          this.phase.provenUntil = this.leaseProvenAt + this.ttlMs;
+          this.options.onValidity?.(this.phase.term, this.phase.provenUntil - this.safetyMs);
+        }
       },
       (error: Error) => {
         if (lease !== this.lease) return;
@@ -183,6 +199,7 @@ export class EtcdLeadership implements Leadership {
     if (this.phase.kind !== 'leader') return;
     const term = this.phase.term;
     this.phase = { kind: 'follower' };
+    this.options.onValidity?.(0, 0);
     this.lease?.release();
     this.lease = undefined;
     this.setView(undefined);

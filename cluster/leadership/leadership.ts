@@ -30,6 +30,8 @@ export interface LeadershipEvents {
   deposed(reason: string): void;
   /** Another replica's (or no) leadership as last seen; for forwarding and status. */
   leaderChanged?(leader: LeaderView | undefined): void;
+  /** Campaigning stopped for good (the thread holding the lease died): this replica can never lead again. */
+  failed?(error: Error): void;
 }
 
 export interface Leadership {

@@ -5,6 +5,7 @@ import http, { type IncomingHttpHeaders } from 'node:http';
 import { cpus } from 'node:os';
 import { ControlPlane } from '../cluster/control-plane/control-plane.js';
 import { DataPlane } from '../cluster/data-plane/data-plane.js';
+import type { PoolSettings } from '../cluster/sandbox/index.js';
 import { WorkerDaemon } from '../cluster/worker/daemon.js';
 import { until } from '../runtime/fixtures/until.js';
 
@@ -25,9 +26,13 @@ export interface BenchCluster {
 export interface BenchClusterOptions {
   readonly dataPlaneShards: number;
   readonly workerShards?: number;
-  readonly runtime: 'simulated' | 'thread';
+  readonly runtime: 'simulated' | 'thread' | 'process';
   /** Sandbox slots of the one node, sandboxes. */
   readonly slots?: number;
+  /** The worker's heartbeat period, ms (the daemon's default when absent). */
+  readonly heartbeatMs?: number;
+  /** The worker's pool of started sandboxes (none when absent). */
+  readonly pool?: PoolSettings;
 }
 
 /** Control plane (1 shard), one worker node, one data plane; resolves once the node and the data plane registered. */
@@ -49,6 +54,8 @@ export async function startCluster(options: BenchClusterOptions): Promise<BenchC
       runtime: options.runtime,
       capacity: { cpuMilli: 1_000_000, memoryMiB: 1_000_000, slots: options.slots ?? 1000 },
       shards: options.workerShards ?? 1,
+      ...(options.heartbeatMs === undefined ? {} : { heartbeatMs: options.heartbeatMs }),
+      ...(options.pool === undefined ? {} : { pool: options.pool }),
       onLog: quiet,
     });
     dp = await DataPlane.start({ id: 'dp1', controlPlane: plane.clusterAddress, token: TOKEN, host: '127.0.0.1', httpPort: 0, shards: options.dataPlaneShards, onLog: quiet });

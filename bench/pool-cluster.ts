@@ -1,12 +1,10 @@
 // Shared by the cold-start benchmarks (coldstart.ts, sandbox-coldstart.ts): a control plane, one `thread` or
 // `process` worker with or without a pool of started generic sandboxes (stem cells), and a data plane with 2
 // shards, all real (in this process, over loopback); and the ways they measure first calls of new functions.
-import { ControlPlane } from '../cluster/control-plane/control-plane.js';
-import { DataPlane } from '../cluster/data-plane/data-plane.js';
+import type { ControlPlane } from '../cluster/control-plane/control-plane.js';
 import type { PoolSettings } from '../cluster/sandbox/index.js';
-import { WorkerDaemon } from '../cluster/worker/daemon.js';
 import { HEADER_SANDBOX_START, HEADER_SANDBOX_START_MS } from '../cluster/worker/module.js';
-import { percentile, post, quiet, round, TOKEN, until } from './cluster.js';
+import { percentile, post, round, startCluster, until } from './cluster.js';
 
 export type PoolRuntime = 'thread' | 'process';
 
@@ -32,35 +30,8 @@ export async function withPoolCluster<T>(runtime: PoolRuntime, pool: PoolSetting
 /** `count` stems of the benchmark's class, and room for them. */
 export const poolOf = (count: number): PoolSettings => ({ sizes: [{ memoryMiB: MEMORY_MIB, count }], capMiB: 4096 });
 
-async function startPoolCluster(runtime: PoolRuntime, pool: PoolSettings | undefined): Promise<PoolCluster> {
-  const plane = await ControlPlane.start({ host: '127.0.0.1', clusterPort: 0, token: TOKEN, store: { kind: 'memory' }, shards: 1, onLog: quiet });
-  let worker: WorkerDaemon | undefined;
-  let dp: DataPlane | undefined;
-  const stop = async () => {
-    await dp?.stop();
-    await worker?.stop();
-    await plane.stop();
-  };
-  try {
-    worker = await WorkerDaemon.start({
-      id: 'w1',
-      controlPlane: plane.clusterAddress,
-      token: TOKEN,
-      host: '127.0.0.1',
-      runtime,
-      capacity: { cpuMilli: 1_000_000, memoryMiB: 1_000_000, slots: 1000 },
-      shards: 1,
-      heartbeatMs: 50,
-      ...(pool === undefined ? {} : { pool }),
-      onLog: quiet,
-    });
-    dp = await DataPlane.start({ id: 'dp1', controlPlane: plane.clusterAddress, token: TOKEN, host: '127.0.0.1', httpPort: 0, shards: 2, onLog: quiet });
-    await until('the node and the data plane to register', async () => ((await plane.nodes()).length === 1 && plane.listDataplanes().some((d) => d.connected) ? true : undefined), 10_000);
-  } catch (error) {
-    await stop();
-    throw error;
-  }
-  return { plane, port: Number(dp.invokeAddress.split(':')[1]), stop };
+function startPoolCluster(runtime: PoolRuntime, pool: PoolSettings | undefined): Promise<PoolCluster> {
+  return startCluster({ runtime, dataPlaneShards: 2, heartbeatMs: 50, ...(pool === undefined ? {} : { pool }) });
 }
 
 /** Until the worker's heartbeat says its pool is full (bounded). */
